@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# Build: Node 22 with the full toolchain; only the bundle leaves this stage.
+FROM node:22-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY lib ./lib
+COPY functions ./functions
+COPY ec2-agent ./ec2-agent
+COPY scripts ./scripts
+COPY test ./test
+RUN npm run build
+
+# Runtime: distroless Node 22, no shell, no package manager. The bundle is self-contained
+# (no node_modules) and writes nothing to disk, so the root filesystem can be read-only.
+FROM gcr.io/distroless/nodejs22-debian12:nonroot
+WORKDIR /app
+COPY --from=build /src/dist/random-number.mjs ./random-number.mjs
+# 65532 is distroless' "nonroot"; numeric so that Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+ENV NODE_ENV=production PORT=8080
+EXPOSE 8080
+CMD ["random-number.mjs"]

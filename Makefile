@@ -1,0 +1,48 @@
+# random-number: every entry point a user needs. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+NPM_BIN := node_modules/.bin
+OVERLAY ?= minikube
+IMAGE ?=
+TESTS ?= test/*.test.ts
+
+.PHONY: help deps prereqs lint format typecheck build start test bench demo \
+        setup-minikube deploy-knative undeploy-knative provision-ec2 teardown-ec2 ec2-results clean
+
+help: ## list the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+# npm ci rewrites node_modules/.package-lock.json, so this reruns only when the lock file is newer.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+deps: node_modules/.package-lock.json ## install the pinned dependencies (npm ci) when needed
+
+prereqs: ## check the tools the tests need (kubectl, moto_server, shellcheck); install shellcheck if root
+	@bash scripts/check-prereqs.sh
+
+lint: deps ## biome: lint and formatting check
+	$(NPM_BIN)/biome check --error-on-warnings .
+
+format: deps ## biome: fix formatting and safe lint findings
+	$(NPM_BIN)/biome check --error-on-warnings .-write .
+
+typecheck: deps ## tsc --noEmit over everything
+	$(NPM_BIN)/tsc -p .
+
+build: deps ## type-check and bundle dist/random-number.mjs (and the agent)
+	npm run --silent build
+
+start: build ## run the service locally (PORT, LOG_LEVEL, API_TOKEN, ... from the environment)
+	node dist/random-number.mjs
+
+test: deps prereqs lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
+	$(NPM_BIN)/tap $(TESTS) 2>&1 | node scripts/tap-summary.mjs
+
+bench: build ## benchmark the service against a bare node:http baseline (ratios)
+	npm run --silent bench
+
+clean: ## remove build output and local data
+	rm -rf dist .tap data

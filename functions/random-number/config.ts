@@ -1,0 +1,37 @@
+import * as z from 'zod/mini';
+import { intVar, logLevelVar, parseEnv } from '../../lib/env.ts';
+
+export interface ServiceConfig {
+  port: number;
+  /** undefined: every interface (IPv6 and IPv4), as a pod needs. */
+  host: string | undefined;
+  logLevel: string;
+  apiToken: string | undefined;
+  shutdownTimeoutMs: number;
+}
+
+const schema = z.object({
+  PORT: z._default(intVar(0, 65535), 8080),
+  HOST: z.optional(z.string()),
+  LOG_LEVEL: z._default(logLevelVar, 'info'),
+  API_TOKEN: z.optional(
+    z.string().check(
+      z.regex(/^[\x21-\x7e]+$/, {
+        error: 'must be printable ASCII with no spaces (it is sent as a Bearer token)',
+      }),
+    ),
+  ),
+  SHUTDOWN_TIMEOUT_MS: z._default(intVar(0, 3_600_000), 10_000),
+});
+
+/** Reads the service's environment once, at start. Throws ConfigError naming the bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ServiceConfig {
+  const parsed = parseEnv(schema, env);
+  return {
+    port: parsed.PORT,
+    host: parsed.HOST,
+    logLevel: parsed.LOG_LEVEL,
+    apiToken: parsed.API_TOKEN,
+    shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
+  };
+}

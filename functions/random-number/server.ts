@@ -1,0 +1,48 @@
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import { runMain } from '../../lib/cli.ts';
+import { createLogger } from '../../lib/logger.ts';
+import { createApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { type HttpServer, tuneTimeouts } from './timeouts.ts';
+
+/** The only place that listens and handles signals; everything it serves comes from createApp. */
+runMain('random-number', () => {
+  const config = loadConfig();
+  const logger = createLogger({ name: 'random-number', level: config.logLevel });
+  let shuttingDown = false;
+  const app = createApp({ logger, apiToken: config.apiToken, isShuttingDown: () => shuttingDown });
+  const server = createAdaptorServer({ fetch: app.fetch }) as HttpServer;
+  tuneTimeouts(server);
+  const log = logger.child({ module: 'server' });
+
+  server.on('error', (err) => {
+    log.fatal({ err }, 'server error');
+    process.exit(1);
+  });
+  server.listen(config.port, config.host, () => {
+    const { address, port } = server.address() as AddressInfo;
+    log.info({ address, port, auth: config.apiToken ? 'bearer' : 'none' }, 'listening');
+  });
+
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: draining connections');
+    // close() stops accepting and drops idle keep-alive sockets; sockets still busy become idle when
+    // their response ends, so keep sweeping until the last one is gone.
+    server.close(() => {
+      clearInterval(sweep);
+      log.info('shutdown complete');
+      process.exit(0);
+    });
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    setTimeout(() => {
+      log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out: closing remaining connections');
+      server.closeAllConnections();
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+});

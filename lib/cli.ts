@@ -1,0 +1,21 @@
+import { ConfigError } from './errors.ts';
+
+/**
+ * Runs a process's main function and turns known failures into one clear line on stderr and exit
+ * code 1, never a stack trace. Unknown errors are printed with their message only, then exit 1;
+ * set DEBUG=1 to see the stack.
+ */
+export function runMain(name: string, main: () => unknown | Promise<unknown>): void {
+  Promise.resolve()
+    .then(main)
+    .catch((err: unknown) => {
+      process.exitCode = 1;
+      if (err instanceof ConfigError) {
+        process.stderr.write(`${name}: ${err.message}\n`);
+        return;
+      }
+      const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      process.stderr.write(`${name}: ${message}\n`);
+      if (process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    });
+}

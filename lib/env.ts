@@ -1,0 +1,43 @@
+import * as z from 'zod/mini';
+import { ConfigError } from './errors.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Variables whose values are secrets: their values never appear in an error message. */
+const SECRET = /TOKEN|SECRET|PASSWORD|KEY/i;
+
+/**
+ * Parses `env` with a zod object schema whose keys are variable names (zod/mini: it keeps the bundles
+ * that SSM has to carry small). On failure throws one ConfigError whose message names each bad
+ * variable, what is allowed and (unless secret) what it got.
+ */
+export function parseEnv<S extends z.ZodMiniObject>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): z.infer<S> {
+  // An empty variable means "not set": `FOO= node server.js` gets the default, not an error.
+  const present = Object.fromEntries(
+    Object.keys(schema.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
+  );
+  const result = z.safeParse(schema, present);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? 'environment');
+    const got = present[name];
+    const shown = got === undefined || SECRET.test(name) ? '' : ` (got ${JSON.stringify(got)})`;
+    const message = got === undefined ? 'is required' : issue.message;
+    return `${name} ${message}${shown}`;
+  });
+  throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+}
+
+/** A whole number within [min, max]. */
+export function intVar(min: number, max: number) {
+  const error = `must be a whole number from ${min} to ${max}`;
+  return z.pipe(
+    z.string().check(z.regex(/^\d+$/, { error })),
+    z.pipe(z.transform(Number), z.number().check(z.gte(min, { error }), z.lte(max, { error }))),
+  );
+}
+
+export const logLevelVar = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` });

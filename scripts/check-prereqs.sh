@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Checks the tools `make test` needs beyond npm packages. Installs what Debian packages can give when
+# run as root; otherwise says exactly what to install and fails. Never skips a test silently.
+set -euo pipefail
+
+missing=0
+need() { # need <command> <how to install>
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "missing prerequisite: $1 — $2" >&2
+    missing=1
+  fi
+}
+
+if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing shellcheck (Debian package)..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck) >&2 || true
+fi
+
+need kubectl "install kubectl (it carries kustomize): https://kubernetes.io/docs/tasks/tools/"
+need shellcheck "install it: apt-get install shellcheck (or brew install shellcheck)"
+if ! command -v moto_server >/dev/null 2>&1 && ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+  echo "missing prerequisite: moto_server (local AWS emulator) — install it: pip install 'moto[server]'" >&2
+  missing=1
+fi
+exit "$missing"

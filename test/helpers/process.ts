@@ -1,0 +1,98 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+
+export interface Started {
+  child: ChildProcess;
+  /** Every stdout line so far (JSON log lines parse with `json()`). */
+  stdout: string[];
+  stderr: string[];
+  /** Resolves with the first stdout line matching `test`, or rejects after `timeoutMs`. */
+  waitForLine(test: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** Starts a real process, records its output line by line and kills it when the test ends. */
+export function startProcess(
+  t: Teardown,
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string } = {},
+): Started {
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH, ...options.env } as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters = new Set<{ test: (l: string) => boolean; resolve: (l: string) => void }>();
+  // stdio is ['ignore', 'pipe', 'pipe'], so both streams exist.
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    stdout.push(line);
+    for (const w of waiters) {
+      if (!w.test(line)) continue;
+      waiters.delete(w);
+      w.resolve(line);
+    }
+  });
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => stderr.push(line));
+  const exited = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+  }));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return {
+    child,
+    stdout,
+    stderr,
+    exited,
+    kill: (signal = 'SIGTERM') => void child.kill(signal),
+    waitForLine(test, timeoutMs = 10_000) {
+      const seen = stdout.find(test);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(w);
+          reject(
+            new Error(
+              `no matching line within ${timeoutMs} ms; stdout:\n${stdout.join('\n')}\nstderr:\n${stderr.join('\n')}`,
+            ),
+          );
+        }, timeoutMs);
+        const w = {
+          test,
+          resolve: (line: string) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
+        waiters.add(w);
+        exited.then(() => {
+          clearTimeout(timer);
+          if (waiters.delete(w)) reject(new Error(`process exited first; stderr:\n${stderr.join('\n')}`));
+        });
+      });
+    },
+  };
+}
+
+/** Parses a JSON log line; returns {} for anything else. */
+export function json(line: string): Record<string, unknown> {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
