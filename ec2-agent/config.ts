@@ -1,0 +1,103 @@
+import cronParser from 'cron-parser';
+import * as z from 'zod/mini';
+import { intVar, logLevelVar, parseEnv } from '../lib/env.ts';
+import { ConfigError } from '../lib/errors.ts';
+
+export interface AgentConfig {
+  serviceUrl: string;
+  /** A cron expression node-schedule understands: 5 fields, or 6 with seconds first. */
+  schedule: string;
+  outputFile: string;
+  /** The token itself, given directly; never logged. */
+  apiToken: string | undefined;
+  /** The name of an SSM SecureString holding the token, read once at start. */
+  apiTokenParameter: string | undefined;
+  requestTimeoutMs: number;
+  logLevel: string;
+}
+
+export const DEFAULTS = {
+  schedule: '* * * * *',
+  outputFile: '/root/randomNumber.txt',
+  // A scale-from-zero cold start (activator, pod scheduling, image pull, app start) commonly takes
+  // 2–4 s and can take much longer; 20 s covers a slow one and still leaves room for a retry per minute.
+  requestTimeoutMs: 20_000,
+} as const;
+
+const httpUrl = z.string().check(
+  z.refine(
+    (value) => {
+      try {
+        const url = new URL(value);
+        return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { error: 'must be an http:// or https:// URL, e.g. https://random-number.example.com/' },
+  ),
+);
+
+const cron = z.string().check(
+  z.refine((value) => cronProblem(value) === undefined, {
+    error: 'must be a cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first',
+  }),
+);
+
+const token = z.string().check(
+  z.regex(/^[\x21-\x7e]+$/, {
+    error: 'must be printable ASCII with no spaces (it is sent as a Bearer token)',
+  }),
+);
+
+const schema = z.object({
+  SERVICE_URL: httpUrl,
+  SCHEDULE: z._default(cron, DEFAULTS.schedule),
+  OUTPUT_FILE: z._default(
+    z.string().check(z.regex(/^[^\0]+$/, { error: 'must be a file path' })),
+    DEFAULTS.outputFile,
+  ),
+  API_TOKEN: z.optional(token),
+  API_TOKEN_PARAMETER: z.optional(
+    z.string().check(
+      z.regex(/^[a-zA-Z0-9_.\-/]{1,2048}$/, {
+        error: 'must be an SSM parameter name (letters, digits, _ . - /), e.g. /random-number/api-token',
+      }),
+    ),
+  ),
+  REQUEST_TIMEOUT_MS: z._default(intVar(100, 600_000), DEFAULTS.requestTimeoutMs),
+  LOG_LEVEL: z._default(logLevelVar, 'info'),
+});
+
+/** Why `expression` is not a schedule node-schedule would run as cron, or undefined when it is. */
+export function cronProblem(expression: string): string | undefined {
+  const fields = expression.trim().split(/\s+/).length;
+  // cron-parser pads short expressions ("* * * *" would mean something) and node-schedule falls back
+  // to reading an unparsable string as a one-off date: insist on a real 5- or 6-field expression.
+  if (fields !== 5 && fields !== 6) return `has ${fields} fields`;
+  try {
+    cronParser.parseExpression(expression);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Reads the agent's environment once, at start. Throws ConfigError naming the bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): AgentConfig {
+  const parsed = parseEnv(schema, env);
+  if (parsed.API_TOKEN !== undefined && parsed.API_TOKEN_PARAMETER !== undefined) {
+    throw new ConfigError(
+      'invalid configuration: API_TOKEN and API_TOKEN_PARAMETER are both set; set only one (API_TOKEN_PARAMETER names an SSM SecureString holding the token)',
+    );
+  }
+  return {
+    serviceUrl: parsed.SERVICE_URL,
+    schedule: parsed.SCHEDULE.trim(),
+    outputFile: parsed.OUTPUT_FILE,
+    apiToken: parsed.API_TOKEN,
+    apiTokenParameter: parsed.API_TOKEN_PARAMETER,
+    requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
+    logLevel: parsed.LOG_LEVEL,
+  };
+}

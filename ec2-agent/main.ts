@@ -1,0 +1,80 @@
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { runMain } from '../lib/cli.ts';
+import { ConfigError } from '../lib/errors.ts';
+import { createLogger } from '../lib/logger.ts';
+import { loadConfig } from './config.ts';
+import { createPoller } from './poll.ts';
+import { createScheduler } from './scheduler.ts';
+import { createFileSink } from './sink.ts';
+import { createTick } from './tick.ts';
+import { resolveToken } from './token.ts';
+
+/**
+ * How long SIGTERM/SIGINT waits for a poll in flight before aborting it. Under the unit's
+ * TimeoutStopSec (40 s), so systemd never has to SIGKILL us.
+ */
+const SHUTDOWN_GRACE_MS = 25_000;
+
+/** The agent's only edge: config, token, wiring, signals. */
+runMain('random-number-agent', async () => {
+  const config = loadConfig();
+  const logger = createLogger({ name: 'random-number-agent', level: config.logLevel });
+  const log = logger.child({ module: 'agent' });
+  await checkWritable(config.outputFile);
+  const token = await resolveToken(config);
+
+  const poll = createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs });
+  const sink = createFileSink({ path: config.outputFile });
+  const scheduler = createScheduler({
+    schedule: config.schedule,
+    task: createTick({ poll, sink, logger: logger.child({ module: 'poll' }) }),
+    logger: logger.child({ module: 'scheduler' }),
+  });
+  scheduler.start();
+  log.info(
+    {
+      serviceUrl: withoutCredentials(config.serviceUrl),
+      schedule: config.schedule,
+      outputFile: config.outputFile,
+      requestTimeoutMs: config.requestTimeoutMs,
+      auth: token ? (config.apiTokenParameter ? 'bearer (SSM parameter)' : 'bearer') : 'none',
+      nextTick: scheduler.nextTick()?.toISOString(),
+      node: process.version,
+    },
+    'started',
+  );
+
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, busy: scheduler.busy, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new polls');
+    const outcome = await scheduler.stop(SHUTDOWN_GRACE_MS);
+    log.info({ outcome }, 'stopped');
+    logger.flush(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+});
+
+/** Fail at start, with one clear line, rather than on every tick, when the file cannot be written. */
+async function checkWritable(file: string): Promise<void> {
+  const folder = dirname(file);
+  try {
+    await mkdir(folder, { recursive: true, mode: 0o755 });
+    await access(folder, constants.W_OK);
+  } catch (err) {
+    throw new ConfigError(
+      `OUTPUT_FILE ${file}: its folder ${folder} cannot be created or written (${(err as Error).message})`,
+    );
+  }
+}
+
+function withoutCredentials(value: string): string {
+  const url = new URL(value);
+  url.username = '';
+  url.password = '';
+  return url.toString();
+}

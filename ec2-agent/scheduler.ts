@@ -1,0 +1,103 @@
+import cronParser from 'cron-parser';
+import schedule from 'node-schedule';
+import type { Logger } from '../lib/logger.ts';
+
+export interface Tick {
+  scheduledAt: Date;
+  /** Epoch ms by which the tick's work must be over: before the next tick is due. */
+  deadline: number;
+  /** Aborted when shutdown gives up waiting. */
+  signal: AbortSignal;
+}
+
+export interface SchedulerOptions {
+  /** A cron expression (5 fields, or 6 with seconds), already validated by config. */
+  schedule: string;
+  task: (tick: Tick) => Promise<void>;
+  logger: Logger;
+  /** The share of the gap to the next tick that a tick may use, leaving room to write and log. */
+  budgetShare?: number;
+  now?: () => number;
+  scheduleJob?: typeof schedule.scheduleJob;
+}
+
+export type StopOutcome = 'idle' | 'finished' | 'aborted';
+
+/**
+ * Runs `task` on a cron schedule, never two at once: node-schedule fires regardless of whether the
+ * last run ended, so a tick that finds one still running is skipped (and logged), not queued.
+ */
+export function createScheduler(options: SchedulerOptions) {
+  const { task, logger, budgetShare = 0.9, now = Date.now, scheduleJob = schedule.scheduleJob } = options;
+  let running: { done: Promise<void>; controller: AbortController; scheduledAt: Date } | undefined;
+  let job: schedule.Job | undefined;
+  let stopped = false;
+
+  function deadlineAfter(scheduledAt: Date): number {
+    const next = cronParser.parseExpression(options.schedule, { currentDate: scheduledAt }).next().getTime();
+    const from = Math.max(scheduledAt.getTime(), now());
+    return from + Math.max(0, next - from) * budgetShare;
+  }
+
+  function fire(fireDate: Date) {
+    // node-schedule passes the planned time; fall back to now if a version ever passes nothing.
+    const scheduledAt = fireDate instanceof Date ? fireDate : new Date(now());
+    if (stopped) return;
+    if (running) {
+      logger.warn(
+        {
+          scheduledAt: scheduledAt.toISOString(),
+          outcome: 'skipped',
+          runningSince: running.scheduledAt.toISOString(),
+        },
+        'poll skipped: the previous poll is still running',
+      );
+      return;
+    }
+    const controller = new AbortController();
+    const done = task({ scheduledAt, deadline: deadlineAfter(scheduledAt), signal: controller.signal })
+      .catch((err: unknown) => logger.error({ err }, 'tick failed unexpectedly'))
+      .finally(() => {
+        running = undefined;
+      });
+    running = { done, controller, scheduledAt };
+  }
+
+  return {
+    start(): void {
+      job = scheduleJob(options.schedule, fire);
+      // config validated the expression with the same parser, so this only guards a mismatch.
+      if (!job) throw new Error(`node-schedule refused the schedule ${JSON.stringify(options.schedule)}`);
+    },
+    /** The next planned tick, for the start-up log line. */
+    nextTick(): Date | undefined {
+      const next = job?.nextInvocation();
+      return next ? new Date(next.getTime()) : undefined;
+    },
+    get busy(): boolean {
+      return running !== undefined;
+    },
+    /**
+     * No new ticks; waits for a running one up to `graceMs`, then aborts it (it writes nothing once
+     * aborted) and waits for it to notice.
+     */
+    async stop(graceMs: number): Promise<StopOutcome> {
+      stopped = true;
+      job?.cancel();
+      const current = running;
+      if (!current) return 'idle';
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), graceMs);
+      });
+      const first = await Promise.race([current.done.then(() => 'done' as const), late]);
+      clearTimeout(timer);
+      if (first === 'done') return 'finished';
+      current.controller.abort(new Error('shutdown'));
+      await current.done;
+      return 'aborted';
+    },
+  };
+}
+
+export type Scheduler = ReturnType<typeof createScheduler>;

@@ -1,0 +1,50 @@
+import type { Logger } from '../lib/logger.ts';
+import { PollError, type PollRequest, type PollResult } from './poll.ts';
+import type { Tick } from './scheduler.ts';
+import type { FileSink } from './sink.ts';
+
+export interface TickOptions {
+  poll: (request: PollRequest) => Promise<PollResult>;
+  sink: Pick<FileSink, 'write'>;
+  logger: Logger;
+  clock?: () => Date;
+  now?: () => number;
+}
+
+/**
+ * One scheduled poll, start to end: ask, write the number if there is one, and log exactly one line
+ * (`msg: "poll"`) with scheduledAt, outcome, number, latencyMs, attempts and coldStart. Never throws:
+ * an outage, a 5xx or garbage is a logged failure and the next tick tries again.
+ */
+export function createTick(options: TickOptions) {
+  const { poll, sink, logger, clock = () => new Date(), now = performance.now.bind(performance) } = options;
+  return async function tick({ scheduledAt, deadline, signal }: Tick): Promise<void> {
+    const started = now();
+    const base = { scheduledAt: scheduledAt.toISOString() };
+    const latency = () => Math.round(now() - started);
+    let result: PollResult;
+    try {
+      result = await poll({ deadline, signal });
+    } catch (err) {
+      const attempts = err instanceof PollError ? err.attempts : 1;
+      const reason = err instanceof PollError ? err.reason : `unexpected: ${(err as Error).message}`;
+      logger.warn(
+        { ...base, outcome: 'failed', number: null, latencyMs: latency(), attempts, coldStart: null, reason },
+        'poll',
+      );
+      return;
+    }
+    const { number, attempts, coldStart } = result;
+    const line = { ...base, number, latencyMs: latency(), attempts, coldStart: coldStart ?? null };
+    try {
+      // Once a number has arrived it is written, shutdown or not: the abort only stops waiting.
+      await sink.write(clock(), number);
+    } catch (err) {
+      // The number is in this log line, so it is not lost even when the file cannot take it.
+      const reason = `cannot write the numbers file: ${(err as Error).message}`;
+      logger.error({ ...line, outcome: 'write_failed', reason }, 'poll');
+      return;
+    }
+    logger.info({ ...line, outcome: 'ok' }, 'poll');
+  };
+}
