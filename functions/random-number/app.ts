@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { accepts } from 'hono/accepts';
@@ -6,6 +5,7 @@ import { methodNotAllowed } from 'hono/method-not-allowed';
 import { type RequestIdVariables, requestId } from 'hono/request-id';
 import type { Logger } from '../../lib/logger.ts';
 import { bearerToken } from './auth.ts';
+import { uniformInt } from './random.ts';
 import { requestLog } from './request-log.ts';
 
 export const MIN = 0;
@@ -33,13 +33,11 @@ export interface RandomNumber {
   instance: string;
 }
 
-const cryptoRandom = (min: number, max: number) => randomInt(min, max + 1);
-
 /** The whole HTTP contract, with no side effects: nothing listens until server.ts says so. */
 export function createApp(options: AppOptions): Hono<{ Variables: RequestIdVariables }> {
   const {
     logger,
-    random = cryptoRandom,
+    random = uniformInt,
     clock = () => new Date(),
     apiToken,
     instance = hostname(),

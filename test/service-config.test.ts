@@ -1,0 +1,40 @@
+import t from 'tap';
+import { loadConfig } from '../functions/random-number/config.ts';
+import { ConfigError } from '../lib/errors.ts';
+
+t.test('defaults', async (t) => {
+  t.same(
+    loadConfig({}),
+    { port: 8080, host: undefined, logLevel: 'info', apiToken: undefined, shutdownTimeoutMs: 10_000 },
+    'PORT 8080, all interfaces, info, no token, 10 s drain',
+  );
+  t.equal(loadConfig({ PORT: '' }).port, 8080, 'an empty variable means unset');
+});
+
+t.test('values are parsed into types', async (t) => {
+  const c = loadConfig({
+    PORT: '9000',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    API_TOKEN: 'abc',
+    SHUTDOWN_TIMEOUT_MS: '0',
+  });
+  t.same(
+    c,
+    { port: 9000, host: '127.0.0.1', logLevel: 'debug', apiToken: 'abc', shutdownTimeoutMs: 0 },
+    'all set',
+  );
+});
+
+t.test('bad values throw one ConfigError naming every bad variable', async (t) => {
+  const err = t.throws(() => loadConfig({ PORT: '1.5', LOG_LEVEL: 'LOUD' })) as Error;
+  t.type(err, ConfigError, 'a ConfigError');
+  t.match(
+    err.message,
+    /PORT must be a whole number from 0 to 65535 \(got "1.5"\)/,
+    'names PORT and the range',
+  );
+  t.match(err.message, /LOG_LEVEL must be one of/, 'names LOG_LEVEL too');
+  const secret = t.throws(() => loadConfig({ API_TOKEN: 'bad token' })) as Error;
+  t.notMatch(secret.message, 'bad token', 'a secret value is never echoed');
+});

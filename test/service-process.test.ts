@@ -1,0 +1,123 @@
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { json, startProcess } from './helpers/process.ts';
+import { SERVICE_BUNDLE, type Service, startService } from './helpers/service.ts';
+
+/** The whole HTTP contract, asserted against a running process. */
+async function checkContract(t: Test, service: Service, token?: string) {
+  const auth: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+  const first = await fetch(`${service.url}/`, { headers: { ...auth, Accept: 'application/json' } });
+  t.equal(first.status, 200, 'GET / (JSON) → 200');
+  const body = (await first.json()) as Record<string, unknown>;
+  t.equal(body.coldStart, true, 'first number of the process: coldStart true');
+  t.ok(
+    Number.isInteger(body.number) && (body.number as number) >= 0 && (body.number as number) <= 100,
+    'number is an integer 0..100',
+  );
+  t.match(body, { min: 0, max: 100, instance: String }, 'min, max, instance');
+  t.ok(!Number.isNaN(Date.parse(body.generatedAt as string)), 'generatedAt is a date');
+
+  const text = await fetch(`${service.url}/`, { headers: auth });
+  t.equal(text.headers.get('content-type'), 'text/plain; charset=utf-8', 'GET / → text/plain; charset=utf-8');
+  t.match(await text.text(), /^(\d|[1-9]\d|100)\n$/, 'GET / → the number and a newline');
+  const again = (await (
+    await fetch(`${service.url}/`, { headers: { ...auth, Accept: 'application/json' } })
+  ).json()) as {
+    coldStart: boolean;
+  };
+  t.equal(again.coldStart, false, 'later numbers: coldStart false');
+
+  const head = await fetch(`${service.url}/`, { method: 'HEAD', headers: auth });
+  t.equal(head.status, 200, 'HEAD / → 200');
+  t.equal((await head.arrayBuffer()).byteLength, 0, 'HEAD / → no body');
+  const post = await fetch(`${service.url}/`, { method: 'POST', headers: auth });
+  t.equal(post.status, 405, 'POST / → 405');
+  t.equal(post.headers.get('allow'), 'GET, HEAD', 'POST / → Allow: GET, HEAD');
+  const missing = await fetch(`${service.url}/missing`);
+  t.equal(missing.status, 404, 'unknown path → 404');
+  t.match(await missing.json(), { error: 'not_found' }, 'unknown path → JSON error');
+  t.equal((await fetch(`${service.url}/healthz`)).status, 200, '/healthz → 200 without a token');
+  t.equal((await fetch(`${service.url}/readyz`)).status, 200, '/readyz → 200 without a token');
+  const withId = await fetch(`${service.url}/healthz`, { headers: { 'X-Request-Id': 'trace-1' } });
+  t.equal(withId.headers.get('x-request-id'), 'trace-1', 'X-Request-Id echoed');
+}
+
+t.test('the built bundle serves the whole contract and logs one JSON line per request', async (t) => {
+  const service = await startService(t);
+  await checkContract(t, service);
+  await fetch(`${service.url}/healthz`, { headers: { 'X-Request-Id': 'logged-id' } });
+  const line = await service.waitForLine((l) => json(l).reqId === 'logged-id');
+  t.match(
+    json(line),
+    { method: 'GET', path: '/healthz', status: 200, durationMs: Number },
+    'request line fields',
+  );
+  t.ok(
+    service.stdout.every((l) => json(l).level !== undefined),
+    'every stdout line is JSON (not a terminal)',
+  );
+});
+
+t.test('with API_TOKEN the bundle needs the token on / and never logs it', async (t) => {
+  const token = 'tok-4f1c0a9e77b2';
+  const service = await startService(t, { API_TOKEN: token, LOG_LEVEL: 'trace' });
+  const denied = await fetch(`${service.url}/`);
+  t.equal(denied.status, 401, 'no token → 401');
+  t.match(denied.headers.get('www-authenticate'), /^Bearer/, '401 carries WWW-Authenticate: Bearer');
+  t.equal(
+    (await fetch(`${service.url}/`, { headers: { Authorization: 'Bearer nope' } })).status,
+    401,
+    'wrong token → 401',
+  );
+  await checkContract(t, service, token);
+  service.kill('SIGTERM');
+  await service.exited;
+  t.notMatch([...service.stdout, ...service.stderr].join('\n'), token, 'the token is in no output line');
+});
+
+t.test(
+  'a copy of the bundle alone in an empty folder serves the contract (what the image holds)',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'rn-bundle-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const alone = join(dir, 'random-number.mjs');
+    await copyFile(SERVICE_BUNDLE, alone);
+    t.same(await readdir(dir), ['random-number.mjs'], 'the folder holds the bundle and nothing else');
+    const service = await startService(t, {}, alone);
+    await checkContract(t, service);
+  },
+);
+
+t.test('bad configuration: one clear line naming the variable, exit 1, no stack trace', async (t) => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: 'eighty' }, /PORT must be a whole number from 0 to 65535 \(got "eighty"\)/],
+    [{ PORT: '70000' }, /PORT must be a whole number/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent/],
+    [{ SHUTDOWN_TIMEOUT_MS: '-5' }, /SHUTDOWN_TIMEOUT_MS must be a whole number/],
+    [{ API_TOKEN: 'has space' }, /API_TOKEN must be printable ASCII/],
+  ];
+  for (const [env, expected] of cases) {
+    const name = Object.keys(env)[0];
+    const proc = startProcess(t, process.execPath, [SERVICE_BUNDLE], { env });
+    const { code } = await proc.exited;
+    t.equal(code, 1, `${name}: exit code 1`);
+    t.equal(proc.stderr.length, 1, `${name}: exactly one line on stderr`);
+    t.match(proc.stderr[0], expected, `${name}: the line names the variable and what is allowed`);
+    t.notMatch(proc.stderr.join('\n'), /\n\s+at |\.ts:\d+/, `${name}: no stack trace`);
+  }
+  const secret = startProcess(t, process.execPath, [SERVICE_BUNDLE], { env: { API_TOKEN: 'leak me' } });
+  await secret.exited;
+  t.notMatch(secret.stderr.join('\n'), 'leak me', 'a rejected token value is not echoed');
+});
+
+t.test('a port already in use is a clear error, not a stack trace', async (t) => {
+  const first = await startService(t);
+  const second = startProcess(t, process.execPath, [SERVICE_BUNDLE], {
+    env: { PORT: String(first.port), HOST: '127.0.0.1' },
+  });
+  const { code } = await second.exited;
+  t.equal(code, 1, 'exit code 1');
+  t.match(second.stdout.join('\n'), /EADDRINUSE/, 'the log says the address is in use');
+});
