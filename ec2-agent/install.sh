@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# Installs or upgrades the random-number agent on Amazon Linux 2023 (run as root, e.g. by SSM Run
+# Command). Idempotent: running it again with the same inputs changes nothing but restarts the agent.
+#
+#   install.sh --bundle FILE [--sha256 HEX] --service-url URL [--schedule CRON] [--output-file PATH]
+#              [--api-token-parameter NAME] [--aws-region REGION] [--request-timeout-ms N]
+#              [--log-level L] [--prefix DIR]
+#
+# Every flag can also come from the environment: BUNDLE, BUNDLE_SHA256, SERVICE_URL, SCHEDULE,
+# OUTPUT_FILE, API_TOKEN_PARAMETER, AWS_REGION, REQUEST_TIMEOUT_MS, LOG_LEVEL, PREFIX (flags win).
+# NODE_BIN overrides the Node.js 22 binary written into the unit.
+#
+# --prefix DIR lays every file down under DIR and touches nothing else: no dnf, no systemctl, no
+# instance metadata. Tests use it; on an instance leave it out.
+#
+# There is deliberately no --api-token: a token on a command line ends up in SSM's command history.
+# Put it in an SSM SecureString and pass its name with --api-token-parameter.
+set -euo pipefail
+
+NAME=random-number-agent
+SELF=install.sh
+
+die() {
+  echo "$SELF: error: $*" >&2
+  exit 1
+}
+say() { echo "$SELF: $*"; }
+
+usage() {
+  sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+}
+
+BUNDLE=${BUNDLE:-}
+BUNDLE_SHA256=${BUNDLE_SHA256:-}
+SERVICE_URL=${SERVICE_URL:-}
+SCHEDULE=${SCHEDULE:-'* * * * *'}
+OUTPUT_FILE=${OUTPUT_FILE:-/root/randomNumber.txt}
+API_TOKEN_PARAMETER=${API_TOKEN_PARAMETER:-}
+AWS_REGION=${AWS_REGION:-}
+REQUEST_TIMEOUT_MS=${REQUEST_TIMEOUT_MS:-20000}
+LOG_LEVEL=${LOG_LEVEL:-info}
+PREFIX=${PREFIX:-}
+NODE_BIN=${NODE_BIN:-}
+
+while (($# > 0)); do
+  flag=$1
+  value=
+  case $flag in
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  --*=*)
+    value=${flag#*=}
+    flag=${flag%%=*}
+    ;;
+  --*)
+    (($# >= 2)) || die "$flag needs a value"
+    value=$2
+    shift
+    ;;
+  *) die "unexpected argument: $flag (see --help)" ;;
+  esac
+  shift
+  case $flag in
+  --bundle) BUNDLE=$value ;;
+  --sha256) BUNDLE_SHA256=$value ;;
+  --service-url) SERVICE_URL=$value ;;
+  --schedule) SCHEDULE=$value ;;
+  --output-file) OUTPUT_FILE=$value ;;
+  --api-token-parameter) API_TOKEN_PARAMETER=$value ;;
+  --aws-region) AWS_REGION=$value ;;
+  --request-timeout-ms) REQUEST_TIMEOUT_MS=$value ;;
+  --log-level) LOG_LEVEL=$value ;;
+  --prefix) PREFIX=$value ;;
+  *) die "unknown flag: $flag (see --help)" ;;
+  esac
+done
+
+# --- validate everything before changing anything ---------------------------------------------
+[[ -n $BUNDLE ]] || die "--bundle FILE is required (the agent bundle, dist/ec2-agent.mjs)"
+[[ -f $BUNDLE && -r $BUNDLE ]] || die "--bundle $BUNDLE: no such readable file"
+[[ -n $SERVICE_URL ]] || die "--service-url URL is required (the random-number service, http:// or https://)"
+[[ $SERVICE_URL =~ ^https?://[^[:space:]/]+ ]] || die "--service-url must be an http:// or https:// URL (got $SERVICE_URL)"
+read -r -a fields <<<"$SCHEDULE"
+((${#fields[@]} == 5 || ${#fields[@]} == 6)) ||
+  die "--schedule must be a cron expression of 5 fields, or 6 with seconds (got '$SCHEDULE')"
+[[ $OUTPUT_FILE == /* && $OUTPUT_FILE != */ && $OUTPUT_FILE != *[[:space:]]* ]] ||
+  die "--output-file must be an absolute file path without spaces (got $OUTPUT_FILE)"
+[[ $REQUEST_TIMEOUT_MS =~ ^[0-9]+$ ]] || die "--request-timeout-ms must be a whole number of milliseconds (got $REQUEST_TIMEOUT_MS)"
+case $LOG_LEVEL in
+fatal | error | warn | info | debug | trace | silent) ;;
+*) die "--log-level must be one of fatal, error, warn, info, debug, trace, silent (got $LOG_LEVEL)" ;;
+esac
+[[ -z $API_TOKEN_PARAMETER || $API_TOKEN_PARAMETER =~ ^[a-zA-Z0-9_./-]+$ ]] ||
+  die "--api-token-parameter must be an SSM parameter name (got $API_TOKEN_PARAMETER)"
+[[ -z $AWS_REGION || $AWS_REGION =~ ^[a-z0-9-]+$ ]] || die "--aws-region must look like us-east-1 (got $AWS_REGION)"
+for value in "$SERVICE_URL" "$SCHEDULE" "$OUTPUT_FILE" "$API_TOKEN_PARAMETER" "$AWS_REGION"; do
+  [[ $value != *$'\n'* && $value != *$'\r'* ]] || die "values must be on one line"
+done
+if [[ -n $BUNDLE_SHA256 ]]; then
+  [[ $BUNDLE_SHA256 =~ ^[0-9a-fA-F]{64}$ ]] || die "--sha256 must be 64 hex digits (got $BUNDLE_SHA256)"
+  actual=$(sha256sum "$BUNDLE" | cut -d' ' -f1)
+  [[ $actual == "${BUNDLE_SHA256,,}" ]] ||
+    die "checksum mismatch for $BUNDLE: expected $BUNDLE_SHA256, got $actual; nothing was changed"
+  say "bundle checksum verified ($actual)"
+fi
+if [[ -n $PREFIX ]]; then
+  [[ $PREFIX == /* ]] || PREFIX=$(pwd)/$PREFIX
+  PREFIX=${PREFIX%/}
+else
+  ((EUID == 0)) || die "run as root (or give --prefix DIR to install under a folder)"
+fi
+
+# --- Node.js 22 --------------------------------------------------------------------------------
+# nodejs22 on Amazon Linux 2023 installs /usr/bin/node-22; /usr/bin/node is an alternatives link
+# that may point at another major version, so the unit names node-22 when it exists.
+node_major() { "$1" -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null || true; }
+if [[ -z $NODE_BIN ]]; then
+  if [[ -z $PREFIX && ! -x /usr/bin/node-22 ]]; then
+    say "installing Node.js 22 (dnf install -y nodejs22)"
+    dnf install -y -q nodejs22 >&2 || die "dnf install nodejs22 failed"
+  fi
+  if [[ -x /usr/bin/node-22 || -n $PREFIX ]]; then
+    NODE_BIN=/usr/bin/node-22
+  elif command -v node >/dev/null && [[ $(node_major "$(command -v node)") == 22 ]]; then
+    NODE_BIN=$(command -v node)
+  else
+    die "no Node.js 22 found after installing nodejs22 (looked for /usr/bin/node-22 and node on PATH)"
+  fi
+fi
+[[ $NODE_BIN == /* ]] || die "NODE_BIN must be an absolute path (got $NODE_BIN)"
+
+# --- AWS region, needed only to read the token parameter ----------------------------------------
+if [[ -n $API_TOKEN_PARAMETER && -z $AWS_REGION ]]; then
+  if [[ -z $PREFIX ]]; then
+    # The AWS SDK for JavaScript does not ask the instance for its region: write it down now (IMDSv2).
+    imds_token=$(curl -fsS -m 2 -X PUT http://169.254.169.254/latest/api/token \
+      -H 'X-aws-ec2-metadata-token-ttl-seconds: 60') || die "--aws-region is needed (instance metadata did not answer)"
+    AWS_REGION=$(curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $imds_token" \
+      http://169.254.169.254/latest/meta-data/placement/region) || die "--aws-region is needed (instance metadata did not answer)"
+  else
+    say "warning: --api-token-parameter without --aws-region; the agent will need AWS_REGION"
+  fi
+fi
+
+# --- lay the files down ------------------------------------------------------------------------
+opt_dir=$PREFIX/opt/$NAME
+etc_dir=$PREFIX/etc/$NAME
+unit_dir=$PREFIX/etc/systemd/system
+output_dir=$(dirname "$OUTPUT_FILE")
+install -d -m 0755 "$opt_dir" "$unit_dir"
+install -d -m 0700 "$etc_dir"
+[[ -d $PREFIX$output_dir ]] || install -d -m 0755 "$PREFIX$output_dir"
+
+# Writes stdin to $1 with mode $2 through a temporary file in the same folder and a rename, so a
+# reader (systemd, a running agent restarting) never sees half a file.
+put() {
+  local target=$1 mode=$2 tmp
+  tmp=$(mktemp "$(dirname "$target")/.$(basename "$target").XXXXXX")
+  if ! { cat >"$tmp" && chmod "$mode" "$tmp" && mv -f "$tmp" "$target"; }; then
+    rm -f "$tmp"
+    die "cannot write $target"
+  fi
+}
+
+if [[ -z $PREFIX ]]; then
+  "$NODE_BIN" --check "$BUNDLE" || die "$BUNDLE does not parse as JavaScript with $NODE_BIN"
+fi
+put "$opt_dir/ec2-agent.mjs" 0644 <"$BUNDLE"
+
+# systemd EnvironmentFile: double quotes keep spaces and *; backslash and double quote are escaped.
+quote() {
+  local v=${1//\\/\\\\}
+  printf '"%s"' "${v//\"/\\\"}"
+}
+{
+  echo "# Written by install.sh; rerun it to change these (edits here are overwritten)."
+  echo "SERVICE_URL=$(quote "$SERVICE_URL")"
+  echo "SCHEDULE=$(quote "$SCHEDULE")"
+  echo "OUTPUT_FILE=$(quote "$OUTPUT_FILE")"
+  echo "REQUEST_TIMEOUT_MS=$(quote "$REQUEST_TIMEOUT_MS")"
+  echo "LOG_LEVEL=$(quote "$LOG_LEVEL")"
+  [[ -z $API_TOKEN_PARAMETER ]] || echo "API_TOKEN_PARAMETER=$(quote "$API_TOKEN_PARAMETER")"
+  [[ -z $AWS_REGION ]] || echo "AWS_REGION=$(quote "$AWS_REGION")"
+} | put "$etc_dir/agent.env" 0600
+
+unit() {
+  cat <<'UNIT'
+# random-number agent: asks the random-number service for a number on a cron schedule and appends
+# each one to a file. Installed by install.sh, which rewrites ExecStart (the Node.js 22 binary it
+# found) and ReadWritePaths (the folder of OUTPUT_FILE); the values below are its defaults.
+[Unit]
+Description=random-number agent (polls the random-number service, appends numbers to a file)
+Wants=network-online.target
+After=network-online.target
+# Restart=always must never give up: a long outage of the network or of SSM at boot would otherwise
+# leave the agent dead after a few quick failures.
+StartLimitIntervalSec=0
+
+[Service]
+Type=exec
+EnvironmentFile=/etc/random-number-agent/agent.env
+# node-22, not node: on Amazon Linux 2023 /usr/bin/node is an alternatives link that can point at
+# any installed major version; node-22 is always Node.js 22.
+ExecStart=/usr/bin/node-22 /opt/random-number-agent/ec2-agent.mjs
+Restart=always
+RestartSec=5
+# The agent waits up to 25 s for a poll in flight on SIGTERM, then exits 0.
+TimeoutStopSec=40
+StandardOutput=journal
+StandardError=journal
+SyslogIdentifier=random-number-agent
+UMask=0022
+
+# Hardening: the agent needs the network, its bundle, and write access to one folder.
+NoNewPrivileges=yes
+ProtectSystem=strict
+# read-only, not yes: the default output folder is /root, which ReadWritePaths reopens for writing.
+ProtectHome=read-only
+ReadWritePaths=/root
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+SystemCallArchitectures=native
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+# The unit as shipped in the repository, with the Node.js binary and the output folder of this
+# install. sed replacement strings escape & and | (paths may hold neither meaningfully, but be exact).
+sed_escape() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
+unit |
+  sed -e "s|^ExecStart=.*|ExecStart=$(sed_escape "$NODE_BIN") /opt/$NAME/ec2-agent.mjs|" \
+    -e "s|^ReadWritePaths=.*|ReadWritePaths=$(sed_escape "$output_dir")|" |
+  put "$unit_dir/$NAME.service" 0644
+say "installed $opt_dir/ec2-agent.mjs, $etc_dir/agent.env, $unit_dir/$NAME.service (node: $NODE_BIN)"
+
+if [[ -n $PREFIX ]]; then
+  say "under --prefix: systemd not touched"
+  echo "$NAME: installed under $PREFIX (not started)"
+  exit 0
+fi
+
+# --- start or restart ---------------------------------------------------------------------------
+systemctl daemon-reload
+if systemctl is-active --quiet "$NAME"; then
+  systemctl enable --quiet "$NAME"
+  systemctl restart "$NAME" # an upgrade: load the new bundle and environment
+else
+  systemctl enable --now --quiet "$NAME"
+fi
+# A bad configuration exits at once and systemd restarts it every 5 s: give it time to show.
+sleep 3
+if systemctl is-active --quiet "$NAME"; then
+  echo "$NAME: active"
+else
+  journalctl -u "$NAME" -n 15 --no-pager >&2 || true
+  echo "$NAME: NOT active (see journalctl -u $NAME)"
+  exit 1
+fi
