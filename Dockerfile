@@ -9,7 +9,6 @@ COPY lib ./lib
 COPY functions ./functions
 COPY ec2-agent ./ec2-agent
 COPY scripts ./scripts
-COPY test ./test
 RUN npm run build
 
 # Runtime: distroless Node 22, no shell, no package manager. The bundle is self-contained

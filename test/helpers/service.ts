@@ -1,6 +1,11 @@
 import { resolve } from 'node:path';
 import { json, type Started, startProcess, type Teardown } from './process.ts';
 
+/** The Node.js 22 binary `make test` fetches (production's runtime), when present. */
+export const NODE22 = process.env.NODE22
+  ? resolve(import.meta.dirname, '../..', process.env.NODE22)
+  : undefined;
+
 export const SERVICE_BUNDLE = resolve(import.meta.dirname, '../../dist/random-number.mjs');
 
 export interface Service extends Started {
@@ -16,8 +21,9 @@ export async function startService(
   t: Teardown,
   env: Record<string, string> = {},
   bundle = SERVICE_BUNDLE,
+  node = process.execPath,
 ): Promise<Service> {
-  const started = startProcess(t, process.execPath, [bundle], {
+  const started = startProcess(t, node, [bundle], {
     env: { PORT: '0', HOST: '127.0.0.1', ...env },
   });
   const line = await started.waitForLine((l) => json(l).msg === 'listening');
