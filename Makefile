@@ -55,5 +55,38 @@ test: deps prereqs $(NODE22) lint build ## everything: lint, type-check, build, 
 bench: build ## benchmark the service against a bare node:http baseline (ratios)
 	npm run --silent bench
 
+# ---- Knative (README "Deploy on Knative"). One step per line, so `make -n deploy-knative` shows
+# what will run; scripts/deploy-knative.sh holds the checks and the steps that need logic.
+# API_TOKEN and DOMAIN are read from the environment by the script: the token never appears here.
+KNATIVE := scripts/deploy-knative.sh
+KNATIVE_NAMESPACE = $(if $(filter cloud,$(OVERLAY)),random-number,default)
+KNATIVE_WAIT ?= 300s
+
+setup-minikube: ## start minikube and install Knative Serving + Kourier at pinned versions (idempotent)
+	scripts/setup-minikube.sh
+
+deploy-knative: ## build the image, apply kustomize/overlays/$(OVERLAY), wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= API_TOKEN= DOMAIN=)
+	$(KNATIVE) check $(OVERLAY) '$(IMAGE)'
+ifeq ($(OVERLAY),cloud)
+	docker build -t '$(IMAGE)' .
+	docker push '$(IMAGE)'
+	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
+	$(KNATIVE) render cloud '$(IMAGE)' | kubectl apply -f -
+else
+	minikube image build -t random-number:dev .
+	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
+	kubectl apply -k kustomize/overlays/$(OVERLAY)
+endif
+	kubectl wait ksvc/random-number -n $(KNATIVE_NAMESPACE) --for=condition=Ready --timeout=$(KNATIVE_WAIT)
+	$(KNATIVE) url $(OVERLAY) $(KNATIVE_NAMESPACE)
+
+undeploy-knative: ## delete the Knative Service, its domain mapping and token Secret (cloud: its namespace) (OVERLAY=)
+ifeq ($(OVERLAY),cloud)
+	kubectl delete domainmappings.serving.knative.dev -n $(KNATIVE_NAMESPACE) -l app.kubernetes.io/name=random-number --ignore-not-found
+	kubectl delete clusterdomainclaims.networking.internal.knative.dev -l app.kubernetes.io/name=random-number --ignore-not-found
+endif
+	kubectl delete secret random-number-api-token -n $(KNATIVE_NAMESPACE) --ignore-not-found
+	kubectl delete -k kustomize/overlays/$(OVERLAY) --ignore-not-found
+
 clean: ## remove build output and local data
 	rm -rf dist .tap data

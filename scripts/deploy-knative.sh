@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# The steps of `make deploy-knative` / `make undeploy-knative` that need logic. The Makefile calls
+# them one by one, so `make -n deploy-knative` shows the whole sequence; each step can be run alone:
+#
+#   deploy-knative.sh check  <minikube|cloud> [IMAGE]   tools, inputs, kubectl context, Knative present
+#   deploy-knative.sh secret <namespace>                token Secret from $API_TOKEN (skipped when unset)
+#   deploy-knative.sh render <overlay> [IMAGE]          manifests with IMAGE (and $DOMAIN) on stdout
+#   deploy-knative.sh url    <overlay> <namespace>      the Service's URL and a curl that reaches it
+#
+# Environment: API_TOKEN (optional, never printed), DOMAIN (cloud only: adds the domain-mapping
+# component), MINIKUBE_PROFILE (default minikube). Nothing here writes into the working tree.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+# The cloud overlay's placeholder image: `render` replaces it with IMAGE.
+readonly PLACEHOLDER_IMAGE=ghcr.io/example/random-number
+readonly SERVICE=random-number
+readonly SECRET=random-number-api-token
+readonly PROFILE="${MINIKUBE_PROFILE:-minikube}"
+
+die() {
+  echo "deploy-knative: $*" >&2
+  exit 1
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Prints nothing and succeeds when IMAGE is a pinned registry reference; else prints why not.
+image_problem() {
+  local image="$1" last
+  if [[ -z "$image" ]]; then
+    echo "IMAGE is required for OVERLAY=cloud: pass IMAGE=registry.example.com/you/random-number:1.0.0 (a tag or @sha256 digest you can push to)"
+    return
+  fi
+  if [[ "$image" =~ [[:space:]\'\"] ]]; then
+    echo "IMAGE '$image' contains spaces or quotes: expected registry/name:tag or registry/name@sha256:digest"
+    return
+  fi
+  if [[ "$image" == *@* ]]; then
+    [[ "${image#*@}" =~ ^sha256:[0-9a-f]{64}$ ]] || echo "IMAGE '$image' has a malformed digest: expected @sha256:<64 hex digits>"
+    return
+  fi
+  last="${image##*/}"
+  if [[ "$last" != *:* ]]; then
+    echo "IMAGE '$image' has no tag: that means :latest; give an explicit tag or digest"
+  elif [[ "${last##*:}" == latest ]]; then
+    echo "IMAGE '$image' uses :latest, which Knative cannot pin to one revision; use a version tag or a digest"
+  elif [[ "$image" != */* ]]; then
+    echo "IMAGE '$image' names no registry: the cluster must pull it, e.g. ghcr.io/you/random-number:1.0.0"
+  fi
+}
+
+# Same rule as the service's config (functions/random-number/config.ts), checked before the cluster.
+token_problem() {
+  if [[ -n "${API_TOKEN:-}" ]] && ! [[ "$API_TOKEN" =~ ^[!-~]+$ ]]; then
+    echo "API_TOKEN must be printable ASCII with no spaces (it is sent as a Bearer token)"
+  fi
+}
+
+domain_problem() {
+  local overlay="$1"
+  [[ -z "${DOMAIN:-}" ]] && return
+  if [[ "$overlay" != cloud ]]; then
+    echo "DOMAIN is for OVERLAY=cloud (a public domain with TLS); on minikube use the sslip.io URL"
+  elif ! [[ "$DOMAIN" =~ ^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z][-a-z0-9]*[a-z0-9]$ ]]; then
+    echo "DOMAIN '$DOMAIN' is not a lower-case DNS name like api.example.org"
+  fi
+}
+
+check_overlay() {
+  case "$1" in
+    minikube | cloud) ;;
+    *) die "unknown OVERLAY '$1': use OVERLAY=minikube or OVERLAY=cloud (folders in kustomize/overlays)" ;;
+  esac
+}
+
+# Reports every problem at once (inputs, tools, kubectl context, cluster, Knative), then fails.
+cmd_check() {
+  local overlay="$1" image="${2:-}" problems=() p context
+  check_overlay "$overlay"
+  if [[ "$overlay" == cloud ]]; then
+    p="$(image_problem "$image")"
+    [[ -z "$p" ]] || problems+=("$p")
+  fi
+  p="$(token_problem)"
+  [[ -z "$p" ]] || problems+=("$p")
+  p="$(domain_problem "$overlay")"
+  [[ -z "$p" ]] || problems+=("$p")
+
+  if [[ "$overlay" == minikube ]]; then
+    have minikube || problems+=("minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube")
+  else
+    have docker || problems+=("docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)")
+  fi
+
+  if ! have kubectl; then
+    problems+=("kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)")
+  elif ! context="$(kubectl config current-context 2>/dev/null)" || [[ -z "$context" ]]; then
+    if [[ "$overlay" == minikube ]]; then
+      problems+=("kubectl has no current context (no cluster configured): run make setup-minikube")
+    else
+      problems+=("kubectl has no current context (no cluster configured): point kubectl at your cluster, e.g. kubectl config use-context <name>")
+    fi
+  elif [[ "$overlay" == minikube && "$context" != "$PROFILE" ]]; then
+    problems+=("kubectl's current context is '$context', not minikube profile '$PROFILE': run kubectl config use-context $PROFILE (or make setup-minikube)")
+  elif ! kubectl get --raw /version --request-timeout=15s >/dev/null 2>&1; then
+    problems+=("cannot reach the cluster of kubectl context '$context': is it running? (minikube: make setup-minikube)")
+  elif ! kubectl api-resources --api-group=serving.knative.dev -o name 2>/dev/null | grep -qx "services.serving.knative.dev"; then
+    problems+=("Knative Serving is not installed in context '$context' (no services.serving.knative.dev): minikube: make setup-minikube; elsewhere: https://knative.dev/docs/install/")
+  fi
+
+  if ((${#problems[@]})); then
+    echo "deploy-knative: cannot deploy OVERLAY=$overlay:" >&2
+    printf '  - %s\n' "${problems[@]}" >&2
+    exit 1
+  fi
+  echo "deploy-knative: ready to deploy OVERLAY=$overlay to context '$context'" >&2
+}
+
+# Creates or updates the token Secret from $API_TOKEN. The value goes through a pipe, never argv
+# or the terminal. Does nothing without API_TOKEN: an existing Secret is kept, none is created.
+cmd_secret() {
+  local namespace="$1"
+  if [[ -z "${API_TOKEN:-}" ]]; then
+    echo "deploy-knative: API_TOKEN not set: no token Secret written (the service answers without auth unless $SECRET exists)" >&2
+    return
+  fi
+  local p
+  p="$(token_problem)"
+  [[ -z "$p" ]] || die "$p"
+  # The namespace must exist before its Secret; apply keeps this idempotent.
+  kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply -f -" >&2
+  printf '%s' "$API_TOKEN" |
+    kubectl create secret generic "$SECRET" -n "$namespace" --from-file=token=/dev/stdin \
+      --dry-run=client -o yaml |
+    kubectl apply -f -
+  # Env vars from a Secret are read when a container starts: running pods keep the old token until
+  # they are replaced (at the latest when the service scales to zero).
+}
+
+# kustomize's `images` entry for IMAGE: name[:tag] or name@digest.
+image_entry() {
+  local image="$1"
+  echo "  - name: $PLACEHOLDER_IMAGE"
+  if [[ "$image" == *@* ]]; then
+    echo "    newName: ${image%@*}"
+    echo "    digest: ${image#*@}"
+  else
+    echo "    newName: ${image%:*}"
+    echo "    newTag: \"${image##*:}\""
+  fi
+}
+
+# Prints the manifests to apply: the overlay, with IMAGE and DOMAIN applied in a throw-away
+# kustomization over a copy of kustomize/, so the committed overlay stays a clean placeholder.
+cmd_render() {
+  local overlay="$1" image="${2:-}" p tmp
+  check_overlay "$overlay"
+  if [[ "$overlay" == minikube ]]; then
+    [[ -z "$image" ]] || die "IMAGE is for OVERLAY=cloud; minikube always runs random-number:dev built inside minikube"
+    p="$(domain_problem "$overlay")"
+    [[ -z "$p" ]] || die "$p"
+    kubectl kustomize "$ROOT/kustomize/overlays/minikube"
+    return
+  fi
+  p="$(image_problem "$image")"
+  [[ -z "$p" ]] || die "$p"
+  p="$(domain_problem "$overlay")"
+  [[ -z "$p" ]] || die "$p"
+  tmp="$(mktemp -d)"
+  # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
+  trap "rm -rf '$tmp'" EXIT
+  cp -R "$ROOT/kustomize" "$tmp/kustomize"
+  mkdir "$tmp/deploy"
+  {
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources:"
+    echo "  - ../kustomize/overlays/cloud"
+    echo "images:"
+    image_entry "$image"
+    if [[ -n "${DOMAIN:-}" ]]; then
+      echo "components:"
+      echo "  - ../kustomize/components/domain-mapping"
+      echo "patches:"
+      echo "  - target: {group: serving.knative.dev, kind: DomainMapping}"
+      echo "    patch: '[{\"op\": \"replace\", \"path\": \"/metadata/name\", \"value\": \"$DOMAIN\"}]'"
+      echo "  - target: {group: networking.internal.knative.dev, kind: ClusterDomainClaim}"
+      echo "    patch: '[{\"op\": \"replace\", \"path\": \"/metadata/name\", \"value\": \"$DOMAIN\"}]'"
+    fi
+  } >"$tmp/deploy/kustomization.yaml"
+  kubectl kustomize "$tmp/deploy"
+}
+
+# Prints the URL and a curl that reaches it; on minikube through Kourier's NodePort, because port
+# 80 of the sslip.io name is only served with `minikube tunnel`.
+cmd_url() {
+  local overlay="$1" namespace="$2" url host auth="" ip port
+  check_overlay "$overlay"
+  url="$(kubectl get ksvc "$SERVICE" -n "$namespace" -o jsonpath='{.status.url}')"
+  [[ -n "$url" ]] || die "ksvc/$SERVICE in namespace $namespace has no URL yet: kubectl describe ksvc $SERVICE -n $namespace"
+  # The curl refers to the variable, never to the token itself.
+  # shellcheck disable=SC2016 # $API_TOKEN is meant literally: the user's shell expands it
+  [[ -n "${API_TOKEN:-}" ]] && auth=' -H "Authorization: Bearer $API_TOKEN"'
+  host="${url#*://}"
+  echo "URL: $url"
+  if [[ "$overlay" == minikube ]]; then
+    ip="$(minikube ip -p "$PROFILE")"
+    port="$(kubectl get service kourier -n kourier-system -o jsonpath='{.spec.ports[?(@.name=="http2")].nodePort}')"
+    echo "curl -H 'Accept: application/json'$auth http://$host:$port/"
+    echo "# without DNS (sslip.io unreachable): curl -H 'Host: $host'$auth http://$ip:$port/"
+    echo "# macOS/Windows docker driver: use the address printed by: minikube service kourier -n kourier-system --url -p $PROFILE"
+  else
+    echo "curl -H 'Accept: application/json'$auth $url/"
+    if [[ -n "${DOMAIN:-}" ]]; then
+      echo "curl -H 'Accept: application/json'$auth https://$DOMAIN/   # once DNS points at the ingress and the certificate is issued:"
+      echo "#   kubectl get domainmapping $DOMAIN -n $namespace"
+    fi
+  fi
+  echo "# watch it scale to zero: kubectl get pods -n $namespace -l serving.knative.dev/service=$SERVICE -w"
+}
+
+main() {
+  local cmd="${1:-}"
+  (($# > 0)) && shift
+  case "$cmd" in
+    check) (($# >= 1)) || die "usage: $0 check <minikube|cloud> [IMAGE]"; cmd_check "$@" ;;
+    secret) (($# == 1)) || die "usage: $0 secret <namespace>"; cmd_secret "$@" ;;
+    render) (($# >= 1)) || die "usage: $0 render <minikube|cloud> [IMAGE]"; cmd_render "$@" ;;
+    url) (($# == 2)) || die "usage: $0 url <minikube|cloud> <namespace>"; cmd_url "$@" ;;
+    *) die "usage: $0 <check|secret|render|url> ... (see the comment at the top of this file)" ;;
+  esac
+}
+
+main "$@"
