@@ -1,0 +1,50 @@
+import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
+import { ConfigError } from '../../lib/errors.ts';
+import { errorName } from './errors.ts';
+
+export interface Identity {
+  account: string;
+  arn: string;
+  region: string;
+}
+
+const CREDENTIAL_HELP =
+  'set AWS_PROFILE (a profile from ~/.aws/config, e.g. after `aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary credentials)';
+const REGION_HELP = 'set AWS_REGION (or pass --region, or set `region` in your AWS_PROFILE)';
+
+/** Errors the SDK's credential chain raises when it finds nothing usable, or STS rejects what it found. */
+const NO_CREDENTIALS = new Set(['CredentialsProviderError', 'ProviderError', 'TokenProviderError']);
+const BAD_CREDENTIALS = new Set([
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'UnrecognizedClientException',
+  'AccessDenied',
+]);
+
+/**
+ * Checks region and credentials before anything else: STS GetCallerIdentity needs no permission, so a
+ * failure here is about the caller's setup and is reported as a ConfigError saying what to set.
+ */
+export async function checkCredentials(sts: STSClient): Promise<Identity> {
+  let region: string;
+  try {
+    region = await sts.config.region();
+  } catch (err) {
+    throw new ConfigError(`no AWS region: ${REGION_HELP}`, { cause: err });
+  }
+  if (!region) throw new ConfigError(`no AWS region: ${REGION_HELP}`);
+  try {
+    const identity = await sts.send(new GetCallerIdentityCommand({}));
+    return { account: identity.Account ?? '', arn: identity.Arn ?? '', region };
+  } catch (err) {
+    const name = errorName(err);
+    if (NO_CREDENTIALS.has(name))
+      throw new ConfigError(`no AWS credentials found: ${CREDENTIAL_HELP}`, { cause: err });
+    if (BAD_CREDENTIALS.has(name)) {
+      throw new ConfigError(`AWS rejected the credentials (${name}): ${CREDENTIAL_HELP}`, { cause: err });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,37 @@
+/** A bounded wait ran out. The message says what was awaited and what to check. */
+export class WaitTimeoutError extends Error {
+  override name = 'WaitTimeoutError';
+}
+
+/** An SSM command ended in a state other than Success; carries the remote stderr. */
+export class CommandFailedError extends Error {
+  override name = 'CommandFailedError';
+}
+
+/** A command's payload would not fit SSM's 64 KB limit. */
+export class PayloadTooLargeError extends Error {
+  override name = 'PayloadTooLargeError';
+}
+
+/** Something in the account prevents a step (no default VPC, a name taken by a foreign resource, ...). */
+export class AwsStateError extends Error {
+  override name = 'AwsStateError';
+}
+
+/** The error's name, for matching known AWS errors (`err.name` is the service's error code in SDK v3). */
+export function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : '';
+}
+
+/** Throttling is transient: poll loops treat it as "not yet" (the SDK already retried a few times). */
+const THROTTLING = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'TooManyUpdates',
+]);
+
+export function isThrottling(err: unknown): boolean {
+  return THROTTLING.has(errorName(err));
+}

@@ -1,0 +1,155 @@
+import {
+  AddRoleToInstanceProfileCommand,
+  AttachRolePolicyCommand,
+  CreateInstanceProfileCommand,
+  CreateRoleCommand,
+  DeleteInstanceProfileCommand,
+  DeleteRoleCommand,
+  DeleteRolePolicyCommand,
+  DetachRolePolicyCommand,
+  GetInstanceProfileCommand,
+  GetRoleCommand,
+  type IAMClient,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
+  PutRolePolicyCommand,
+  RemoveRoleFromInstanceProfileCommand,
+} from '@aws-sdk/client-iam';
+import { errorName } from './errors.ts';
+import { projectTags } from './tags.ts';
+
+export const SSM_CORE_POLICY_ARN = 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore';
+export const TOKEN_POLICY_NAME = 'read-api-token';
+
+const TRUST_POLICY = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+});
+
+export function roleName(name: string): string {
+  return `${name}-agent`;
+}
+
+export interface InstanceProfileResult {
+  roleName: string;
+  profileName: string;
+  profileArn: string;
+  roleCreated: boolean;
+  profileCreated: boolean;
+}
+
+async function ignoreNotFound<T>(call: Promise<T>): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (err) {
+    if (errorName(err) === 'NoSuchEntity' || errorName(err) === 'NoSuchEntityException') return undefined;
+    throw err;
+  }
+}
+
+export async function roleExists(iam: IAMClient, name: string): Promise<boolean> {
+  return (await ignoreNotFound(iam.send(new GetRoleCommand({ RoleName: roleName(name) })))) !== undefined;
+}
+
+export async function instanceProfileExists(iam: IAMClient, name: string): Promise<boolean> {
+  const found = await ignoreNotFound(
+    iam.send(new GetInstanceProfileCommand({ InstanceProfileName: roleName(name) })),
+  );
+  return found !== undefined;
+}
+
+/**
+ * Role `<name>-agent` (trusted by EC2, with AmazonSSMManagedInstanceCore so the SSM agent can register)
+ * and the instance profile of the same name holding it. Creates what is missing, reuses what exists.
+ * With a token parameter ARN, an inline policy allows reading that one parameter; without, any such
+ * policy left from an earlier run is removed (least privilege).
+ */
+export async function ensureInstanceProfile(
+  iam: IAMClient,
+  options: { name: string; tokenParameterArn?: string },
+): Promise<InstanceProfileResult> {
+  const role = roleName(options.name);
+  let roleCreated = false;
+  if (!(await roleExists(iam, options.name))) {
+    await iam.send(
+      new CreateRoleCommand({
+        RoleName: role,
+        AssumeRolePolicyDocument: TRUST_POLICY,
+        Description: `random-number agent on EC2 (${options.name})`,
+        Tags: projectTags(options.name),
+      }),
+    );
+    roleCreated = true;
+  }
+  const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
+  if (!attached.AttachedPolicies?.some((p) => p.PolicyArn === SSM_CORE_POLICY_ARN)) {
+    await iam.send(new AttachRolePolicyCommand({ RoleName: role, PolicyArn: SSM_CORE_POLICY_ARN }));
+  }
+  if (options.tokenParameterArn) {
+    await iam.send(
+      new PutRolePolicyCommand({
+        RoleName: role,
+        PolicyName: TOKEN_POLICY_NAME,
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: 'ssm:GetParameter', Resource: options.tokenParameterArn }],
+        }),
+      }),
+    );
+  } else {
+    await ignoreNotFound(
+      iam.send(new DeleteRolePolicyCommand({ RoleName: role, PolicyName: TOKEN_POLICY_NAME })),
+    );
+  }
+
+  let profile = await ignoreNotFound(iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })));
+  let profileCreated = false;
+  if (!profile) {
+    await iam.send(
+      new CreateInstanceProfileCommand({ InstanceProfileName: role, Tags: projectTags(options.name) }),
+    );
+    profileCreated = true;
+    profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role }));
+  }
+  if (!profile.InstanceProfile?.Roles?.some((r) => r.RoleName === role)) {
+    await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: role, RoleName: role }));
+  }
+  return {
+    roleName: role,
+    profileName: role,
+    profileArn: profile.InstanceProfile?.Arn ?? '',
+    roleCreated,
+    profileCreated,
+  };
+}
+
+/** Removes the instance profile and the role with its policies. Returns what it deleted; absent is fine. */
+export async function deleteInstanceProfile(iam: IAMClient, name: string): Promise<string[]> {
+  const role = roleName(name);
+  const removed: string[] = [];
+  const profile = await ignoreNotFound(
+    iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })),
+  );
+  if (profile) {
+    for (const r of profile.InstanceProfile?.Roles ?? []) {
+      await iam.send(
+        new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: role, RoleName: r.RoleName }),
+      );
+    }
+    await iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName: role }));
+    removed.push(`instance profile ${role}`);
+  }
+  if (await roleExists(iam, name)) {
+    const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
+    for (const p of attached.AttachedPolicies ?? []) {
+      await iam.send(new DetachRolePolicyCommand({ RoleName: role, PolicyArn: p.PolicyArn }));
+    }
+    const inline = await iam.send(new ListRolePoliciesCommand({ RoleName: role }));
+    for (const policyName of inline.PolicyNames ?? []) {
+      await iam.send(new DeleteRolePolicyCommand({ RoleName: role, PolicyName: policyName }));
+    }
+    await iam.send(new DeleteRoleCommand({ RoleName: role }));
+    removed.push(`role ${role}`);
+  }
+  return removed;
+}

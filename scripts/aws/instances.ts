@@ -1,0 +1,162 @@
+import {
+  DescribeInstancesCommand,
+  type EC2Client,
+  type Instance,
+  RunInstancesCommand,
+  StartInstancesCommand,
+  TerminateInstancesCommand,
+  waitUntilInstanceRunning,
+  waitUntilInstanceTerminated,
+} from '@aws-sdk/client-ec2';
+import { AwsStateError, errorName } from './errors.ts';
+import { type PollTiming, poll } from './poll.ts';
+import { projectFilter, projectTags } from './tags.ts';
+
+/** States in which an instance still counts as "ours and alive" for idempotent re-runs. */
+const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'];
+
+export interface FoundInstance {
+  instanceId: string;
+  state: string;
+}
+
+export async function findInstances(ec2: EC2Client, name: string): Promise<FoundInstance[]> {
+  const found: FoundInstance[] = [];
+  let NextToken: string | undefined;
+  do {
+    const page = await ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [projectFilter(name), { Name: 'instance-state-name', Values: LIVE_STATES }],
+        NextToken,
+      }),
+    );
+    for (const reservation of page.Reservations ?? []) {
+      for (const instance of reservation.Instances ?? []) {
+        found.push({ instanceId: instance.InstanceId as string, state: instance.State?.Name ?? 'unknown' });
+      }
+    }
+    NextToken = page.NextToken;
+  } while (NextToken);
+  return found;
+}
+
+export interface LaunchOptions {
+  name: string;
+  count: number;
+  imageId: string;
+  rootDeviceName: string;
+  instanceType: string;
+  instanceProfileName: string;
+  securityGroupId: string;
+  subnetId?: string;
+  volumeSizeGiB?: number;
+  /** Bounds the retries while a new instance profile propagates. */
+  profileRetry: PollTiming;
+  onWait?: (elapsedMs: number) => void;
+}
+
+/** RunInstances' answer while a just-created instance profile has not propagated to EC2 yet. */
+export function isProfileNotReady(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : '';
+  return errorName(err) === 'InvalidParameterValue' && /iam ?instance ?profile/i.test(message);
+}
+
+/**
+ * Launches `count` instances: IMDSv2 only, an encrypted gp3 root volume, the instance profile, and the
+ * project tags on instance and volume. Retries only the profile-propagation error, bounded.
+ */
+export async function launchInstances(ec2: EC2Client, options: LaunchOptions): Promise<Instance[]> {
+  const tags = projectTags(options.name);
+  const command = new RunInstancesCommand({
+    ImageId: options.imageId,
+    InstanceType: options.instanceType as never,
+    MinCount: options.count,
+    MaxCount: options.count,
+    IamInstanceProfile: { Name: options.instanceProfileName },
+    MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1 },
+    BlockDeviceMappings: [
+      {
+        DeviceName: options.rootDeviceName,
+        Ebs: {
+          VolumeType: 'gp3',
+          VolumeSize: options.volumeSizeGiB ?? 8,
+          Encrypted: true,
+          DeleteOnTermination: true,
+        },
+      },
+    ],
+    SecurityGroupIds: [options.securityGroupId],
+    ...(options.subnetId ? { SubnetId: options.subnetId } : {}),
+    TagSpecifications: [
+      { ResourceType: 'instance', Tags: tags },
+      { ResourceType: 'volume', Tags: tags },
+    ],
+  });
+  return poll({
+    ...options.profileRetry,
+    what: `instance profile ${options.instanceProfileName} to become usable by EC2`,
+    hint: 'IAM changes usually propagate within a minute; run again if it persists',
+    onWait: options.onWait,
+    check: async () => {
+      try {
+        const { Instances } = await ec2.send(command);
+        if (!Instances?.length) throw new AwsStateError('RunInstances returned no instances');
+        return Instances;
+      } catch (err) {
+        if (isProfileNotReady(err)) return undefined;
+        throw err;
+      }
+    },
+  });
+}
+
+export async function startStopped(ec2: EC2Client, instances: FoundInstance[]): Promise<string[]> {
+  const stopped = instances.filter((i) => i.state === 'stopped').map((i) => i.instanceId);
+  if (stopped.length) await ec2.send(new StartInstancesCommand({ InstanceIds: stopped }));
+  return stopped;
+}
+
+/** The SDK waiter with a named maximum; its error names the instances. */
+export async function waitRunning(
+  ec2: EC2Client,
+  instanceIds: string[],
+  timing: { maxWaitSeconds: number; minDelaySeconds: number },
+): Promise<void> {
+  await waitUntilInstanceRunning(
+    {
+      client: ec2,
+      maxWaitTime: timing.maxWaitSeconds,
+      minDelay: timing.minDelaySeconds,
+      maxDelay: Math.max(timing.minDelaySeconds, 15),
+    },
+    { InstanceIds: instanceIds },
+  ).catch((err: unknown) => {
+    throw new AwsStateError(
+      `instances ${instanceIds.join(', ')} not running after ${timing.maxWaitSeconds} s: ${(err as Error).message}`,
+      { cause: err },
+    );
+  });
+}
+
+export async function terminateInstances(
+  ec2: EC2Client,
+  instanceIds: string[],
+  timing: { maxWaitSeconds: number; minDelaySeconds: number },
+): Promise<void> {
+  if (!instanceIds.length) return;
+  await ec2.send(new TerminateInstancesCommand({ InstanceIds: instanceIds }));
+  await waitUntilInstanceTerminated(
+    {
+      client: ec2,
+      maxWaitTime: timing.maxWaitSeconds,
+      minDelay: timing.minDelaySeconds,
+      maxDelay: Math.max(timing.minDelaySeconds, 15),
+    },
+    { InstanceIds: instanceIds },
+  ).catch((err: unknown) => {
+    throw new AwsStateError(
+      `instances ${instanceIds.join(', ')} not terminated after ${timing.maxWaitSeconds} s: ${(err as Error).message}`,
+      { cause: err },
+    );
+  });
+}

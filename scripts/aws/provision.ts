@@ -1,0 +1,217 @@
+import { ConfigError } from '../../lib/errors.ts';
+import { installArgs, readAgentFiles } from './agent-files.ts';
+import { resolveAmi } from './ami.ts';
+import type { Clients } from './clients.ts';
+import { checkCredentials } from './credentials.ts';
+import { buildDelivery } from './delivery.ts';
+import { ensureInstanceProfile, instanceProfileExists, roleExists, roleName } from './iam.ts';
+import { findInstances, launchInstances, startStopped, waitRunning } from './instances.ts';
+import type { Reporter } from './report.ts';
+import { ensureSecurityGroup, findSecurityGroup, resolveVpc } from './security-group.ts';
+import { runCommand } from './ssm-command.ts';
+import { waitForRegistration } from './ssm-registration.ts';
+import { parameterArn, parameterExists, putToken } from './token.ts';
+import { timing, type Waits, waiterTiming } from './waits.ts';
+
+export interface ProvisionOptions {
+  name: string;
+  serviceUrl: string;
+  instanceType: string;
+  count: number;
+  schedule: string;
+  subnetId?: string;
+  tokenParameter?: string;
+  /** Written to `tokenParameter`; never printed. */
+  token?: string;
+  dryRun: boolean;
+  bundlePath?: string;
+  installScriptPath?: string;
+  waits: Waits;
+}
+
+export interface ProvisionResult {
+  region: string;
+  instanceIds: string[];
+  created: string[];
+  reused: string[];
+  dryRun: boolean;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * The provisioning scenario: each step is a small AWS function; this composes them in order and tells
+ * the reporter about each. Idempotent: every resource is found by name/tag first and reused.
+ */
+export async function provision(
+  clients: Clients,
+  options: ProvisionOptions,
+  report: Reporter,
+): Promise<ProvisionResult> {
+  const { name, waits } = options;
+  const created: string[] = [];
+  const reused: string[] = [];
+  const note = (isNew: boolean, what: string) => (isNew ? created : reused).push(what);
+
+  const identity = await report.step(
+    'credentials',
+    () => checkCredentials(clients.sts),
+    (id) => `${id.arn} in ${id.region}`,
+  );
+  const { region } = identity;
+  const files = await readAgentFiles({
+    bundle: options.bundlePath,
+    installScript: options.installScriptPath,
+  });
+  const delivery = await report.step(
+    'agent bundle',
+    async () =>
+      buildDelivery({
+        ...files,
+        installArgs: installArgs({ ...options, region }),
+      }),
+    (d) =>
+      `${d.bundleBytes} bytes, sha256 ${d.sha256.slice(0, 12)}…, ${d.encodedChars} chars gzip+base64 in ${plural(d.commands.length, 'command')}`,
+  );
+  const ami = await report.step(
+    'AMI',
+    () => resolveAmi(clients.ssm, clients.ec2, options.instanceType),
+    (a) => `${a.imageId} (Amazon Linux 2023 ${a.architecture}, root ${a.rootDeviceName})`,
+  );
+  const vpcId = await report.step(
+    'VPC',
+    () => resolveVpc(clients.ec2, options.subnetId),
+    (v) => v,
+  );
+
+  const tokenArn = options.tokenParameter
+    ? parameterArn(region, identity.account, options.tokenParameter)
+    : undefined;
+  if (options.tokenParameter && !options.token && !options.dryRun) {
+    if (!(await parameterExists(clients.ssm, options.tokenParameter))) {
+      throw new ConfigError(
+        `--api-token-parameter ${options.tokenParameter} does not exist: pass --api-token (or set API_TOKEN) to create it`,
+      );
+    }
+  }
+
+  if (options.dryRun) {
+    const role = roleName(name);
+    const existing = await findInstances(clients.ec2, name);
+    const plan = [
+      `${(await roleExists(clients.iam, name)) ? 'reuse ' : 'create'} IAM role ${role} (AmazonSSMManagedInstanceCore${tokenArn ? ', ssm:GetParameter on the token' : ''})`,
+      `${(await instanceProfileExists(clients.iam, name)) ? 'reuse ' : 'create'} instance profile ${role}`,
+      `${(await findSecurityGroup(clients.ec2, name, vpcId)) ? 'reuse ' : 'create'} security group ${name} in ${vpcId} (no inbound rules)`,
+      ...(options.tokenParameter
+        ? [
+            options.token
+              ? `${(await parameterExists(clients.ssm, options.tokenParameter)) ? 'update' : 'create'} SecureString ${options.tokenParameter}`
+              : `use SecureString ${options.tokenParameter}`,
+          ]
+        : []),
+      ...existing.map((i) => `reuse   instance ${i.instanceId} (${i.state})`),
+      ...(existing.length < options.count
+        ? [
+            `create ${plural(options.count - existing.length, 'instance')} ${options.instanceType} from ${ami.imageId}, IMDSv2 required, encrypted gp3 root volume, tags Name=${name} Project=${name}`,
+          ]
+        : []),
+      `send   ${plural(delivery.commands.length, 'Run Command')} (AWS-RunShellScript) to tag:Project=${name}: install the agent polling ${options.serviceUrl} on '${options.schedule}'`,
+    ];
+    report.line('dry run: nothing was changed. The plan:');
+    for (const line of plan) report.line(`  ${line}`);
+    return { region, instanceIds: existing.map((i) => i.instanceId), created: [], reused: [], dryRun: true };
+  }
+
+  if (options.tokenParameter && options.token) {
+    const parameterName = options.tokenParameter;
+    const token = options.token;
+    const result = await report.step(
+      'API token',
+      () => putToken(clients.ssm, { name, parameterName, token }),
+      (r) => `SecureString ${parameterName} ${r.created ? 'created' : 'updated'}`,
+    );
+    note(result.created, `SecureString ${parameterName}`);
+  }
+
+  const profile = await report.step(
+    'IAM role and instance profile',
+    () => ensureInstanceProfile(clients.iam, { name, tokenParameterArn: tokenArn }),
+    (p) =>
+      `${p.roleName} ${p.roleCreated ? 'created' : 'reused'}, profile ${p.profileCreated ? 'created' : 'reused'}`,
+  );
+  note(profile.roleCreated, `IAM role ${profile.roleName}`);
+  note(profile.profileCreated, `instance profile ${profile.profileName}`);
+
+  const group = await report.step(
+    'security group',
+    () => ensureSecurityGroup(clients.ec2, { name, vpcId }),
+    (g) => `${g.groupId} ${g.created ? 'created' : 'reused'} (no inbound rules)`,
+  );
+  note(group.created, `security group ${group.groupId}`);
+
+  const existing = await findInstances(clients.ec2, name);
+  for (const i of existing) reused.push(`instance ${i.instanceId}`);
+  await startStopped(clients.ec2, existing);
+  const missing = Math.max(0, options.count - existing.length);
+  const launched = missing
+    ? await report.step(
+        'launch',
+        (onWait) =>
+          launchInstances(clients.ec2, {
+            name,
+            count: missing,
+            imageId: ami.imageId,
+            rootDeviceName: ami.rootDeviceName,
+            instanceType: options.instanceType,
+            instanceProfileName: profile.profileName,
+            securityGroupId: group.groupId,
+            subnetId: options.subnetId,
+            profileRetry: timing(waits, waits.profilePropagationMaxMs),
+            onWait,
+          }),
+        (list) => list.map((i) => i.InstanceId).join(', '),
+      )
+    : [];
+  for (const i of launched) created.push(`instance ${i.InstanceId}`);
+  const instanceIds = [...existing.map((i) => i.instanceId), ...launched.map((i) => i.InstanceId as string)];
+  if (!missing) report.line(`reusing ${plural(existing.length, 'instance')}: ${instanceIds.join(', ')}`);
+
+  await report.step(
+    'running',
+    () => waitRunning(clients.ec2, instanceIds, waiterTiming(waits, waits.runningMaxSeconds)),
+    () => instanceIds.join(', '),
+  );
+  await report.step(
+    'SSM registration',
+    (onWait) =>
+      waitForRegistration(clients.ssm, {
+        instanceIds,
+        timing: timing(waits, waits.registrationMaxMs),
+        onWait,
+      }),
+    (how) => `all registered (${how})`,
+  );
+
+  for (const command of delivery.commands) {
+    const { results } = await report.step(
+      command.comment,
+      (onWait) =>
+        runCommand(clients.ssm, {
+          command,
+          target: { tagProject: name },
+          instanceIds,
+          timing: timing(waits, waits.commandMaxMs),
+          onWait,
+        }),
+      (r) => `command ${r.commandId} succeeded on ${plural(r.results.length, 'instance')}`,
+    );
+    if (command === delivery.commands.at(-1)) {
+      for (const r of results) {
+        const lines = r.stdout.trim().split('\n').filter(Boolean).slice(-8);
+        report.line(`  ${r.instanceId}: ${lines.length ? '' : '(no output)'}`);
+        for (const line of lines) report.line(`    ${line}`);
+      }
+    }
+  }
+  return { region, instanceIds, created, reused, dryRun: false };
+}

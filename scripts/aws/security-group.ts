@@ -1,0 +1,113 @@
+import {
+  CreateSecurityGroupCommand,
+  DeleteSecurityGroupCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
+import { ConfigError } from '../../lib/errors.ts';
+import { AwsStateError, errorName } from './errors.ts';
+import { type PollTiming, poll } from './poll.ts';
+import { projectTags } from './tags.ts';
+
+/** The VPC to use: the subnet's when one is given, else the region's default VPC. */
+export async function resolveVpc(ec2: EC2Client, subnetId?: string): Promise<string> {
+  if (subnetId) {
+    try {
+      const { Subnets } = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }));
+      const vpc = Subnets?.[0]?.VpcId;
+      if (vpc) return vpc;
+    } catch (err) {
+      if (!errorName(err).startsWith('InvalidSubnet')) throw err;
+    }
+    throw new ConfigError(`--subnet ${subnetId}: no such subnet in this region`);
+  }
+  const { Vpcs } = await ec2.send(
+    new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }),
+  );
+  const vpc = Vpcs?.[0]?.VpcId;
+  if (!vpc)
+    throw new ConfigError(
+      'this region has no default VPC: pass --subnet <subnet-id> (with a route to the internet)',
+    );
+  return vpc;
+}
+
+export async function findSecurityGroup(
+  ec2: EC2Client,
+  name: string,
+  vpcId: string,
+): Promise<string | undefined> {
+  const { SecurityGroups } = await ec2.send(
+    new DescribeSecurityGroupsCommand({
+      Filters: [
+        { Name: 'group-name', Values: [name] },
+        { Name: 'vpc-id', Values: [vpcId] },
+      ],
+    }),
+  );
+  const group = SecurityGroups?.[0];
+  if (group && !group.Tags?.some((t) => t.Key === 'Project' && t.Value === name)) {
+    throw new AwsStateError(
+      `security group "${name}" (${group.GroupId}) exists but is not tagged Project=${name}: it is not ours; choose another --name`,
+    );
+  }
+  return group?.GroupId;
+}
+
+/**
+ * Security group `<name>` with no inbound rules: the agent only makes outbound calls (the service, SSM),
+ * and the default egress rule allows them. Returns its id and whether it was created.
+ */
+export async function ensureSecurityGroup(
+  ec2: EC2Client,
+  options: { name: string; vpcId: string },
+): Promise<{ groupId: string; created: boolean }> {
+  const existing = await findSecurityGroup(ec2, options.name, options.vpcId);
+  if (existing) return { groupId: existing, created: false };
+  const { GroupId } = await ec2.send(
+    new CreateSecurityGroupCommand({
+      GroupName: options.name,
+      VpcId: options.vpcId,
+      Description: `random-number agent (${options.name}): no inbound rules, outbound only`,
+      TagSpecifications: [{ ResourceType: 'security-group', Tags: projectTags(options.name) }],
+    }),
+  );
+  if (!GroupId) throw new AwsStateError('CreateSecurityGroup returned no group id');
+  return { groupId: GroupId, created: true };
+}
+
+/**
+ * Deletes every security group tagged Project=<name>. A terminated instance's network interface can hold
+ * the group for a little while (DependencyViolation), so that error is retried, bounded.
+ */
+export async function deleteSecurityGroups(
+  ec2: EC2Client,
+  name: string,
+  timing: PollTiming,
+): Promise<string[]> {
+  const { SecurityGroups } = await ec2.send(
+    new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag:Project', Values: [name] }] }),
+  );
+  const removed: string[] = [];
+  for (const group of SecurityGroups ?? []) {
+    const groupId = group.GroupId as string;
+    await poll({
+      ...timing,
+      what: `security group ${groupId} to be released by its network interfaces`,
+      check: async () => {
+        try {
+          await ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId }));
+          return true;
+        } catch (err) {
+          if (errorName(err) === 'InvalidGroup.NotFound') return true;
+          if (errorName(err) === 'DependencyViolation') return undefined;
+          throw err;
+        }
+      },
+    });
+    removed.push(`security group ${group.GroupName} (${groupId})`);
+  }
+  return removed;
+}

@@ -1,0 +1,159 @@
+import {
+  GetCommandInvocationCommand,
+  type GetCommandInvocationCommandOutput,
+  SendCommandCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
+import { CommandFailedError, errorName, PayloadTooLargeError } from './errors.ts';
+import { type PollTiming, poll } from './poll.ts';
+
+/**
+ * SSM caps a command's document plus its runtime parameters at 64 KB. AWS-RunShellScript's own
+ * document is about 1.5 KB, so the parameters get what is left minus a margin.
+ */
+export const SSM_LIMIT_BYTES = 64 * 1024;
+export const MAX_PARAMETERS_BYTES = 60_000;
+
+export const DOCUMENT = 'AWS-RunShellScript';
+
+/** Where a command goes: the fleet by tag (one command for N instances) or explicit instance ids. */
+export type CommandTarget = { tagProject: string } | { instanceIds: string[] };
+
+export interface ShellCommand {
+  /** Short label for output and the command's Comment. */
+  comment: string;
+  /** The lines of the shell script (AWS-RunShellScript's `commands` parameter). */
+  commands: string[];
+  timeoutSeconds?: number;
+}
+
+/** Byte size of what the `commands` parameter adds to the request. */
+export function payloadBytes(commands: string[]): number {
+  return Buffer.byteLength(JSON.stringify({ commands }), 'utf8');
+}
+
+export function assertPayloadFits(command: ShellCommand): void {
+  const bytes = payloadBytes(command.commands);
+  if (bytes > MAX_PARAMETERS_BYTES) {
+    throw new PayloadTooLargeError(
+      `command "${command.comment}" carries ${bytes} bytes of parameters, over the ${MAX_PARAMETERS_BYTES}-byte budget under SSM's 64 KB limit`,
+    );
+  }
+}
+
+/** The SendCommand input, shared by the provisioner and the JSON files for `aws ssm send-command`. */
+export function sendCommandInput(command: ShellCommand, target: CommandTarget) {
+  assertPayloadFits(command);
+  const where =
+    'tagProject' in target
+      ? {
+          Targets: [{ Key: 'tag:Project', Values: [target.tagProject] }],
+          // The whole fleet at once; a single failure stops the rest (an install should not half-apply).
+          MaxConcurrency: '100%',
+          MaxErrors: '0',
+        }
+      : { InstanceIds: target.instanceIds };
+  return {
+    DocumentName: DOCUMENT,
+    Comment: command.comment.slice(0, 100),
+    TimeoutSeconds: command.timeoutSeconds ?? 600,
+    Parameters: { commands: command.commands },
+    ...where,
+  };
+}
+
+export async function sendCommand(
+  ssm: SSMClient,
+  command: ShellCommand,
+  target: CommandTarget,
+): Promise<string> {
+  const { Command } = await ssm.send(new SendCommandCommand(sendCommandInput(command, target)));
+  if (!Command?.CommandId)
+    throw new CommandFailedError(`SendCommand for "${command.comment}" returned no command id`);
+  return Command.CommandId;
+}
+
+const TERMINAL = new Set(['Success', 'Failed', 'Cancelled', 'TimedOut', 'Cancelling']);
+
+export interface InvocationResult {
+  instanceId: string;
+  status: string;
+  stdout: string;
+  stderr: string;
+  responseCode: number;
+}
+
+/**
+ * Waits until the command has finished on one instance. Right after SendCommand the invocation may not
+ * exist yet (InvocationDoesNotExist): that is "not yet", not an error. A non-Success end throws
+ * CommandFailedError carrying the remote stderr.
+ */
+export async function waitForInvocation(
+  ssm: SSMClient,
+  options: {
+    commandId: string;
+    instanceId: string;
+    comment: string;
+    timing: PollTiming;
+    onWait?: (ms: number) => void;
+  },
+): Promise<InvocationResult> {
+  const out: GetCommandInvocationCommandOutput = await poll({
+    ...options.timing,
+    what: `command "${options.comment}" (${options.commandId}) on ${options.instanceId}`,
+    hint: `see: aws ssm get-command-invocation --command-id ${options.commandId} --instance-id ${options.instanceId}`,
+    onWait: options.onWait,
+    check: async () => {
+      try {
+        const invocation = await ssm.send(
+          new GetCommandInvocationCommand({ CommandId: options.commandId, InstanceId: options.instanceId }),
+        );
+        return TERMINAL.has(invocation.Status ?? '') ? invocation : undefined;
+      } catch (err) {
+        if (errorName(err) === 'InvocationDoesNotExist') return undefined;
+        throw err;
+      }
+    },
+  });
+  const result = {
+    instanceId: options.instanceId,
+    status: out.Status ?? 'unknown',
+    stdout: out.StandardOutputContent ?? '',
+    stderr: out.StandardErrorContent ?? '',
+    responseCode: out.ResponseCode ?? -1,
+  };
+  if (result.status !== 'Success') {
+    const stderr = result.stderr.trim() || result.stdout.trim() || '(no output)';
+    throw new CommandFailedError(
+      `command "${options.comment}" ${result.status} on ${options.instanceId} (exit ${result.responseCode}): ${stderr}`,
+    );
+  }
+  return result;
+}
+
+/** Sends one command to the target and waits for it on each of `instanceIds`. */
+export async function runCommand(
+  ssm: SSMClient,
+  options: {
+    command: ShellCommand;
+    target: CommandTarget;
+    instanceIds: string[];
+    timing: PollTiming;
+    onWait?: (ms: number) => void;
+  },
+): Promise<{ commandId: string; results: InvocationResult[] }> {
+  const commandId = await sendCommand(ssm, options.command, options.target);
+  const results: InvocationResult[] = [];
+  for (const instanceId of options.instanceIds) {
+    results.push(
+      await waitForInvocation(ssm, {
+        commandId,
+        instanceId,
+        comment: options.command.comment,
+        timing: options.timing,
+        onWait: options.onWait,
+      }),
+    );
+  }
+  return { commandId, results };
+}

@@ -1,0 +1,65 @@
+import type { Clients } from './clients.ts';
+import { checkCredentials } from './credentials.ts';
+import { deleteInstanceProfile } from './iam.ts';
+import { findInstances, terminateInstances } from './instances.ts';
+import type { Reporter } from './report.ts';
+import { deleteSecurityGroups } from './security-group.ts';
+import { deleteTokenIfOurs } from './token.ts';
+import { timing, type Waits, waiterTiming } from './waits.ts';
+
+export interface TeardownOptions {
+  name: string;
+  tokenParameter: string;
+  waits: Waits;
+}
+
+/**
+ * Removes what provision created, found by tag and name: instances (terminated and waited for, which
+ * also deletes their volumes), then the security group they held, the instance profile and role, and the
+ * token parameter only if provisioning created it. Anything already gone is skipped.
+ */
+export async function teardown(
+  clients: Clients,
+  options: TeardownOptions,
+  report: Reporter,
+): Promise<string[]> {
+  const { name, waits } = options;
+  const removed: string[] = [];
+  await report.step(
+    'credentials',
+    () => checkCredentials(clients.sts),
+    (id) => `${id.arn} in ${id.region}`,
+  );
+  const instances = await findInstances(clients.ec2, name);
+  const ids = instances.map((i) => i.instanceId);
+  await report.step(
+    'instances',
+    () => terminateInstances(clients.ec2, ids, waiterTiming(waits, waits.terminatedMaxSeconds)),
+    () => (ids.length ? `terminated ${ids.join(', ')}` : 'none'),
+  );
+  removed.push(...ids.map((id) => `instance ${id} (and its root volume)`));
+  const groups = await report.step(
+    'security group',
+    () => deleteSecurityGroups(clients.ec2, name, timing(waits, waits.securityGroupReleaseMaxMs)),
+    (g) => (g.length ? g.join(', ') : 'none'),
+  );
+  removed.push(...groups);
+  const iam = await report.step(
+    'IAM role and instance profile',
+    () => deleteInstanceProfile(clients.iam, name),
+    (r) => (r.length ? r.join(', ') : 'none'),
+  );
+  removed.push(...iam);
+  const token = await report.step(
+    'API token parameter',
+    () => deleteTokenIfOurs(clients.ssm, { name, parameterName: options.tokenParameter }),
+    (outcome) =>
+      outcome === 'deleted'
+        ? `${options.tokenParameter} deleted`
+        : outcome === 'kept'
+          ? `${options.tokenParameter} kept (not created by provision-ec2)`
+          : 'none',
+  );
+  if (token === 'deleted') removed.push(`SecureString ${options.tokenParameter}`);
+  return removed;
+}

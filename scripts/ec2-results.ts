@@ -1,0 +1,44 @@
+import { runMain } from '../lib/cli.ts';
+import { parseFlags, parseIntFlag, parseName } from './aws/args.ts';
+import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
+import { createClients } from './aws/clients.ts';
+import { readResults } from './aws/read-results.ts';
+import { createReporter } from './aws/report.ts';
+import { formatResults } from './aws/results.ts';
+
+const HELP = `Usage: npm run ec2-results -- [options]
+
+Reads the agent's output file on each running instance tagged Project=NAME through SSM Run Command
+(no SSH) and prints the last lines, a summary (count, min, max, mean, a histogram of 0–100) and the
+failures and cold starts the agent logged in the last hour.
+
+  --lines N               how many of the last lines to read (default 60, at most 500:
+                          SSM returns at most 24,000 characters of output)
+  --output-file PATH      the agent's output file (default /root/randomNumber.txt)
+${COMMON_HELP}
+`;
+
+runMain('ec2-results', async () => {
+  const flags = parseFlags(process.argv.slice(2), {
+    ...COMMON_FLAGS,
+    lines: { type: 'string' },
+    'output-file': { type: 'string' },
+  } as const);
+  if (flags.help) return void process.stdout.write(HELP);
+  const report = createReporter();
+  const outputFile = flags['output-file'] ?? '/root/randomNumber.txt';
+  const results = await readResults(
+    createClients(flags.region),
+    {
+      name: parseName(flags.name),
+      lines: parseIntFlag('--lines', flags.lines, 60, 1, 500),
+      outputFile,
+      waits: waitsFrom(flags['poll-interval-ms']),
+    },
+    report,
+  );
+  for (const { instanceId, parsed } of results) {
+    report.line('');
+    report.line(formatResults(instanceId, parsed));
+  }
+});
