@@ -66,7 +66,10 @@ runMain('provision-ec2', async () => {
   const report = createReporter();
   const result = await provision(createClients(flags.region), options, report);
   if (result.dryRun) return;
-  const extra = [name === 'random-number' ? '' : ` --name ${name}`, flags.region ? ` --region ${result.region}` : ''].join('');
+  const extra = [
+    name === 'random-number' ? '' : ` --name ${name}`,
+    flags.region ? ` --region ${result.region}` : '',
+  ].join('');
   const args = extra ? ` --${extra}` : '';
   report.line('');
   report.line(`done: the agent is installed on ${result.instanceIds.join(', ')} in ${result.region}`);
@@ -74,8 +77,6 @@ runMain('provision-ec2', async () => {
     `  created: ${result.created.length ? result.created.join(', ') : 'nothing (everything existed)'}`,
   );
   report.line(`  reused:  ${result.reused.length ? result.reused.join(', ') : 'nothing'}`);
-  report.line(
-    `  results:  npm run ec2-results${args}   (numbers appear after the first schedule tick)`,
-  );
+  report.line(`  results:  npm run ec2-results${args}   (numbers appear after the first schedule tick)`);
   report.line(`  teardown: npm run teardown-ec2${args}`);
 });

@@ -100,7 +100,7 @@ export function formatResults(instanceId: string, parsed: ParsedResults, width =
     const peak = Math.max(...summary.histogram);
     summary.histogram.forEach((n, i) => {
       const bar = '#'.repeat(peak ? Math.round((n / peak) * width) : 0);
-      lines.push(`  ${bucketLabel(i)} ${String(n).padStart(4)} ${bar}`);
+      lines.push(`  ${bucketLabel(i)} ${String(n).padStart(4)} ${bar}`.trimEnd());
     });
   }
   if (parsed.unparsed.length)

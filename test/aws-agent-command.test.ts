@@ -1,0 +1,125 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { sha256 } from '../scripts/aws/delivery.ts';
+
+const TSX = 'node_modules/.bin/tsx';
+
+function tempDir(t: { teardown(fn: () => unknown): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-command-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function agentCommand(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(TSX, ['scripts/agent-command.ts', ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1', ...env },
+    encoding: 'utf8',
+  });
+}
+
+interface CommandFile {
+  DocumentName: string;
+  Targets: { Key: string; Values: string[] }[];
+  MaxConcurrency: string;
+  MaxErrors: string;
+  Parameters: { commands: string[] };
+}
+
+t.test('writes one send-command JSON per command; run in order they deliver the bundle intact', async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, 'out');
+  const run = agentCommand([
+    '--service-url',
+    'https://random-number.example.com',
+    '--name',
+    'fleet-a',
+    '--api-token-parameter',
+    '/fleet-a/api-token',
+    '--region',
+    'eu-central-1',
+    '--out',
+    out,
+  ]);
+  t.equal(run.status, 0, `exits 0 (${run.stderr.trim()})`);
+  const files = readdirSync(out).sort();
+  t.ok(files.length >= 2, `several files (${files.join(', ')})`);
+  t.match(files.at(-1), /-install\.json$/, 'the install command comes last');
+  for (const file of files) {
+    t.match(
+      run.stdout,
+      `aws ssm send-command --region eu-central-1 --cli-input-json file://${join(out, file)}`,
+      `prints the aws command for ${file}`,
+    );
+  }
+
+  const commands: CommandFile[] = [];
+  for (const file of files) {
+    const path = join(out, file);
+    t.ok(statSync(path).size < 64 * 1024, `${file} is under 64 KB`);
+    const json = JSON.parse(readFileSync(path, 'utf8')) as CommandFile;
+    t.equal(json.DocumentName, 'AWS-RunShellScript', `${file} runs AWS-RunShellScript`);
+    t.same(
+      json.Targets,
+      [{ Key: 'tag:Project', Values: ['fleet-a'] }],
+      `${file} targets the tag, not instance ids`,
+    );
+    t.ok(json.MaxConcurrency && json.MaxErrors, `${file} sets MaxConcurrency and MaxErrors`);
+    commands.push(json);
+  }
+
+  // Run each command's script locally, as the SSM agent would, against a temporary staging root.
+  const fakeShell = join(dir, 'record-args');
+  writeFileSync(fakeShell, `#!/bin/bash\nprintf '%s\\n' "$@" > "${dir}/args"\n`);
+  chmodSync(fakeShell, 0o755);
+  for (const [index, command] of commands.entries()) {
+    const result = spawnSync('bash', ['-c', command.Parameters.commands.join('\n')], {
+      env: { PATH: process.env.PATH, RNA_STAGING_ROOT: join(dir, 'staging'), RNA_INSTALL_SHELL: fakeShell },
+      encoding: 'utf8',
+    });
+    t.equal(result.status, 0, `command ${files[index]} exits 0 (${result.stderr.trim()})`);
+  }
+  const expected = sha256(readFileSync('dist/ec2-agent.mjs'));
+  t.equal(
+    sha256(readFileSync(join(dir, 'staging', expected, 'ec2-agent.mjs'))),
+    expected,
+    'the reassembled bundle has the sha256 of dist/ec2-agent.mjs',
+  );
+  const args = readFileSync(join(dir, 'args'), 'utf8');
+  t.match(args, '--api-token-parameter\n/fleet-a/api-token\n', 'install.sh gets the token parameter');
+  t.match(args, '--aws-region\neu-central-1\n', 'and the region to read it in');
+
+  const again = agentCommand([
+    '--service-url',
+    'https://other.example.com',
+    '--name',
+    'fleet-a',
+    '--out',
+    out,
+  ]);
+  t.equal(again.status, 0, 'a second run into the same folder works');
+  t.equal(readdirSync(out).length, files.length, 'and replaces the files instead of adding to them');
+});
+
+t.test('clear errors for bad input', async (t) => {
+  const noUrl = agentCommand([]);
+  t.equal(noUrl.status, 1, 'exit 1 without --service-url');
+  t.match(noUrl.stderr, /--service-url is required/, 'names --service-url');
+  t.notMatch(noUrl.stderr, /\n\s+at /, 'no stack trace');
+
+  const noRegion = agentCommand(['--service-url', 'https://x', '--api-token-parameter', '/p'], {
+    AWS_REGION: '',
+  });
+  t.equal(noRegion.status, 1, 'exit 1 for a token parameter without a region');
+  t.match(noRegion.stderr, /--region or set AWS_REGION/, 'says how to give the region');
+
+  const unknown = agentCommand(['--service-url', 'https://x', '--bogus']);
+  t.equal(unknown.status, 1, 'exit 1 for an unknown flag');
+  t.match(unknown.stderr, /Unknown option '--bogus'.*see --help/, 'names the flag and points at --help');
+
+  const help = agentCommand(['--help']);
+  t.equal(help.status, 0, '--help exits 0');
+  t.match(help.stdout, /--cli-input-json/, '--help explains what the files are for');
+});

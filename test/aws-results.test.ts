@@ -1,0 +1,75 @@
+import t from 'tap';
+import {
+  formatResults,
+  JOURNAL_MARKER,
+  parseResults,
+  resultsScript,
+  summarize,
+} from '../scripts/aws/results.ts';
+
+t.test('parseResults splits the output file lines from the journal lines', async (t) => {
+  const stdout = [
+    '2026-11-24T10:00:00.000Z 0',
+    '2026-11-24T10:01:00.000Z 100',
+    '2026-11-24T10:02:00.000Z 55',
+    'garbage line',
+    JOURNAL_MARKER,
+    '{"outcome":"error","error":"timeout after 20000 ms","time":"2026-11-24T10:03:00.000Z"}',
+    '{"outcome":"ok","number":3,"coldStart":true}',
+    'not json',
+    '',
+  ].join('\n');
+  const parsed = parseResults(stdout);
+  t.same(
+    parsed.samples.map((s) => s.number),
+    [0, 100, 55],
+    'the three well-formed lines are samples, in order',
+  );
+  t.equal(parsed.samples[0]?.time, '2026-11-24T10:00:00.000Z', 'the timestamp is kept');
+  t.same(parsed.unparsed, ['garbage line'], 'a malformed output line is reported, not dropped silently');
+  t.equal(parsed.failures.length, 1, 'one logged failure');
+  t.equal(parsed.coldStarts.length, 1, 'one logged cold start');
+});
+
+t.test('parseResults of empty output (what the emulator returns) has nothing', async (t) => {
+  const parsed = parseResults('');
+  t.same(parsed, { samples: [], unparsed: [], failures: [], coldStarts: [] }, 'all empty');
+});
+
+t.test('summarize computes count, min, max, mean and ten buckets with 100 in the last', async (t) => {
+  const summary = summarize([0, 9, 10, 50, 99, 100]);
+  t.ok(summary, 'a summary for non-empty input');
+  t.equal(summary?.count, 6, 'count');
+  t.equal(summary?.min, 0, 'min');
+  t.equal(summary?.max, 100, 'max');
+  t.equal(summary?.mean, 268 / 6, 'mean');
+  t.same(summary?.histogram, [2, 1, 0, 0, 0, 1, 0, 0, 0, 2], '0 and 9 in bucket 0, 99 and 100 in bucket 9');
+  t.equal(summarize([]), undefined, 'no summary without numbers');
+});
+
+t.test('formatResults prints the last lines, the summary and a histogram', async (t) => {
+  const text = formatResults('i-1', parseResults('2026-11-24T10:00:00Z 42\n2026-11-24T10:01:00Z 47\n'));
+  t.match(text, /== i-1/, 'names the instance');
+  t.match(text, /2026-11-24T10:01:00Z 47/, 'shows the last lines');
+  t.match(text, /count 2 {2}min 42 {2}max 47 {2}mean 44\.5/, 'shows the summary');
+  t.match(text, /40–49\s+2 #+/, 'the 40–49 bucket has both, with a bar');
+  t.match(text, /90–100\s+0$/m, 'the last bucket is labelled 90–100');
+  t.match(text, /failures in the last hour: 0/, 'failures are counted');
+});
+
+t.test('formatResults says plainly when there is nothing yet', async (t) => {
+  const text = formatResults('i-1', parseResults(''));
+  t.match(text, /nothing yet/, 'says nothing yet');
+  t.notMatch(text, /histogram/, 'no empty histogram');
+});
+
+t.test('resultsScript quotes the output file and bounds the lines', async (t) => {
+  const script = resultsScript({ outputFile: "/root/it's.txt", lines: 7 }).join('\n');
+  t.match(script, /f='\/root\/it'\\''s\.txt'/, 'the path is single-quoted for the shell');
+  t.match(script, /tail -n 7 "\$f"/, 'tail with the requested line count');
+  t.match(
+    script,
+    /journalctl -u random-number-agent --since -1h/,
+    'reads the last hour of the agent journal',
+  );
+});

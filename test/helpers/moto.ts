@@ -1,0 +1,92 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+
+export interface Moto {
+  /** http://127.0.0.1:<port> */
+  endpoint: string;
+  /**
+   * Environment for an AWS SDK process talking to this emulator only: dummy credentials, a region, no
+   * instance metadata lookups, and no shared config files from the developer's machine.
+   */
+  env: Record<string, string>;
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+const INSTALL = "moto_server not found: install it: pip install 'moto[server]'";
+
+/** A free loopback port: listen on port 0, read the port the kernel chose, close. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/**
+ * Starts `moto_server` (the local AWS emulator) on a free loopback port, waits until it answers, and
+ * kills it when the test ends. Fails (never skips) when moto_server is missing. AWS managed IAM
+ * policies (AmazonSSMManagedInstanceCore, ...) are loaded, as they exist in every real account.
+ */
+export async function startMoto(t: Teardown, options: { readyTimeoutMs?: number } = {}): Promise<Moto> {
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, MOTO_IAM_LOAD_MANAGED_POLICIES: 'true' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const stderr: string[] = [];
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(err.code === 'ENOENT' ? INSTALL : `moto_server failed to start: ${err.message}`)),
+    );
+    child.once('exit', (code) =>
+      reject(new Error(`moto_server exited with ${code} before answering:\n${stderr.join('').slice(-2000)}`)),
+    );
+  });
+  failed.catch(() => {});
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  // moto prints its banner to stderr in a form that changed between versions; asking it is sturdier.
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
+  const ready = (async () => {
+    for (;;) {
+      try {
+        const response = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1_000) });
+        await response.arrayBuffer();
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`moto_server did not answer on ${endpoint} in time`);
+        await delay(100);
+      }
+    }
+  })();
+  await Promise.race([ready, failed]);
+
+  return {
+    endpoint,
+    env: {
+      AWS_ENDPOINT_URL: endpoint,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_REGION: 'us-east-1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: '/nonexistent/aws-config',
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials',
+    },
+  };
+}
