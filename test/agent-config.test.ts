@@ -1,0 +1,125 @@
+import t from 'tap';
+import { cronProblem, DEFAULTS, loadConfig } from '../ec2-agent/config.ts';
+import { AGENT_BUNDLE } from './helpers/agent.ts';
+import { startProcess } from './helpers/process.ts';
+
+const URL_OK = { SERVICE_URL: 'http://127.0.0.1:9/' };
+
+t.test('defaults: schedule every minute, /root/randomNumber.txt, 20 s, info', async (t) => {
+  t.same(
+    loadConfig(URL_OK),
+    {
+      serviceUrl: 'http://127.0.0.1:9/',
+      schedule: '* * * * *',
+      outputFile: '/root/randomNumber.txt',
+      apiToken: undefined,
+      apiTokenParameter: undefined,
+      requestTimeoutMs: 20_000,
+      logLevel: 'info',
+    },
+    'every default',
+  );
+  t.equal(DEFAULTS.schedule, '* * * * *', 'every minute, not `1 * * * *` (hourly)');
+});
+
+t.test('accepts what it should', async (t) => {
+  const config = loadConfig({
+    SERVICE_URL: 'https://random-number.example.com',
+    SCHEDULE: '*/5 * * * * *',
+    OUTPUT_FILE: '/var/lib/agent/n.txt',
+    API_TOKEN: 'abc-123',
+    REQUEST_TIMEOUT_MS: '30000',
+    LOG_LEVEL: 'debug',
+  });
+  t.match(config, { schedule: '*/5 * * * * *', apiToken: 'abc-123', requestTimeoutMs: 30_000 }, 'all read');
+  t.equal(
+    loadConfig({ ...URL_OK, API_TOKEN_PARAMETER: '/random-number/api-token' }).apiTokenParameter,
+    '/random-number/api-token',
+    'parameter name',
+  );
+  t.equal(loadConfig({ ...URL_OK, SCHEDULE: '' }).schedule, '* * * * *', 'empty means default');
+  for (const ok of ['* * * * *', '0 */2 * * *', '*/1 * * * * *', '30 * * * * 1-5']) {
+    t.equal(cronProblem(ok), undefined, `cron ok: ${ok}`);
+  }
+  for (const bad of [
+    '* * * *',
+    '* * * * * * *',
+    '61 * * * *',
+    'every minute',
+    '2030-01-01 10:00',
+    '@hourly',
+  ]) {
+    t.type(cronProblem(bad), 'string', `cron refused: ${bad}`);
+  }
+});
+
+const BAD: [Record<string, string>, RegExp, string][] = [
+  [{}, /SERVICE_URL is required/, 'SERVICE_URL missing'],
+  [{ SERVICE_URL: 'ftp://x' }, /SERVICE_URL must be an http/, 'SERVICE_URL not http'],
+  [{ SERVICE_URL: 'not a url' }, /SERVICE_URL must be an http/, 'SERVICE_URL not a URL'],
+  [{ ...URL_OK, SCHEDULE: '1 2 3' }, /SCHEDULE must be a cron expression/, 'SCHEDULE too short'],
+  [{ ...URL_OK, SCHEDULE: '99 * * * *' }, /SCHEDULE must be a cron expression/, 'SCHEDULE out of range'],
+  [
+    { ...URL_OK, REQUEST_TIMEOUT_MS: 'soon' },
+    /REQUEST_TIMEOUT_MS must be a whole number/,
+    'timeout not a number',
+  ],
+  [
+    { ...URL_OK, REQUEST_TIMEOUT_MS: '5' },
+    /REQUEST_TIMEOUT_MS must be a whole number from 100/,
+    'timeout too small',
+  ],
+  [{ ...URL_OK, LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/, 'LOG_LEVEL'],
+  [{ ...URL_OK, API_TOKEN: 'has space' }, /API_TOKEN must be printable ASCII/, 'API_TOKEN'],
+  [
+    { ...URL_OK, API_TOKEN_PARAMETER: 'bad name!' },
+    /API_TOKEN_PARAMETER must be an SSM parameter name/,
+    'parameter',
+  ],
+  [
+    { ...URL_OK, API_TOKEN: 'x', API_TOKEN_PARAMETER: '/p' },
+    /API_TOKEN and API_TOKEN_PARAMETER are both set/,
+    'both',
+  ],
+];
+
+t.test('loadConfig: each bad variable is named', async (t) => {
+  for (const [env, message, what] of BAD)
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, what);
+  t.throws(
+    () => loadConfig({ ...URL_OK, OUTPUT_FILE: 'a\0b' }),
+    { message: /OUTPUT_FILE must be a file path/ },
+    'OUTPUT_FILE',
+  );
+  t.throws(
+    () => loadConfig({ ...URL_OK, API_TOKEN: 'secret value' }),
+    { message: /^(?!.*secret value)/ },
+    'a bad token value is never echoed',
+  );
+});
+
+t.test('the bundle: a bad value → one stderr line naming it, exit 1, no stack trace', async (t) => {
+  await Promise.all(
+    BAD.map(async ([env, message, what]) => {
+      const agent = startProcess(t, process.execPath, [AGENT_BUNDLE], {
+        env: { OUTPUT_FILE: '/tmp/unused/n', ...env },
+      });
+      const { code } = await agent.exited;
+      t.equal(code, 1, `${what}: exit 1`);
+      t.equal(agent.stderr.length, 1, `${what}: one stderr line`);
+      t.match(agent.stderr[0], message, `${what}: names the variable`);
+      t.match(agent.stderr[0], /^random-number-agent: /, `${what}: says who is talking`);
+      t.notMatch(agent.stderr.join('\n'), /\n\s+at /, `${what}: no stack trace`);
+    }),
+  );
+});
+
+t.test('the bundle: an OUTPUT_FILE whose folder cannot be made stops it at start', async (t) => {
+  // A regular file where the folder should be: fails for root too (tests may run as root).
+  const dir = t.testdir({ 'a-file': 'not a folder' });
+  const agent = startProcess(t, process.execPath, [AGENT_BUNDLE], {
+    env: { ...URL_OK, OUTPUT_FILE: `${dir}/a-file/n.txt` },
+  });
+  t.equal((await agent.exited).code, 1, 'exit 1');
+  t.match(agent.stderr.join('\n'), /OUTPUT_FILE .*a-file\/n.txt: its folder/, 'names OUTPUT_FILE');
+});

@@ -1,0 +1,76 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import { fileLines, LINE, startAgent } from './helpers/agent.ts';
+
+t.test('https with a self-signed certificate: trusted only when its CA is given', async (t) => {
+  const dir = t.testdir();
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=random-number test',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
+  // Answers like the service does, over TLS.
+  const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+    const json = (req.headers.accept ?? '').includes('application/json');
+    res.setHeader('content-type', json ? 'application/json' : 'text/plain; charset=utf-8');
+    res.end(json ? '{"number":64,"coldStart":false}' : '64\n');
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+
+  const untrusted = join(dir, 'untrusted.txt');
+  const without = startAgent(t, { SERVICE_URL: url, SCHEDULE: '*/1 * * * * *', OUTPUT_FILE: untrusted });
+  const failed = await without.waitForPoll();
+  t.match(
+    failed,
+    { outcome: 'failed', attempts: 1, reason: /TLS verification failed .*NODE_EXTRA_CA_CERTS/ },
+    'without the CA: a failed poll naming TLS and the fix, not retried',
+  );
+  without.kill();
+  await without.exited;
+  t.same(await fileLines(untrusted), [], 'without the CA: nothing written');
+
+  const trusted = join(dir, 'trusted.txt');
+  const withCa = startAgent(t, {
+    SERVICE_URL: url,
+    SCHEDULE: '*/1 * * * * *',
+    OUTPUT_FILE: trusted,
+    NODE_EXTRA_CA_CERTS: cert,
+  });
+  t.match(await withCa.waitForPoll(), { outcome: 'ok', number: 64 }, 'with NODE_EXTRA_CA_CERTS: ok');
+  withCa.kill();
+  await withCa.exited;
+  const lines = await fileLines(trusted);
+  t.ok(
+    lines.length >= 1 && lines.every((l) => LINE.test(l) && l.endsWith(' 64')),
+    'with the CA: the number is written',
+  );
+});

@@ -1,0 +1,168 @@
+import t from 'tap';
+import { createPoller, type PollError, parseAnswer } from '../ec2-agent/poll.ts';
+import { startStub } from './helpers/agent.ts';
+
+t.test('parseAnswer: only an integer 0..100 is a number', async (t) => {
+  t.same(parseAnswer('text/plain; charset=utf-8', '42\n'), { number: 42, coldStart: undefined }, 'plain 42');
+  t.same(parseAnswer('', '0'), { number: 0, coldStart: undefined }, 'no content type, 0');
+  t.same(parseAnswer('text/plain', '100\n'), { number: 100, coldStart: undefined }, 'plain 100');
+  t.same(
+    parseAnswer('application/json', '{"number":7,"coldStart":true}'),
+    { number: 7, coldStart: true },
+    'JSON with coldStart',
+  );
+  t.same(parseAnswer('application/json', '55'), { number: 55, coldStart: undefined }, 'a bare JSON number');
+  const bad: [string, string, string][] = [
+    ['text/plain', '150', 'above 100'],
+    ['text/plain', '-1', 'negative'],
+    ['text/plain', '42.5', 'a fraction'],
+    ['text/plain', '', 'empty'],
+    ['text/plain', '42abc', 'digits then letters'],
+    ['text/plain', '0x2a', 'hex'],
+    ['text/plain', '4 2', 'two numbers'],
+    ['text/html', '<html><body>42</body></html>', 'HTML'],
+    ['text/html', '42', 'a number sent as HTML'],
+    ['application/json', '{"number":150}', 'JSON above 100'],
+    ['application/json', '{"number":42.5}', 'JSON fraction'],
+    ['application/json', '{"number":"42"}', 'JSON string'],
+    ['application/json', '{"value":42}', 'JSON without number'],
+    ['application/json', '{"number":', 'JSON that does not parse'],
+    ['application/json', 'null', 'JSON null'],
+  ];
+  for (const [type, body, what] of bad) {
+    t.throws(() => parseAnswer(type, body), { message: /invalid answer/ }, `rejected: ${what}`);
+  }
+});
+
+const far = () => Date.now() + 10_000;
+
+t.test('sends Accept and the Bearer token, reads JSON and coldStart', async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end('{"number":12,"coldStart":false}');
+  });
+  const poll = createPoller({ url: stub.url, token: 's3cret-token', attemptTimeoutMs: 2000 });
+  t.same(
+    await poll({ deadline: far() }),
+    { number: 12, coldStart: false, attempts: 1 },
+    'one attempt, the number',
+  );
+  t.equal(stub.requests[0]?.authorization, 'Bearer s3cret-token', 'Authorization: Bearer <token>');
+  t.match(stub.requests[0]?.accept, /^application\/json/, 'asks for JSON first');
+  t.match(stub.requests[0]?.accept, /text\/plain/, 'and accepts plain text');
+});
+
+t.test('no token: no Authorization header', async (t) => {
+  const stub = await startStub(t, (_req, res) => res.end('3\n'));
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000 });
+  t.match(await poll({ deadline: far() }), { number: 3 }, 'plain body fallback');
+  t.equal(stub.requests[0]?.authorization, undefined, 'no Authorization header');
+});
+
+t.test('retries 5xx with backoff, then succeeds', async (t) => {
+  let calls = 0;
+  const stub = await startStub(t, (_req, res) => {
+    calls += 1;
+    if (calls < 3) {
+      res.statusCode = 503;
+      res.end('busy');
+    } else res.end('77');
+  });
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 20, maxMs: 50 } });
+  t.match(await poll({ deadline: far() }), { number: 77, attempts: 3 }, 'third attempt answers');
+  t.equal(calls, 3, 'the server saw three requests');
+});
+
+t.test('gives up after maxAttempts on 500, with the reason', async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.statusCode = 500;
+    res.end();
+  });
+  const poll = createPoller({
+    url: stub.url,
+    attemptTimeoutMs: 2000,
+    maxAttempts: 3,
+    backoff: { baseMs: 10, maxMs: 20 },
+  });
+  await t.rejects(
+    poll({ deadline: far() }),
+    { name: 'PollError', reason: 'HTTP 500', attempts: 3 },
+    '3 attempts',
+  );
+  t.equal(stub.requests.length, 3, 'exactly three requests');
+});
+
+t.test('does not retry 4xx or garbage', async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.statusCode = 401;
+    res.end();
+  });
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+  await t.rejects(
+    poll({ deadline: far() }),
+    { reason: /^HTTP 401 \(check API_TOKEN/, attempts: 1 },
+    '401: one try',
+  );
+  stub.answer((_req, res) => res.end('<html>oops</html>'));
+  await t.rejects(poll({ deadline: far() }), { reason: /invalid answer/, attempts: 1 }, 'garbage: one try');
+});
+
+t.test('network errors are retried and reported', async (t) => {
+  const stub = await startStub(t, () => {});
+  await stub.close();
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 1000, backoff: { baseMs: 10, maxMs: 20 } });
+  await t.rejects(
+    poll({ deadline: far() }),
+    { reason: /network error: ECONNREFUSED/, attempts: 3 },
+    'refused x3',
+  );
+});
+
+t.test('each attempt is bounded, and the whole poll by the deadline', async (t) => {
+  const stub = await startStub(t, () => {}); // never answers
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 200, backoff: { baseMs: 10, maxMs: 20 } });
+  let started = Date.now();
+  await t.rejects(poll({ deadline: far() }), { reason: /timed out after 200 ms/, attempts: 3 }, '3 timeouts');
+  t.ok(Date.now() - started < 2000, 'three 200 ms attempts end well within 2 s');
+
+  const slow = createPoller({ url: stub.url, attemptTimeoutMs: 5000 });
+  started = Date.now();
+  await t.rejects(
+    slow({ deadline: Date.now() + 300 }),
+    { reason: /timed out/ },
+    'the deadline cuts the attempt',
+  );
+  const took = Date.now() - started;
+  t.ok(took >= 250 && took < 1500, `the poll ended at the deadline (${took} ms)`);
+});
+
+t.test('a body that never ends is cut by the attempt bound', async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('4');
+  });
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 200, maxAttempts: 1 });
+  await t.rejects(
+    poll({ deadline: far() }),
+    { reason: /timed out/ },
+    'headers came, the body did not: timeout',
+  );
+});
+
+t.test('an oversized body is refused without reading it all', async (t) => {
+  const stub = await startStub(t, (_req, res) => res.end('9'.repeat(100_000)));
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000 });
+  await t.rejects(poll({ deadline: far() }), { reason: /larger than 4096 bytes/ }, 'refused');
+});
+
+t.test('aborting (shutdown) stops the poll without retrying', async (t) => {
+  const stub = await startStub(t, () => {});
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 5000 });
+  const controller = new AbortController();
+  const pending = poll({ deadline: far(), signal: controller.signal });
+  setTimeout(() => controller.abort(new Error('shutdown')), 50);
+  const err = (await pending.catch((e: unknown) => e)) as PollError;
+  t.equal(err.name, 'PollError', 'a PollError');
+  t.match(err.reason, /aborted/, 'says it was aborted');
+  t.equal(err.attempts, 1, 'no retry after an abort');
+});

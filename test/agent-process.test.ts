@@ -1,0 +1,114 @@
+import { join } from 'node:path';
+import t from 'tap';
+import { fileLines, LINE, startAgent, startStub } from './helpers/agent.ts';
+import { json } from './helpers/process.ts';
+import { startService } from './helpers/service.ts';
+
+const EVERY_SECOND = '*/1 * * * * *';
+
+t.test('against the real service: valid lines appear, one per ok poll, numbers as logged', async (t) => {
+  const service = await startService(t);
+  const output = join(t.testdir(), 'data', 'randomNumber.txt');
+  const agent = startAgent(t, { SERVICE_URL: service.url, SCHEDULE: EVERY_SECOND, OUTPUT_FILE: output });
+  const started = json(await agent.waitForLine((l) => json(l).msg === 'started'));
+  t.match(
+    started,
+    { schedule: EVERY_SECOND, outputFile: output, auth: 'none', requestTimeoutMs: 20_000 },
+    'start line',
+  );
+  const first = await agent.waitForPoll((p) => p.outcome === 'ok');
+  await agent.waitForPoll((p) => p.outcome === 'ok');
+  agent.kill('SIGTERM');
+  t.equal((await agent.exited).code, 0, 'SIGTERM: exit 0');
+
+  const ok = agent.polls().filter((p) => p.outcome === 'ok');
+  const lines = await fileLines(output);
+  t.ok(lines.length >= 2, `at least two lines (${lines.length})`);
+  t.equal(lines.length, ok.length, 'one line per ok poll, none for anything else');
+  for (const line of lines) t.match(line, LINE, `line is "<ISO-8601 UTC> <0..100>": ${line}`);
+  t.same(
+    lines.map((l) => Number(l.split(' ')[1])),
+    ok.map((p) => p.number),
+    'the file holds exactly the numbers the log reports, in order',
+  );
+  t.equal(first.coldStart, true, 'the first number of a fresh service process is a cold start');
+  t.match(first, { scheduledAt: String, latencyMs: Number, attempts: 1 }, 'poll line fields');
+  t.ok(
+    agent.polls().every((p) => Date.parse(p.scheduledAt as string) % 1000 === 0),
+    'polls are scheduled on whole seconds (cron, not an interval)',
+  );
+});
+
+t.test('the token is sent as Bearer and never logged', async (t) => {
+  const token = 'tok-9f8e7d6c5b4a-never-log-me';
+  const service = await startService(t, { API_TOKEN: token });
+  const output = join(t.testdir(), 'n.txt');
+  const agent = startAgent(t, {
+    SERVICE_URL: service.url,
+    SCHEDULE: EVERY_SECOND,
+    OUTPUT_FILE: output,
+    API_TOKEN: token,
+    LOG_LEVEL: 'trace',
+  });
+  t.match(await agent.waitForPoll(), { outcome: 'ok' }, 'the service accepted the token');
+  t.match(json(agent.stdout[0] ?? ''), { auth: 'bearer' }, 'start line says a token is used');
+
+  const wrong = startAgent(t, {
+    SERVICE_URL: service.url,
+    SCHEDULE: EVERY_SECOND,
+    OUTPUT_FILE: join(t.testdir(), 'wrong.txt'),
+    API_TOKEN: 'not-the-token',
+  });
+  t.match(
+    await wrong.waitForPoll(),
+    { outcome: 'failed', attempts: 1, reason: /HTTP 401 \(check API_TOKEN/ },
+    'a wrong token: 401, not retried, says what to check',
+  );
+  agent.kill();
+  wrong.kill();
+  await Promise.all([agent.exited, wrong.exited]);
+  const everything = [...agent.stdout, ...agent.stderr, ...wrong.stdout, ...wrong.stderr].join('\n');
+  t.notMatch(everything, token, 'the token appears in no output line, even at trace level');
+  t.notMatch(everything, 'not-the-token', 'nor does a wrong one');
+  t.same(await fileLines(join(t.testdir(), 'wrong.txt')), [], 'a 401 writes nothing');
+});
+
+t.test('SIGTERM mid-poll: the poll finishes, its number is written, exit 0', async (t) => {
+  let requested!: () => void;
+  const inFlight = new Promise<void>((r) => {
+    requested = r;
+  });
+  const stub = await startStub(t, (_req, res) => {
+    requested();
+    setTimeout(() => res.end('42\n'), 400);
+  });
+  const output = join(t.testdir(), 'n.txt');
+  const agent = startAgent(t, { SERVICE_URL: stub.url, SCHEDULE: EVERY_SECOND, OUTPUT_FILE: output });
+  await inFlight;
+  agent.kill('SIGTERM');
+  const { code } = await agent.exited;
+  t.equal(code, 0, 'exit 0');
+  t.match(agent.polls(), [{ outcome: 'ok', number: 42 }], 'the poll in flight completed');
+  t.ok(
+    agent.stdout.some((l) => json(l).msg === 'stopped' && json(l).outcome === 'finished'),
+    'logged that it waited for the poll',
+  );
+  t.equal(stub.requests.length, 1, 'no new poll after SIGTERM');
+  t.match(await fileLines(output), [/ 42$/], 'its number is in the file');
+});
+
+t.test('SIGINT while idle: exit 0 at once', async (t) => {
+  const stub = await startStub(t, (_req, res) => res.end('1'));
+  const agent = startAgent(t, {
+    SERVICE_URL: stub.url,
+    SCHEDULE: '0 0 1 1 *',
+    OUTPUT_FILE: join(t.testdir(), 'n.txt'),
+  });
+  await agent.waitForLine((l) => json(l).msg === 'started');
+  agent.kill('SIGINT');
+  t.equal((await agent.exited).code, 0, 'exit 0');
+  t.ok(
+    agent.stdout.some((l) => json(l).outcome === 'idle'),
+    'nothing was running',
+  );
+});

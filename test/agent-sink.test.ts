@@ -1,0 +1,53 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { createFileSink, formatLine } from '../ec2-agent/sink.ts';
+import { LINE } from './helpers/agent.ts';
+
+t.test('formatLine: `<ISO-8601 UTC> <number>`', async (t) => {
+  t.equal(
+    formatLine(new Date(Date.UTC(2026, 10, 25, 0, 1, 0, 123)), 42),
+    '2026-11-25T00:01:00.123Z 42',
+    'exact',
+  );
+  t.match(formatLine(new Date(), 0), LINE, 'matches the documented pattern');
+});
+
+t.test('creates the folder (0755) and the file (0644), then appends one line per number', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'new', 'deeper', 'randomNumber.txt');
+  const sink = createFileSink({ path });
+  const old = process.umask(0o022);
+  t.teardown(() => void process.umask(old));
+  await sink.write(new Date(Date.UTC(2026, 0, 1)), 7);
+  await sink.write(new Date(Date.UTC(2026, 0, 1, 0, 1)), 100);
+  t.equal(
+    await readFile(path, 'utf8'),
+    '2026-01-01T00:00:00.000Z 7\n2026-01-01T00:01:00.000Z 100\n',
+    'two whole lines, each ending in a newline',
+  );
+  t.equal((await stat(path)).mode & 0o777, 0o644, 'file mode 0644');
+  t.equal((await stat(join(dir, 'new', 'deeper'))).mode & 0o777, 0o755, 'folder mode 0755');
+});
+
+t.test('each line is a single append call (no half lines on a crash)', async (t) => {
+  const calls: { data: string; flag: string | undefined }[] = [];
+  const sink = createFileSink({
+    path: '/nowhere/n.txt',
+    appendFile: (async (_p: unknown, data: string, options: { flag?: string }) => {
+      calls.push({ data, flag: options.flag });
+    }) as never,
+  });
+  await sink.write(new Date(0), 5);
+  t.same(
+    calls,
+    [{ data: '1970-01-01T00:00:00.000Z 5\n', flag: 'a' }],
+    'one call with the whole line, flag a',
+  );
+});
+
+t.test('a write error other than a missing folder is thrown to the caller', async (t) => {
+  const dir = t.testdir({ 'a-file': '' });
+  const sink = createFileSink({ path: join(dir, 'a-file', 'n.txt') });
+  await t.rejects(sink.write(new Date(), 1), { code: /ENOTDIR|EEXIST/ }, 'ENOTDIR surfaces');
+});
