@@ -1,0 +1,234 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { binWith, deployScript, ksvc, kustomize, ROOT } from './helpers/kustomize.ts';
+
+// `make deploy-knative` without a cluster: what `make -n` shows, and how each missing piece is
+// reported. No test here reaches a cluster: kubeconfigs are empty or point at a closed local port.
+
+const IMAGE = 'ghcr.io/acme/random-number:1.4.2';
+
+function makeN(...args: string[]): string[] {
+  const out = execFileSync('make', ['-n', ...args], { cwd: ROOT, encoding: 'utf8' });
+  return out.trim().split('\n');
+}
+
+/** Index of the first line containing `text` at or after `from`, or -1. */
+const lineOf = (lines: string[], text: string, from = 0) =>
+  lines.findIndex((l, i) => i >= from && l.includes(text));
+
+/** The steps must appear in this order (each a substring of one line). */
+function inOrder(lines: string[], steps: string[]): string[] {
+  let at = 0;
+  const missing: string[] = [];
+  for (const step of steps) {
+    const i = lineOf(lines, step, at);
+    if (i < 0) missing.push(step);
+    else at = i + 1;
+  }
+  return missing;
+}
+
+function kubeconfig(t: Test, content: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rn-kube-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'config');
+  writeFileSync(file, content);
+  return file;
+}
+
+const kubeconfigFor = (server: string, context: string) => `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "${server}"}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: ${context}, context: {cluster: c, user: u}}]
+current-context: ${context}
+`;
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+t.test('make -n deploy-knative (minikube) shows the build, secret, apply, wait and URL steps', async (t) => {
+  const lines = makeN('deploy-knative');
+  t.same(
+    inOrder(lines, [
+      'scripts/deploy-knative.sh check minikube',
+      'minikube image build -t random-number:dev .',
+      'scripts/deploy-knative.sh secret default',
+      'kubectl apply -k kustomize/overlays/minikube',
+      'kubectl wait ksvc/random-number -n default --for=condition=Ready --timeout=',
+      'scripts/deploy-knative.sh url minikube default',
+    ]),
+    [],
+    'every minikube step, in order',
+  );
+  t.equal(lineOf(lines, 'docker'), -1, 'no docker build or push for minikube');
+});
+
+t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applies that image', async (t) => {
+  const lines = makeN('deploy-knative', 'OVERLAY=cloud', `IMAGE=${IMAGE}`);
+  t.same(
+    inOrder(lines, [
+      `scripts/deploy-knative.sh check cloud '${IMAGE}'`,
+      `docker build -t '${IMAGE}' .`,
+      `docker push '${IMAGE}'`,
+      'scripts/deploy-knative.sh secret random-number',
+      `scripts/deploy-knative.sh render cloud '${IMAGE}' | kubectl apply -f -`,
+      'kubectl wait ksvc/random-number -n random-number --for=condition=Ready --timeout=',
+      'scripts/deploy-knative.sh url cloud random-number',
+    ]),
+    [],
+    'every cloud step, in order',
+  );
+  t.equal(lineOf(lines, 'minikube image build'), -1, 'no minikube build for cloud');
+});
+
+t.test('the namespaces make uses are the overlays own', async (t) => {
+  for (const overlay of ['minikube', 'cloud']) {
+    const ns = ksvc(kustomize(`kustomize/overlays/${overlay}`)).metadata.namespace;
+    const lines = makeN('deploy-knative', `OVERLAY=${overlay}`, `IMAGE=${IMAGE}`);
+    t.not(
+      lineOf(lines, `kubectl wait ksvc/random-number -n ${ns} `),
+      -1,
+      `${overlay}: waits in namespace ${ns}`,
+    );
+    t.not(lineOf(lines, `secret ${ns}`), -1, `${overlay}: writes the Secret in namespace ${ns}`);
+  }
+});
+
+t.test('the token given to make never appears in its commands', async (t) => {
+  const token = 'tok-3f9c1d2e-never-printed';
+  const out = execFileSync('make', ['-n', 'deploy-knative', `API_TOKEN=${token}`], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  t.notMatch(out, token, 'make -n output holds no token');
+});
+
+t.test('make -n undeploy-knative removes what deploy created', async (t) => {
+  t.same(
+    inOrder(makeN('undeploy-knative'), [
+      'kubectl delete secret random-number-api-token -n default --ignore-not-found',
+      'kubectl delete -k kustomize/overlays/minikube --ignore-not-found',
+    ]),
+    [],
+    'minikube: Secret and Service',
+  );
+  t.same(
+    inOrder(makeN('undeploy-knative', 'OVERLAY=cloud'), [
+      'kubectl delete domainmappings.serving.knative.dev -n random-number',
+      'kubectl delete clusterdomainclaims.networking.internal.knative.dev',
+      'kubectl delete secret random-number-api-token -n random-number',
+      'kubectl delete -k kustomize/overlays/cloud --ignore-not-found',
+    ]),
+    [],
+    'cloud: domain mapping, claim, Secret, then the overlay (namespace included)',
+  );
+});
+
+t.test('check names every missing piece and contacts no cluster', async (t) => {
+  const noTools = binWith(t, ['bash', 'dirname']);
+  const kubectlOnly = binWith(t, ['bash', 'dirname', 'kubectl']);
+  const empty = kubeconfig(t, '');
+
+  let r = deployScript(['check', 'minikube'], { PATH: kubectlOnly, KUBECONFIG: empty });
+  t.equal(r.status, 1, 'minikube, no minikube binary, no context: fails');
+  t.match(r.stderr, /minikube is not installed/, 'says minikube is missing');
+  t.match(
+    r.stderr,
+    /kubectl has no current context.*make setup-minikube/,
+    'says there is no kubectl context',
+  );
+
+  r = deployScript(['check', 'cloud', IMAGE], { PATH: kubectlOnly, KUBECONFIG: empty });
+  t.equal(r.status, 1, 'cloud without docker or context: fails');
+  t.match(r.stderr, /docker is not installed/, 'says docker is missing');
+  t.match(r.stderr, /kubectl has no current context/, 'says there is no kubectl context');
+
+  r = deployScript(['check', 'cloud', ''], { PATH: kubectlOnly, KUBECONFIG: empty });
+  t.match(r.stderr, /IMAGE is required for OVERLAY=cloud/, 'cloud without IMAGE: says IMAGE is required');
+  r = deployScript(['check', 'cloud', 'ghcr.io/acme/random-number:latest'], {
+    PATH: kubectlOnly,
+    KUBECONFIG: empty,
+  });
+  t.match(r.stderr, /uses :latest/, 'cloud with :latest: refused');
+
+  r = deployScript(['check', 'minikube'], { PATH: noTools });
+  t.match(r.stderr, /kubectl is not installed/, 'no kubectl: says so');
+
+  r = deployScript(['check', 'minikube'], {
+    PATH: kubectlOnly,
+    KUBECONFIG: kubeconfig(t, kubeconfigFor('https://127.0.0.1:9', 'prod-cluster')),
+  });
+  t.match(
+    r.stderr,
+    /current context is 'prod-cluster', not minikube profile 'minikube'/,
+    'minikube overlay against another context: refused before any request',
+  );
+
+  r = deployScript(['check', 'nonsense'], { PATH: kubectlOnly, KUBECONFIG: empty });
+  t.equal(r.status, 1, 'unknown overlay fails');
+  t.match(r.stderr, /unknown OVERLAY 'nonsense'/, 'and names it');
+});
+
+t.test('check reports a cluster it cannot reach', async (t) => {
+  const port = await closedPort();
+  const r = deployScript(['check', 'cloud', IMAGE], {
+    PATH: binWith(t, ['bash', 'dirname', 'kubectl', 'grep']),
+    KUBECONFIG: kubeconfig(t, kubeconfigFor(`https://127.0.0.1:${port}`, 'my-cluster')),
+  });
+  t.equal(r.status, 1, 'fails');
+  t.match(
+    r.stderr,
+    /cannot reach the cluster of kubectl context 'my-cluster'/,
+    'says the cluster is unreachable',
+  );
+});
+
+t.test('the token Secret step: skipped without API_TOKEN, never echoes one', async (t) => {
+  const env = { PATH: binWith(t, ['bash', 'dirname', 'kubectl']), KUBECONFIG: kubeconfig(t, '') };
+  let r = deployScript(['secret', 'default'], env);
+  t.equal(r.status, 0, 'no API_TOKEN: nothing to do, succeeds');
+  t.match(r.stderr, /API_TOKEN not set: no token Secret written/, 'and says so');
+
+  const bad = 'has a space';
+  r = deployScript(['secret', 'default'], { ...env, API_TOKEN: bad });
+  t.equal(r.status, 1, 'a token the service would refuse is refused here');
+  t.match(r.stderr, /printable ASCII with no spaces/, 'with the same rule as the service');
+  t.notMatch(r.stderr + r.stdout, bad, 'without echoing it');
+
+  const good = 'tok-9a8b7c6d-never-printed';
+  r = deployScript(['secret', 'default'], { ...env, API_TOKEN: good });
+  t.equal(r.status, 1, 'no cluster: applying the Secret fails');
+  t.notMatch(r.stderr + r.stdout, good, 'and the token appears in no output');
+});
+
+t.test('usage errors are one clear line', async (t) => {
+  for (const args of [[], ['deploy'], ['url', 'minikube']]) {
+    const r = deployScript(args);
+    t.equal(r.status, 1, `'${args.join(' ')}' fails`);
+    t.match(r.stderr, /^deploy-knative: usage: /, 'with a usage line');
+  }
+  const r = deployScript(['render', 'minikube', IMAGE]);
+  t.match(r.stderr, /IMAGE is for OVERLAY=cloud/, 'IMAGE with minikube is refused, not ignored');
+});
+
+t.test('make deploy-knative fails before building when something is missing', async (t) => {
+  const r = spawnSync('make', ['deploy-knative', 'OVERLAY=cloud', 'IMAGE='], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, KUBECONFIG: kubeconfig(t, '') },
+    timeout: 60_000,
+  });
+  t.not(r.status, 0, 'make stops');
+  t.match(r.stderr, /IMAGE is required for OVERLAY=cloud/, 'and the message says what is missing');
+  t.notMatch(r.stdout, /^docker build/m, 'no docker build was started');
+});
