@@ -1,0 +1,306 @@
+import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstanceInformationCommand,
+  GetCommandInvocationCommand,
+  InvalidInstanceId,
+  InvocationDoesNotExist,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { mockClient } from 'aws-sdk-client-mock';
+import t from 'tap';
+import { ConfigError } from '../lib/errors.ts';
+import { isGraviton } from '../scripts/aws/ami.ts';
+import { checkCredentials } from '../scripts/aws/credentials.ts';
+import { CommandFailedError, WaitTimeoutError } from '../scripts/aws/errors.ts';
+import { launchInstances } from '../scripts/aws/instances.ts';
+import { poll } from '../scripts/aws/poll.ts';
+import { runCommand, sendCommandInput, waitForInvocation } from '../scripts/aws/ssm-command.ts';
+import { waitForRegistration } from '../scripts/aws/ssm-registration.ts';
+
+// These cover what the local emulator cannot produce; the happy paths run against moto elsewhere.
+const FAST = { intervalMs: 1, maxWaitMs: 2_000 };
+const meta = { $metadata: {} };
+
+function named(name: string, message = name, extra: object = {}): Error {
+  return Object.assign(new Error(message), { name, ...extra });
+}
+
+/** The error a promise rejects with (or undefined if it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<Error | undefined> {
+  try {
+    await promise;
+    return undefined;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+function ssmMock(t: { teardown(fn: () => unknown): void }) {
+  const client = new SSMClient({ region: 'us-east-1' });
+  const mock = mockClient(client);
+  t.teardown(() => mock.restore());
+  return { client, mock };
+}
+
+t.test('waitForInvocation: not-yet, throttling and in-progress are waited through', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock
+    .on(GetCommandInvocationCommand)
+    .rejectsOnce(new InvocationDoesNotExist({ message: 'not yet', ...meta }))
+    .rejectsOnce(named('ThrottlingException', 'Rate exceeded'))
+    .resolvesOnce({ Status: 'InProgress' })
+    .resolves({ Status: 'Success', StandardOutputContent: 'done\n', ResponseCode: 0 });
+  const result = await waitForInvocation(client, {
+    commandId: 'c-1',
+    instanceId: 'i-1',
+    comment: 'install',
+    timing: FAST,
+  });
+  t.equal(result.status, 'Success', 'ends in Success');
+  t.equal(result.stdout, 'done\n', 'carries the remote stdout');
+  t.equal(mock.commandCalls(GetCommandInvocationCommand).length, 4, 'asked four times');
+});
+
+t.test('a Failed command throws with the remote stderr', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-2' } });
+  mock.on(GetCommandInvocationCommand).resolves({
+    Status: 'Failed',
+    ResponseCode: 1,
+    StandardErrorContent: 'install.sh: error: dnf install nodejs22 failed\n',
+  });
+  const err = await rejection(
+    runCommand(client, {
+      command: { comment: 'verify and install', commands: ['bash install.sh'] },
+      target: { tagProject: 'rn' },
+      instanceIds: ['i-1'],
+      timing: FAST,
+    }),
+  );
+  t.ok(
+    err instanceof CommandFailedError &&
+      /verify and install" Failed on i-1 \(exit 1\): install\.sh: error: dnf install nodejs22 failed/.test(
+        err?.message ?? '',
+      ),
+    'CommandFailedError naming the command, instance, exit code and remote stderr',
+  );
+  const sent = mock.commandCalls(SendCommandCommand)[0]?.args[0].input;
+  t.same(sent?.Targets, [{ Key: 'tag:Project', Values: ['rn'] }], 'the command targets the tag');
+  t.equal(sent?.MaxErrors, '0', 'MaxErrors is set');
+  t.equal(sent?.MaxConcurrency, '100%', 'MaxConcurrency is set');
+});
+
+t.test('a command that never finishes times out with a message saying how to look', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+  await t.rejects(
+    waitForInvocation(client, {
+      commandId: 'c-3',
+      instanceId: 'i-1',
+      comment: 'part 1 of 6',
+      timing: { intervalMs: 1, maxWaitMs: 20 },
+    }),
+    { name: 'WaitTimeoutError', message: /part 1 of 6.*aws ssm get-command-invocation --command-id c-3/ },
+    'WaitTimeoutError with the aws command to inspect it',
+  );
+});
+
+t.test('registration: DescribeInstanceInformation decides where it exists', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock
+    .on(DescribeInstanceInformationCommand)
+    .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-1', PingStatus: 'Online' }] })
+    .resolves({
+      InstanceInformationList: [
+        { InstanceId: 'i-1', PingStatus: 'Online' },
+        { InstanceId: 'i-2', PingStatus: 'Online' },
+      ],
+    });
+  const how = await waitForRegistration(client, { instanceIds: ['i-1', 'i-2'], timing: FAST });
+  t.equal(how, 'DescribeInstanceInformation', 'decided by DescribeInstanceInformation');
+  t.equal(mock.commandCalls(DescribeInstanceInformationCommand).length, 2, 'waited until both were online');
+  t.equal(mock.commandCalls(SendCommandCommand).length, 0, 'no probe command was sent');
+});
+
+t.test('registration: without DescribeInstanceInformation, InvalidInstanceId means not yet', async (t) => {
+  const { client, mock } = ssmMock(t);
+  // What the emulator answers: an HTML 500 page the SDK cannot parse.
+  mock
+    .on(DescribeInstanceInformationCommand)
+    .rejects(named('SyntaxError', 'Unexpected token <', { $metadata: { httpStatusCode: 500 } }));
+  mock
+    .on(SendCommandCommand)
+    .rejectsOnce(new InvalidInstanceId({ message: 'not registered', ...meta }))
+    .resolves({ Command: { CommandId: 'probe' } });
+  const how = await waitForRegistration(client, { instanceIds: ['i-1'], timing: FAST });
+  t.equal(how, 'SendCommand probe', 'decided by the SendCommand probe');
+  t.equal(mock.commandCalls(SendCommandCommand).length, 2, 'the probe was retried after InvalidInstanceId');
+  t.equal(
+    mock.commandCalls(DescribeInstanceInformationCommand).length,
+    1,
+    'the missing API was asked only once',
+  );
+});
+
+t.test('registration that never happens times out with what to check', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
+  const err = await rejection(
+    waitForRegistration(client, { instanceIds: ['i-9'], timing: { intervalMs: 1, maxWaitMs: 20 } }),
+  );
+  t.ok(
+    err instanceof WaitTimeoutError &&
+      /SSM registration of i-9/.test(err?.message ?? '') &&
+      /outbound HTTPS/.test(err?.message ?? '') &&
+      /AmazonSSMManagedInstanceCore/.test(err?.message ?? ''),
+    'WaitTimeoutError naming the instance and the usual causes',
+  );
+});
+
+t.test('registration: an unexpected error is not swallowed', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(DescribeInstanceInformationCommand).rejects(named('AccessDeniedException', 'not allowed'));
+  await t.rejects(
+    waitForRegistration(client, { instanceIds: ['i-1'], timing: FAST }),
+    { name: 'AccessDeniedException' },
+    'rethrown as is',
+  );
+});
+
+t.test('launch retries only the instance-profile propagation error, bounded', async (t) => {
+  const client = new EC2Client({ region: 'us-east-1' });
+  const mock = mockClient(client);
+  t.teardown(() => mock.restore());
+  const notReady = named(
+    'InvalidParameterValue',
+    'Value (rn-agent) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name',
+  );
+  mock
+    .on(RunInstancesCommand)
+    .rejectsOnce(notReady)
+    .rejectsOnce(notReady)
+    .resolves({ Instances: [{ InstanceId: 'i-new' }] });
+  const options = {
+    name: 'rn',
+    count: 1,
+    imageId: 'ami-1',
+    rootDeviceName: '/dev/xvda',
+    instanceType: 't3.micro',
+    instanceProfileName: 'rn-agent',
+    securityGroupId: 'sg-1',
+    profileRetry: FAST,
+  };
+  const launched = await launchInstances(client, options);
+  t.same(
+    launched.map((i) => i.InstanceId),
+    ['i-new'],
+    'launched after the profile became usable',
+  );
+  t.equal(mock.commandCalls(RunInstancesCommand).length, 3, 'RunInstances was retried twice');
+  const input = mock.commandCalls(RunInstancesCommand)[0]?.args[0].input;
+  t.equal(input?.MetadataOptions?.HttpTokens, 'required', 'IMDSv2 required');
+  t.same(
+    input?.BlockDeviceMappings?.[0]?.Ebs,
+    { VolumeType: 'gp3', VolumeSize: 8, Encrypted: true, DeleteOnTermination: true },
+    'encrypted gp3 root',
+  );
+
+  mock.reset();
+  mock.on(RunInstancesCommand).rejects(named('InsufficientInstanceCapacity', 'no capacity'));
+  await t.rejects(
+    launchInstances(client, options),
+    { name: 'InsufficientInstanceCapacity' },
+    'other errors are not retried',
+  );
+  t.equal(mock.commandCalls(RunInstancesCommand).length, 1, 'called once');
+
+  mock.reset();
+  mock.on(RunInstancesCommand).rejects(notReady);
+  await t.rejects(
+    launchInstances(client, { ...options, profileRetry: { intervalMs: 1, maxWaitMs: 20 } }),
+    { name: 'WaitTimeoutError', message: /instance profile rn-agent to become usable/ },
+    'a profile that never propagates ends in a clear timeout',
+  );
+});
+
+t.test('credentials: missing or rejected credentials become one clear ConfigError', async (t) => {
+  const client = new STSClient({ region: 'us-east-1' });
+  const mock = mockClient(client);
+  t.teardown(() => mock.restore());
+  mock
+    .on(GetCallerIdentityCommand)
+    .rejects(named('CredentialsProviderError', 'Could not load credentials from any providers'));
+  const err = await rejection(checkCredentials(client));
+  t.ok(
+    err instanceof ConfigError &&
+      /AWS_PROFILE/.test(err?.message ?? '') &&
+      /AWS_ACCESS_KEY_ID/.test(err?.message ?? ''),
+    'missing credentials name AWS_PROFILE and AWS_ACCESS_KEY_ID',
+  );
+  mock.reset();
+  mock
+    .on(GetCallerIdentityCommand)
+    .rejects(named('ExpiredToken', 'The security token included in the request is expired'));
+  await t.rejects(
+    checkCredentials(client),
+    { name: 'ConfigError', message: /rejected the credentials \(ExpiredToken\)/ },
+    'expired credentials say so',
+  );
+  mock.reset();
+  mock.on(GetCallerIdentityCommand).rejects(named('InternalFailure', 'boom'));
+  await t.rejects(checkCredentials(client), { name: 'InternalFailure' }, 'anything else is rethrown');
+  mock.reset();
+  mock.on(GetCallerIdentityCommand).resolves({ Account: '123', Arn: 'arn:aws:iam::123:user/me' });
+  t.same(
+    await checkCredentials(client),
+    { account: '123', arn: 'arn:aws:iam::123:user/me', region: 'us-east-1' },
+    'the identity and region',
+  );
+});
+
+t.test('poll treats throttling as not yet and rethrows anything else at once', async (t) => {
+  let calls = 0;
+  const value = await poll({
+    ...FAST,
+    what: 'x',
+    check: async () => {
+      calls += 1;
+      if (calls < 3) throw named('RequestLimitExceeded');
+      return 'ok';
+    },
+  });
+  t.equal(value, 'ok', 'got the value after two throttled calls');
+  await t.rejects(
+    poll({ ...FAST, what: 'x', check: async () => Promise.reject(named('UnauthorizedOperation')) }),
+    { name: 'UnauthorizedOperation' },
+    'other errors end the wait',
+  );
+});
+
+t.test('Graviton instance types get the arm64 AMI', async (t) => {
+  for (const type of [
+    't4g.micro',
+    'm7g.large',
+    'c7gn.xlarge',
+    'r8g.medium',
+    'im4gn.large',
+    'g5g.xlarge',
+    'a1.medium',
+  ]) {
+    t.ok(isGraviton(type), `${type} is Graviton`);
+  }
+  for (const type of ['t3.micro', 'm7i.large', 'g4dn.xlarge', 'c7a.large', 'g6.xlarge', 'mac2.metal']) {
+    t.notOk(isGraviton(type), `${type} is not Graviton`);
+  }
+});
+
+t.test('sendCommandInput targets the fleet by tag, or instance ids', async (t) => {
+  const byTag = sendCommandInput({ comment: 'c', commands: ['true'] }, { tagProject: 'rn' });
+  t.same(byTag.Targets, [{ Key: 'tag:Project', Values: ['rn'] }], 'by tag');
+  t.equal(byTag.DocumentName, 'AWS-RunShellScript', 'AWS-RunShellScript');
+  const byId = sendCommandInput({ comment: 'c', commands: ['true'] }, { instanceIds: ['i-1'] });
+  t.same(byId.InstanceIds, ['i-1'], 'by instance id');
+  t.notOk('Targets' in byId, 'no tag target then');
+});
