@@ -77,7 +77,7 @@ else
 	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
 	kubectl apply -k kustomize/overlays/$(OVERLAY)
 endif
-	kubectl wait ksvc/random-number -n $(KNATIVE_NAMESPACE) --for=condition=Ready --timeout=$(KNATIVE_WAIT)
+	kubectl wait ksvc/random-number -n $(KNATIVE_NAMESPACE) --for=condition=Ready --timeout=$(KNATIVE_WAIT) || $(KNATIVE) not-ready $(KNATIVE_NAMESPACE)
 	$(KNATIVE) url $(OVERLAY) $(KNATIVE_NAMESPACE)
 
 undeploy-knative: ## delete the Knative Service, its domain mapping and token Secret (cloud: its namespace) (OVERLAY=)

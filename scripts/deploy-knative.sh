@@ -6,6 +6,7 @@
 #   deploy-knative.sh secret <namespace>                token Secret from $API_TOKEN (skipped when unset)
 #   deploy-knative.sh render <overlay> [IMAGE]          manifests with IMAGE (and $DOMAIN) on stdout
 #   deploy-knative.sh url    <overlay> <namespace>      the Service's URL and a curl that reaches it
+#   deploy-knative.sh not-ready <namespace>             why the Service did not become Ready
 #
 # Environment: API_TOKEN (optional, never printed), DOMAIN (cloud only: adds the domain-mapping
 # component), MINIKUBE_PROFILE (default minikube). Nothing here writes into the working tree.
@@ -82,6 +83,8 @@ cmd_check() {
   if [[ "$overlay" == cloud ]]; then
     p="$(image_problem "$image")"
     [[ -z "$p" ]] || problems+=("$p")
+  elif [[ -n "$image" ]]; then
+    problems+=("IMAGE is for OVERLAY=cloud; minikube always runs random-number:dev built inside minikube")
   fi
   p="$(token_problem)"
   [[ -z "$p" ]] || problems+=("$p")
@@ -108,6 +111,9 @@ cmd_check() {
     problems+=("cannot reach the cluster of kubectl context '$context': is it running? (minikube: make setup-minikube)")
   elif ! kubectl api-resources --api-group=serving.knative.dev -o name 2>/dev/null | grep -qx "services.serving.knative.dev"; then
     problems+=("Knative Serving is not installed in context '$context' (no services.serving.knative.dev): minikube: make setup-minikube; elsewhere: https://knative.dev/docs/install/")
+  elif [[ "$overlay" == minikube ]] && ! kubectl get configmap config-deployment -n knative-serving \
+    -o jsonpath='{.data.registries-skipping-tag-resolving}' 2>/dev/null | grep -q 'index\.docker\.io'; then
+    problems+=("Knative would look up random-number:dev on Docker Hub and fail: run make setup-minikube (it adds index.docker.io to registries-skipping-tag-resolving)")
   fi
 
   if ((${#problems[@]})); then
@@ -129,8 +135,8 @@ cmd_secret() {
   local p
   p="$(token_problem)"
   [[ -z "$p" ]] || die "$p"
-  # The namespace must exist before its Secret; apply keeps this idempotent.
-  kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  # The namespace must exist before its Secret (the overlay's apply adds its labels later).
+  kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
   echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply -f -" >&2
   printf '%s' "$API_TOKEN" |
     kubectl create secret generic "$SECRET" -n "$namespace" --from-file=token=/dev/stdin \
@@ -222,6 +228,16 @@ cmd_url() {
   echo "# watch it scale to zero: kubectl get pods -n $namespace -l serving.knative.dev/service=$SERVICE -w"
 }
 
+# After a failed `kubectl wait`: why the Service is not Ready, from its own conditions.
+cmd_not_ready() {
+  local namespace="$1"
+  echo "deploy-knative: ksvc/$SERVICE in namespace $namespace is not Ready; its conditions:" >&2
+  kubectl get ksvc "$SERVICE" -n "$namespace" \
+    -o jsonpath='{range .status.conditions[*]}  {.type}={.status} {.reason} {.message}{"\n"}{end}' >&2 || true
+  echo "  more: kubectl get revisions,pods -n $namespace -l serving.knative.dev/service=$SERVICE; kubectl describe revisions -n $namespace" >&2
+  exit 1
+}
+
 main() {
   local cmd="${1:-}"
   (($# > 0)) && shift
@@ -230,7 +246,8 @@ main() {
     secret) (($# == 1)) || die "usage: $0 secret <namespace>"; cmd_secret "$@" ;;
     render) (($# >= 1)) || die "usage: $0 render <minikube|cloud> [IMAGE]"; cmd_render "$@" ;;
     url) (($# == 2)) || die "usage: $0 url <minikube|cloud> <namespace>"; cmd_url "$@" ;;
-    *) die "usage: $0 <check|secret|render|url> ... (see the comment at the top of this file)" ;;
+    not-ready) (($# == 1)) || die "usage: $0 not-ready <namespace>"; cmd_not_ready "$@" ;;
+    *) die "usage: $0 <check|secret|render|url|not-ready> ... (see the comment at the top of this file)" ;;
   esac
 }
 

@@ -174,6 +174,13 @@ t.test('check names every missing piece and contacts no cluster', async (t) => {
     'minikube overlay against another context: refused before any request',
   );
 
+  r = deployScript(['check', 'minikube', IMAGE], { PATH: kubectlOnly, KUBECONFIG: empty });
+  t.match(r.stderr, /IMAGE is for OVERLAY=cloud/, 'IMAGE with minikube: refused, not silently ignored');
+
+  r = deployScript(['not-ready', 'default'], { PATH: kubectlOnly, KUBECONFIG: empty });
+  t.equal(r.status, 1, 'not-ready always fails (it runs after a failed wait)');
+  t.match(r.stderr, /ksvc\/random-number in namespace default is not Ready/, 'and says which Service');
+
   r = deployScript(['check', 'nonsense'], { PATH: kubectlOnly, KUBECONFIG: empty });
   t.equal(r.status, 1, 'unknown overlay fails');
   t.match(r.stderr, /unknown OVERLAY 'nonsense'/, 'and names it');
