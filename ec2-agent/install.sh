@@ -55,7 +55,7 @@ while (($# > 0)); do
     flag=${flag%%=*}
     ;;
   --*)
-    (($# >= 2)) || die "$flag needs a value"
+    if (($# < 2)) || [[ $2 == --* ]]; then die "$flag needs a value"; fi
     value=$2
     shift
     ;;

@@ -1,0 +1,250 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import t from 'tap';
+import { loadConfig } from '../ec2-agent/config.ts';
+import { AGENT_BUNDLE, fileLines, LINE, startAgent } from './helpers/agent.ts';
+import { startService } from './helpers/service.ts';
+
+const INSTALL = resolve(import.meta.dirname, '../ec2-agent/install.sh');
+const UNIT = resolve(import.meta.dirname, '../ec2-agent/random-number-agent.service');
+
+function install(args: string[], env: Record<string, string> = {}) {
+  const run = spawnSync('bash', [INSTALL, ...args], {
+    env: { PATH: process.env.PATH, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+const mode = (path: string) => statSync(path).mode & 0o777;
+
+/** Reads a systemd EnvironmentFile the way systemd does for what install.sh writes: KEY="value" with \\ escapes. */
+function parseEnvFile(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_]+)="((?:[^"\\]|\\.)*)"$/.exec(line);
+    if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2].replace(/\\(.)/g, '$1');
+  }
+  return env;
+}
+
+t.test('shellcheck finds nothing', async (t) => {
+  const run = spawnSync('shellcheck', [INSTALL], { encoding: 'utf8' });
+  t.equal(run.status, 0, `shellcheck is clean${run.stdout ? `:\n${run.stdout}` : ''}`);
+});
+
+t.test('--prefix lays down bundle, env file and unit with the right modes; twice is the same', async (t) => {
+  const prefix = t.testdir();
+  const sha = createHash('sha256').update(readFileSync(AGENT_BUNDLE)).digest('hex');
+  const args = [
+    '--bundle',
+    AGENT_BUNDLE,
+    '--sha256',
+    sha,
+    '--service-url',
+    'https://random-number.example.com/',
+    '--api-token-parameter',
+    '/random-number/api-token',
+    '--aws-region',
+    'eu-west-1',
+    '--prefix',
+    prefix,
+  ];
+  const first = install(args);
+  t.equal(first.code, 0, `first run exits 0 ${first.stderr}`);
+  t.match(first.stdout, /checksum verified/, 'says the checksum was verified');
+  t.match(
+    first.stdout.trim().split('\n').at(-1),
+    /^random-number-agent: installed under /,
+    'last line: the outcome',
+  );
+
+  const bundle = join(prefix, 'opt/random-number-agent/ec2-agent.mjs');
+  const envFile = join(prefix, 'etc/random-number-agent/agent.env');
+  const unitFile = join(prefix, 'etc/systemd/system/random-number-agent.service');
+  t.ok(readFileSync(bundle).equals(readFileSync(AGENT_BUNDLE)), 'the bundle, byte for byte');
+  t.equal(mode(bundle), 0o644, 'bundle 0644');
+  t.equal(mode(envFile), 0o600, 'env file 0600 (it names the token parameter; keep it private)');
+  t.equal(mode(join(prefix, 'etc/random-number-agent')), 0o700, 'env folder 0700');
+  t.equal(mode(unitFile), 0o644, 'unit 0644');
+  t.ok(existsSync(join(prefix, 'root')), 'the output folder exists (ReadWritePaths needs it)');
+  t.equal(
+    readFileSync(unitFile, 'utf8'),
+    readFileSync(UNIT, 'utf8'),
+    'with the defaults (node-22, /root) the unit is exactly ec2-agent/random-number-agent.service',
+  );
+  const env = parseEnvFile(readFileSync(envFile, 'utf8'));
+  t.same(
+    env,
+    {
+      SERVICE_URL: 'https://random-number.example.com/',
+      SCHEDULE: '* * * * *',
+      OUTPUT_FILE: '/root/randomNumber.txt',
+      REQUEST_TIMEOUT_MS: '20000',
+      LOG_LEVEL: 'info',
+      API_TOKEN_PARAMETER: '/random-number/api-token',
+      AWS_REGION: 'eu-west-1',
+    },
+    'env file: every setting, defaults included',
+  );
+  t.match(loadConfig(env), { apiTokenParameter: '/random-number/api-token' }, 'the agent accepts that env');
+
+  const before = readdirSync(prefix, { recursive: true }).sort();
+  const second = install(args);
+  t.equal(second.code, 0, 'second run exits 0');
+  t.same(
+    readdirSync(prefix, { recursive: true }).sort(),
+    before,
+    'second run: same files, no temp files left',
+  );
+  t.same(parseEnvFile(readFileSync(envFile, 'utf8')), env, 'second run: same env');
+  t.equal(readFileSync(unitFile, 'utf8'), readFileSync(UNIT, 'utf8'), 'second run: same unit');
+});
+
+t.test('inputs from the environment; unit follows the output folder and Node binary', async (t) => {
+  const prefix = t.testdir();
+  const run = install([], {
+    BUNDLE: AGENT_BUNDLE,
+    SERVICE_URL: 'http://10.0.0.5:8080/?q="quoted"\\back',
+    SCHEDULE: '*/5 * * * * *',
+    OUTPUT_FILE: '/var/lib/random-number/numbers.txt',
+    REQUEST_TIMEOUT_MS: '30000',
+    LOG_LEVEL: 'debug',
+    PREFIX: prefix,
+    NODE_BIN: '/usr/local/bin/node',
+  });
+  t.equal(run.code, 0, `exit 0 ${run.stderr}`);
+  const unit = readFileSync(join(prefix, 'etc/systemd/system/random-number-agent.service'), 'utf8');
+  t.match(
+    unit,
+    /^ExecStart=\/usr\/local\/bin\/node \/opt\/random-number-agent\/ec2-agent\.mjs$/m,
+    'ExecStart',
+  );
+  t.match(unit, /^ReadWritePaths=\/var\/lib\/random-number$/m, 'ReadWritePaths: the output folder');
+  for (const line of [
+    'Restart=always',
+    'EnvironmentFile=/etc/random-number-agent/agent.env',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'PrivateTmp=yes',
+    'StandardOutput=journal',
+  ]) {
+    t.match(unit, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'), line);
+  }
+  t.ok(existsSync(join(prefix, 'var/lib/random-number')), 'output folder created');
+  const env = parseEnvFile(readFileSync(join(prefix, 'etc/random-number-agent/agent.env'), 'utf8'));
+  t.same(
+    env,
+    {
+      SERVICE_URL: 'http://10.0.0.5:8080/?q="quoted"\\back',
+      SCHEDULE: '*/5 * * * * *',
+      OUTPUT_FILE: '/var/lib/random-number/numbers.txt',
+      REQUEST_TIMEOUT_MS: '30000',
+      LOG_LEVEL: 'debug',
+    },
+    'quotes and backslashes survive the EnvironmentFile quoting; no token parameter line when unset',
+  );
+});
+
+t.test('systemd-analyze accepts the unit it writes', async (t) => {
+  const found = spawnSync('systemd-analyze', ['--version']);
+  if (found.error) return t.skip('systemd-analyze is not installed here');
+  const prefix = t.testdir();
+  t.equal(
+    install(['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--prefix', prefix], {
+      NODE_BIN: process.execPath,
+    }).code,
+    0,
+    'installed',
+  );
+  const verify = spawnSync(
+    'systemd-analyze',
+    ['verify', join(prefix, 'etc/systemd/system/random-number-agent.service')],
+    { encoding: 'utf8' },
+  );
+  t.equal(verify.status, 0, 'verify exits 0');
+  t.equal(verify.stderr.trim(), '', 'no unknown keys or other warnings');
+});
+
+t.test('refusals: nothing is changed', async (t) => {
+  const prefix = join(t.testdir(), 'root');
+  const bad: [string[], RegExp, string][] = [
+    [
+      ['--bundle', AGENT_BUNDLE, '--sha256', '0'.repeat(64), '--service-url', 'http://x/'],
+      /checksum mismatch .*nothing was changed/,
+      'checksum mismatch',
+    ],
+    [
+      ['--bundle', AGENT_BUNDLE, '--sha256', 'abc', '--service-url', 'http://x/'],
+      /--sha256 must be 64 hex digits/,
+      'malformed checksum',
+    ],
+    [['--bundle', AGENT_BUNDLE], /--service-url URL is required/, 'missing --service-url'],
+    [['--service-url', 'http://x/'], /--bundle FILE is required/, 'missing --bundle'],
+    [['--bundle', '/no/such/file', '--service-url', 'http://x/'], /no such readable file/, 'bundle missing'],
+    [['--bundle', AGENT_BUNDLE, '--service-url', 'ftp://x/'], /--service-url must be an http/, 'not http'],
+    [
+      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--schedule', '* * *'],
+      /--schedule must be a cron/,
+      'schedule',
+    ],
+    [
+      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--output-file', 'relative.txt'],
+      /--output-file must be an absolute/,
+      'relative output',
+    ],
+    [
+      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--request-timeout-ms', '2s'],
+      /--request-timeout-ms must be a whole number/,
+      'timeout',
+    ],
+    [
+      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--log-level', 'loud'],
+      /--log-level must be one of/,
+      'log level',
+    ],
+    [
+      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--bogus', '1'],
+      /unknown flag: --bogus/,
+      'unknown flag',
+    ],
+    [['--bundle', AGENT_BUNDLE, '--service-url'], /--service-url needs a value/, 'flag without value'],
+  ];
+  for (const [args, message, what] of bad) {
+    const run = install([...args, '--prefix', prefix]);
+    t.equal(run.code, 1, `${what}: exit 1`);
+    t.match(run.stderr, message, `${what}: says what is wrong`);
+    t.notOk(existsSync(prefix), `${what}: nothing created`);
+  }
+});
+
+t.test('--help prints the usage', async (t) => {
+  const run = install(['--help']);
+  t.equal(run.code, 0, 'exit 0');
+  t.match(run.stderr, /install\.sh --bundle FILE \[--sha256 HEX\] --service-url URL/, 'usage line');
+});
+
+t.test('the installed bundle runs from its new home, far from any node_modules', async (t) => {
+  // Not under the checkout (t.testdir is), so Node cannot find /work/.../node_modules by walking up.
+  const prefix = mkdtempSync(join(tmpdir(), 'agent-install-'));
+  t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
+  t.equal(
+    install(['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--prefix', prefix]).code,
+    0,
+    'installed',
+  );
+  const service = await startService(t);
+  const output = join(prefix, 'root', 'randomNumber.txt');
+  const agent = startAgent(
+    t,
+    { SERVICE_URL: service.url, SCHEDULE: '*/1 * * * * *', OUTPUT_FILE: output },
+    join(prefix, 'opt/random-number-agent/ec2-agent.mjs'),
+  );
+  t.match(await agent.waitForPoll(), { outcome: 'ok' }, 'a number, from the bundle alone');
+  const lines = await fileLines(output);
+  t.ok(lines.length >= 1 && lines.every((l) => LINE.test(l)), 'written in the file format');
+});
