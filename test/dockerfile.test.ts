@@ -52,5 +52,6 @@ t.test('runtime stage: minimal Node 22, only the bundle, numeric non-root user, 
 
 t.test('.dockerignore keeps local state out of the build context', async (t) => {
   const ignored = readFileSync(resolve(root, '.dockerignore'), 'utf8').split('\n');
-  for (const entry of ['node_modules', 'dist', '.cache', '.git']) t.ok(ignored.includes(entry), `${entry} is ignored`);
+  for (const entry of ['node_modules', 'dist', '.cache', '.git'])
+    t.ok(ignored.includes(entry), `${entry} is ignored`);
 });
