@@ -76,6 +76,21 @@ check_overlay() {
   esac
 }
 
+# Output is captured before matching: `kubectl ... | grep -q` can fail under pipefail (SIGPIPE).
+knative_installed() {
+  local resources
+  resources="$(kubectl api-resources --api-group=serving.knative.dev -o name 2>/dev/null)" || return 1
+  [[ $'\n'"$resources"$'\n' == *$'\n'services.serving.knative.dev$'\n'* ]]
+}
+
+# random-number:dev must not be resolved to a digest on Docker Hub (setup-minikube arranges that).
+local_tags_skipped() {
+  local registries
+  registries="$(kubectl get configmap config-deployment -n knative-serving \
+    -o jsonpath='{.data.registries-skipping-tag-resolving}' 2>/dev/null)" || return 1
+  [[ ",${registries// /}," == *,index.docker.io,* ]]
+}
+
 # Reports every problem at once (inputs, tools, kubectl context, cluster, Knative), then fails.
 cmd_check() {
   local overlay="$1" image="${2:-}" problems=() p context
@@ -109,10 +124,9 @@ cmd_check() {
     problems+=("kubectl's current context is '$context', not minikube profile '$PROFILE': run kubectl config use-context $PROFILE (or make setup-minikube)")
   elif ! kubectl get --raw /version --request-timeout=15s >/dev/null 2>&1; then
     problems+=("cannot reach the cluster of kubectl context '$context': is it running? (minikube: make setup-minikube)")
-  elif ! kubectl api-resources --api-group=serving.knative.dev -o name 2>/dev/null | grep -qx "services.serving.knative.dev"; then
+  elif ! knative_installed; then
     problems+=("Knative Serving is not installed in context '$context' (no services.serving.knative.dev): minikube: make setup-minikube; elsewhere: https://knative.dev/docs/install/")
-  elif [[ "$overlay" == minikube ]] && ! kubectl get configmap config-deployment -n knative-serving \
-    -o jsonpath='{.data.registries-skipping-tag-resolving}' 2>/dev/null | grep -q 'index\.docker\.io'; then
+  elif [[ "$overlay" == minikube ]] && ! local_tags_skipped; then
     problems+=("Knative would look up random-number:dev on Docker Hub and fail: run make setup-minikube (it adds index.docker.io to registries-skipping-tag-resolving)")
   fi
 
