@@ -49,6 +49,9 @@ build: deps ## type-check and bundle dist/random-number.mjs (and the agent)
 start: build ## run the service locally (PORT, LOG_LEVEL, API_TOKEN, ... from the environment)
 	node dist/random-number.mjs
 
+demo: build ## the service and the agent here; numbers go to data/randomNumber.txt (SCHEDULE, PORT); Ctrl-C stops both
+	bash scripts/demo.sh
+
 test: deps prereqs $(NODE22) lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
 	NODE22=$(NODE22) $(NPM_BIN)/tap $(TESTS) 2>&1 | node scripts/tap-summary.mjs
 

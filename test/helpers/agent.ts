@@ -24,8 +24,9 @@ export function startAgent(
   t: Teardown,
   env: Record<string, string | undefined>,
   bundle = AGENT_BUNDLE,
+  node = process.execPath,
 ): Agent {
-  const started = startProcess(t, process.execPath, [bundle], { env: { LOG_LEVEL: 'info', ...env } });
+  const started = startProcess(t, node, [bundle], { env: { LOG_LEVEL: 'info', ...env } });
   const polls = () => started.stdout.map(json).filter((l) => l.msg === 'poll');
   return Object.assign(started, {
     polls,

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make demo: the service and the agent on this machine, the agent writing to data/randomNumber.txt.
+# Ctrl-C stops both. SCHEDULE (default every minute) and PORT (default 8080, or any free port when
+# 8080 is taken) come from the environment; DATA_DIR moves the output folder (tests use it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+SCHEDULE=${SCHEDULE:-'* * * * *'}
+DATA_DIR=${DATA_DIR:-data}
+OUTPUT_FILE=$DATA_DIR/randomNumber.txt
+SERVICE_LOG=$DATA_DIR/service.log
+
+for bundle in dist/random-number.mjs dist/ec2-agent.mjs; do
+  [[ -f $bundle ]] || npm run --silent build
+done
+mkdir -p "$DATA_DIR"
+
+service_pid=
+agent_pid=
+# shellcheck disable=SC2317 # called from the traps below
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping the agent and the service"
+  # The agent first, so it does not log the service going away; each gets SIGTERM and is waited for.
+  [[ -z $agent_pid ]] || kill -TERM "$agent_pid" 2>/dev/null || true
+  [[ -z $agent_pid ]] || wait "$agent_pid" 2>/dev/null || true
+  [[ -z $service_pid ]] || kill -TERM "$service_pid" 2>/dev/null || true
+  [[ -z $service_pid ]] || wait "$service_pid" 2>/dev/null || true
+  echo "demo: stopped; the numbers stay in $OUTPUT_FILE"
+}
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
+
+# Starts the service on port $1 (0: the OS picks); sets service_pid and port, or fails when the
+# process exits before it says it is listening (port taken, say).
+start_service() {
+  : >"$SERVICE_LOG"
+  HOST=127.0.0.1 PORT=$1 node dist/random-number.mjs >>"$SERVICE_LOG" 2>&1 &
+  service_pid=$!
+  for _ in $(seq 100); do
+    port=$(grep -m1 '"msg":"listening"' "$SERVICE_LOG" | sed -E 's/.*"port":([0-9]+).*/\1/' || true)
+    [[ -z $port ]] || return 0
+    kill -0 "$service_pid" 2>/dev/null || {
+      wait "$service_pid" 2>/dev/null || true
+      service_pid=
+      return 1
+    }
+    sleep 0.1
+  done
+  echo "demo: the service did not start; see $SERVICE_LOG" >&2
+  return 1
+}
+
+port=
+if [[ -n ${PORT:-} ]]; then
+  start_service "$PORT" || { echo "demo: the service could not start on port $PORT; see $SERVICE_LOG" >&2; exit 1; }
+elif ! start_service 8080; then
+  echo "demo: port 8080 is taken; letting the OS pick a free one"
+  start_service 0 || { echo "demo: the service could not start; see $SERVICE_LOG" >&2; exit 1; }
+fi
+url=http://127.0.0.1:$port/
+echo "demo: service  $url (pid $service_pid, log $SERVICE_LOG)"
+
+SERVICE_URL=$url SCHEDULE=$SCHEDULE OUTPUT_FILE=$OUTPUT_FILE node dist/ec2-agent.mjs &
+agent_pid=$!
+echo "demo: agent    polling on '$SCHEDULE' (pid $agent_pid); numbers go to $OUTPUT_FILE"
+echo "demo: watch them with:  tail -f $OUTPUT_FILE"
+echo "demo: Ctrl-C stops both"
+
+# Either child ending on its own ends the demo (and the EXIT trap stops the other).
+set +e
+wait -n "$service_pid" "$agent_pid"
+status=$?
+echo "demo: a process exited on its own (status $status)" >&2
+exit 1

@@ -1,0 +1,63 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import t from 'tap';
+import { fileLines, LINE } from './helpers/agent.ts';
+import { json } from './helpers/process.ts';
+
+const DEMO = resolve(import.meta.dirname, '../scripts/demo.sh');
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+t.test('the demo: numbers in the file within a period, Ctrl-C stops both children', async (t) => {
+  const dataDir = join(t.testdir(), 'data');
+  // Its own process group, like a terminal's foreground job, so the test can "press Ctrl-C".
+  const demo = spawn('bash', [DEMO], {
+    detached: true,
+    env: { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: '0', SCHEDULE: '*/1 * * * * *' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = once(demo, 'exit');
+  t.teardown(() => {
+    if (demo.exitCode === null && demo.signalCode === null) process.kill(-(demo.pid as number), 'SIGKILL');
+  });
+  const out: string[] = [];
+  let firstNumber!: () => void;
+  const numbered = new Promise<void>((r) => {
+    firstNumber = r;
+  });
+  createInterface({ input: demo.stdout }).on('line', (line) => {
+    out.push(line);
+    if (json(line).outcome === 'ok') firstNumber();
+  });
+  const err: string[] = [];
+  createInterface({ input: demo.stderr }).on('line', (line) => err.push(line));
+
+  const timeout = setTimeout(() => firstNumber(), 15_000);
+  await numbered;
+  clearTimeout(timeout);
+  const text = out.join('\n');
+  t.match(text, /numbers go to .*data\/randomNumber\.txt/, 'says where the numbers go');
+  t.match(text, /tail -f .*data\/randomNumber\.txt/, 'says how to watch them');
+  const servicePid = Number(/service .*\(pid (\d+)/.exec(text)?.[1]);
+  const agentPid = Number(/agent .*\(pid (\d+)/.exec(text)?.[1]);
+  t.ok(alive(servicePid) && alive(agentPid), `both children run (service ${servicePid}, agent ${agentPid})`);
+
+  process.kill(-(demo.pid as number), 'SIGINT');
+  const [code] = await exited;
+  t.equal(code, 0, `Ctrl-C: the demo exits 0 ${err.join('\n')}`);
+  t.notOk(alive(servicePid), 'the service has exited');
+  t.notOk(alive(agentPid), 'the agent has exited');
+  t.match(out.join('\n'), /demo: stopped/, 'says it stopped');
+  const lines = await fileLines(join(dataDir, 'randomNumber.txt'));
+  t.ok(lines.length >= 1, `numbers were written (${lines.length})`);
+  for (const line of lines) t.match(line, LINE, `valid line: ${line}`);
+});
