@@ -74,7 +74,7 @@ ifeq ($(OVERLAY),cloud)
 	docker build -t '$(IMAGE)' .
 	docker push '$(IMAGE)'
 	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
-	$(KNATIVE) render cloud '$(IMAGE)' | kubectl apply -f -
+	$(KNATIVE) render cloud '$(IMAGE)' | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/cloud with IMAGE (and DOMAIN) set in a temp copy
 else
 	minikube image build -t random-number:dev .
 	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
