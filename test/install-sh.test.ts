@@ -150,25 +150,28 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
   );
 });
 
-t.test('systemd-analyze accepts the unit it writes', async (t) => {
-  const found = spawnSync('systemd-analyze', ['--version']);
-  if (found.error) return t.skip('systemd-analyze is not installed here');
-  const prefix = t.testdir();
-  t.equal(
-    install(['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--prefix', prefix], {
-      NODE_BIN: process.execPath,
-    }).code,
-    0,
-    'installed',
-  );
-  const verify = spawnSync(
-    'systemd-analyze',
-    ['verify', join(prefix, 'etc/systemd/system/random-number-agent.service')],
-    { encoding: 'utf8' },
-  );
-  t.equal(verify.status, 0, 'verify exits 0');
-  t.equal(verify.stderr.trim(), '', 'no unknown keys or other warnings');
-});
+const hasAnalyze = spawnSync('systemd-analyze', ['--version']).error === undefined;
+t.test(
+  'systemd-analyze accepts the unit it writes',
+  { skip: hasAnalyze ? false : 'no systemd-analyze here' },
+  async (t) => {
+    const prefix = t.testdir();
+    t.equal(
+      install(['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--prefix', prefix], {
+        NODE_BIN: process.execPath,
+      }).code,
+      0,
+      'installed',
+    );
+    const verify = spawnSync(
+      'systemd-analyze',
+      ['verify', join(prefix, 'etc/systemd/system/random-number-agent.service')],
+      { encoding: 'utf8' },
+    );
+    t.equal(verify.status, 0, 'verify exits 0');
+    t.equal(verify.stderr.trim(), '', 'no unknown keys or other warnings');
+  },
+);
 
 t.test('refusals: nothing is changed', async (t) => {
   const prefix = join(t.testdir(), 'root');
