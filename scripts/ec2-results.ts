@@ -1,8 +1,6 @@
 import { runMain } from '../lib/cli.ts';
 import { parseFlags, parseIntFlag, parseName } from './aws/args.ts';
 import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
-import { createClients } from './aws/clients.ts';
-import { readResults } from './aws/read-results.ts';
 import { createReporter } from './aws/report.ts';
 import { formatResults } from './aws/results.ts';
 
@@ -25,6 +23,9 @@ runMain('ec2-results', async () => {
     'output-file': { type: 'string' },
   } as const);
   if (flags.help) return void process.stdout.write(HELP);
+  // The AWS SDK takes a second to load: not for --help or a flag error.
+  const { createClients } = await import('./aws/clients.ts');
+  const { readResults } = await import('./aws/read-results.ts');
   const report = createReporter();
   const outputFile = flags['output-file'] ?? '/root/randomNumber.txt';
   const results = await readResults(

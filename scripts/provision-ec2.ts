@@ -8,10 +8,8 @@ import {
   parseServiceUrl,
 } from './aws/args.ts';
 import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
-import { createClients } from './aws/clients.ts';
-import { provision } from './aws/provision.ts';
 import { createReporter } from './aws/report.ts';
-import { defaultTokenParameter } from './aws/token.ts';
+import { defaultTokenParameter } from './aws/tags.ts';
 
 const HELP = `Usage: npm run provision-ec2 -- --service-url URL [options]
 
@@ -63,6 +61,9 @@ runMain('provision-ec2', async () => {
     installScriptPath: flags['install-script'],
     waits: waitsFrom(flags['poll-interval-ms']),
   };
+  // The AWS SDK takes a second to load: not for --help or a flag error.
+  const { createClients } = await import('./aws/clients.ts');
+  const { provision } = await import('./aws/provision.ts');
   const report = createReporter();
   const result = await provision(createClients(flags.region), options, report);
   if (result.dryRun) return;

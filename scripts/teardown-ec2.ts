@@ -1,10 +1,8 @@
 import { runMain } from '../lib/cli.ts';
 import { parseFlags, parseName } from './aws/args.ts';
 import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
-import { createClients } from './aws/clients.ts';
 import { createReporter } from './aws/report.ts';
-import { teardown } from './aws/teardown.ts';
-import { defaultTokenParameter } from './aws/token.ts';
+import { defaultTokenParameter } from './aws/tags.ts';
 
 const HELP = `Usage: npm run teardown-ec2 -- [options]
 
@@ -23,6 +21,9 @@ runMain('teardown-ec2', async () => {
   } as const);
   if (flags.help) return void process.stdout.write(HELP);
   const name = parseName(flags.name);
+  // The AWS SDK takes a second to load: not for --help or a flag error.
+  const { createClients } = await import('./aws/clients.ts');
+  const { teardown } = await import('./aws/teardown.ts');
   const report = createReporter();
   const removed = await teardown(
     createClients(flags.region),

@@ -10,3 +10,8 @@ export function projectTags(name: string): { Key: string; Value: string }[] {
 export function projectFilter(name: string) {
   return { Name: 'tag:Project', Values: [name] };
 }
+
+/** The token parameter's name when --api-token is given without --api-token-parameter. */
+export function defaultTokenParameter(name: string): string {
+  return `/${name}/api-token`;
+}

@@ -8,12 +8,10 @@ import {
 import { errorName } from './errors.ts';
 import { projectTags } from './tags.ts';
 
+export { defaultTokenParameter } from './tags.ts';
+
 /** Marks a token parameter as created by the provisioner: only those are deleted by teardown. */
 export const CREATED_BY_TAG = { Key: 'CreatedBy', Value: 'random-number-provision-ec2' };
-
-export function defaultTokenParameter(name: string): string {
-  return `/${name}/api-token`;
-}
 
 export function parameterArn(region: string, account: string, parameterName: string): string {
   return `arn:aws:ssm:${region}:${account}:parameter/${parameterName.replace(/^\//, '')}`;
