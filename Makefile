@@ -91,5 +91,18 @@ endif
 	kubectl delete secret random-number-api-token -n $(KNATIVE_NAMESPACE) --ignore-not-found
 	kubectl delete -k kustomize/overlays/$(OVERLAY) --ignore-not-found
 
+# ---- EC2 agent (README "Run the agent on EC2"). Flags go through ARGS, e.g.
+# make provision-ec2 ARGS="--service-url https://random-number.example.com --name rn"
+ARGS ?=
+
+provision-ec2: build ## launch/find the EC2 instance(s) and install the agent through SSM (ARGS="--service-url URL ...")
+	npm run --silent provision-ec2 -- $(ARGS)
+
+teardown-ec2: deps ## remove the instance(s), security group, role and profile made by provision-ec2 (ARGS="--name ...")
+	npm run --silent teardown-ec2 -- $(ARGS)
+
+ec2-results: deps ## read the agent's numbers through SSM: last lines and a summary (ARGS="--lines 60 ...")
+	npm run --silent ec2-results -- $(ARGS)
+
 clean: ## remove build output and local data
 	rm -rf dist .tap data
