@@ -14,8 +14,11 @@ t.test('parseResults splits the output file lines from the journal lines', async
     '2026-11-24T10:02:00.000Z 55',
     'garbage line',
     JOURNAL_MARKER,
-    '{"outcome":"error","error":"timeout after 20000 ms","time":"2026-11-24T10:03:00.000Z"}',
-    '{"outcome":"ok","number":3,"coldStart":true}',
+    // Lines as the agent logs them (ec2-agent/tick.ts, scheduler.ts), as journalctl -o cat prints them.
+    '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:03:00.000Z","outcome":"failed","number":null,"coldStart":null,"reason":"timeout after 20000 ms"}',
+    '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:04:00.000Z","outcome":"write_failed","number":7,"reason":"cannot write the numbers file: EACCES"}',
+    '{"level":30,"msg":"poll","outcome":"ok","number":3,"coldStart":true}',
+    '{"level":40,"msg":"poll skipped: the previous poll is still running","outcome":"skipped"}',
     'not json',
     '',
   ].join('\n');
@@ -27,13 +30,19 @@ t.test('parseResults splits the output file lines from the journal lines', async
   );
   t.equal(parsed.samples[0]?.time, '2026-11-24T10:00:00.000Z', 'the timestamp is kept');
   t.same(parsed.unparsed, ['garbage line'], 'a malformed output line is reported, not dropped silently');
-  t.equal(parsed.failures.length, 1, 'one logged failure');
+  t.equal(parsed.failures.length, 2, 'a failed poll and a failed write are failures');
+  t.equal(parsed.skipped, 1, 'one skipped tick');
+  const text = formatResults('i-1', parsed);
+  t.match(text, /failures in the last hour: 2/, 'the report counts the failures');
+  t.match(text, /2026-11-24T10:03:00.000Z failed: timeout after 20000 ms/, 'and shows when and why');
+  t.match(text, /skipped ticks in the last hour: 1/, 'and the skipped tick');
+  t.match(text, /cold starts in the last hour: 1/, 'and the cold start');
   t.equal(parsed.coldStarts.length, 1, 'one logged cold start');
 });
 
 t.test('parseResults of empty output (what the emulator returns) has nothing', async (t) => {
   const parsed = parseResults('');
-  t.same(parsed, { samples: [], unparsed: [], failures: [], coldStarts: [] }, 'all empty');
+  t.same(parsed, { samples: [], unparsed: [], failures: [], coldStarts: [], skipped: 0 }, 'all empty');
 });
 
 t.test('summarize computes count, min, max, mean and ten buckets with 100 in the last', async (t) => {

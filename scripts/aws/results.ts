@@ -18,6 +18,8 @@ export interface ParsedResults {
   unparsed: string[];
   failures: Record<string, unknown>[];
   coldStarts: Record<string, unknown>[];
+  /** Ticks the agent skipped because the previous poll was still running. */
+  skipped: number;
 }
 
 export interface Summary {
@@ -28,6 +30,8 @@ export interface Summary {
   /** Ten buckets: 0–9, 10–19, …, 80–89, 90–100. */
   histogram: number[];
 }
+
+const FAILED = new Set(['failed', 'write_failed', 'error']);
 
 const LINE = /^(\d{4}-\d{2}-\d{2}T\S+)\s+(-?\d+)$/;
 
@@ -44,6 +48,7 @@ export function parseResults(stdout: string): ParsedResults {
   }
   const failures: Record<string, unknown>[] = [];
   const coldStarts: Record<string, unknown>[] = [];
+  let skipped = 0;
   for (const raw of journalText.split('\n')) {
     let entry: Record<string, unknown>;
     try {
@@ -52,10 +57,12 @@ export function parseResults(stdout: string): ParsedResults {
       continue;
     }
     if (entry === null || typeof entry !== 'object') continue;
-    if (entry.outcome === 'error') failures.push(entry);
+    // The agent's poll lines (ec2-agent/tick.ts): outcome ok | failed | write_failed | skipped.
+    if (FAILED.has(String(entry.outcome))) failures.push(entry);
+    if (entry.outcome === 'skipped') skipped += 1;
     if (entry.coldStart === true) coldStarts.push(entry);
   }
-  return { samples, unparsed, failures, coldStarts };
+  return { samples, unparsed, failures, coldStarts, skipped };
 }
 
 export function summarize(numbers: number[]): Summary | undefined {
@@ -106,9 +113,14 @@ export function formatResults(instanceId: string, parsed: ParsedResults, width =
   if (parsed.unparsed.length)
     lines.push(`${parsed.unparsed.length} line(s) not in "<timestamp> <number>" form`);
   lines.push(`failures in the last hour: ${parsed.failures.length}`);
-  for (const f of parsed.failures.slice(-5))
-    lines.push(`  ${String(f.time ?? '')} ${String(f.error ?? f.msg ?? JSON.stringify(f))}`);
+  for (const f of parsed.failures.slice(-5)) {
+    lines.push(
+      `  ${String(f.scheduledAt ?? f.time ?? '')} ${String(f.outcome)}: ${String(f.reason ?? f.msg ?? '')}`,
+    );
+  }
   lines.push(`cold starts in the last hour: ${parsed.coldStarts.length}`);
+  if (parsed.skipped)
+    lines.push(`skipped ticks in the last hour: ${parsed.skipped} (a poll was still running)`);
   return lines.join('\n');
 }
 
@@ -118,6 +130,6 @@ export function resultsScript(options: { outputFile: string; lines: number }): s
     `f=${shellQuote(options.outputFile)}`,
     `if [ -f "$f" ]; then tail -n ${options.lines} "$f"; fi`,
     `echo '${JOURNAL_MARKER}'`,
-    `journalctl -u random-number-agent --since -1h -o cat 2>/dev/null | grep -E '"outcome":"error"|"coldStart":true' | tail -n 50 || true`,
+    `journalctl -u random-number-agent --since -1h -o cat 2>/dev/null | grep -E '"outcome":"(failed|write_failed|skipped)"|"coldStart":true' | tail -n 50 || true`,
   ];
 }
