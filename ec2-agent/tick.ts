@@ -13,14 +13,18 @@ export interface TickOptions {
 
 /**
  * One scheduled poll, start to end: ask, write the number if there is one, and log exactly one line
- * (`msg: "poll"`) with scheduledAt, outcome, number, latencyMs, attempts and coldStart. Never throws:
+ * (`msg: "poll"`) with scheduledAt, driftMs, outcome, number, latencyMs, attempts and coldStart. Never throws:
  * an outage, a 5xx or garbage is a logged failure and the next tick tries again.
  */
 export function createTick(options: TickOptions) {
   const { poll, sink, logger, clock = () => new Date(), now = performance.now.bind(performance) } = options;
   return async function tick({ scheduledAt, deadline, signal }: Tick): Promise<void> {
     const started = now();
-    const base = { scheduledAt: scheduledAt.toISOString() };
+    // How late the tick began against its cron time: what `make bench` reports as drift.
+    const base = {
+      scheduledAt: scheduledAt.toISOString(),
+      driftMs: clock().getTime() - scheduledAt.getTime(),
+    };
     const latency = () => Math.round(now() - started);
     let result: PollResult;
     try {

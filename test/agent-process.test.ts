@@ -32,7 +32,15 @@ t.test('against the real service: valid lines appear, one per ok poll, numbers a
     'the file holds exactly the numbers the log reports, in order',
   );
   t.equal(first.coldStart, true, 'the first number of a fresh service process is a cold start');
-  t.match(first, { scheduledAt: String, latencyMs: Number, attempts: 1 }, 'poll line fields');
+  t.match(
+    first,
+    { scheduledAt: String, driftMs: Number, latencyMs: Number, attempts: 1 },
+    'poll line fields',
+  );
+  t.ok(
+    ok.every((p) => (p.driftMs as number) >= 0 && (p.driftMs as number) < 500),
+    'ticks begin within 500 ms of their cron time',
+  );
   t.ok(
     agent.polls().every((p) => Date.parse(p.scheduledAt as string) % 1000 === 0),
     'polls are scheduled on whole seconds (cron, not an interval)',
