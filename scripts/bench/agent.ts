@@ -1,0 +1,115 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readMemory } from './memory.ts';
+import type { AgentFigures } from './report.ts';
+import { median, quantile } from './stats.ts';
+
+export interface AgentOptions {
+  bundle: string;
+  serviceUrl: string;
+  ticks: number;
+}
+
+/** The fields of the agent's `msg: "poll"` log line that drift needs (ec2-agent/tick.ts). */
+interface PollLine {
+  msg: string;
+  time: number;
+  scheduledAt: string;
+  latencyMs?: number;
+  outcome?: string;
+}
+
+// On a one-second schedule a loopback poll takes a few ms, so 400 ms after a poll line the agent is
+// idle and the next tick is still ~600 ms away.
+const IDLE_PROBE_DELAY_MS = 400;
+
+function parsePoll(line: string): PollLine | undefined {
+  try {
+    const parsed = JSON.parse(line) as Partial<PollLine>;
+    return parsed.msg === 'poll' && typeof parsed.scheduledAt === 'string' && typeof parsed.time === 'number'
+      ? (parsed as PollLine)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs the agent bundle on a one-second schedule against `serviceUrl` for `ticks` polls.
+ * Drift per tick = when the poll started − when it was scheduled, the start being the log line's pino
+ * `time` minus its `latencyMs` (both whole ms). Memory is read between ticks, when the agent is idle.
+ */
+export async function measureAgent({ bundle, serviceUrl, ticks }: AgentOptions): Promise<AgentFigures> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-agent-'));
+  const child = spawn(process.execPath, [bundle], {
+    env: {
+      PATH: process.env.PATH,
+      SERVICE_URL: serviceUrl,
+      SCHEDULE: '* * * * * *',
+      OUTPUT_FILE: join(dir, 'randomNumber.txt'),
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = once(child, 'close');
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const drifts: number[] = [];
+  const idle: Promise<number | undefined>[] = [];
+  const outcomes: Record<string, number> = {};
+  let polls = 0;
+  let usedLatency = true;
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const enough = new Promise<void>((resolve, reject) => {
+    // Generous: ticks seconds, plus start-up, plus slack for a slow machine.
+    const timer = setTimeout(
+      () => reject(new Error(`agent logged ${polls} of ${ticks} polls in time; stderr: ${stderr.trim()}`)),
+      (ticks + 15) * 1000,
+    );
+    exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited after ${polls} polls: ${stderr.trim() || 'no stderr'}`));
+    });
+    lines.on('line', (line) => {
+      const poll = parsePoll(line);
+      if (!poll) return;
+      const outcome = poll.outcome ?? 'unknown';
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      if (typeof poll.latencyMs !== 'number') usedLatency = false;
+      drifts.push(poll.time - (poll.latencyMs ?? 0) - Date.parse(poll.scheduledAt));
+      polls += 1;
+      idle.push(sleep(IDLE_PROBE_DELAY_MS).then(async () => (await readMemory(child.pid as number))?.rssKb));
+      if (polls >= ticks) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  try {
+    await enough;
+    const idleKb = (await Promise.all(idle)).filter((kb): kb is number => kb !== undefined);
+    const peak = await readMemory(child.pid as number);
+    return {
+      ticks: polls,
+      driftMedianMs: median(drifts),
+      driftP95Ms: quantile(drifts, 0.95),
+      idleRssKb: median(idleKb),
+      peakRssKb: peak?.peakKb ?? Number.NaN,
+      driftBasis: usedLatency
+        ? 'poll start (pino `time` − `latencyMs`) − `scheduledAt`, whole milliseconds'
+        : 'log line `time` − `scheduledAt` (no `latencyMs` in the line: includes the poll itself)',
+      outcomes,
+    };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))]);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
