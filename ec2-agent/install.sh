@@ -255,15 +255,27 @@ fi
 
 # --- start or restart ---------------------------------------------------------------------------
 systemctl daemon-reload
+since=$(date +%s)
 if systemctl is-active --quiet "$NAME"; then
   systemctl enable --quiet "$NAME"
   systemctl restart "$NAME" # an upgrade: load the new bundle and environment
 else
   systemctl enable --now --quiet "$NAME"
 fi
-# A bad configuration exits at once and systemd restarts it every 5 s: give it time to show.
-sleep 3
-if systemctl is-active --quiet "$NAME"; then
+# "Running" is not enough: a bad configuration or an unreadable token parameter exits within a second
+# or two and systemd restarts it every 5 s. The agent logs `started` once config and token are good:
+# wait up to 20 s for that line from this start, while the unit stays active.
+started=
+for _ in $(seq 40); do
+  systemctl is-active --quiet "$NAME" || break
+  # grep without -q reads to the end: under pipefail, -q's early exit would fail journalctl (SIGPIPE).
+  if journalctl -u "$NAME" --since "@$since" -o cat --no-pager 2>/dev/null | grep '"msg":"started"' >/dev/null; then
+    started=yes
+    break
+  fi
+  sleep 0.5
+done
+if [[ -n $started ]] && systemctl is-active --quiet "$NAME"; then
   echo "$NAME: active"
 else
   journalctl -u "$NAME" -n 15 --no-pager >&2 || true
