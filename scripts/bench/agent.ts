@@ -20,6 +20,8 @@ interface PollLine {
   msg: string;
   time: number;
   scheduledAt: string;
+  /** Poll start − scheduledAt, as the agent measured it (ec2-agent/tick.ts). */
+  driftMs?: number;
   latencyMs?: number;
   outcome?: string;
 }
@@ -39,10 +41,22 @@ function parsePoll(line: string): PollLine | undefined {
   }
 }
 
+/** The agent's own `driftMs` when it logs one; else the log line's time less the poll's latency. */
+function driftOf(poll: PollLine): [number, string] {
+  if (typeof poll.driftMs === 'number')
+    return [poll.driftMs, "the agent's `driftMs` (poll start − `scheduledAt`)"];
+  const start = poll.time - (poll.latencyMs ?? 0);
+  return [
+    start - Date.parse(poll.scheduledAt),
+    typeof poll.latencyMs === 'number'
+      ? 'pino `time` − `latencyMs` − `scheduledAt` (whole ms)'
+      : 'pino `time` − `scheduledAt` (includes the poll itself)',
+  ];
+}
+
 /**
  * Runs the agent bundle on a one-second schedule against `serviceUrl` for `ticks` polls.
- * Drift per tick = when the poll started − when it was scheduled, the start being the log line's pino
- * `time` minus its `latencyMs` (both whole ms). Memory is read between ticks, when the agent is idle.
+ * Drift per tick = when the poll started − when it was scheduled (see driftOf). Memory is read between ticks, when the agent is idle.
  */
 export async function measureAgent({ bundle, serviceUrl, ticks }: AgentOptions): Promise<AgentFigures> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-agent-'));
@@ -65,7 +79,7 @@ export async function measureAgent({ bundle, serviceUrl, ticks }: AgentOptions):
   const idle: Promise<number | undefined>[] = [];
   const outcomes: Record<string, number> = {};
   let polls = 0;
-  let usedLatency = true;
+  const bases = new Set<string>();
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const enough = new Promise<void>((resolve, reject) => {
     // Generous: ticks seconds, plus start-up, plus slack for a slow machine.
@@ -82,8 +96,9 @@ export async function measureAgent({ bundle, serviceUrl, ticks }: AgentOptions):
       if (!poll) return;
       const outcome = poll.outcome ?? 'unknown';
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-      if (typeof poll.latencyMs !== 'number') usedLatency = false;
-      drifts.push(poll.time - (poll.latencyMs ?? 0) - Date.parse(poll.scheduledAt));
+      const [drift, basis] = driftOf(poll);
+      drifts.push(drift);
+      bases.add(basis);
       polls += 1;
       idle.push(sleep(IDLE_PROBE_DELAY_MS).then(async () => (await readMemory(child.pid as number))?.rssKb));
       if (polls >= ticks) {
@@ -102,9 +117,7 @@ export async function measureAgent({ bundle, serviceUrl, ticks }: AgentOptions):
       driftP95Ms: quantile(drifts, 0.95),
       idleRssKb: median(idleKb),
       peakRssKb: peak?.peakKb ?? Number.NaN,
-      driftBasis: usedLatency
-        ? 'poll start (pino `time` − `latencyMs`) − `scheduledAt`, whole milliseconds'
-        : 'log line `time` − `scheduledAt` (no `latencyMs` in the line: includes the poll itself)',
+      driftBasis: [...bases].join('; '),
       outcomes,
     };
   } finally {

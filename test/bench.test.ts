@@ -1,0 +1,96 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadBenchConfig } from '../scripts/bench/config.ts';
+import { readCpuMs } from '../scripts/bench/cpu.ts';
+import { END, START, writeResults } from '../scripts/bench/doc.ts';
+import { readMemory } from '../scripts/bench/memory.ts';
+import { parseCpuList } from '../scripts/bench/pinning.ts';
+import { type Summary, targetLines } from '../scripts/bench/report.ts';
+import { startServer } from '../scripts/bench/server-process.ts';
+import { median, quantile, ratio } from '../scripts/bench/stats.ts';
+
+const BASELINE = join(import.meta.dirname, '../scripts/bench/baseline-server.mjs');
+
+t.test('quantiles interpolate and tolerate unsorted or empty input', async (t) => {
+  t.equal(median([3, 1, 2]), 2, 'median of an odd count is the middle value');
+  t.equal(median([4, 1, 2, 3]), 2.5, 'median of an even count is the mean of the middle two');
+  t.equal(quantile([0, 10], 0.95), 9.5, 'p95 interpolates between neighbours');
+  t.ok(Number.isNaN(median([])), 'no values gives NaN, not a crash');
+  t.equal(ratio(9, 10), 0.9, 'ratio is service / baseline');
+  t.ok(Number.isNaN(ratio(1, 0)), 'a zero baseline gives NaN instead of Infinity');
+});
+
+t.test('taskset CPU lists parse into CPU numbers', async (t) => {
+  t.same(parseCpuList('0,1'), [0, 1], 'a plain list');
+  t.same(parseCpuList(' 0-2,5\n'), [0, 1, 2, 5], 'ranges and whitespace');
+});
+
+t.test('BENCH_* configuration: defaults, --write, and a clear error naming a bad variable', async (t) => {
+  t.match(
+    loadBenchConfig({}, []),
+    { durationS: 5, rounds: 5, warmupS: 1, connections: 10, agentTicks: 20, write: false },
+    'defaults keep the run near 90 s',
+  );
+  t.equal(loadBenchConfig({ BENCH_WRITE: '1' }, []).write, true, 'BENCH_WRITE=1 rewrites docs/bench.md');
+  t.equal(loadBenchConfig({}, ['--write']).write, true, '--write does the same');
+  t.throws(
+    () => loadBenchConfig({ BENCH_ROUNDS: '0' }, []),
+    { name: 'ConfigError', message: /BENCH_ROUNDS must be a whole number from 1/ },
+    'BENCH_ROUNDS=0 is refused with the variable named',
+  );
+});
+
+t.test('targets: PASS at or beyond the line, MISS short of it', async (t) => {
+  const summary = (requestsPerS: number, spawnToFirst200Ms: number) =>
+    ({ requestsPerS, spawnToFirst200Ms }) as Summary;
+  const [throughput, start] = targetLines(summary(900, 120), summary(1000, 100));
+  t.match(throughput, /^PASS {2}throughput 0\.90 of baseline/, 'exactly 0.90 of baseline passes');
+  t.match(start, /^PASS {2}spawn to first 200 1\.20x/, 'exactly 1.2x baseline passes');
+  const [slow, late] = targetLines(summary(500, 200), summary(1000, 100));
+  t.match(slow, /^MISS/, 'half the baseline throughput misses');
+  t.match(late, /^MISS/, 'twice the baseline start time misses');
+});
+
+t.test('docs: results are written between the markers, hand-written text around them kept', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-doc-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'bench.md');
+  await writeFile(path, `# Bench\n\nintro\n\n${START}\nold figures\n${END}\n\n## Findings\nkept\n`);
+  await writeResults(path, 'new figures');
+  const text = await readFile(path, 'utf8');
+  t.match(text, /intro[\s\S]*new figures[\s\S]*## Findings\nkept/, 'new figures in place, text around kept');
+  t.notMatch(text, /old figures/, 'old figures replaced');
+
+  const fresh = join(dir, 'fresh.md');
+  await writeResults(fresh, 'first figures');
+  t.match(
+    await readFile(fresh, 'utf8'),
+    /first figures\n<!-- bench:results:end -->/,
+    'a missing file is created',
+  );
+});
+
+t.test('the baseline server answers like the service and is measurable', async (t) => {
+  const server = await startServer({ name: 'baseline', file: BASELINE });
+  t.teardown(() => server.stop());
+  const res = await fetch(server.url);
+  t.equal(res.status, 200, 'GET / is 200');
+  t.equal(res.headers.get('content-type'), 'text/plain; charset=utf-8', 'same content type as the service');
+  const body = await res.text();
+  t.match(body, /^\d{1,3}\n$/, 'a number and a newline');
+  t.ok(Number(body) >= 0 && Number(body) <= 100, 'within 0..100');
+  t.ok(server.spawnToFirst200Ms > 0, 'spawn to first 200 is measured');
+  if (process.platform === 'linux') {
+    t.ok(((await readMemory(server.pid))?.rssKb ?? 0) > 1000, 'resident memory is read from /proc');
+    t.ok((await readCpuMs(server.pid)) !== undefined, 'CPU time is read from /proc');
+  }
+  const stopped = await server.stop();
+  t.equal(stopped.code, 0, 'SIGTERM stops it cleanly');
+  t.equal(
+    (await readMemory(server.pid)) ?? 'gone',
+    'gone',
+    'memory of a gone process is undefined, not a throw',
+  );
+});
