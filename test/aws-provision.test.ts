@@ -128,6 +128,16 @@ function noStack(t: { notMatch(a: unknown, b: RegExp, m: string): unknown }, run
   t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
 }
 
+t.test('without moto_server the harness fails and says how to install it', async (t) => {
+  const teardowns: (() => unknown)[] = [];
+  await t.rejects(
+    startMoto({ teardown: (fn) => teardowns.push(fn) }, { command: 'moto_server-not-installed-here' }),
+    { message: "moto_server not found: install it: pip install 'moto[server]'" },
+    'a failure naming pip install moto[server], not a skip',
+  );
+  for (const fn of teardowns) await fn();
+});
+
 t.test('missing credentials, region or --service-url give one clear line and exit 1', async (t) => {
   // Independent processes: run side by side to keep the file fast.
   const [noCreds, noRegion, noUrl, unknown, help] = await Promise.all([

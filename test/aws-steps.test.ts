@@ -107,6 +107,22 @@ t.test('a command that never finishes times out with a message saying how to loo
   );
 });
 
+t.test('an invocation that never appears ends with a message about targeting', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(GetCommandInvocationCommand).rejects(new InvocationDoesNotExist({ message: 'no', ...meta }));
+  await t.rejects(
+    waitForInvocation(client, {
+      commandId: 'c-4',
+      instanceId: 'i-7',
+      comment: 'part 2 of 6',
+      timing: FAST,
+      appearMaxMs: 10,
+    }),
+    { name: 'WaitTimeoutError', message: /never reached i-7 .*registered with SSM and tagged/ },
+    'WaitTimeoutError before the long command wait runs out',
+  );
+});
+
 t.test('registration: DescribeInstanceInformation decides where it exists', async (t) => {
   const { client, mock } = ssmMock(t);
   mock

@@ -4,7 +4,7 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { CommandFailedError, errorName, PayloadTooLargeError } from './errors.ts';
+import { CommandFailedError, errorName, PayloadTooLargeError, WaitTimeoutError } from './errors.ts';
 import { type PollTiming, poll } from './poll.ts';
 
 /**
@@ -73,6 +73,9 @@ export async function sendCommand(
   return Command.CommandId;
 }
 
+/** Right after SendCommand an invocation can be unknown for a few seconds; minutes mean it will not come. */
+export const DEFAULT_APPEAR_MAX_MS = 180_000;
+
 const TERMINAL = new Set(['Success', 'Failed', 'Cancelled', 'TimedOut', 'Cancelling']);
 
 export interface InvocationResult {
@@ -95,9 +98,15 @@ export async function waitForInvocation(
     instanceId: string;
     comment: string;
     timing: PollTiming;
+    /** How long the invocation may stay unknown before we conclude the command never reached the instance. */
+    appearMaxMs?: number;
     onWait?: (ms: number) => void;
+    now?: () => number;
   },
 ): Promise<InvocationResult> {
+  const now = options.now ?? Date.now;
+  const start = now();
+  const appearMaxMs = options.appearMaxMs ?? DEFAULT_APPEAR_MAX_MS;
   const out: GetCommandInvocationCommandOutput = await poll({
     ...options.timing,
     what: `command "${options.comment}" (${options.commandId}) on ${options.instanceId}`,
@@ -110,8 +119,13 @@ export async function waitForInvocation(
         );
         return TERMINAL.has(invocation.Status ?? '') ? invocation : undefined;
       } catch (err) {
-        if (errorName(err) === 'InvocationDoesNotExist') return undefined;
-        throw err;
+        if (errorName(err) !== 'InvocationDoesNotExist') throw err;
+        // Briefly normal (eventual consistency); for minutes it means the target did not include the instance.
+        if (now() - start < appearMaxMs) return undefined;
+        throw new WaitTimeoutError(
+          `command "${options.comment}" (${options.commandId}) never reached ${options.instanceId} within ${Math.round(appearMaxMs / 1000)} s: is the instance registered with SSM and tagged as the command's target?`,
+          { cause: err },
+        );
       }
     },
   });

@@ -35,16 +35,23 @@ async function freePort(): Promise<number> {
  * kills it when the test ends. Fails (never skips) when moto_server is missing. AWS managed IAM
  * policies (AmazonSSMManagedInstanceCore, ...) are loaded, as they exist in every real account.
  */
-export async function startMoto(t: Teardown, options: { readyTimeoutMs?: number } = {}): Promise<Moto> {
+export async function startMoto(
+  t: Teardown,
+  options: { readyTimeoutMs?: number; command?: string } = {},
+): Promise<Moto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
+  const child = spawn(options.command ?? 'moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, MOTO_IAM_LOAD_MANAGED_POLICIES: 'true' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stderr: string[] = [];
   child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  let gone = false;
   const failed = new Promise<never>((_, reject) => {
+    child.once('close', () => {
+      gone = true;
+    });
     child.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(err.code === 'ENOENT' ? INSTALL : `moto_server failed to start: ${err.message}`)),
     );
@@ -64,7 +71,7 @@ export async function startMoto(t: Teardown, options: { readyTimeoutMs?: number 
   // moto prints its banner to stderr in a form that changed between versions; asking it is sturdier.
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
   const ready = (async () => {
-    for (;;) {
+    while (!gone) {
       try {
         const response = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1_000) });
         await response.arrayBuffer();
@@ -75,6 +82,7 @@ export async function startMoto(t: Teardown, options: { readyTimeoutMs?: number 
       }
     }
   })();
+  ready.catch(() => {}); // the race below reports it; no unhandled rejection when `failed` wins first
   await Promise.race([ready, failed]);
 
   return {
