@@ -4,10 +4,12 @@
 #
 #   install.sh --bundle FILE [--sha256 HEX] --service-url URL [--schedule CRON] [--output-file PATH]
 #              [--api-token-parameter NAME] [--aws-region REGION] [--request-timeout-ms N]
-#              [--log-level L] [--prefix DIR]
+#              [--log-level L] [--extra-ca-certs PEM] [--prefix DIR]
 #
 # Every flag can also come from the environment: BUNDLE, BUNDLE_SHA256, SERVICE_URL, SCHEDULE,
-# OUTPUT_FILE, API_TOKEN_PARAMETER, AWS_REGION, REQUEST_TIMEOUT_MS, LOG_LEVEL, PREFIX (flags win).
+# OUTPUT_FILE, API_TOKEN_PARAMETER, AWS_REGION, REQUEST_TIMEOUT_MS, LOG_LEVEL, EXTRA_CA_CERTS, PREFIX
+# (flags win). --extra-ca-certs: a PEM file with the CA of a service behind a private certificate; it is
+# copied to /etc/random-number-agent/extra-ca.pem and given to Node as NODE_EXTRA_CA_CERTS.
 # NODE_BIN overrides the Node.js 22 binary written into the unit.
 #
 # --prefix DIR lays every file down under DIR and touches nothing else: no dnf, no systemctl, no
@@ -39,6 +41,7 @@ API_TOKEN_PARAMETER=${API_TOKEN_PARAMETER:-}
 AWS_REGION=${AWS_REGION:-}
 REQUEST_TIMEOUT_MS=${REQUEST_TIMEOUT_MS:-20000}
 LOG_LEVEL=${LOG_LEVEL:-info}
+EXTRA_CA_CERTS=${EXTRA_CA_CERTS:-}
 PREFIX=${PREFIX:-}
 NODE_BIN=${NODE_BIN:-}
 
@@ -72,6 +75,7 @@ while (($# > 0)); do
   --aws-region) AWS_REGION=$value ;;
   --request-timeout-ms) REQUEST_TIMEOUT_MS=$value ;;
   --log-level) LOG_LEVEL=$value ;;
+  --extra-ca-certs) EXTRA_CA_CERTS=$value ;;
   --prefix) PREFIX=$value ;;
   *) die "unknown flag: $flag (see --help)" ;;
   esac
@@ -95,6 +99,11 @@ esac
 [[ -z $API_TOKEN_PARAMETER || $API_TOKEN_PARAMETER =~ ^[a-zA-Z0-9_./-]+$ ]] ||
   die "--api-token-parameter must be an SSM parameter name (got $API_TOKEN_PARAMETER)"
 [[ -z $AWS_REGION || $AWS_REGION =~ ^[a-z0-9-]+$ ]] || die "--aws-region must look like us-east-1 (got $AWS_REGION)"
+if [[ -n $EXTRA_CA_CERTS ]]; then
+  [[ -f $EXTRA_CA_CERTS && -r $EXTRA_CA_CERTS ]] || die "--extra-ca-certs $EXTRA_CA_CERTS: no such readable file"
+  grep -q -- '-----BEGIN CERTIFICATE-----' "$EXTRA_CA_CERTS" ||
+    die "--extra-ca-certs $EXTRA_CA_CERTS: not a PEM certificate file"
+fi
 for value in "$SERVICE_URL" "$SCHEDULE" "$OUTPUT_FILE" "$API_TOKEN_PARAMETER" "$AWS_REGION"; do
   [[ $value != *$'\n'* && $value != *$'\r'* ]] || die "values must be on one line"
 done
@@ -168,6 +177,12 @@ if [[ -z $PREFIX ]]; then
   "$NODE_BIN" --check "$BUNDLE" || die "$BUNDLE does not parse as JavaScript with $NODE_BIN"
 fi
 put "$opt_dir/ec2-agent.mjs" 0644 <"$BUNDLE"
+ca_file=/etc/$NAME/extra-ca.pem
+if [[ -n $EXTRA_CA_CERTS ]]; then
+  put "$PREFIX$ca_file" 0644 <"$EXTRA_CA_CERTS"
+else
+  rm -f "$PREFIX$ca_file"
+fi
 
 # systemd EnvironmentFile: double quotes keep spaces and *; backslash and double quote are escaped.
 quote() {
@@ -183,6 +198,7 @@ quote() {
   echo "LOG_LEVEL=$(quote "$LOG_LEVEL")"
   [[ -z $API_TOKEN_PARAMETER ]] || echo "API_TOKEN_PARAMETER=$(quote "$API_TOKEN_PARAMETER")"
   [[ -z $AWS_REGION ]] || echo "AWS_REGION=$(quote "$AWS_REGION")"
+  [[ -z $EXTRA_CA_CERTS ]] || echo "NODE_EXTRA_CA_CERTS=$(quote "$ca_file")"
 } | put "$etc_dir/agent.env" 0600
 
 unit() {
