@@ -8,8 +8,14 @@ export interface TokenSource {
 
 /** Something that can send GetParameter: an SSMClient, or a stand-in in unit tests. */
 export interface ParameterReader {
-  send(command: GetParameterCommand): Promise<{ Parameter?: { Value?: string } }>;
+  send(
+    command: GetParameterCommand,
+    options?: { abortSignal?: AbortSignal },
+  ): Promise<{ Parameter?: { Value?: string } }>;
 }
+
+/** How long reading the parameter may take, SDK retries included. */
+export const TOKEN_TIMEOUT_MS = 15_000;
 
 /** Errors that a person fixes by changing configuration or permissions, not by waiting. */
 const CONFIG_ERRORS = new Set([
@@ -28,12 +34,17 @@ const CONFIG_ERRORS = new Set([
 export async function resolveToken(
   source: TokenSource,
   client: () => ParameterReader = () => new SSMClient({}),
+  timeoutMs = TOKEN_TIMEOUT_MS,
 ): Promise<string | undefined> {
   if (source.apiToken !== undefined || source.apiTokenParameter === undefined) return source.apiToken;
   const name = source.apiTokenParameter;
   let value: string | undefined;
   try {
-    const answer = await client().send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+    // Bounded: with no route to SSM at boot the SDK would wait on the socket indefinitely; failing lets
+    // systemd restart us (every 5 s) until the network is there.
+    const answer = await client().send(new GetParameterCommand({ Name: name, WithDecryption: true }), {
+      abortSignal: AbortSignal.timeout(timeoutMs),
+    });
     value = answer.Parameter?.Value;
   } catch (err) {
     const what = `${(err as Error).name}: ${(err as Error).message}`;
