@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { buildDelivery, sha256, shellQuote } from '../scripts/aws/delivery.ts';
 import { PayloadTooLargeError } from '../scripts/aws/errors.ts';
+import { resultsScript } from '../scripts/aws/results.ts';
 import {
   assertPayloadFits,
   MAX_PARAMETERS_BYTES,
@@ -22,8 +23,8 @@ function tempDir(t: { teardown(fn: () => unknown): void }): string {
 }
 
 /** Runs one command's lines as the SSM agent would (a script), against a local staging root. */
-function runLines(lines: string[], env: Record<string, string>) {
-  return spawnSync('bash', ['-c', lines.join('\n')], {
+function runLines(lines: string[], env: Record<string, string>, shell = 'bash') {
+  return spawnSync(shell, ['-c', lines.join('\n')], {
     env: { PATH: process.env.PATH, ...env },
     encoding: 'utf8',
     maxBuffer: 10 * 1024 * 1024,
@@ -50,9 +51,10 @@ t.test('a 300 KB bundle is split into parts that each fit SSM, and reassembles b
   writeFileSync(fakeShell, `#!/bin/bash\nprintf '%s\\n' "$@" > "${root}/args"\n`);
   chmodSync(fakeShell, 0o755);
   const env = { RNA_STAGING_ROOT: join(root, 'staging'), RNA_INSTALL_SHELL: fakeShell };
+  // sh, not bash: the SSM agent runs the script with sh (bash on Amazon Linux; dash here is stricter).
   for (const command of delivery.commands) {
-    const run = runLines(command.commands, env);
-    t.equal(run.status, 0, `${command.comment} exits 0 (${run.stderr.trim()})`);
+    const run = runLines(command.commands, env, 'sh');
+    t.equal(run.status, 0, `${command.comment} exits 0 under sh (${run.stderr.trim()})`);
   }
   const staged = join(root, 'staging', delivery.sha256, 'ec2-agent.mjs');
   t.equal(sha256(readFileSync(staged)), sha256(bundle), 'the reassembled bundle has the original sha256');
@@ -161,4 +163,25 @@ t.test('a payload over the limit is refused before anything is sent', async (t) 
     { name: 'PayloadTooLargeError', message: /verify and install.*over the 60000-byte budget/ },
     'an install.sh too large for one command is caught by name, with the command and the budget',
   );
+});
+
+t.test('every generated script passes shellcheck as a POSIX sh script', async (t) => {
+  const delivery = buildDelivery({
+    bundle: randomBytes(60 * 1024),
+    installScript: INSTALL_SH,
+    installArgs: ['--service-url', "https://x/?q='1'", '--schedule', '* * * * *'],
+  });
+  const dir = tempDir(t);
+  const scripts = [
+    ['part', delivery.commands[0]?.commands ?? []],
+    ['install', delivery.commands.at(-1)?.commands ?? []],
+    ['results', resultsScript({ outputFile: '/root/randomNumber.txt', lines: 60 })],
+  ] as const;
+  for (const [name, lines] of scripts) {
+    const file = join(dir, `${name}.sh`);
+    writeFileSync(file, `#!/bin/sh\n${lines.join('\n')}\n`);
+    const check = spawnSync('shellcheck', ['-s', 'sh', file], { encoding: 'utf8' });
+    t.equal(check.error, undefined, 'shellcheck runs (it is a prerequisite of make test)');
+    t.equal(check.status, 0, `the ${name} script is clean: ${check.stdout.slice(0, 500)}`);
+  }
 });

@@ -67,8 +67,9 @@ export function buildDelivery(options: DeliveryOptions): Delivery {
       timeoutSeconds: 120,
       commands: [
         ...stagingLines(hash),
-        `: > "$d/${part}.tmp"`,
-        ...splitEvery(chunk, LINE_CHARS).map((line) => `printf '%s' '${line}' >> "$d/${part}.tmp"`),
+        '{',
+        ...splitEvery(chunk, LINE_CHARS).map((line) => `printf '%s' '${line}'`),
+        `} > "$d/${part}.tmp"`,
         `mv -f "$d/${part}.tmp" "$d/${part}"`,
         `echo "staged ${part} of ${total} in $d"`,
       ],

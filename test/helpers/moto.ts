@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 export interface Moto {
@@ -18,6 +20,14 @@ interface Teardown {
 }
 
 const INSTALL = "moto_server not found: install it: pip install 'moto[server]'";
+
+/** `moto_server` when it is on PATH, else the same server through `python3 -m moto.server`. */
+function motoCommand(): [string, string[]] {
+  const onPath = (process.env.PATH ?? '')
+    .split(delimiter)
+    .some((dir) => dir && existsSync(join(dir, 'moto_server')));
+  return onPath ? ['moto_server', []] : ['python3', ['-m', 'moto.server']];
+}
 
 /** A free loopback port: listen on port 0, read the port the kernel chose, close. */
 async function freePort(): Promise<number> {
@@ -41,7 +51,8 @@ export async function startMoto(
 ): Promise<Moto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child = spawn(options.command ?? 'moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
+  const [command, prefix] = options.command ? [options.command, []] : motoCommand();
+  const child = spawn(command, [...prefix, '-H', '127.0.0.1', '-p', String(port)], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, MOTO_IAM_LOAD_MANAGED_POLICIES: 'true' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -55,9 +66,11 @@ export async function startMoto(
     child.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(err.code === 'ENOENT' ? INSTALL : `moto_server failed to start: ${err.message}`)),
     );
-    child.once('exit', (code) =>
-      reject(new Error(`moto_server exited with ${code} before answering:\n${stderr.join('').slice(-2000)}`)),
-    );
+    child.once('close', (code) => {
+      const text = stderr.join('');
+      if (/No module named/.test(text)) reject(new Error(INSTALL));
+      else reject(new Error(`moto_server exited with ${code} before answering:\n${text.slice(-2000)}`));
+    });
   });
   failed.catch(() => {});
   t.teardown(async () => {
