@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import {
   formatResults,
@@ -81,4 +85,61 @@ t.test('resultsScript quotes the output file and bounds the lines', async (t) =>
     /journalctl -u random-number-agent --since -1h/,
     'reads the last hour of the agent journal',
   );
+});
+
+t.test('the remote script, run locally with a stand-in journalctl, yields the report', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'results-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const output = join(dir, 'randomNumber.txt');
+  writeFileSync(
+    output,
+    Array.from(
+      { length: 80 },
+      (_, i) => `2026-11-24T10:${String(i % 60).padStart(2, '0')}:00.000Z ${i}`,
+    ).join('\n'),
+  );
+  // What `journalctl -o cat` prints: the agent's JSON lines; 12 failures, 3 cold starts, 2 skipped ticks.
+  const journal = [
+    ...Array.from(
+      { length: 12 },
+      (_, i) =>
+        `{"msg":"poll","scheduledAt":"2026-11-24T11:${String(i).padStart(2, '0')}:00.000Z","outcome":"failed","reason":"HTTP 503"}`,
+    ),
+    ...Array.from({ length: 3 }, () => '{"msg":"poll","outcome":"ok","number":5,"coldStart":true}'),
+    ...Array.from(
+      { length: 2 },
+      () => '{"msg":"poll skipped: the previous poll is still running","outcome":"skipped"}',
+    ),
+    '{"msg":"poll","outcome":"ok","number":6,"coldStart":false}',
+  ].join('\n');
+  writeFileSync(join(dir, 'journal.txt'), `${journal}\n`);
+  const fake = join(dir, 'journalctl');
+  writeFileSync(fake, `#!/bin/sh\ncat "${join(dir, 'journal.txt')}"\n`);
+  chmodSync(fake, 0o755);
+
+  const run = spawnSync('sh', ['-c', resultsScript({ outputFile: output, lines: 60 }).join('\n')], {
+    env: { PATH: `${dir}:${process.env.PATH}` },
+    encoding: 'utf8',
+  });
+  t.equal(run.status, 0, `the script exits 0 (${run.stderr})`);
+  const parsed = parseResults(run.stdout);
+  t.equal(parsed.samples.length, 60, 'the last 60 lines of the file');
+  t.equal(parsed.samples.at(-1)?.number, 79, 'ending with the newest');
+  t.same(parsed.counts, { failed: 12, coldStarts: 3, skipped: 2 }, 'counted on the instance');
+  t.equal(parsed.failures.length, 5, 'only the last five failure lines travel back');
+  const text = formatResults('i-1', parsed);
+  t.match(text, /failures in the last hour: 12/, 'the report uses the remote count');
+  t.match(text, /2026-11-24T11:11:00.000Z failed: HTTP 503/, 'and shows the latest failure');
+  t.match(text, /count 60 {2}min 20 {2}max 79/, 'summary over the lines read');
+
+  const missing = spawnSync(
+    'sh',
+    ['-c', resultsScript({ outputFile: join(dir, 'none.txt'), lines: 60 }).join('\n')],
+    {
+      env: { PATH: '/usr/bin:/bin' },
+      encoding: 'utf8',
+    },
+  );
+  t.equal(missing.status, 0, 'no output file and no journalctl still exits 0');
+  t.match(formatResults('i-1', parseResults(missing.stdout)), /nothing yet/, 'and reads as nothing yet');
 });

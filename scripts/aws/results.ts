@@ -2,8 +2,9 @@ import { shellQuote } from './delivery.ts';
 
 /**
  * Parsing and summarising what ec2-results reads from an instance: pure functions, no AWS.
- * The remote script prints the output file's last lines, then a marker, then the agent's recent
- * failure and cold-start log lines from journald.
+ * The remote script prints the output file's last lines, then a marker, then the agent's last few
+ * failure lines from journald and one `counts ...` line (counted remotely: SSM returns at most 24,000
+ * characters of output, so an hour of log lines cannot come back whole).
  */
 export const JOURNAL_MARKER = '--- random-number-agent journal ---';
 
@@ -20,6 +21,8 @@ export interface ParsedResults {
   coldStarts: Record<string, unknown>[];
   /** Ticks the agent skipped because the previous poll was still running. */
   skipped: number;
+  /** Counts over the last hour as the instance computed them, when it sent them. */
+  counts?: { failed: number; coldStarts: number; skipped: number };
 }
 
 export interface Summary {
@@ -32,6 +35,8 @@ export interface Summary {
 }
 
 const FAILED = new Set(['failed', 'write_failed', 'error']);
+
+const COUNTS = /^counts failed=(\d+) cold=(\d+) skipped=(\d+)$/;
 
 const LINE = /^(\d{4}-\d{2}-\d{2}T\S+)\s+(-?\d+)$/;
 
@@ -49,7 +54,17 @@ export function parseResults(stdout: string): ParsedResults {
   const failures: Record<string, unknown>[] = [];
   const coldStarts: Record<string, unknown>[] = [];
   let skipped = 0;
+  let counts: ParsedResults['counts'];
   for (const raw of journalText.split('\n')) {
+    const countLine = COUNTS.exec(raw.trim());
+    if (countLine) {
+      counts = {
+        failed: Number(countLine[1]),
+        coldStarts: Number(countLine[2]),
+        skipped: Number(countLine[3]),
+      };
+      continue;
+    }
     let entry: Record<string, unknown>;
     try {
       entry = JSON.parse(raw) as Record<string, unknown>;
@@ -62,7 +77,7 @@ export function parseResults(stdout: string): ParsedResults {
     if (entry.outcome === 'skipped') skipped += 1;
     if (entry.coldStart === true) coldStarts.push(entry);
   }
-  return { samples, unparsed, failures, coldStarts, skipped };
+  return { samples, unparsed, failures, coldStarts, skipped, ...(counts ? { counts } : {}) };
 }
 
 export function summarize(numbers: number[]): Summary | undefined {
@@ -112,24 +127,36 @@ export function formatResults(instanceId: string, parsed: ParsedResults, width =
   }
   if (parsed.unparsed.length)
     lines.push(`${parsed.unparsed.length} line(s) not in "<timestamp> <number>" form`);
-  lines.push(`failures in the last hour: ${parsed.failures.length}`);
+  const counts = parsed.counts ?? {
+    failed: parsed.failures.length,
+    coldStarts: parsed.coldStarts.length,
+    skipped: parsed.skipped,
+  };
+  lines.push(`failures in the last hour: ${counts.failed}`);
   for (const f of parsed.failures.slice(-5)) {
     lines.push(
       `  ${String(f.scheduledAt ?? f.time ?? '')} ${String(f.outcome)}: ${String(f.reason ?? f.msg ?? '')}`,
     );
   }
-  lines.push(`cold starts in the last hour: ${parsed.coldStarts.length}`);
-  if (parsed.skipped)
-    lines.push(`skipped ticks in the last hour: ${parsed.skipped} (a poll was still running)`);
+  lines.push(`cold starts in the last hour: ${counts.coldStarts}`);
+  if (counts.skipped)
+    lines.push(`skipped ticks in the last hour: ${counts.skipped} (a poll was still running)`);
   return lines.join('\n');
 }
 
-/** The remote script: last lines of the output file, then the agent's failures and cold starts. */
+const FAILED_GREP = `'"outcome":"(failed|write_failed)"'`;
+
+/** The remote script: last lines of the output file, then the agent's recent failures and the counts. */
 export function resultsScript(options: { outputFile: string; lines: number }): string[] {
   return [
     `f=${shellQuote(options.outputFile)}`,
     `if [ -f "$f" ]; then tail -n ${options.lines} "$f"; fi`,
     `echo '${JOURNAL_MARKER}'`,
-    `journalctl -u random-number-agent --since -1h -o cat 2>/dev/null | grep -E '"outcome":"(failed|write_failed|skipped)"|"coldStart":true' | tail -n 50 || true`,
+    'j=$(journalctl -u random-number-agent --since -1h -o cat 2>/dev/null || true)',
+    `printf '%s\\n' "$j" | grep -E ${FAILED_GREP} | tail -n 5`,
+    `failed=$(printf '%s\\n' "$j" | grep -cE ${FAILED_GREP})`,
+    `cold=$(printf '%s\\n' "$j" | grep -c '"coldStart":true')`,
+    `skipped=$(printf '%s\\n' "$j" | grep -c '"outcome":"skipped"')`,
+    'echo "counts failed=$failed cold=$cold skipped=$skipped"',
   ];
 }
