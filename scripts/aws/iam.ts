@@ -15,7 +15,7 @@ import {
   PutRolePolicyCommand,
   RemoveRoleFromInstanceProfileCommand,
 } from '@aws-sdk/client-iam';
-import { errorName } from './errors.ts';
+import { AwsStateError, errorName } from './errors.ts';
 import { projectTags } from './tags.ts';
 
 export const SSM_CORE_POLICY_ARN = 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore';
@@ -48,7 +48,14 @@ async function ignoreNotFound<T>(call: Promise<T>): Promise<T | undefined> {
 }
 
 export async function roleExists(iam: IAMClient, name: string): Promise<boolean> {
-  return (await ignoreNotFound(iam.send(new GetRoleCommand({ RoleName: roleName(name) })))) !== undefined;
+  return (await roleOwner(iam, name)) !== 'absent';
+}
+
+/** Whether `<name>-agent` exists and carries our Project tag: a same-named role of someone else is never touched. */
+export async function roleOwner(iam: IAMClient, name: string): Promise<'absent' | 'ours' | 'foreign'> {
+  const found = await ignoreNotFound(iam.send(new GetRoleCommand({ RoleName: roleName(name) })));
+  if (!found) return 'absent';
+  return found.Role?.Tags?.some((t) => t.Key === 'Project' && t.Value === name) ? 'ours' : 'foreign';
 }
 
 export async function instanceProfileExists(iam: IAMClient, name: string): Promise<boolean> {
@@ -70,7 +77,13 @@ export async function ensureInstanceProfile(
 ): Promise<InstanceProfileResult> {
   const role = roleName(options.name);
   let roleCreated = false;
-  if (!(await roleExists(iam, options.name))) {
+  const owner = await roleOwner(iam, options.name);
+  if (owner === 'foreign') {
+    throw new AwsStateError(
+      `IAM role ${role} exists but is not tagged Project=${options.name}: it is not ours; choose another --name`,
+    );
+  }
+  if (owner === 'absent') {
     await iam.send(
       new CreateRoleCommand({
         RoleName: role,
@@ -123,10 +136,20 @@ export async function ensureInstanceProfile(
   };
 }
 
-/** Removes the instance profile and the role with its policies. Returns what it deleted; absent is fine. */
-export async function deleteInstanceProfile(iam: IAMClient, name: string): Promise<string[]> {
+/**
+ * Removes the instance profile and the role with its policies, if the role is ours (tagged
+ * Project=<name>). Returns what it deleted, or what it kept and why; absent is fine.
+ */
+export async function deleteInstanceProfile(
+  iam: IAMClient,
+  name: string,
+): Promise<{ removed: string[]; kept?: string }> {
   const role = roleName(name);
   const removed: string[] = [];
+  const owner = await roleOwner(iam, name);
+  if (owner === 'foreign') {
+    return { removed, kept: `role ${role} and its profile kept: not tagged Project=${name}, not ours` };
+  }
   const profile = await ignoreNotFound(
     iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })),
   );
@@ -139,7 +162,7 @@ export async function deleteInstanceProfile(iam: IAMClient, name: string): Promi
     await iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName: role }));
     removed.push(`instance profile ${role}`);
   }
-  if (await roleExists(iam, name)) {
+  if (owner === 'ours') {
     const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
     for (const p of attached.AttachedPolicies ?? []) {
       await iam.send(new DetachRolePolicyCommand({ RoleName: role, PolicyArn: p.PolicyArn }));
@@ -151,5 +174,5 @@ export async function deleteInstanceProfile(iam: IAMClient, name: string): Promi
     await iam.send(new DeleteRoleCommand({ RoleName: role }));
     removed.push(`role ${role}`);
   }
-  return removed;
+  return { removed };
 }

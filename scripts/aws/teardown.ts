@@ -47,9 +47,9 @@ export async function teardown(
   const iam = await report.step(
     'IAM role and instance profile',
     () => deleteInstanceProfile(clients.iam, name),
-    (r) => (r.length ? r.join(', ') : 'none'),
+    (r) => [r.removed.length ? r.removed.join(', ') : 'none', r.kept].filter(Boolean).join('; '),
   );
-  removed.push(...iam);
+  removed.push(...iam.removed);
   const token = await report.step(
     'API token parameter',
     () => deleteTokenIfOurs(clients.ssm, { name, parameterName: options.tokenParameter }),

@@ -1,0 +1,162 @@
+import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
+import {
+  GetParameterCommand,
+  ListCommandsCommand,
+  ListTagsForResourceCommand,
+  PutParameterCommand,
+} from '@aws-sdk/client-ssm';
+import t from 'tap';
+import { noStack, startAwsCli } from './helpers/aws-cli.ts';
+import { startMoto } from './helpers/moto.ts';
+
+// The real CLIs as processes against moto_server: bad input, dry run, a fleet, resources not ours.
+
+const { cli, iam, ssm, liveInstances, exists, snapshot } = await startAwsCli(t);
+const URL_ = 'https://random-number.default.example.com';
+const NAME = 'rn-e2e';
+
+t.test('without moto_server the harness fails and says how to install it', async (t) => {
+  const teardowns: (() => unknown)[] = [];
+  await t.rejects(
+    startMoto({ teardown: (fn) => teardowns.push(fn) }, { command: 'moto_server-not-installed-here' }),
+    { message: "moto_server not found: install it: pip install 'moto[server]'" },
+    'a failure naming pip install moto[server], not a skip',
+  );
+  for (const fn of teardowns) await fn();
+});
+
+t.test('missing credentials, region or --service-url give one clear line and exit 1', async (t) => {
+  // Independent processes: run side by side to keep the file fast.
+  const [noCreds, noRegion, noUrl, unknown, help] = await Promise.all([
+    cli('provision-ec2', ['--service-url', URL_], {
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+    }),
+    cli('provision-ec2', ['--service-url', URL_], { AWS_REGION: undefined }),
+    cli('provision-ec2', []),
+    cli('provision-ec2', ['--service-url', URL_, '--instance-count', '2']),
+    cli('provision-ec2', ['--help']),
+  ]);
+  t.equal(noCreds.code, 1, 'exit 1 without credentials');
+  t.match(
+    noCreds.stderr,
+    /no AWS credentials found: set AWS_PROFILE .* AWS_ACCESS_KEY_ID/,
+    'says what to set',
+  );
+  noStack(t, noCreds);
+
+  t.equal(noRegion.code, 1, 'exit 1 without a region');
+  t.match(noRegion.stderr, /no AWS region: set AWS_REGION/, 'says to set AWS_REGION');
+  noStack(t, noRegion);
+
+  t.equal(noUrl.code, 1, 'exit 1 without --service-url');
+  t.match(noUrl.stderr, /--service-url is required/, 'names --service-url');
+  noStack(t, noUrl);
+
+  t.equal(unknown.code, 1, 'exit 1 for an unknown flag');
+  t.match(unknown.stderr, /Unknown option '--instance-count'.*see --help/, 'names the unknown flag');
+
+  t.equal(help.code, 0, '--help exits 0');
+  t.match(help.stdout, /--service-url URL/, '--help lists the flags');
+});
+
+t.test('dry run prints the plan and changes nothing', async (t) => {
+  const before = await snapshot(NAME);
+  const [run, arm] = await Promise.all([
+    cli('provision-ec2', ['--service-url', URL_, '--name', NAME, '--dry-run'], { API_TOKEN: 'dry' }),
+    cli('provision-ec2', [
+      '--service-url',
+      URL_,
+      '--name',
+      NAME,
+      '--dry-run',
+      '--instance-type',
+      't4g.micro',
+    ]),
+  ]);
+  t.equal(run.code, 0, `exit 0 (${run.stderr})`);
+  t.match(run.stdout, /dry run: nothing was changed/, 'says nothing changed');
+  t.match(run.stdout, /create IAM role rn-e2e-agent/, 'plans the role');
+  t.match(run.stdout, /create security group rn-e2e .*no inbound rules/, 'plans the security group');
+  t.match(
+    run.stdout,
+    /create 1 instance t3\.micro from ami-\w+, IMDSv2 required, encrypted gp3/,
+    'plans the instance',
+  );
+  t.match(run.stdout, /create SecureString \/rn-e2e\/api-token/, 'plans the token parameter');
+  t.same(await snapshot(NAME), before, 'moto state is unchanged');
+
+  t.match(arm.stdout, /Amazon Linux 2023 arm64/, 'a Graviton type gets the arm64 AMI');
+});
+
+t.test(
+  'a fleet gets one command per step; a token parameter made by the user survives teardown',
+  async (t) => {
+    const name = 'rn-fleet';
+    await ssm.send(
+      new PutParameterCommand({ Name: '/shared/token', Value: 'users-own', Type: 'SecureString' }),
+    );
+    const before = (await ssm.send(new ListCommandsCommand({}))).Commands?.length ?? 0;
+    const run = await cli('provision-ec2', [
+      '--service-url',
+      URL_,
+      '--name',
+      name,
+      '--count',
+      '2',
+      '--api-token-parameter',
+      '/shared/token',
+    ]);
+    t.equal(run.code, 0, `exit 0 (${run.stderr})`);
+    t.equal((await liveInstances(name)).length, 2, 'two instances');
+    const sent = ((await ssm.send(new ListCommandsCommand({}))).Commands ?? []).slice(before);
+    const installs = sent.filter((c) => c.Comment?.includes('verify and install'));
+    t.equal(installs.length, 1, 'one install command for the whole fleet');
+    t.equal(installs[0]?.TargetCount, 2, 'reaching both instances');
+    t.equal(installs[0]?.MaxErrors, '0', 'MaxErrors set');
+    t.equal(installs[0]?.MaxConcurrency, '100%', 'MaxConcurrency set');
+
+    const down = await cli('teardown-ec2', ['--name', name, '--api-token-parameter', '/shared/token']);
+    t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
+    t.match(
+      down.stdout,
+      /\/shared\/token kept \(not created by provision-ec2\)/,
+      'says the parameter is kept',
+    );
+    const kept = await ssm.send(new GetParameterCommand({ Name: '/shared/token', WithDecryption: true }));
+    t.equal(kept.Parameter?.Value, 'users-own', 'the user-made parameter is still there');
+    const tags = await ssm.send(
+      new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: '/shared/token' }),
+    );
+    t.same(tags.TagList ?? [], [], 'and was not tagged by us');
+    t.equal((await liveInstances(name)).length, 0, 'the fleet is gone');
+  },
+);
+
+t.test('a same-named role that is not ours is neither used nor deleted', async (t) => {
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: 'rn-foreign-agent',
+      AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [] }),
+    }),
+  );
+  const run = await cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-foreign']);
+  t.equal(run.code, 1, 'provisioning stops');
+  t.match(
+    run.stderr,
+    /IAM role rn-foreign-agent exists but is not tagged Project=rn-foreign: it is not ours/,
+    'and says why',
+  );
+  t.equal((await liveInstances('rn-foreign')).length, 0, 'no instance was launched');
+  const down = await cli('teardown-ec2', ['--name', 'rn-foreign']);
+  t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
+  t.match(
+    down.stdout,
+    /role rn-foreign-agent and its profile kept: not tagged Project=rn-foreign/,
+    'teardown says it kept it',
+  );
+  t.ok(
+    await exists(iam.send(new GetRoleCommand({ RoleName: 'rn-foreign-agent' }))),
+    'the role is still there',
+  );
+});

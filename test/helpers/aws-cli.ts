@@ -1,0 +1,132 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  EC2Client,
+  type Instance,
+} from '@aws-sdk/client-ec2';
+import { GetInstanceProfileCommand, GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
+import { GetParameterCommand, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { startMoto } from './moto.ts';
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/**
+ * moto_server plus what the EC2 CLI tests need around it: SDK clients to inspect the emulator's state
+ * and `cli()`, which runs one of the real CLIs (`tsx scripts/<name>.ts`) as a process against it.
+ */
+export async function startAwsCli(t: Teardown) {
+  const moto = await startMoto(t);
+  const clientConfig = {
+    region: 'us-east-1',
+    endpoint: moto.endpoint,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  };
+  const ec2 = new EC2Client(clientConfig);
+  const iam = new IAMClient(clientConfig);
+  const ssm = new SSMClient(clientConfig);
+  // An empty HOME: nothing from the developer's ~/.aws reaches the CLIs.
+  const home = mkdtempSync(join(tmpdir(), 'aws-home-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+
+  /** Runs a CLI with moto's environment plus `env` (where undefined removes a variable). */
+  function cli(script: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+    const merged: Record<string, string | undefined> = {
+      PATH: process.env.PATH,
+      HOME: home,
+      NODE_NO_WARNINGS: '1',
+      ...moto.env,
+      ...env,
+    };
+    const child = spawn(
+      'node_modules/.bin/tsx',
+      [`scripts/${script}.ts`, ...args, '--poll-interval-ms', '20'],
+      {
+        env: Object.fromEntries(
+          Object.entries(merged).filter(([, v]) => v !== undefined),
+        ) as NodeJS.ProcessEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    return new Promise((resolve) =>
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      }),
+    );
+  }
+
+  async function liveInstances(name: string): Promise<Instance[]> {
+    const out = await ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: 'tag:Project', Values: [name] },
+          { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
+        ],
+      }),
+    );
+    return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+  }
+
+  async function taggedGroups(name: string) {
+    const out = await ec2.send(
+      new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag:Project', Values: [name] }] }),
+    );
+    return out.SecurityGroups ?? [];
+  }
+
+  async function exists(call: Promise<unknown>): Promise<boolean> {
+    try {
+      await call;
+      return true;
+    } catch (err) {
+      if (['NoSuchEntity', 'NoSuchEntityException', 'ParameterNotFound'].includes((err as Error).name)) {
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  /** What exists for a name: compared before and after a dry run, and after teardown. */
+  async function snapshot(name: string) {
+    return {
+      instances: (await liveInstances(name)).length,
+      groups: (await taggedGroups(name)).length,
+      role: await exists(iam.send(new GetRoleCommand({ RoleName: `${name}-agent` }))),
+      profile: await exists(
+        iam.send(new GetInstanceProfileCommand({ InstanceProfileName: `${name}-agent` })),
+      ),
+      token: await exists(ssm.send(new GetParameterCommand({ Name: `/${name}/api-token` }))),
+      commands: (await ssm.send(new ListCommandsCommand({}))).Commands?.length ?? 0,
+    };
+  }
+
+  return { moto, ec2, iam, ssm, cli, liveInstances, taggedGroups, exists, snapshot };
+}
+
+export function noStack(t: { notMatch(a: unknown, b: RegExp, m: string): unknown }, run: Run) {
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
+}
