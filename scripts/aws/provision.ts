@@ -106,10 +106,10 @@ export async function provision(
         ? [
             options.token
               ? `${(await parameterExists(clients.ssm, options.tokenParameter)) ? 'update' : 'create'} SecureString ${options.tokenParameter}`
-              : `use SecureString ${options.tokenParameter}`,
+              : `use    SecureString ${options.tokenParameter}`,
           ]
         : []),
-      ...existing.map((i) => `reuse   instance ${i.instanceId} (${i.state})`),
+      ...existing.map((i) => `reuse  instance ${i.instanceId} (${i.state})`),
       ...(existing.length < options.count
         ? [
             `create ${plural(options.count - existing.length, 'instance')} ${options.instanceType} from ${ami.imageId}, IMDSv2 required, encrypted gp3 root volume, tags Name=${name} Project=${name}`,
