@@ -27,7 +27,7 @@ t.test('without moto_server the harness fails and says how to install it', async
 
 t.test('missing credentials, region or --service-url give one clear line and exit 1', async (t) => {
   // Independent processes: run side by side to keep the file fast.
-  const [noCreds, noRegion, noUrl, unknown, help] = await Promise.all([
+  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter] = await Promise.all([
     cli('provision-ec2', ['--service-url', URL_], {
       AWS_ACCESS_KEY_ID: undefined,
       AWS_SECRET_ACCESS_KEY: undefined,
@@ -36,6 +36,8 @@ t.test('missing credentials, region or --service-url give one clear line and exi
     cli('provision-ec2', []),
     cli('provision-ec2', ['--service-url', URL_, '--instance-count', '2']),
     cli('provision-ec2', ['--help']),
+    cli('provision-ec2', ['--service-url', URL_, '--count', '0']),
+    cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-none', '--api-token-parameter', '/rn-none/t']),
   ]);
   t.equal(noCreds.code, 1, 'exit 1 without credentials');
   t.match(
@@ -58,6 +60,21 @@ t.test('missing credentials, region or --service-url give one clear line and exi
 
   t.equal(help.code, 0, '--help exits 0');
   t.match(help.stdout, /--service-url URL/, '--help lists the flags');
+
+  t.equal(badCount.code, 1, 'exit 1 for --count 0');
+  t.match(badCount.stderr, /--count must be a whole number from 1 to 50 \(got "0"\)/, 'says what is allowed');
+
+  t.equal(noParameter.code, 1, 'exit 1 for a token parameter that does not exist');
+  t.match(
+    noParameter.stderr,
+    /\/rn-none\/t does not exist: pass --api-token \(or set API_TOKEN\)/,
+    'says how to create it',
+  );
+  t.same(
+    await snapshot('rn-none').then(({ commands: _, ...rest }) => rest),
+    { instances: 0, groups: 0, role: false, profile: false, token: false },
+    'and nothing was created before that check',
+  );
 });
 
 t.test('dry run prints the plan and changes nothing', async (t) => {
