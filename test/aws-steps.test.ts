@@ -1,4 +1,5 @@
-import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { IAMClient } from '@aws-sdk/client-iam';
 import {
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
@@ -16,8 +17,11 @@ import { checkCredentials } from '../scripts/aws/credentials.ts';
 import { CommandFailedError, WaitTimeoutError } from '../scripts/aws/errors.ts';
 import { launchInstances } from '../scripts/aws/instances.ts';
 import { poll } from '../scripts/aws/poll.ts';
+import { readResults } from '../scripts/aws/read-results.ts';
+import { createReporter } from '../scripts/aws/report.ts';
 import { runCommand, sendCommandInput, waitForInvocation } from '../scripts/aws/ssm-command.ts';
 import { waitForRegistration } from '../scripts/aws/ssm-registration.ts';
+import { DEFAULT_WAITS } from '../scripts/aws/waits.ts';
 
 // These cover what the local emulator cannot produce; the happy paths run against moto elsewhere.
 const FAST = { intervalMs: 1, maxWaitMs: 2_000 };
@@ -319,4 +323,35 @@ t.test('sendCommandInput targets the fleet by tag, or instance ids', async (t) =
   const byId = sendCommandInput({ comment: 'c', commands: ['true'] }, { instanceIds: ['i-1'] });
   t.same(byId.InstanceIds, ['i-1'], 'by instance id');
   t.notOk('Targets' in byId, 'no tag target then');
+});
+
+t.test('ec2-results on an instance SSM cannot reach yet says so', async (t) => {
+  const clients = {
+    ec2: new EC2Client({ region: 'us-east-1' }),
+    iam: new IAMClient({ region: 'us-east-1' }),
+    ssm: new SSMClient({ region: 'us-east-1' }),
+    sts: new STSClient({ region: 'us-east-1' }),
+  };
+  const mocks = [mockClient(clients.ec2), mockClient(clients.ssm), mockClient(clients.sts)] as const;
+  t.teardown(() => {
+    for (const m of mocks) m.restore();
+  });
+  mocks[2].on(GetCallerIdentityCommand).resolves({ Account: '1', Arn: 'arn:aws:iam::1:user/me' });
+  mocks[0]
+    .on(DescribeInstancesCommand)
+    .resolves({ Reservations: [{ Instances: [{ InstanceId: 'i-new', State: { Name: 'running' } }] }] });
+  mocks[1]
+    .on(SendCommandCommand)
+    .rejects(new InvalidInstanceId({ message: 'Instances not in a valid state', ...meta }));
+  const lines: string[] = [];
+  await t.rejects(
+    readResults(
+      clients,
+      { name: 'rn', lines: 10, outputFile: '/root/randomNumber.txt', waits: DEFAULT_WAITS },
+      createReporter({ write: (text) => void lines.push(text) }),
+    ),
+    { name: 'AwsStateError', message: /i-new not reachable through SSM yet \(InvalidInstanceId\)/ },
+    'AwsStateError saying the instance is not registered yet',
+  );
+  t.match(lines.join(''), /✓ credentials/, 'the steps before were reported');
 });

@@ -1,6 +1,7 @@
 import { ConfigError } from '../../lib/errors.ts';
 import type { Clients } from './clients.ts';
 import { checkCredentials } from './credentials.ts';
+import { AwsStateError, errorName } from './errors.ts';
 import { findInstances } from './instances.ts';
 import type { Reporter } from './report.ts';
 import { type ParsedResults, parseResults, resultsScript } from './results.ts';
@@ -46,6 +47,12 @@ export async function readResults(
         instanceIds,
         timing: timing(options.waits, 120_000),
         onWait,
+      }).catch((err: unknown) => {
+        if (errorName(err) !== 'InvalidInstanceId') throw err;
+        throw new AwsStateError(
+          `${instanceIds.join(', ')} not reachable through SSM yet (InvalidInstanceId): a new instance registers within a few minutes; if it persists, check its outbound HTTPS and its role`,
+          { cause: err },
+        );
       }),
     (r) => `command ${r.commandId} on ${instanceIds.join(', ')}`,
   );
