@@ -1,3 +1,4 @@
+import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import {
   GetParameterCommand,
@@ -11,7 +12,7 @@ import { startMoto } from './helpers/moto.ts';
 
 // The real CLIs as processes against moto_server: bad input, dry run, a fleet, resources not ours.
 
-const { cli, iam, ssm, liveInstances, exists, snapshot } = await startAwsCli(t);
+const { cli, ec2, iam, ssm, liveInstances, exists, snapshot } = await startAwsCli(t);
 const URL_ = 'https://random-number.default.example.com';
 const NAME = 'rn-e2e';
 
@@ -27,7 +28,7 @@ t.test('without moto_server the harness fails and says how to install it', async
 
 t.test('missing credentials, region or --service-url give one clear line and exit 1', async (t) => {
   // Independent processes: run side by side to keep the file fast.
-  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter] = await Promise.all([
+  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter, badSubnet] = await Promise.all([
     cli('provision-ec2', ['--service-url', URL_], {
       AWS_ACCESS_KEY_ID: undefined,
       AWS_SECRET_ACCESS_KEY: undefined,
@@ -38,6 +39,7 @@ t.test('missing credentials, region or --service-url give one clear line and exi
     cli('provision-ec2', ['--help']),
     cli('provision-ec2', ['--service-url', URL_, '--count', '0']),
     cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-none', '--api-token-parameter', '/rn-none/t']),
+    cli('provision-ec2', ['--service-url', URL_, '--subnet', 'subnet-0000000000', '--dry-run']),
   ]);
   t.equal(noCreds.code, 1, 'exit 1 without credentials');
   t.match(
@@ -63,6 +65,9 @@ t.test('missing credentials, region or --service-url give one clear line and exi
 
   t.equal(badCount.code, 1, 'exit 1 for --count 0');
   t.match(badCount.stderr, /--count must be a whole number from 1 to 50 \(got "0"\)/, 'says what is allowed');
+
+  t.equal(badSubnet.code, 1, 'exit 1 for a subnet that does not exist');
+  t.match(badSubnet.stderr, /--subnet subnet-0000000000: no such subnet in this region/, 'names the subnet');
 
   t.equal(noParameter.code, 1, 'exit 1 for a token parameter that does not exist');
   t.match(
@@ -114,6 +119,10 @@ t.test(
       new PutParameterCommand({ Name: '/shared/token', Value: 'users-own', Type: 'SecureString' }),
     );
     const before = (await ssm.send(new ListCommandsCommand({}))).Commands?.length ?? 0;
+    const subnets = await ec2.send(
+      new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }),
+    );
+    const subnet = subnets.Subnets?.at(-1)?.SubnetId as string;
     const run = await cli('provision-ec2', [
       '--service-url',
       URL_,
@@ -123,8 +132,15 @@ t.test(
       '2',
       '--api-token-parameter',
       '/shared/token',
+      '--subnet',
+      subnet,
     ]);
     t.equal(run.code, 0, `exit 0 (${run.stderr})`);
+    t.same(
+      (await liveInstances(name)).map((i) => i.SubnetId),
+      [subnet, subnet],
+      'both instances in the --subnet given',
+    );
     t.equal((await liveInstances(name)).length, 2, 'two instances');
     const sent = ((await ssm.send(new ListCommandsCommand({}))).Commands ?? []).slice(before);
     const installs = sent.filter((c) => c.Comment?.includes('verify and install'));
