@@ -355,3 +355,47 @@ t.test('ec2-results on an instance SSM cannot reach yet says so', async (t) => {
   );
   t.match(lines.join(''), /✓ credentials/, 'the steps before were reported');
 });
+
+t.test(
+  'the reporter prints one line per step with elapsed time, and progress during long waits',
+  async (t) => {
+    const lines: string[] = [];
+    let progress = 0;
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const report = createReporter({
+      progressEveryMs: 10,
+      write: (text) => {
+        lines.push(text);
+        if (text.includes('still waiting') && ++progress === 2) release();
+      },
+    });
+    // The step ends only after two progress lines were written: no sleep, the output is the event.
+    const value = await report.step(
+      'SSM registration',
+      () => released.then(() => 'ok'),
+      (v) => `all ${v}`,
+    );
+    t.equal(value, 'ok', 'the step returns its value');
+    t.match(
+      lines[0],
+      /^\[\s+\d+\.\d s\] … SSM registration: still waiting \(\d+ s\)\n$/,
+      'progress line with elapsed time',
+    );
+    t.match(
+      lines.at(-1),
+      /^\[\s+\d+\.\d s\] ✓ SSM registration: all ok \(\d+\.\d s\)\n$/,
+      'one line when the step ends',
+    );
+    const count = lines.length;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    t.equal(lines.length, count, 'no progress lines after the step ended');
+    await t.rejects(
+      report.step('failing', () => Promise.reject(new Error('boom'))),
+      { message: 'boom' },
+      'a failing step rethrows',
+    );
+  },
+);

@@ -156,7 +156,7 @@ export async function provision(
   const launched = missing
     ? await report.step(
         'launch',
-        (onWait) =>
+        () =>
           launchInstances(clients.ec2, {
             name,
             count: missing,
@@ -167,7 +167,6 @@ export async function provision(
             securityGroupId: group.groupId,
             subnetId: options.subnetId,
             profileRetry: timing(waits, waits.profilePropagationMaxMs),
-            onWait,
           }),
         (list) => list.map((i) => i.InstanceId).join(', '),
       )
@@ -183,11 +182,10 @@ export async function provision(
   );
   await report.step(
     'SSM registration',
-    (onWait) =>
+    () =>
       waitForRegistration(clients.ssm, {
         instanceIds,
         timing: timing(waits, waits.registrationMaxMs),
-        onWait,
       }),
     (how) => `all registered (${how})`,
   );
@@ -195,13 +193,12 @@ export async function provision(
   for (const command of delivery.commands) {
     const { results } = await report.step(
       command.comment,
-      (onWait) =>
+      () =>
         runCommand(clients.ssm, {
           command,
           target: { tagProject: name },
           instanceIds,
           timing: timing(waits, waits.commandMaxMs),
-          onWait,
         }),
       (r) => `command ${r.commandId} succeeded on ${plural(r.results.length, 'instance')}`,
     );

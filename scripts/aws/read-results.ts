@@ -36,7 +36,7 @@ export async function readResults(
   }
   const { results } = await report.step(
     'read results',
-    (onWait) =>
+    () =>
       runCommand(clients.ssm, {
         command: {
           comment: 'random-number agent: read results',
@@ -46,7 +46,6 @@ export async function readResults(
         target: { instanceIds },
         instanceIds,
         timing: timing(options.waits, 120_000),
-        onWait,
       }).catch((err: unknown) => {
         if (errorName(err) !== 'InvalidInstanceId') throw err;
         throw new AwsStateError(

@@ -1,13 +1,10 @@
 /**
  * The CLI edge's output: one line per finished step with the time since the command started, and a
- * "still waiting" line every `progressEveryMs` during long waits, so nothing is silent for minutes.
+ * "still waiting" line every `progressEveryMs` while a step runs, so that no wait (SDK waiters
+ * included) is silent for minutes.
  */
 export interface Reporter {
-  step<T>(
-    label: string,
-    run: (onWait: (elapsedMs: number) => void) => Promise<T>,
-    describe?: (value: T) => string,
-  ): Promise<T>;
+  step<T>(label: string, run: () => Promise<T>, describe?: (value: T) => string): Promise<T>;
   line(text: string): void;
 }
 
@@ -22,16 +19,18 @@ export function createReporter(
   return {
     async step(label, run, describe) {
       const stepStart = now();
-      let lastProgress = 0;
-      const value = await run((elapsedMs) => {
-        if (elapsedMs - lastProgress < every) return;
-        lastProgress = elapsedMs;
-        write(`${stamp()} … ${label}: still waiting (${Math.round(elapsedMs / 1000)} s)\n`);
-      });
-      const detail = describe ? describe(value) : '';
-      const took = ((now() - stepStart) / 1000).toFixed(1);
-      write(`${stamp()} ✓ ${label}${detail ? `: ${detail}` : ''} (${took} s)\n`);
-      return value;
+      const timer = setInterval(() => {
+        write(`${stamp()} … ${label}: still waiting (${Math.round((now() - stepStart) / 1000)} s)\n`);
+      }, every);
+      try {
+        const value = await run();
+        const detail = describe ? describe(value) : '';
+        const took = ((now() - stepStart) / 1000).toFixed(1);
+        write(`${stamp()} ✓ ${label}${detail ? `: ${detail}` : ''} (${took} s)\n`);
+        return value;
+      } finally {
+        clearInterval(timer);
+      }
     },
     line(text) {
       write(`${text}\n`);
