@@ -4,10 +4,11 @@ import { resolveAmi } from './ami.ts';
 import type { Clients } from './clients.ts';
 import { checkCredentials } from './credentials.ts';
 import { buildDelivery } from './delivery.ts';
-import { ensureInstanceProfile, instanceProfileExists, roleExists, roleName } from './iam.ts';
+import { ensureInstanceProfile } from './iam.ts';
 import { findInstances, launchInstances, startStopped, waitRunning } from './instances.ts';
+import { plan, plural } from './plan.ts';
 import type { Reporter } from './report.ts';
-import { ensureSecurityGroup, findSecurityGroup, resolveVpc } from './security-group.ts';
+import { ensureSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand } from './ssm-command.ts';
 import { waitForRegistration } from './ssm-registration.ts';
 import { parameterArn, parameterExists, putToken } from './token.ts';
@@ -36,8 +37,6 @@ export interface ProvisionResult {
   reused: string[];
   dryRun: boolean;
 }
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /**
  * The provisioning scenario: each step is a small AWS function; this composes them in order and tells
@@ -96,30 +95,16 @@ export async function provision(
   }
 
   if (options.dryRun) {
-    const role = roleName(name);
-    const existing = await findInstances(clients.ec2, name);
-    const plan = [
-      `${(await roleExists(clients.iam, name)) ? 'reuse ' : 'create'} IAM role ${role} (AmazonSSMManagedInstanceCore${tokenArn ? ', ssm:GetParameter on the token' : ''})`,
-      `${(await instanceProfileExists(clients.iam, name)) ? 'reuse ' : 'create'} instance profile ${role}`,
-      `${(await findSecurityGroup(clients.ec2, name, vpcId)) ? 'reuse ' : 'create'} security group ${name} in ${vpcId} (no inbound rules)`,
-      ...(options.tokenParameter
-        ? [
-            options.token
-              ? `${(await parameterExists(clients.ssm, options.tokenParameter)) ? 'update' : 'create'} SecureString ${options.tokenParameter}`
-              : `use    SecureString ${options.tokenParameter}`,
-          ]
-        : []),
-      ...existing.map((i) => `reuse  instance ${i.instanceId} (${i.state})`),
-      ...(existing.length < options.count
-        ? [
-            `create ${plural(options.count - existing.length, 'instance')} ${options.instanceType} from ${ami.imageId}, IMDSv2 required, encrypted gp3 root volume, tags Name=${name} Project=${name}`,
-          ]
-        : []),
-      `send   ${plural(delivery.commands.length, 'Run Command')} (AWS-RunShellScript) to tag:Project=${name}: install the agent polling ${options.serviceUrl} on '${options.schedule}'`,
-    ];
+    const { lines, instanceIds } = await plan(clients, {
+      ...options,
+      vpcId,
+      imageId: ami.imageId,
+      commandCount: delivery.commands.length,
+      tokenReadable: tokenArn !== undefined,
+    });
     report.line('dry run: nothing was changed. The plan:');
-    for (const line of plan) report.line(`  ${line}`);
-    return { region, instanceIds: existing.map((i) => i.instanceId), created: [], reused: [], dryRun: true };
+    for (const line of lines) report.line(`  ${line}`);
+    return { region, instanceIds, created: [], reused: [], dryRun: true };
   }
 
   if (options.tokenParameter && options.token) {
