@@ -28,19 +28,28 @@ t.test('without moto_server the harness fails and says how to install it', async
 
 t.test('missing credentials, region or --service-url give one clear line and exit 1', async (t) => {
   // Independent processes: run side by side to keep the file fast.
-  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter, badSubnet] = await Promise.all([
-    cli('provision-ec2', ['--service-url', URL_], {
-      AWS_ACCESS_KEY_ID: undefined,
-      AWS_SECRET_ACCESS_KEY: undefined,
-    }),
-    cli('provision-ec2', ['--service-url', URL_], { AWS_REGION: undefined }),
-    cli('provision-ec2', []),
-    cli('provision-ec2', ['--service-url', URL_, '--instance-count', '2']),
-    cli('provision-ec2', ['--help']),
-    cli('provision-ec2', ['--service-url', URL_, '--count', '0']),
-    cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-none', '--api-token-parameter', '/rn-none/t']),
-    cli('provision-ec2', ['--service-url', URL_, '--subnet', 'subnet-0000000000', '--dry-run']),
-  ]);
+  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter, badSubnet, noBundle] =
+    await Promise.all([
+      cli('provision-ec2', ['--service-url', URL_], {
+        AWS_ACCESS_KEY_ID: undefined,
+        AWS_SECRET_ACCESS_KEY: undefined,
+      }),
+      cli('provision-ec2', ['--service-url', URL_], { AWS_REGION: undefined }),
+      cli('provision-ec2', []),
+      cli('provision-ec2', ['--service-url', URL_, '--instance-count', '2']),
+      cli('provision-ec2', ['--help']),
+      cli('provision-ec2', ['--service-url', URL_, '--count', '0']),
+      cli('provision-ec2', [
+        '--service-url',
+        URL_,
+        '--name',
+        'rn-none',
+        '--api-token-parameter',
+        '/rn-none/t',
+      ]),
+      cli('provision-ec2', ['--service-url', URL_, '--subnet', 'subnet-0000000000', '--dry-run']),
+      cli('provision-ec2', ['--service-url', URL_, '--bundle', 'dist/not-built.mjs', '--dry-run']),
+    ]);
   t.equal(noCreds.code, 1, 'exit 1 without credentials');
   t.match(
     noCreds.stderr,
@@ -65,6 +74,13 @@ t.test('missing credentials, region or --service-url give one clear line and exi
 
   t.equal(badCount.code, 1, 'exit 1 for --count 0');
   t.match(badCount.stderr, /--count must be a whole number from 1 to 50 \(got "0"\)/, 'says what is allowed');
+
+  t.equal(noBundle.code, 1, 'exit 1 without the built agent');
+  t.match(
+    noBundle.stderr,
+    /cannot read dist\/not-built\.mjs: build the agent first with `npm run build`/,
+    'says to build',
+  );
 
   t.equal(badSubnet.code, 1, 'exit 1 for a subnet that does not exist');
   t.match(badSubnet.stderr, /--subnet subnet-0000000000: no such subnet in this region/, 'names the subnet');
