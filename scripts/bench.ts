@@ -73,6 +73,9 @@ runMain('bench', async () => {
     const target = await startServer({ name: 'service for the agent', file: SERVICE }, pinning.prefix);
     try {
       agent = await measureAgent({ bundle: AGENT, serviceUrl: target.url, ticks: config.agentTicks });
+    } catch (err) {
+      // The service figures above are still worth printing; say what went wrong with the agent.
+      agent = `agent: measurement failed: ${(err as Error).message}`;
     } finally {
       await target.stop();
     }

@@ -122,7 +122,9 @@ export async function measureAgent({ bundle, serviceUrl, ticks }: AgentOptions):
     };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))]);
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(killer);
     await rm(dir, { recursive: true, force: true });
   }
 }
