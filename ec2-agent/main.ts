@@ -1,7 +1,6 @@
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { pino } from 'pino';
 import { runMain } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { createLogger } from '../lib/logger.ts';
@@ -21,10 +20,7 @@ const SHUTDOWN_GRACE_MS = 25_000;
 /** The agent's only edge: config, token, wiring, signals. */
 runMain('random-number-agent', async () => {
   const config = loadConfig();
-  // Synchronous writes: a line or two a minute costs nothing, and every line reaches journald in
-  // order even if the process is killed right after (pino's default buffers and can reorder at exit).
-  const destination = process.stdout.isTTY ? undefined : pino.destination({ sync: true });
-  const logger = createLogger({ name: 'random-number-agent', level: config.logLevel, destination });
+  const logger = createLogger({ name: 'random-number-agent', level: config.logLevel });
   const log = logger.child({ module: 'agent' });
   await checkWritable(config.outputFile);
   const token = await resolveToken(config);
