@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { sha256 } from '../scripts/aws/delivery.ts';
+import { cliBundle } from './helpers/cli-bundle.ts';
 
-const TSX = 'node_modules/.bin/tsx';
+// scripts/agent-command.ts pre-compiled (see helpers/cli-bundle.ts); `npm run` is checked once below.
+const BUNDLE = await cliBundle('agent-command');
 
 function tempDir(t: { teardown(fn: () => unknown): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'agent-command-'));
@@ -13,8 +15,12 @@ function tempDir(t: { teardown(fn: () => unknown): void }): string {
   return dir;
 }
 
-function agentCommand(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(TSX, ['scripts/agent-command.ts', ...args], {
+function agentCommand(args: string[], env: Record<string, string> = {}, via: 'bundle' | 'npm' = 'bundle') {
+  const [command, argv] =
+    via === 'npm'
+      ? ['npm', ['run', '--silent', 'agent-command', '--', ...args]]
+      : [process.execPath, [BUNDLE, ...args]];
+  return spawnSync(command, argv, {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1', ...env },
     encoding: 'utf8',
   });
@@ -75,7 +81,9 @@ t.test('writes one send-command JSON per command; run in order they deliver the 
   writeFileSync(fakeShell, `#!/bin/bash\nprintf '%s\\n' "$@" > "${dir}/args"\n`);
   chmodSync(fakeShell, 0o755);
   for (const [index, command] of commands.entries()) {
+    // stdin not a socket: else bash takes itself for a remote shell and sources ~/.bashrc (seconds here).
     const result = spawnSync('bash', ['-c', command.Parameters.commands.join('\n')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH, RNA_STAGING_ROOT: join(dir, 'staging'), RNA_INSTALL_SHELL: fakeShell },
       encoding: 'utf8',
     });
@@ -119,7 +127,8 @@ t.test('clear errors for bad input', async (t) => {
   t.equal(unknown.status, 1, 'exit 1 for an unknown flag');
   t.match(unknown.stderr, /Unknown option '--bogus'.*see --help/, 'names the flag and points at --help');
 
-  const help = agentCommand(['--help']);
-  t.equal(help.status, 0, '--help exits 0');
+  // The entry users run: `npm run agent-command` (tsx).
+  const help = agentCommand(['--help'], {}, 'npm');
+  t.equal(help.status, 0, '`npm run agent-command -- --help` exits 0');
   t.match(help.stdout, /--cli-input-json/, '--help explains what the files are for');
 });

@@ -24,7 +24,10 @@ function tempDir(t: { teardown(fn: () => unknown): void }): string {
 
 /** Runs one command's lines as the SSM agent would (a script), against a local staging root. */
 function runLines(lines: string[], env: Record<string, string>, shell = 'bash') {
+  // stdin not a socket (spawnSync's default): else bash takes itself for a remote shell started by
+  // sshd and sources ~/.bashrc, which costs about a second on a developer machine with pyenv.
   return spawnSync(shell, ['-c', lines.join('\n')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, ...env },
     encoding: 'utf8',
     maxBuffer: 10 * 1024 * 1024,

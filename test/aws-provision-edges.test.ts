@@ -101,7 +101,13 @@ t.test('missing credentials, region or --service-url give one clear line and exi
 t.test('dry run prints the plan and changes nothing', async (t) => {
   const before = await snapshot(NAME);
   const [run, arm] = await Promise.all([
-    cli('provision-ec2', ['--service-url', URL_, '--name', NAME, '--dry-run'], { API_TOKEN: 'dry' }),
+    // As a user runs it: `npm run provision-ec2 --` (tsx on the sources); the other runs use the bundle.
+    cli(
+      'provision-ec2',
+      ['--service-url', URL_, '--name', NAME, '--dry-run'],
+      { API_TOKEN: 'dry' },
+      { via: 'npm' },
+    ),
     cli('provision-ec2', [
       '--service-url',
       URL_,
@@ -112,7 +118,7 @@ t.test('dry run prints the plan and changes nothing', async (t) => {
       't4g.micro',
     ]),
   ]);
-  t.equal(run.code, 0, `exit 0 (${run.stderr})`);
+  t.equal(run.code, 0, `npm run provision-ec2 -- --dry-run exits 0 (${run.stderr})`);
   t.match(run.stdout, /dry run: nothing was changed/, 'says nothing changed');
   t.match(run.stdout, /create IAM role rn-e2e-agent/, 'plans the role');
   t.match(run.stdout, /create security group rn-e2e .*no inbound rules/, 'plans the security group');

@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetInstanceProfileCommand, GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { GetParameterCommand, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { type CliName, cliBundle } from './cli-bundle.ts';
 import { startMoto } from './moto.ts';
 
 export interface Run {
@@ -24,7 +25,8 @@ interface Teardown {
 
 /**
  * moto_server plus what the EC2 CLI tests need around it: SDK clients to inspect the emulator's state
- * and `cli()`, which runs one of the real CLIs (`tsx scripts/<name>.ts`) as a process against it.
+ * and `cli()`, which runs one of the real CLIs as a process against it: scripts/<name>.ts pre-compiled
+ * (helpers/cli-bundle.ts), or with `via: 'npm'` exactly as a user starts it (`npm run <name>`, tsx).
  */
 export async function startAwsCli(t: Teardown) {
   const moto = await startMoto(t);
@@ -41,7 +43,12 @@ export async function startAwsCli(t: Teardown) {
   t.teardown(() => rmSync(home, { recursive: true, force: true }));
 
   /** Runs a CLI with moto's environment plus `env` (where undefined removes a variable). */
-  function cli(script: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  async function cli(
+    script: CliName,
+    args: string[],
+    env: Record<string, string | undefined> = {},
+    options: { via?: 'bundle' | 'npm' } = {},
+  ): Promise<Run> {
     const merged: Record<string, string | undefined> = {
       PATH: process.env.PATH,
       HOME: home,
@@ -49,16 +56,15 @@ export async function startAwsCli(t: Teardown) {
       ...moto.env,
       ...env,
     };
-    const child = spawn(
-      'node_modules/.bin/tsx',
-      [`scripts/${script}.ts`, ...args, '--poll-interval-ms', '20'],
-      {
-        env: Object.fromEntries(
-          Object.entries(merged).filter(([, v]) => v !== undefined),
-        ) as NodeJS.ProcessEnv,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const all = [...args, '--poll-interval-ms', '20'];
+    const [command, argv] =
+      options.via === 'npm'
+        ? ['npm', ['run', '--silent', script, '--', ...all]]
+        : [process.execPath, [await cliBundle(script), ...all]];
+    const child = spawn(command, argv, {
+      env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
