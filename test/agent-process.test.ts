@@ -5,6 +5,9 @@ import { json } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 
 const EVERY_SECOND = '*/1 * * * * *';
+// The tests wait on one-second cron ticks, not the CPU: run them side by side (each has its own
+// processes, servers and files).
+t.jobs = 4;
 
 t.test('against the real service: valid lines appear, one per ok poll, numbers as logged', async (t) => {
   const service = await startService(t);

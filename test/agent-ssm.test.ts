@@ -8,6 +8,8 @@ import { startService } from './helpers/service.ts';
 
 // One emulator for the file: starting moto takes seconds.
 const moto = await startMoto(t);
+// Independent tests (each its own parameter, service and agent): side by side.
+t.jobs = 2;
 
 t.test(
   'API_TOKEN_PARAMETER: the SecureString is read once from SSM (moto) and sent, never logged',
