@@ -16,6 +16,9 @@ export interface Clients {
  * and 5xx itself; `maxAttempts` gives a busy account a little more room than the default three.
  */
 export function createClients(region: string | undefined): Clients {
+  // The SDK's 9-line NodeVersionSupportWarning (Node < 22) would bury our one-line errors; Node 20 is
+  // supported here on purpose. The SDK reads this variable when a client is built; a user's own value wins.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const config = { ...(region ? { region } : {}), maxAttempts: 5 };
   return {
     ec2: new EC2Client(config),
