@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { cronProblem } from '../../ec2-agent/config.ts';
 import { ConfigError } from '../../lib/errors.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -71,13 +72,16 @@ export function parseServiceUrl(value: string | undefined): string {
   return value;
 }
 
-/** Five fields (every minute: '* * * * *') or six with seconds; the agent validates it fully. */
+/**
+ * The agent's own check (ec2-agent/config.ts), run here so that a bad schedule fails before anything is
+ * created or sent, not on the instance after the whole delivery.
+ */
 export function parseSchedule(value: string | undefined): string {
   const schedule = (value ?? '* * * * *').trim();
-  const fields = schedule.split(/\s+/).length;
-  if (fields < 5 || fields > 6 || !/^[\d*/,\-A-Za-z? ]+$/.test(schedule)) {
+  const problem = cronProblem(schedule);
+  if (problem !== undefined) {
     throw new ConfigError(
-      `--schedule must be a cron expression of 5 or 6 fields (got ${JSON.stringify(value)})`,
+      `--schedule must be a cron expression of 5 fields (minute hour day month weekday) or 6 with seconds first, e.g. '*/5 * * * *' (got ${JSON.stringify(value)}: ${problem})`,
     );
   }
   return schedule;
