@@ -38,7 +38,7 @@ lint: deps ## biome: lint and formatting check
 	$(NPM_BIN)/biome check --error-on-warnings .
 
 format: deps ## biome: fix formatting and safe lint findings
-	$(NPM_BIN)/biome check --error-on-warnings .-write .
+	$(NPM_BIN)/biome check --write .
 
 typecheck: deps ## tsc --noEmit over everything
 	$(NPM_BIN)/tsc -p .

@@ -44,13 +44,20 @@ export function createScheduler(options: SchedulerOptions) {
     const scheduledAt = fireDate instanceof Date ? fireDate : new Date(now());
     if (stopped) return;
     if (running) {
+      // The same `poll` line as every other tick, so one query over the log counts every outcome.
       logger.warn(
         {
           scheduledAt: scheduledAt.toISOString(),
+          driftMs: now() - scheduledAt.getTime(),
           outcome: 'skipped',
+          number: null,
+          latencyMs: null,
+          attempts: 0,
+          coldStart: null,
+          reason: 'the previous poll is still running',
           runningSince: running.scheduledAt.toISOString(),
         },
-        'poll skipped: the previous poll is still running',
+        'poll',
       );
       return;
     }

@@ -51,8 +51,16 @@ t.test('never two runs at once: a tick during a run is skipped and logged', asyn
   t.equal(lines().filter((l) => l.outcome === 'skipped').length, 2, 'two skipped ticks logged');
   t.match(
     lines()[0],
-    { scheduledAt: '2030-01-01T00:01:00.000Z', runningSince: '2030-01-01T00:00:00.000Z' },
-    'skip line says why',
+    {
+      msg: 'poll',
+      scheduledAt: '2030-01-01T00:01:00.000Z',
+      outcome: 'skipped',
+      number: null,
+      attempts: 0,
+      reason: 'the previous poll is still running',
+      runningSince: '2030-01-01T00:00:00.000Z',
+    },
+    'skip line is a poll line that says why',
   );
   gate.resolve();
   await new Promise((r) => setImmediate(r));

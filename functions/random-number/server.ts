@@ -37,10 +37,12 @@ runMain('random-number', () => {
       process.exit(0);
     });
     const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    // Past the budget the remaining connections are cut. The exit is still 0: the stop was asked
+    // for and has happened; the warn line is the record that some requests did not finish.
     setTimeout(() => {
       log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out: closing remaining connections');
       server.closeAllConnections();
-      process.exit(1);
+      process.exit(0);
     }, config.shutdownTimeoutMs).unref();
   };
   process.on('SIGTERM', shutdown);
