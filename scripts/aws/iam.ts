@@ -18,7 +18,10 @@ import {
 import { AwsStateError, errorName } from './errors.ts';
 import { projectTags } from './tags.ts';
 
-export const SSM_CORE_POLICY_ARN = 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore';
+/** The AWS managed policy the SSM agent needs, in the caller's partition (aws, aws-us-gov, aws-cn). */
+export function ssmCorePolicyArn(partition = 'aws'): string {
+  return `arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore`;
+}
 export const TOKEN_POLICY_NAME = 'read-api-token';
 
 const TRUST_POLICY = JSON.stringify({
@@ -73,9 +76,10 @@ export async function instanceProfileExists(iam: IAMClient, name: string): Promi
  */
 export async function ensureInstanceProfile(
   iam: IAMClient,
-  options: { name: string; tokenParameterArn?: string },
+  options: { name: string; tokenParameterArn?: string; partition?: string },
 ): Promise<InstanceProfileResult> {
   const role = roleName(options.name);
+  const corePolicyArn = ssmCorePolicyArn(options.partition);
   let roleCreated = false;
   const owner = await roleOwner(iam, options.name);
   if (owner === 'foreign') {
@@ -95,8 +99,8 @@ export async function ensureInstanceProfile(
     roleCreated = true;
   }
   const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
-  if (!attached.AttachedPolicies?.some((p) => p.PolicyArn === SSM_CORE_POLICY_ARN)) {
-    await iam.send(new AttachRolePolicyCommand({ RoleName: role, PolicyArn: SSM_CORE_POLICY_ARN }));
+  if (!attached.AttachedPolicies?.some((p) => p.PolicyArn === corePolicyArn)) {
+    await iam.send(new AttachRolePolicyCommand({ RoleName: role, PolicyArn: corePolicyArn }));
   }
   if (options.tokenParameterArn) {
     await iam.send(

@@ -11,7 +11,7 @@ import type { Reporter } from './report.ts';
 import { ensureSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand } from './ssm-command.ts';
 import { waitForRegistration } from './ssm-registration.ts';
-import { parameterArn, parameterExists, putToken } from './token.ts';
+import { parameterArn, parameterExists, partitionOf, putToken } from './token.ts';
 import { timing, type Waits, waiterTiming } from './waits.ts';
 
 export interface ProvisionOptions {
@@ -58,6 +58,7 @@ export async function provision(
     (id) => `${id.arn} in ${id.region}`,
   );
   const { region } = identity;
+  const partition = partitionOf(identity.arn);
   const files = await readAgentFiles({
     bundle: options.bundlePath,
     installScript: options.installScriptPath,
@@ -84,7 +85,7 @@ export async function provision(
   );
 
   const tokenArn = options.tokenParameter
-    ? parameterArn(region, identity.account, options.tokenParameter)
+    ? parameterArn(partition, region, identity.account, options.tokenParameter)
     : undefined;
   if (options.tokenParameter && !options.token && !options.dryRun) {
     if (!(await parameterExists(clients.ssm, options.tokenParameter))) {
@@ -120,7 +121,7 @@ export async function provision(
 
   const profile = await report.step(
     'IAM role and instance profile',
-    () => ensureInstanceProfile(clients.iam, { name, tokenParameterArn: tokenArn }),
+    () => ensureInstanceProfile(clients.iam, { name, tokenParameterArn: tokenArn, partition }),
     (p) =>
       `${p.roleName} ${p.roleCreated ? 'created' : 'reused'}, profile ${p.profileCreated ? 'created' : 'reused'}`,
   );

@@ -13,8 +13,21 @@ export { defaultTokenParameter } from './tags.ts';
 /** Marks a token parameter as created by the provisioner: only those are deleted by teardown. */
 export const CREATED_BY_TAG = { Key: 'CreatedBy', Value: 'random-number-provision-ec2' };
 
-export function parameterArn(region: string, account: string, parameterName: string): string {
-  return `arn:aws:ssm:${region}:${account}:parameter/${parameterName.replace(/^\//, '')}`;
+/**
+ * The partition (aws, aws-us-gov, aws-cn, ...) of an ARN such as the caller identity's: ARNs built
+ * here must carry the caller's, or policies in GovCloud or China name resources that cannot exist.
+ */
+export function partitionOf(arn: string): string {
+  return /^arn:([a-z][a-z0-9-]*):/.exec(arn)?.[1] ?? 'aws';
+}
+
+export function parameterArn(
+  partition: string,
+  region: string,
+  account: string,
+  parameterName: string,
+): string {
+  return `arn:${partition}:ssm:${region}:${account}:parameter/${parameterName.replace(/^\//, '')}`;
 }
 
 export async function parameterExists(ssm: SSMClient, parameterName: string): Promise<boolean> {
