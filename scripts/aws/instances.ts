@@ -6,6 +6,7 @@ import {
   StartInstancesCommand,
   TerminateInstancesCommand,
   waitUntilInstanceRunning,
+  waitUntilInstanceStopped,
   waitUntilInstanceTerminated,
 } from '@aws-sdk/client-ec2';
 import { AwsStateError, errorName } from './errors.ts';
@@ -110,10 +111,37 @@ export async function launchInstances(ec2: EC2Client, options: LaunchOptions): P
   });
 }
 
-export async function startStopped(ec2: EC2Client, instances: FoundInstance[]): Promise<string[]> {
+/**
+ * Re-runs reuse the project's stopped instances rather than launching more: a stopped one is started;
+ * one still stopping cannot be started yet (IncorrectInstanceState), so it is first awaited until
+ * stopped, bounded. Returns the ids it started.
+ */
+export async function startStopped(
+  ec2: EC2Client,
+  instances: FoundInstance[],
+  timing: { maxWaitSeconds: number; minDelaySeconds: number },
+): Promise<string[]> {
+  const stopping = instances.filter((i) => i.state === 'stopping').map((i) => i.instanceId);
   const stopped = instances.filter((i) => i.state === 'stopped').map((i) => i.instanceId);
-  if (stopped.length) await ec2.send(new StartInstancesCommand({ InstanceIds: stopped }));
-  return stopped;
+  if (stopping.length) {
+    await waitUntilInstanceStopped(
+      {
+        client: ec2,
+        maxWaitTime: timing.maxWaitSeconds,
+        minDelay: timing.minDelaySeconds,
+        maxDelay: Math.max(timing.minDelaySeconds, 15),
+      },
+      { InstanceIds: stopping },
+    ).catch((err: unknown) => {
+      throw new AwsStateError(
+        `instances ${stopping.join(', ')} still stopping after ${timing.maxWaitSeconds} s, so they cannot be started: run again later, or terminate them (npm run teardown-ec2): ${(err as Error).message}`,
+        { cause: err },
+      );
+    });
+  }
+  const toStart = [...stopped, ...stopping];
+  if (toStart.length) await ec2.send(new StartInstancesCommand({ InstanceIds: toStart }));
+  return toStart;
 }
 
 /** The SDK waiter with a named maximum; its error names the instances. */

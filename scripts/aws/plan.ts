@@ -40,7 +40,10 @@ export async function plan(
     const action = input.token ? (exists ? 'update' : 'create') : 'use';
     lines.push(`${action.padEnd(6)} SecureString ${input.tokenParameter}`);
   }
-  for (const i of existing) lines.push(`${verb(true)} instance ${i.instanceId} (${i.state})`);
+  for (const i of existing) {
+    const start = i.state === 'stopped' || i.state === 'stopping' ? ', would be started' : '';
+    lines.push(`${verb(true)} instance ${i.instanceId} (${i.state}${start})`);
+  }
   if (existing.length < input.count) {
     lines.push(
       `create ${plural(input.count - existing.length, 'instance')} ${input.instanceType} from ${input.imageId}, IMDSv2 required, encrypted gp3 root volume, tags Name=${name} Project=${name}`,

@@ -137,7 +137,13 @@ export async function provision(
 
   const existing = await findInstances(clients.ec2, name);
   for (const i of existing) reused.push(`instance ${i.instanceId}`);
-  await startStopped(clients.ec2, existing);
+  if (existing.some((i) => i.state === 'stopped' || i.state === 'stopping')) {
+    await report.step(
+      'start stopped instances',
+      () => startStopped(clients.ec2, existing, waiterTiming(waits, waits.runningMaxSeconds)),
+      (ids) => `started ${ids.join(', ')} (found stopped or stopping; reused, not replaced)`,
+    );
+  }
   const missing = Math.max(0, options.count - existing.length);
   const launched = missing
     ? await report.step(
