@@ -21,7 +21,8 @@ the agent (an upgrade).
   --instance-type TYPE    default t3.micro; Graviton types (t4g.micro, ...) get the arm64 AMI
   --count N               how many instances (default 1); a fleet still gets one command per step
   --schedule CRON         the agent's cron schedule (default '* * * * *': every minute)
-  --api-token-parameter P SSM SecureString the agent reads its API token from
+  --api-token-parameter P SSM SecureString the agent reads its API token from; a re-run
+                          without token flags keeps the earlier run's parameter
   --api-token TOKEN       create or update that parameter (or set API_TOKEN); default name /NAME/api-token
   --subnet ID             launch into this subnet (default: the default VPC's default subnet)
   --dry-run               print the plan (what would be created or reused); change nothing

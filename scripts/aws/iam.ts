@@ -9,6 +9,7 @@ import {
   DetachRolePolicyCommand,
   GetInstanceProfileCommand,
   GetRoleCommand,
+  GetRolePolicyCommand,
   type IAMClient,
   ListAttachedRolePoliciesCommand,
   ListRolePoliciesCommand,
@@ -69,10 +70,32 @@ export async function instanceProfileExists(iam: IAMClient, name: string): Promi
 }
 
 /**
+ * The ARN(s) of the parameter(s) the role's token read policy from an earlier run allows, if the role is
+ * ours and has one: a re-run without token flags keeps using that parameter.
+ */
+export async function tokenPolicyResources(iam: IAMClient, name: string): Promise<string[]> {
+  if ((await roleOwner(iam, name)) !== 'ours') return [];
+  const found = await ignoreNotFound(
+    iam.send(new GetRolePolicyCommand({ RoleName: roleName(name), PolicyName: TOKEN_POLICY_NAME })),
+  );
+  if (!found?.PolicyDocument) return [];
+  try {
+    // IAM returns the document URL-encoded (RFC 3986).
+    const document = JSON.parse(decodeURIComponent(found.PolicyDocument)) as {
+      Statement?: { Resource?: string | string[] } | { Resource?: string | string[] }[];
+    };
+    const statements = [document.Statement ?? []].flat();
+    return statements.flatMap((s) => [s.Resource ?? []].flat());
+  } catch {
+    return [];
+  }
+}
+
+/**
  * Role `<name>-agent` (trusted by EC2, with AmazonSSMManagedInstanceCore so the SSM agent can register)
  * and the instance profile of the same name holding it. Creates what is missing, reuses what exists.
- * With a token parameter ARN, an inline policy allows reading that one parameter; without, any such
- * policy left from an earlier run is removed (least privilege).
+ * With a token parameter ARN, an inline policy allows reading that one parameter; without, a policy
+ * left from an earlier run is kept (never removed implicitly).
  */
 export async function ensureInstanceProfile(
   iam: IAMClient,
@@ -113,11 +136,9 @@ export async function ensureInstanceProfile(
         }),
       }),
     );
-  } else {
-    await ignoreNotFound(
-      iam.send(new DeleteRolePolicyCommand({ RoleName: role, PolicyName: TOKEN_POLICY_NAME })),
-    );
   }
+  // Without a token parameter an existing read policy stays: dropping it would silently turn every poll
+  // of a protected service into a 401. Teardown removes it with the role.
 
   let profile = await ignoreNotFound(iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })));
   let profileCreated = false;

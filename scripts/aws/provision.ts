@@ -4,14 +4,14 @@ import { resolveAmi } from './ami.ts';
 import type { Clients } from './clients.ts';
 import { checkCredentials } from './credentials.ts';
 import { buildDelivery } from './delivery.ts';
-import { ensureInstanceProfile } from './iam.ts';
+import { ensureInstanceProfile, tokenPolicyResources } from './iam.ts';
 import { findInstances, launchInstances, startStopped, waitRunning } from './instances.ts';
 import { plan, plural } from './plan.ts';
 import type { Reporter } from './report.ts';
 import { ensureSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand } from './ssm-command.ts';
 import { waitForRegistration } from './ssm-registration.ts';
-import { parameterArn, parameterExists, partitionOf, putToken } from './token.ts';
+import { parameterArn, parameterExists, partitionOf, putToken, reusableTokenParameter } from './token.ts';
 import { timing, type Waits, waiterTiming } from './waits.ts';
 
 export interface ProvisionOptions {
@@ -59,6 +59,7 @@ export async function provision(
   );
   const { region } = identity;
   const partition = partitionOf(identity.arn);
+  const tokenParameter = await resolveTokenParameter(clients, options, report);
   const files = await readAgentFiles({
     bundle: options.bundlePath,
     installScript: options.installScriptPath,
@@ -68,7 +69,7 @@ export async function provision(
     async () =>
       buildDelivery({
         ...files,
-        installArgs: installArgs({ ...options, region }),
+        installArgs: installArgs({ ...options, tokenParameter, region }),
       }),
     (d) =>
       `${d.bundleBytes} bytes, sha256 ${d.sha256.slice(0, 12)}…, ${d.encodedChars} chars gzip+base64 in ${plural(d.commands.length, 'command')}`,
@@ -84,13 +85,13 @@ export async function provision(
     (v) => v,
   );
 
-  const tokenArn = options.tokenParameter
-    ? parameterArn(partition, region, identity.account, options.tokenParameter)
+  const tokenArn = tokenParameter
+    ? parameterArn(partition, region, identity.account, tokenParameter)
     : undefined;
-  if (options.tokenParameter && !options.token && !options.dryRun) {
-    if (!(await parameterExists(clients.ssm, options.tokenParameter))) {
+  if (tokenParameter && !options.token && !options.dryRun) {
+    if (!(await parameterExists(clients.ssm, tokenParameter))) {
       throw new ConfigError(
-        `--api-token-parameter ${options.tokenParameter} does not exist: pass --api-token (or set API_TOKEN) to create it`,
+        `--api-token-parameter ${tokenParameter} does not exist: pass --api-token (or set API_TOKEN) to create it`,
       );
     }
   }
@@ -98,6 +99,7 @@ export async function provision(
   if (options.dryRun) {
     const { lines, instanceIds } = await plan(clients, {
       ...options,
+      tokenParameter,
       vpcId,
       imageId: ami.imageId,
       commandCount: delivery.commands.length,
@@ -108,8 +110,8 @@ export async function provision(
     return { region, instanceIds, created: [], reused: [], dryRun: true };
   }
 
-  if (options.tokenParameter && options.token) {
-    const parameterName = options.tokenParameter;
+  if (tokenParameter && options.token) {
+    const parameterName = tokenParameter;
     const token = options.token;
     const result = await report.step(
       'API token',
@@ -203,4 +205,34 @@ export async function provision(
     }
   }
   return { region, instanceIds, created, reused, dryRun: false };
+}
+
+/**
+ * The token parameter this run installs the agent with. Given (a flag or API_TOKEN) wins; without one,
+ * a re-run keeps what the earlier run set up (see reusableTokenParameter) and says so, because
+ * installing without it would make every poll of a protected service fail with 401.
+ */
+async function resolveTokenParameter(
+  clients: Clients,
+  options: ProvisionOptions,
+  report: Reporter,
+): Promise<string | undefined> {
+  if (options.tokenParameter || options.token) return options.tokenParameter;
+  const policyResources = await tokenPolicyResources(clients.iam, options.name);
+  const found = await reusableTokenParameter(clients.ssm, { name: options.name, policyResources });
+  if (found.parameterName) {
+    const from =
+      found.source === 'policy'
+        ? 'the one the agent role may read since an earlier run'
+        : 'created by an earlier run';
+    report.line(
+      `API token: reusing SecureString ${found.parameterName} (${from}); pass --api-token-parameter or --api-token to change it`,
+    );
+  } else if (policyResources.length) {
+    report.line(
+      `API token: none; the role keeps its ${policyResources.join(', ')} read policy from an earlier run, but that parameter is gone`,
+    );
+  }
+  if (found.note) report.line(`API token: ${found.note}`);
+  return found.parameterName;
 }

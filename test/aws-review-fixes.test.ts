@@ -1,0 +1,276 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  DescribeInstancesCommand,
+  EC2Client,
+  type InstanceStateName,
+  StartInstancesCommand,
+  StopInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { GetRolePolicyCommand, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
+import { ListCommandsCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import t from 'tap';
+import { ConfigError } from '../lib/errors.ts';
+import { parseSchedule } from '../scripts/aws/args.ts';
+import { AwsStateError } from '../scripts/aws/errors.ts';
+import { ssmCorePolicyArn } from '../scripts/aws/iam.ts';
+import { startStopped } from '../scripts/aws/instances.ts';
+import { parameterArn, parameterNamesFromArn, partitionOf } from '../scripts/aws/token.ts';
+import { noStack, startAwsCli } from './helpers/aws-cli.ts';
+import { cliBundle } from './helpers/cli-bundle.ts';
+
+// Fixes from the EC2 provisioner review: token kept across re-runs, one-line setup errors on Node 20,
+// schedules checked up front, ARNs in the caller's partition, stopped/stopping instances started.
+
+const URL_ = 'https://random-number.default.example.com';
+const meta = { $metadata: {} };
+// Started before any subtest: tap ends the root test (and its teardowns) once queued subtests finish.
+const aws = await startAwsCli(t);
+// The SDK clients built in this process (the mocks below): no Node 20 warning in the test output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+t.test('ARNs take the partition of the caller identity', async (t) => {
+  t.equal(partitionOf('arn:aws:sts::123456789012:assumed-role/dev/me'), 'aws', 'commercial');
+  t.equal(partitionOf('arn:aws-us-gov:iam::123456789012:user/me'), 'aws-us-gov', 'GovCloud');
+  t.equal(partitionOf('arn:aws-cn:iam::123456789012:user/me'), 'aws-cn', 'China');
+  t.equal(partitionOf(''), 'aws', 'no ARN (an emulator may send none): the commercial partition');
+  t.equal(
+    parameterArn('aws-us-gov', 'us-gov-west-1', '123456789012', '/rn/api-token'),
+    'arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/rn/api-token',
+    'the token policy resource is in the GovCloud partition',
+  );
+  t.equal(
+    parameterArn('aws-cn', 'cn-north-1', '123456789012', '/rn/api-token'),
+    'arn:aws-cn:ssm:cn-north-1:123456789012:parameter/rn/api-token',
+    'and in the China partition',
+  );
+  t.equal(
+    ssmCorePolicyArn('aws-us-gov'),
+    'arn:aws-us-gov:iam::aws:policy/AmazonSSMManagedInstanceCore',
+    'the managed SSM policy too',
+  );
+  t.same(parameterNamesFromArn('arn:aws:ssm:us-east-1:1:parameter/a/b'), ['/a/b'], 'hierarchical name');
+  t.same(parameterNamesFromArn('arn:aws:ssm:us-east-1:1:parameter/tok'), ['tok', '/tok'], 'one level');
+  t.same(parameterNamesFromArn('arn:aws:ssm:us-east-1:1:parameter/*'), [], 'a wildcard names none');
+});
+
+t.test('a schedule the agent would refuse is refused before anything happens', async (t) => {
+  t.equal(parseSchedule(undefined), '* * * * *', 'default: every minute');
+  t.equal(parseSchedule('*/1 * * * * *'), '*/1 * * * * *', 'six fields with seconds are fine');
+  for (const bad of ['99 * * * *', '* * * *', 'a b c d e', '0 0 30 2 *', '* * * * * * *']) {
+    t.throws(
+      () => parseSchedule(bad),
+      { name: 'ConfigError', message: /^--schedule must be a cron expression/ },
+      `${JSON.stringify(bad)} is refused`,
+    );
+  }
+  t.ok(new ConfigError('x') instanceof Error, 'ConfigError is an Error');
+});
+
+t.test('stopping instances are awaited until stopped, then started with the stopped ones', async (t) => {
+  const ec2 = new EC2Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const mock = mockClient(ec2);
+  t.teardown(() => mock.restore());
+  const state = (name: InstanceStateName) => ({
+    ...meta,
+    Reservations: [{ Instances: [{ InstanceId: 'i-stopping', State: { Name: name } }] }],
+  });
+  mock.on(DescribeInstancesCommand).resolvesOnce(state('stopping')).resolves(state('stopped'));
+  mock.on(StartInstancesCommand).resolves(meta);
+  const started = await startStopped(
+    ec2,
+    [
+      { instanceId: 'i-stopping', state: 'stopping' },
+      { instanceId: 'i-stopped', state: 'stopped' },
+      { instanceId: 'i-running', state: 'running' },
+    ],
+    { maxWaitSeconds: 5, minDelaySeconds: 1 },
+  );
+  t.same(started.sort(), ['i-stopped', 'i-stopping'], 'both were started, the running one left alone');
+  t.same(
+    mock.commandCalls(StartInstancesCommand)[0]?.args[0].input.InstanceIds?.sort(),
+    ['i-stopped', 'i-stopping'],
+    'one StartInstances call for both',
+  );
+  t.ok(
+    mock.commandCalls(DescribeInstancesCommand).length >= 2,
+    'the stopping one was polled until stopped before StartInstances',
+  );
+});
+
+t.test('an instance stuck stopping fails with a message naming it and what to do', async (t) => {
+  const ec2 = new EC2Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const mock = mockClient(ec2);
+  t.teardown(() => mock.restore());
+  mock.on(DescribeInstancesCommand).resolves({
+    ...meta,
+    Reservations: [{ Instances: [{ InstanceId: 'i-stuck', State: { Name: 'stopping' } }] }],
+  });
+  await t.rejects(
+    startStopped(ec2, [{ instanceId: 'i-stuck', state: 'stopping' }], {
+      maxWaitSeconds: 1,
+      minDelaySeconds: 1,
+    }),
+    { name: AwsStateError.name, message: /i-stuck still stopping after 1 s.*run again later/ },
+    'names the instance and what to do',
+  );
+  t.equal(mock.commandCalls(StartInstancesCommand).length, 0, 'StartInstances was not tried');
+});
+
+t.test('setup errors are one stderr line, without the SDK Node version warning', async (t) => {
+  // NODE_NO_WARNINGS removed: a user's shell does not set it.
+  const [noRegion, control, badSchedule, agentBadSchedule] = await Promise.all([
+    aws.cli('provision-ec2', ['--service-url', 'https://x.test'], {
+      AWS_REGION: undefined,
+      NODE_NO_WARNINGS: undefined,
+    }),
+    aws.cli('provision-ec2', ['--service-url', 'https://x.test'], {
+      AWS_REGION: undefined,
+      NODE_NO_WARNINGS: undefined,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'false',
+    }),
+    aws.cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-sched', '--schedule', '99 * * * *']),
+    // agent-command has no --poll-interval-ms (which aws.cli appends): run its bundle directly.
+    (async () => {
+      const child = spawn(
+        process.execPath,
+        [
+          await cliBundle('agent-command'),
+          '--service-url',
+          URL_,
+          '--schedule',
+          '99 * * * *',
+          '--out',
+          '/nonexistent/x',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d;
+      });
+      const [code] = await once(child, 'close');
+      return { code: code as number | null, stderr };
+    })(),
+  ]);
+  t.equal(noRegion.code, 1, 'exit 1 without a region');
+  t.match(noRegion.stderr, /^provision-ec2: no AWS region: set AWS_REGION/, 'says what to set');
+  t.equal(noRegion.stderr.trimEnd().split('\n').length, 1, `stderr is exactly one line:\n${noRegion.stderr}`);
+  if (Number(process.versions.node.split('.')[0]) < 22) {
+    t.match(
+      control.stderr,
+      /NodeVersionSupportWarning/,
+      'control: the SDK does print its warning when the user asks for it (so the test above can fail)',
+    );
+  }
+
+  t.equal(badSchedule.code, 1, 'provision-ec2 refuses --schedule 99 * * * *');
+  t.match(
+    badSchedule.stderr,
+    /--schedule must be a cron expression .*"99 \* \* \* \*".*expected range 0-59/,
+    'says which value and why',
+  );
+  t.equal(badSchedule.stderr.trimEnd().split('\n').length, 1, 'in one line');
+  noStack(t, badSchedule);
+  t.same(
+    await aws.snapshot('rn-sched'),
+    { instances: 0, groups: 0, role: false, profile: false, token: false, commands: 0 },
+    'nothing was created or sent',
+  );
+  t.equal(agentBadSchedule.code, 1, 'agent-command refuses it too');
+  t.match(agentBadSchedule.stderr, /--schedule must be a cron expression/, 'with the same message');
+});
+
+t.test('a re-run without token flags keeps the token; a stopped instance is started', async (t) => {
+  const name = 'rn-keep';
+  const first = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name], {
+    API_TOKEN: 'tok-keep-1',
+  });
+  t.equal(first.code, 0, `first run exits 0 (${first.stderr})`);
+  const [instance] = await aws.liveInstances(name);
+  const instanceId = instance?.InstanceId as string;
+  await aws.ec2.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
+  t.match((await aws.liveInstances(name))[0]?.State?.Name, /stopp/, 'the instance is stopped (or stopping)');
+
+  const dry = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name, '--dry-run']);
+  t.equal(dry.code, 0, `dry run exits 0 (${dry.stderr})`);
+  t.match(dry.stdout, /reusing SecureString \/rn-keep\/api-token/, 'the dry run says the token is reused');
+  t.match(dry.stdout, new RegExp(`${instanceId} \\(stopp\\w+, would be started\\)`), 'and the start');
+
+  const again = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name]);
+  t.equal(again.code, 0, `second run without API_TOKEN exits 0 (${again.stderr})`);
+  t.match(
+    again.stdout,
+    'API token: reusing SecureString /rn-keep/api-token (the one the agent role may read since an earlier run)',
+    'says the token parameter is reused',
+  );
+  t.match(again.stdout, new RegExp(`✓ start stopped instances: started ${instanceId}`), 'started it');
+  const after = await aws.liveInstances(name);
+  t.same(
+    after.map((i) => [i.InstanceId, i.State?.Name]),
+    [[instanceId, 'running']],
+    'the same instance, running again; none launched',
+  );
+
+  const policy = await aws.iam.send(
+    new GetRolePolicyCommand({ RoleName: `${name}-agent`, PolicyName: 'read-api-token' }),
+  );
+  t.match(
+    decodeURIComponent(policy.PolicyDocument ?? ''),
+    'parameter/rn-keep/api-token',
+    'the role still may read the token parameter',
+  );
+  const attached = await aws.iam.send(new ListAttachedRolePoliciesCommand({ RoleName: `${name}-agent` }));
+  t.ok(
+    attached.AttachedPolicies?.some(
+      (p) => p.PolicyArn === 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore',
+    ),
+    'the managed SSM policy is attached (commercial partition in moto)',
+  );
+  const installs = ((await aws.ssm.send(new ListCommandsCommand({}))).Commands ?? []).filter(
+    (c) => c.Comment?.includes('verify and install') && c.Targets?.[0]?.Values?.includes(name),
+  );
+  t.equal(installs.length, 2, 'two install commands, one per run');
+  for (const [i, install] of installs.entries()) {
+    t.match(
+      install.Parameters?.commands?.join('\n') ?? '',
+      "'--api-token-parameter' '/rn-keep/api-token'",
+      `install command ${i + 1} passes the token parameter`,
+    );
+  }
+});
+
+t.test('the default parameter is reused only if provision-ec2 created it', async (t) => {
+  // A role from an earlier run is not needed: the tagged default parameter alone is enough, and an
+  // untagged one (someone's own) is named but not used.
+  const [ours, theirs] = ['rn-tagged', 'rn-foreign'];
+  await aws.ssm.send(
+    new PutParameterCommand({
+      Name: `/${ours}/api-token`,
+      Value: 'x',
+      Type: 'SecureString',
+      Tags: [
+        { Key: 'Project', Value: ours },
+        { Key: 'CreatedBy', Value: 'random-number-provision-ec2' },
+      ],
+    }),
+  );
+  await aws.ssm.send(
+    new PutParameterCommand({ Name: `/${theirs}/api-token`, Value: 'y', Type: 'SecureString' }),
+  );
+  const [a, b] = await Promise.all([
+    aws.cli('provision-ec2', ['--service-url', URL_, '--name', ours, '--dry-run']),
+    aws.cli('provision-ec2', ['--service-url', URL_, '--name', theirs, '--dry-run']),
+  ]);
+  t.equal(a.code, 0, `exit 0 (${a.stderr})`);
+  t.match(a.stdout, `reusing SecureString /${ours}/api-token (created by an earlier run)`, 'ours: reused');
+  t.match(a.stdout, /ssm:GetParameter on the token/, 'the plan gives the role read access to it');
+  t.equal(b.code, 0, `exit 0 (${b.stderr})`);
+  t.match(
+    b.stdout,
+    `/${theirs}/api-token exists but was not created by provision-ec2 for ${theirs}: not used; pass --api-token-parameter`,
+    'not ours: named, not used',
+  );
+  t.notMatch(b.stdout, /ssm:GetParameter on the token/, 'and the role gets no read access');
+});
