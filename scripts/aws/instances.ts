@@ -111,6 +111,33 @@ export async function launchInstances(ec2: EC2Client, options: LaunchOptions): P
   });
 }
 
+type InstanceWaiter = typeof waitUntilInstanceRunning;
+export interface WaitTiming {
+  maxWaitSeconds: number;
+  minDelaySeconds: number;
+}
+
+/** Runs an SDK instance waiter with a named maximum; on timeout `describe` says what did not happen. */
+async function waitForInstances(
+  waiter: InstanceWaiter,
+  ec2: EC2Client,
+  instanceIds: string[],
+  timing: WaitTiming,
+  describe: (err: Error) => string,
+): Promise<void> {
+  await waiter(
+    {
+      client: ec2,
+      maxWaitTime: timing.maxWaitSeconds,
+      minDelay: timing.minDelaySeconds,
+      maxDelay: Math.max(timing.minDelaySeconds, 15),
+    },
+    { InstanceIds: instanceIds },
+  ).catch((err: unknown) => {
+    throw new AwsStateError(describe(err as Error), { cause: err });
+  });
+}
+
 /**
  * Re-runs reuse the project's stopped instances rather than launching more: a stopped one is started;
  * one still stopping cannot be started yet (IncorrectInstanceState), so it is first awaited until
@@ -119,25 +146,19 @@ export async function launchInstances(ec2: EC2Client, options: LaunchOptions): P
 export async function startStopped(
   ec2: EC2Client,
   instances: FoundInstance[],
-  timing: { maxWaitSeconds: number; minDelaySeconds: number },
+  timing: WaitTiming,
 ): Promise<string[]> {
   const stopping = instances.filter((i) => i.state === 'stopping').map((i) => i.instanceId);
   const stopped = instances.filter((i) => i.state === 'stopped').map((i) => i.instanceId);
   if (stopping.length) {
-    await waitUntilInstanceStopped(
-      {
-        client: ec2,
-        maxWaitTime: timing.maxWaitSeconds,
-        minDelay: timing.minDelaySeconds,
-        maxDelay: Math.max(timing.minDelaySeconds, 15),
-      },
-      { InstanceIds: stopping },
-    ).catch((err: unknown) => {
-      throw new AwsStateError(
-        `instances ${stopping.join(', ')} still stopping after ${timing.maxWaitSeconds} s, so they cannot be started: run again later, or terminate them (npm run teardown-ec2): ${(err as Error).message}`,
-        { cause: err },
-      );
-    });
+    await waitForInstances(
+      waitUntilInstanceStopped,
+      ec2,
+      stopping,
+      timing,
+      (err) =>
+        `instances ${stopping.join(', ')} still stopping after ${timing.maxWaitSeconds} s, so they cannot be started: run again later, or terminate them (npm run teardown-ec2): ${err.message}`,
+    );
   }
   const toStart = [...stopped, ...stopping];
   if (toStart.length) await ec2.send(new StartInstancesCommand({ InstanceIds: toStart }));
@@ -145,46 +166,30 @@ export async function startStopped(
 }
 
 /** The SDK waiter with a named maximum; its error names the instances. */
-export async function waitRunning(
-  ec2: EC2Client,
-  instanceIds: string[],
-  timing: { maxWaitSeconds: number; minDelaySeconds: number },
-): Promise<void> {
-  await waitUntilInstanceRunning(
-    {
-      client: ec2,
-      maxWaitTime: timing.maxWaitSeconds,
-      minDelay: timing.minDelaySeconds,
-      maxDelay: Math.max(timing.minDelaySeconds, 15),
-    },
-    { InstanceIds: instanceIds },
-  ).catch((err: unknown) => {
-    throw new AwsStateError(
-      `instances ${instanceIds.join(', ')} not running after ${timing.maxWaitSeconds} s: ${(err as Error).message}`,
-      { cause: err },
-    );
-  });
+export async function waitRunning(ec2: EC2Client, instanceIds: string[], timing: WaitTiming): Promise<void> {
+  await waitForInstances(
+    waitUntilInstanceRunning,
+    ec2,
+    instanceIds,
+    timing,
+    (err) =>
+      `instances ${instanceIds.join(', ')} not running after ${timing.maxWaitSeconds} s: ${err.message}`,
+  );
 }
 
 export async function terminateInstances(
   ec2: EC2Client,
   instanceIds: string[],
-  timing: { maxWaitSeconds: number; minDelaySeconds: number },
+  timing: WaitTiming,
 ): Promise<void> {
   if (!instanceIds.length) return;
   await ec2.send(new TerminateInstancesCommand({ InstanceIds: instanceIds }));
-  await waitUntilInstanceTerminated(
-    {
-      client: ec2,
-      maxWaitTime: timing.maxWaitSeconds,
-      minDelay: timing.minDelaySeconds,
-      maxDelay: Math.max(timing.minDelaySeconds, 15),
-    },
-    { InstanceIds: instanceIds },
-  ).catch((err: unknown) => {
-    throw new AwsStateError(
-      `instances ${instanceIds.join(', ')} not terminated after ${timing.maxWaitSeconds} s: ${(err as Error).message}`,
-      { cause: err },
-    );
-  });
+  await waitForInstances(
+    waitUntilInstanceTerminated,
+    ec2,
+    instanceIds,
+    timing,
+    (err) =>
+      `instances ${instanceIds.join(', ')} not terminated after ${timing.maxWaitSeconds} s: ${err.message}`,
+  );
 }
