@@ -13,6 +13,8 @@ const UNIT = resolve(import.meta.dirname, '../ec2-agent/random-number-agent.serv
 
 function install(args: string[], env: Record<string, string> = {}) {
   const run = spawnSync('bash', [INSTALL, ...args], {
+    // stdin not a socket: otherwise bash thinks a remote shell started it and reads ~/.bashrc.
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, ...env },
     encoding: 'utf8',
     timeout: 30_000,

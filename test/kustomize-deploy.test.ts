@@ -230,6 +230,7 @@ t.test('usage errors are one clear line', async (t) => {
 
 t.test('make deploy-knative fails before building when something is missing', async (t) => {
   const r = spawnSync('make', ['deploy-knative', 'OVERLAY=cloud', 'IMAGE='], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, KUBECONFIG: kubeconfig(t, '') },

@@ -54,6 +54,7 @@ t.test('setup-minikube pins its Knative versions and names what is missing', asy
   t.match(text, /KNATIVE_VERSION="\$\{KNATIVE_VERSION:-\d+\.\d+\.\d+\}"/, 'Knative Serving version pinned');
   t.match(text, /KOURIER_VERSION="\$\{KOURIER_VERSION:-\d+\.\d+\.\d+\}"/, 'Kourier version pinned');
   const r = spawnSync(join(ROOT, 'scripts/setup-minikube.sh'), [], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     cwd: ROOT,
     encoding: 'utf8',
     env: { PATH: binWith(t, ['bash']), HOME: process.env.HOME },

@@ -29,6 +29,8 @@ export function parseManifests(text: string): Manifest[] {
 /** Runs scripts/deploy-knative.sh with exactly the given environment (PATH defaults to ours). */
 export function deployScript(args: string[], env: Record<string, string | undefined> = {}) {
   const r = spawnSync(DEPLOY_SCRIPT, args, {
+    // stdin not a socket: otherwise bash thinks a remote shell started it and reads ~/.bashrc.
+    stdio: ['ignore', 'pipe', 'pipe'],
     cwd: ROOT,
     encoding: 'utf8',
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } as NodeJS.ProcessEnv,
