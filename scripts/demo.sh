@@ -31,6 +31,9 @@ stop() {
 }
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
+# Job control puts each child in a process group of its own, so Ctrl-C reaches this script only and
+# stop() shuts the two down in order (agent, then service) instead of both racing the signal.
+set -m
 
 # Starts the service on port $1 (0: the OS picks); sets service_pid and port, or fails when the
 # process exits before it says it is listening (port taken, say).
@@ -72,5 +75,6 @@ echo "demo: Ctrl-C stops both"
 set +e
 wait -n "$service_pid" "$agent_pid"
 status=$?
-echo "demo: a process exited on its own (status $status)" >&2
+# A signal for this script interrupts `wait` with a status above 128 and its trap then runs.
+echo "demo: a process exited on its own (status $status); see $SERVICE_LOG and the lines above" >&2
 exit 1
