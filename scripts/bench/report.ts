@@ -9,17 +9,8 @@ export const TARGETS = {
   startRatio: 1.2,
 } as const;
 
-export interface Summary {
-  requestsPerS: number;
-  p50Ms: number;
-  p99Ms: number;
-  spawnToFirst200Ms: number;
-  idleRssKb: number;
-  loadedRssKb: number;
-  cpuUsPerRequest: number;
-  logBytesPerRequest: number;
-  problems: number;
-}
+/** Medians over rounds: a round's figures without its per-run details. */
+export type Summary = Omit<RoundFigures, 'tail' | 'exitCode'>;
 
 export interface AgentFigures {
   ticks: number;

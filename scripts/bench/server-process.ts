@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../lib/net.ts';
 
 export interface ServerSpec {
   name: string;
@@ -25,17 +25,6 @@ export interface RunningServer {
 
 const START_TIMEOUT_MS = 15_000;
 const TAIL_BYTES = 4096;
-
-/** A free loopback port; another process could take it before the server binds, which we then report. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /** One tiny GET on a fresh connection: true on a 200. Refused or failed connections are false. */
 function probe(url: string): Promise<boolean> {

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { freePort } from '../../lib/net.ts';
 
 export interface Moto {
   /** http://127.0.0.1:<port> */
@@ -27,17 +27,6 @@ function motoCommand(): [string, string[]] {
     .split(delimiter)
     .some((dir) => dir && existsSync(join(dir, 'moto_server')));
   return onPath ? ['moto_server', []] : ['python3', ['-m', 'moto.server']];
-}
-
-/** A free loopback port: listen on port 0, read the port the kernel chose, close. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 /**
