@@ -10,7 +10,7 @@ Removes what provision-ec2 created for NAME: terminates the instances tagged Pro
 deletes the security group, the instance profile and role, and the API token parameter only if
 provision-ec2 created it. Safe to run again.
 
-  --api-token-parameter P the token parameter to check (default /NAME/api-token)
+  --api-token-parameter P the token parameter to check (default /random-number/NAME/api-token)
 ${COMMON_HELP}
 `;
 

@@ -28,7 +28,7 @@ t.test('without moto_server the harness fails and says how to install it', async
 
 t.test('missing credentials, region or --service-url give one clear line and exit 1', async (t) => {
   // Independent processes: run side by side to keep the file fast.
-  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter, badSubnet, noBundle] =
+  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter, badSubnet, noBundle, outside] =
     await Promise.all([
       cli('provision-ec2', ['--service-url', URL_], {
         AWS_ACCESS_KEY_ID: undefined,
@@ -45,10 +45,11 @@ t.test('missing credentials, region or --service-url give one clear line and exi
         '--name',
         'rn-none',
         '--api-token-parameter',
-        '/rn-none/t',
+        '/random-number/rn-none/t',
       ]),
       cli('provision-ec2', ['--service-url', URL_, '--subnet', 'subnet-0000000000', '--dry-run']),
       cli('provision-ec2', ['--service-url', URL_, '--bundle', 'dist/not-built.mjs', '--dry-run']),
+      cli('provision-ec2', ['--service-url', URL_, '--api-token-parameter', '/prod/token', '--dry-run']),
     ]);
   t.equal(noCreds.code, 1, 'exit 1 without credentials');
   t.match(
@@ -85,10 +86,18 @@ t.test('missing credentials, region or --service-url give one clear line and exi
   t.equal(badSubnet.code, 1, 'exit 1 for a subnet that does not exist');
   t.match(badSubnet.stderr, /--subnet subnet-0000000000: no such subnet in this region/, 'names the subnet');
 
+  t.equal(outside.code, 1, 'exit 1 for a token parameter outside /random-number/');
+  t.match(
+    outside.stderr,
+    /^provision-ec2: --api-token-parameter "\/prod\/token" must be under \/random-number\/ \(the operator policy and the agent role's permissions boundary allow no other parameter\)/,
+    'says where it must be, and why',
+  );
+  noStack(t, outside);
+
   t.equal(noParameter.code, 1, 'exit 1 for a token parameter that does not exist');
   t.match(
     noParameter.stderr,
-    /\/rn-none\/t does not exist: pass --api-token \(or set API_TOKEN\)/,
+    /\/random-number\/rn-none\/t does not exist: pass --api-token \(or set API_TOKEN\)/,
     'says how to create it',
   );
   t.same(
@@ -127,7 +136,7 @@ t.test('dry run prints the plan and changes nothing', async (t) => {
     /create 1 instance t3\.micro from ami-\w+, IMDSv2 required, encrypted gp3/,
     'plans the instance',
   );
-  t.match(run.stdout, /create SecureString \/rn-e2e\/api-token/, 'plans the token parameter');
+  t.match(run.stdout, /create SecureString \/random-number\/rn-e2e\/api-token/, 'plans the token parameter');
   t.same(await snapshot(NAME), before, 'moto state is unchanged');
 
   t.match(arm.stdout, /Amazon Linux 2023 arm64/, 'a Graviton type gets the arm64 AMI');
@@ -138,7 +147,11 @@ t.test(
   async (t) => {
     const name = 'rn-fleet';
     await ssm.send(
-      new PutParameterCommand({ Name: '/shared/token', Value: 'users-own', Type: 'SecureString' }),
+      new PutParameterCommand({
+        Name: '/random-number/shared/token',
+        Value: 'users-own',
+        Type: 'SecureString',
+      }),
     );
     const before = (await ssm.send(new ListCommandsCommand({}))).Commands?.length ?? 0;
     const subnets = await ec2.send(
@@ -153,7 +166,7 @@ t.test(
       '--count',
       '2',
       '--api-token-parameter',
-      '/shared/token',
+      '/random-number/shared/token',
       '--subnet',
       subnet,
     ]);
@@ -171,17 +184,27 @@ t.test(
     t.equal(installs[0]?.MaxErrors, '0', 'MaxErrors set');
     t.equal(installs[0]?.MaxConcurrency, '100%', 'MaxConcurrency set');
 
-    const down = await cli('teardown-ec2', ['--name', name, '--api-token-parameter', '/shared/token']);
+    const down = await cli('teardown-ec2', [
+      '--name',
+      name,
+      '--api-token-parameter',
+      '/random-number/shared/token',
+    ]);
     t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
     t.match(
       down.stdout,
-      /\/shared\/token kept \(not created by provision-ec2\)/,
+      /\/random-number\/shared\/token kept \(not created by provision-ec2\)/,
       'says the parameter is kept',
     );
-    const kept = await ssm.send(new GetParameterCommand({ Name: '/shared/token', WithDecryption: true }));
+    const kept = await ssm.send(
+      new GetParameterCommand({ Name: '/random-number/shared/token', WithDecryption: true }),
+    );
     t.equal(kept.Parameter?.Value, 'users-own', 'the user-made parameter is still there');
     const tags = await ssm.send(
-      new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: '/shared/token' }),
+      new ListTagsForResourceCommand({
+        ResourceType: 'Parameter',
+        ResourceId: '/random-number/shared/token',
+      }),
     );
     t.same(tags.TagList ?? [], [], 'and was not tagged by us');
     t.equal((await liveInstances(name)).length, 0, 'the fleet is gone');
@@ -199,7 +222,7 @@ t.test('a same-named role that is not ours is neither used nor deleted', async (
   t.equal(run.code, 1, 'provisioning stops');
   t.match(
     run.stderr,
-    /IAM role rn-foreign-agent exists but is not tagged Project=rn-foreign: it is not ours/,
+    /IAM role rn-foreign-agent exists \(arn:aws:iam::123456789012:role\/rn-foreign-agent\) but is not tagged Project=rn-foreign under path \/random-number\/: it is not one provision-ec2 made/,
     'and says why',
   );
   t.equal((await liveInstances('rn-foreign')).length, 0, 'no instance was launched');
