@@ -61,7 +61,9 @@ export async function startAwsCli(t: Teardown, options: { bootstrap?: boolean } 
       ...moto.env,
       ...env,
     };
-    const all = [...args, '--poll-interval-ms', '20'];
+    // The commands that wait take a short poll interval; the others have no such flag.
+    const waits = script !== 'iam-bootstrap' && script !== 'agent-command';
+    const all = waits ? [...args, '--poll-interval-ms', '20'] : args;
     const [command, argv] =
       options.via === 'npm'
         ? ['npm', ['run', '--silent', script, '--', ...all]]
