@@ -330,10 +330,18 @@ function awsCli(
     stderr += d;
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
+  return new Promise((resolve, reject) => {
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          err.code === 'ENOENT' ? 'the AWS CLI (aws) is not installed: pip install awscli' : err.message,
+        ),
+      );
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
-    }),
-  );
+    });
+  });
 }

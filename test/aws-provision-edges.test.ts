@@ -184,17 +184,13 @@ t.test(
     t.equal(installs[0]?.MaxErrors, '0', 'MaxErrors set');
     t.equal(installs[0]?.MaxConcurrency, '100%', 'MaxConcurrency set');
 
-    const down = await cli('teardown-ec2', [
-      '--name',
-      name,
-      '--api-token-parameter',
-      '/random-number/shared/token',
-    ]);
+    // No --api-token-parameter: teardown reads the parameter the role records.
+    const down = await cli('teardown-ec2', ['--name', name]);
     t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
     t.match(
       down.stdout,
       /\/random-number\/shared\/token kept \(not created by provision-ec2\)/,
-      'says the parameter is kept',
+      'checks the parameter recorded on the role, and keeps it',
     );
     const kept = await ssm.send(
       new GetParameterCommand({ Name: '/random-number/shared/token', WithDecryption: true }),
