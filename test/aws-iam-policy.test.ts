@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { agentPolicyDocument, ssmViaService } from '../scripts/aws/agent-policy.ts';
 import { BOUNDARY_NAME, boundaryArn, boundaryDocument } from '../scripts/aws/boundary.ts';
 import { ssmCorePolicyArn } from '../scripts/aws/iam.ts';
-import { CREATED_BY_TAG } from '../scripts/aws/tags.ts';
+import { CREATED_BY_TAG, TOKEN_TAG, tokenTagValue } from '../scripts/aws/tags.ts';
 import { parameterArn, partitionOf } from '../scripts/aws/token.ts';
 import {
   ACCOUNT,
@@ -380,14 +380,15 @@ t.test('control: the policy this replaces allowed what the one above denies', as
 t.test('the agent role: Run Command, and exactly its token parameter', async (t) => {
   const core = { name: 'AmazonSSMManagedInstanceCore', policy: ssmCoreDocument() };
   const role = `arn:${P}:iam::${ACCOUNT}:role/random-number/rn-agent`;
-  const agent = (inline: unknown): Principal => ({
+  const agent = (inline: unknown, tokenParameter?: string): Principal => ({
     arn: role,
     policies: [core, { name: 'agent-parameters', policy: inline }],
     boundary: boundaryDocument(P, ACCOUNT),
+    tags: { Project: 'rn', ...(tokenParameter ? { [TOKEN_TAG]: tokenTagValue(tokenParameter) } : {}) },
   });
   const input = { partition: P, region: REGION, account: ACCOUNT };
   const asKey = { resourcePolicy: keyPolicy };
-  const withToken = agent(agentPolicyDocument({ ...input, tokenArn: arn.parameter(token) }));
+  const withToken = agent(agentPolicyDocument({ ...input, tokenArn: arn.parameter(token) }), token);
   await expectAll(t, withToken, 'Allowed', [
     ['ssm:GetParameter', arn.parameter(token)],
     ['ssm:UpdateInstanceInformation', '*'],
@@ -430,7 +431,7 @@ t.test('the agent role: Run Command, and exactly its token parameter', async (t)
   // A customer managed key: kms:Decrypt on that key, and only when SSM asks on the agent's behalf.
   const key = `arn:${P}:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
   for (const keyId of [key, '1234abcd-12ab-34cd-56ef-1234567890ab']) {
-    const cmk = agent(agentPolicyDocument({ ...input, tokenArn: arn.parameter(token), keyId }));
+    const cmk = agent(agentPolicyDocument({ ...input, tokenArn: arn.parameter(token), keyId }), token);
     await expectAll(
       t,
       cmk,
@@ -456,6 +457,7 @@ t.test('the agent role: Run Command, and exactly its token parameter', async (t)
   }
   const byAlias = agent(
     agentPolicyDocument({ ...input, tokenArn: arn.parameter(token), keyId: 'alias/tokens' }),
+    token,
   );
   await expectAll(
     t,
@@ -493,11 +495,13 @@ t.test('the agent role: Run Command, and exactly its token parameter', async (t)
 t.test('whatever the operator writes or attaches, the boundary caps the agent role', async (t) => {
   // The worst the operator policy allows: any inline policy on a role that carries the boundary.
   const everything = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] };
-  const agent: Principal = {
+  const written = (tokenParameter?: string): Principal => ({
     arn: `arn:${P}:iam::${ACCOUNT}:role/random-number/rn-agent`,
     policies: [{ name: 'written-by-operator', policy: everything }],
     boundary: boundaryDocument(P, ACCOUNT),
-  };
+    tags: tokenParameter ? { [TOKEN_TAG]: tokenTagValue(tokenParameter) } : {},
+  });
+  const agent = written(token);
   await expectAll(t, agent, 'denied', [
     ['iam:CreateUser', `arn:${P}:iam::${ACCOUNT}:user/me`],
     ['iam:AttachRolePolicy', `arn:${P}:iam::${ACCOUNT}:role/admin`],
@@ -507,12 +511,20 @@ t.test('whatever the operator writes or attaches, the boundary caps the agent ro
     ['ec2:TerminateInstances', arn.ec2('instance', 'i-1')],
     ['s3:GetObject', 'arn:aws:s3:::bucket/key'],
     ['sts:AssumeRole', `arn:${P}:iam::${ACCOUNT}:role/admin`],
-  ]);
-  // What remains is what the operator may do or read itself: the project's parameters, Run Command.
-  await expectAll(t, agent, 'Allowed', [
     ['ssm:GetParameter', arn.parameter('/random-number/other/api-token')],
+    ['ssm:GetParameters', arn.parameter(token)],
+  ]);
+  // What remains: Run Command, and reading the one parameter the role's tag names.
+  await expectAll(t, agent, 'Allowed', [
+    ['ssm:GetParameter', arn.parameter(token)],
     ['ssm:UpdateInstanceInformation', '*'],
   ]);
+  // The operator may retag the role (to switch tokens); a tag naming a parameter outside the project
+  // still reads nothing, and a role without the tag reads no parameter at all.
+  await expectAll(t, written('/prod/db-password'), 'denied', [
+    ['ssm:GetParameter', arn.parameter('/prod/db-password')],
+  ]);
+  await expectAll(t, written(), 'denied', [['ssm:GetParameter', arn.parameter(token)]]);
   t.equal(BOUNDARY_NAME, 'random-number-agent-boundary', 'the name docs/iam-policy.json requires');
   t.match(
     JSON.stringify(OPERATOR_POLICY),

@@ -202,8 +202,8 @@ t.test('a re-run without token flags keeps the token; a stopped instance is star
   const role = await aws.iam.send(new GetRoleCommand({ RoleName: `${name}-agent` }));
   t.same(
     role.Role?.Tags?.find((tag) => tag.Key === 'TokenParameter')?.Value,
-    '/random-number/rn-keep/api-token',
-    'the decision is recorded on the role, where the next run reads it',
+    'random-number/rn-keep/api-token',
+    'the decision is recorded on the role (as in the ARN), where the next run reads it',
   );
   const attached = await aws.iam.send(new ListAttachedRolePoliciesCommand({ RoleName: `${name}-agent` }));
   t.ok(

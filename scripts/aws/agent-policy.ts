@@ -1,9 +1,10 @@
 /**
  * The agent role's inline policy. AmazonSSMManagedInstanceCore (attached for Run Command) grants
- * ssm:GetParameter and ssm:GetParameters on every parameter, and the permissions boundary still lets the
- * role read any parameter under the project's prefix; this policy narrows that to exactly the token
- * parameter (an explicit Deny on every other), or to none without a token. kms:Decrypt is added only for
- * a customer managed key, and only through SSM: the default `aws/ssm` key needs no IAM permission.
+ * ssm:GetParameter and ssm:GetParameters on every parameter; this policy narrows that to exactly the
+ * token parameter (an explicit Deny on every other), or to none without a token. The permissions
+ * boundary draws the same line from the role's TokenParameter tag, so it holds even if this policy is
+ * rewritten. kms:Decrypt is added only for a customer managed key, and only through SSM: the default
+ * `aws/ssm` key needs no IAM permission.
  */
 export const AGENT_POLICY_NAME = 'agent-parameters';
 

@@ -10,14 +10,15 @@ import {
 } from '@aws-sdk/client-iam';
 import { ConfigError } from '../../lib/errors.ts';
 import { errorName } from './errors.ts';
-import { IAM_PATH, PARAMETER_PREFIX, projectTags } from './tags.ts';
+import { IAM_PATH, PARAMETER_PREFIX, projectTags, TOKEN_TAG } from './tags.ts';
 
 /**
  * The permissions boundary every agent role is created with. An administrator makes it once per account
  * (`npm run iam-bootstrap`); the operator policy lets its holder create roles only with it and change a
  * role's policies only while it is there. Whatever the operator attaches or writes, an agent role can then
  * do no more than this: what AmazonSSMManagedInstanceCore grants for Run Command, minus reading
- * parameters, plus reading the project's parameters and decrypting them through SSM.
+ * parameters, plus reading the one parameter the role's TokenParameter tag names, if it is under the
+ * project's prefix, and decrypting it through SSM. A role without the tag may read no parameter.
  */
 export const BOUNDARY_NAME = 'random-number-agent-boundary';
 
@@ -58,10 +59,17 @@ export function boundaryDocument(partition: string, account: string) {
     Statement: [
       { Sid: 'RunCommandAgent', Effect: 'Allow', Action: SSM_CORE_ACTIONS, Resource: '*' },
       {
-        Sid: 'ReadProjectParameters',
+        Sid: 'ReadTheTaggedTokenParameter',
         Effect: 'Allow',
         Action: 'ssm:GetParameter',
-        Resource: `arn:${partition}:ssm:*:${account}:parameter${PARAMETER_PREFIX}*`,
+        // A policy variable, not a template: IAM fills in the role's tag (no tag: no match).
+        Resource: `arn:${partition}:ssm:*:${account}:parameter/\${aws:PrincipalTag/${TOKEN_TAG}}`,
+      },
+      {
+        Sid: 'NoParameterOutsideTheProject',
+        Effect: 'Deny',
+        Action: 'ssm:GetParameter*',
+        NotResource: `arn:${partition}:ssm:*:${account}:parameter${PARAMETER_PREFIX}*`,
       },
       {
         Sid: 'DecryptThroughSsmOnly',

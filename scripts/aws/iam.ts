@@ -19,18 +19,14 @@ import {
 } from '@aws-sdk/client-iam';
 import { AGENT_POLICY_NAME, agentPolicyDocument } from './agent-policy.ts';
 import { AwsStateError, errorName } from './errors.ts';
-import { IAM_PATH, projectTags } from './tags.ts';
+import { IAM_PATH, parameterFromTag, projectTags, TOKEN_TAG, tokenTagValue } from './tags.ts';
+
+export { TOKEN_TAG };
 
 /** The AWS managed policy the SSM agent needs, in the caller's partition (aws, aws-us-gov, aws-cn). */
 export function ssmCorePolicyArn(partition = 'aws'): string {
   return `arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore`;
 }
-
-/**
- * The role tag recording which parameter the agent reads its token from: a re-run without token flags
- * reads the decision back from here (the inline policy says the same, but is not meant to be parsed).
- */
-export const TOKEN_TAG = 'TokenParameter';
 
 const TRUST_POLICY = JSON.stringify({
   Version: '2012-10-17',
@@ -84,7 +80,8 @@ export async function roleOwner(iam: IAMClient, name: string): Promise<'absent' 
 export async function recordedTokenParameter(iam: IAMClient, name: string): Promise<string | undefined> {
   const role = await getRole(iam, name);
   if (owner(role, name) !== 'ours') return undefined;
-  return role?.Tags?.find((t) => t.Key === TOKEN_TAG)?.Value || undefined;
+  const value = role?.Tags?.find((t) => t.Key === TOKEN_TAG)?.Value;
+  return value ? parameterFromTag(value) : undefined;
 }
 
 export async function instanceProfileExists(iam: IAMClient, name: string): Promise<boolean> {
@@ -126,7 +123,9 @@ export async function ensureInstanceProfile(
       `IAM role ${role} exists (${found?.Arn}) but is not tagged Project=${options.name} under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
     );
   }
-  const tokenTag = options.token ? [{ Key: TOKEN_TAG, Value: options.token.parameterName }] : [];
+  const tokenTag = options.token
+    ? [{ Key: TOKEN_TAG, Value: tokenTagValue(options.token.parameterName) }]
+    : [];
   if (!found) {
     await iam.send(
       new CreateRoleCommand({

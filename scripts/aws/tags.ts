@@ -10,6 +10,23 @@ export const CREATED_BY_TAG = { Key: 'CreatedBy', Value: 'random-number-provisio
  * may use: the operator policy and the agent's permissions boundary name nothing outside them.
  */
 export const IAM_PATH = '/random-number/';
+
+/**
+ * The agent role's tag naming the parameter its agent reads the token from, as in the parameter's ARN
+ * (`random-number/rn/api-token` for `/random-number/rn/api-token`: IAM allows a policy variable only
+ * after the resource type's slash). A re-run without token flags reads the decision back from here; the
+ * permissions boundary lets the role read that parameter and no other
+ * (`parameter/${aws:PrincipalTag/TokenParameter}`).
+ */
+export const TOKEN_TAG = 'TokenParameter';
+
+export function tokenTagValue(parameterName: string): string {
+  return parameterName.replace(/^\//, '');
+}
+
+export function parameterFromTag(value: string): string {
+  return `/${value}`;
+}
 export const PARAMETER_PREFIX = '/random-number/';
 
 /** The tags every created resource carries; teardown and idempotent re-runs find resources by them. */

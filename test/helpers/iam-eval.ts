@@ -31,6 +31,8 @@ export interface Principal {
   arn: string;
   policies: { name: string; policy: unknown }[];
   boundary?: unknown;
+  /** The principal's tags (a role session carries its role's): aws:PrincipalTag/<key> in every request. */
+  tags?: Record<string, string>;
 }
 
 export const OPERATOR_POLICY = JSON.parse(
@@ -92,6 +94,9 @@ export async function decide(
         contextVariables: {
           'aws:PrincipalAccount': principalAccount,
           'aws:PrincipalArn': who.arn,
+          ...Object.fromEntries(
+            Object.entries(who.tags ?? {}).map(([key, value]) => [`aws:PrincipalTag/${key}`, value]),
+          ),
           ...(resourceAccount && resourceAccount !== AWS_OWNED
             ? { 'aws:ResourceAccount': resourceAccount }
             : {}),
