@@ -7,13 +7,18 @@ import {
   AttachUserPolicyCommand,
   CreateAccessKeyCommand,
   CreatePolicyCommand,
+  CreatePolicyVersionCommand,
   CreateUserCommand,
+  GetPolicyCommand,
+  GetPolicyVersionCommand,
   GetRoleCommand,
   IAMClient,
+  ListPolicyVersionsCommand,
   PutUserPolicyCommand,
 } from '@aws-sdk/client-iam';
 import { ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t from 'tap';
+import { boundaryArn, boundaryDocument } from '../scripts/aws/boundary.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
 import { OPERATOR_POLICY } from './helpers/iam-eval.ts';
 
@@ -165,6 +170,33 @@ t.test('npm run iam-bootstrap, as an administrator: creates the boundary once, t
   const again = await aws.cli('iam-bootstrap', [], admin);
   t.equal(again.code, 0, `again: exit 0 (${again.stderr})`);
   t.match(again.stdout, /random-number-agent-boundary found, up to date/, 'found, nothing changed');
+
+  // Changed by hand (or by an older version of this project), with IAM's five versions all used:
+  // the next run restores the document as a new default version, making room by dropping the oldest.
+  const arn = boundaryArn('aws', '123456789012');
+  const stale = JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Action: 'ssm:GetParameter', Resource: '*' }],
+  });
+  for (let i = 0; i < 4; i++) {
+    await iam.send(
+      new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: stale, SetAsDefault: true }),
+    );
+  }
+  const updated = await aws.cli('iam-bootstrap', [], admin);
+  t.equal(updated.code, 0, `exit 0 (${updated.stderr})`);
+  t.match(updated.stdout, /random-number-agent-boundary updated/, 'says it updated it');
+  const { Policy } = await iam.send(new GetPolicyCommand({ PolicyArn: arn }));
+  const { PolicyVersion } = await iam.send(
+    new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: Policy?.DefaultVersionId }),
+  );
+  t.same(
+    JSON.parse(decodeURIComponent(PolicyVersion?.Document ?? '')),
+    boundaryDocument('aws', '123456789012'),
+    'the default version is the boundary again',
+  );
+  const { Versions } = await iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }));
+  t.equal(Versions?.length, 5, 'still five versions: the oldest went');
 });
 
 t.test(
