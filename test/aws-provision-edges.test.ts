@@ -234,3 +234,23 @@ t.test('a same-named role that is not ours is neither used nor deleted', async (
     'the role is still there',
   );
 });
+
+t.test('a role of ours without the permissions boundary is refused with what to do', async (t) => {
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: 'rn-unbounded-agent',
+      Path: '/random-number/',
+      AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [] }),
+      Tags: [{ Key: 'Project', Value: 'rn-unbounded' }],
+    }),
+  );
+  const run = await cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-unbounded']);
+  t.equal(run.code, 1, 'provisioning stops');
+  t.match(
+    run.stderr,
+    /IAM role rn-unbounded-agent has no permissions boundary, so the operator policy may not change it: an administrator adds it \(aws iam put-role-permissions-boundary --role-name rn-unbounded-agent --permissions-boundary arn:aws:iam::123456789012:policy\/random-number\/random-number-agent-boundary\) or deletes the role; then run again/,
+    'says why and what to do',
+  );
+  noStack(t, run);
+  t.equal((await liveInstances('rn-unbounded')).length, 0, 'no instance was launched');
+});

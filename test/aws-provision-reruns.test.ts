@@ -8,7 +8,7 @@ import {
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { GetRoleCommand, GetRolePolicyCommand, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
-import { ListCommandsCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, ListCommandsCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import t from 'tap';
 import { ConfigError } from '../lib/errors.ts';
@@ -266,3 +266,67 @@ t.test('the default parameter is reused only if provision-ec2 created it', async
   );
   t.notMatch(b.stdout, /ssm:GetParameter on the token/, 'and the role gets no read access');
 });
+
+t.test(
+  'a token parameter under a customer managed key: the role may decrypt with it, through SSM only',
+  async (t) => {
+    const name = 'rn-cmk';
+    const parameter = `/random-number/${name}/api-token`;
+    await aws.ssm.send(
+      new PutParameterCommand({
+        Name: parameter,
+        Value: 'k',
+        Type: 'SecureString',
+        KeyId: 'alias/rn-tokens',
+      }),
+    );
+    const dry = await aws.cli('provision-ec2', [
+      '--service-url',
+      URL_,
+      '--name',
+      name,
+      '--api-token-parameter',
+      parameter,
+      '--dry-run',
+    ]);
+    t.equal(dry.code, 0, `dry run exits 0 (${dry.stderr})`);
+    t.match(dry.stdout, /kms:Decrypt on alias\/rn-tokens through SSM/, 'the plan says so');
+    const run = await aws.cli('provision-ec2', [
+      '--service-url',
+      URL_,
+      '--name',
+      name,
+      '--api-token-parameter',
+      parameter,
+    ]);
+    t.equal(run.code, 0, `exit 0 (${run.stderr})`);
+    const policy = await aws.iam.send(
+      new GetRolePolicyCommand({ RoleName: `${name}-agent`, PolicyName: 'agent-parameters' }),
+    );
+    const decrypt = JSON.parse(decodeURIComponent(policy.PolicyDocument ?? '')).Statement.find(
+      (s: { Action: string }) => s.Action === 'kms:Decrypt',
+    );
+    t.same(
+      decrypt?.Condition,
+      {
+        StringEquals: { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' },
+        'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/rn-tokens' },
+      },
+      'kms:Decrypt on the key the alias names, only when SSM asks (what that allows: aws-iam-policy.test.ts)',
+    );
+
+    // The recorded parameter is deleted: a re-run without token flags says so and removes nothing.
+    await aws.ssm.send(new DeleteParameterCommand({ Name: parameter }));
+    const again = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name]);
+    t.equal(again.code, 0, `a re-run exits 0 (${again.stderr})`);
+    t.match(
+      again.stdout,
+      `API token: none; the role keeps its permission to read ${parameter} from an earlier run, but that parameter is gone`,
+      'says the token is gone and the permission stays',
+    );
+    const kept = await aws.iam.send(
+      new GetRolePolicyCommand({ RoleName: `${name}-agent`, PolicyName: 'agent-parameters' }),
+    );
+    t.equal(kept.PolicyDocument, policy.PolicyDocument, 'the role policy is unchanged');
+  },
+);

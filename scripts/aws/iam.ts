@@ -123,6 +123,12 @@ export async function ensureInstanceProfile(
       `IAM role ${role} exists (${found?.Arn}) but is not tagged Project=${options.name} under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
     );
   }
+  if (found && !found.PermissionsBoundary?.PermissionsBoundaryArn) {
+    // The operator policy may change a role's policies only while it has the boundary.
+    throw new AwsStateError(
+      `IAM role ${role} has no permissions boundary, so the operator policy may not change it: an administrator adds it (aws iam put-role-permissions-boundary --role-name ${role} --permissions-boundary ${options.boundaryArn}) or deletes the role; then run again`,
+    );
+  }
   const tokenTag = options.token
     ? [{ Key: TOKEN_TAG, Value: tokenTagValue(options.token.parameterName) }]
     : [];
