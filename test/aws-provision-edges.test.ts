@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import {
@@ -7,7 +9,10 @@ import {
   PutParameterCommand,
 } from '@aws-sdk/client-ssm';
 import t from 'tap';
+import { ConfigError } from '../lib/errors.ts';
+import { parseSchedule } from '../scripts/aws/args.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
+import { cliBundle } from './helpers/cli-bundle.ts';
 import { startMoto } from './helpers/moto.ts';
 
 // The real CLIs as processes against moto_server: bad input, dry run, a fleet, resources not ours.
@@ -253,4 +258,82 @@ t.test('a role of ours without the permissions boundary is refused with what to 
   );
   noStack(t, run);
   t.equal((await liveInstances('rn-unbounded')).length, 0, 'no instance was launched');
+});
+
+t.test('a schedule the agent would refuse is refused before anything happens', async (t) => {
+  t.equal(parseSchedule(undefined), '* * * * *', 'default: every minute');
+  t.equal(parseSchedule('*/1 * * * * *'), '*/1 * * * * *', 'six fields with seconds are fine');
+  for (const bad of ['99 * * * *', '* * * *', 'a b c d e', '0 0 30 2 *', '* * * * * * *']) {
+    t.throws(
+      () => parseSchedule(bad),
+      { name: 'ConfigError', message: /^--schedule must be a cron expression/ },
+      `${JSON.stringify(bad)} is refused`,
+    );
+  }
+  t.ok(new ConfigError('x') instanceof Error, 'ConfigError is an Error');
+});
+
+t.test('setup errors are one stderr line, without the SDK Node version warning', async (t) => {
+  // NODE_NO_WARNINGS removed: a user's shell does not set it.
+  const before = await snapshot('rn-sched');
+  const [noRegion, control, badSchedule, agentBadSchedule] = await Promise.all([
+    cli('provision-ec2', ['--service-url', 'https://x.test'], {
+      AWS_REGION: undefined,
+      NODE_NO_WARNINGS: undefined,
+    }),
+    cli('provision-ec2', ['--service-url', 'https://x.test'], {
+      AWS_REGION: undefined,
+      NODE_NO_WARNINGS: undefined,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'false',
+    }),
+    cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-sched', '--schedule', '99 * * * *']),
+    // agent-command has no --poll-interval-ms (which aws.cli appends): run its bundle directly.
+    (async () => {
+      const child = spawn(
+        process.execPath,
+        [
+          await cliBundle('agent-command'),
+          '--service-url',
+          URL_,
+          '--schedule',
+          '99 * * * *',
+          '--out',
+          '/nonexistent/x',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d;
+      });
+      const [code] = await once(child, 'close');
+      return { code: code as number | null, stderr };
+    })(),
+  ]);
+  t.equal(noRegion.code, 1, 'exit 1 without a region');
+  t.match(noRegion.stderr, /^provision-ec2: no AWS region: set AWS_REGION/, 'says what to set');
+  t.equal(noRegion.stderr.trimEnd().split('\n').length, 1, `stderr is exactly one line:\n${noRegion.stderr}`);
+  if (Number(process.versions.node.split('.')[0]) < 22) {
+    t.match(
+      control.stderr,
+      /NodeVersionSupportWarning/,
+      'control: the SDK does print its warning when the user asks for it (so the test above can fail)',
+    );
+  }
+
+  t.equal(badSchedule.code, 1, 'provision-ec2 refuses --schedule 99 * * * *');
+  t.match(
+    badSchedule.stderr,
+    /--schedule must be a cron expression .*"99 \* \* \* \*".*expected range 0-59/,
+    'says which value and why',
+  );
+  t.equal(badSchedule.stderr.trimEnd().split('\n').length, 1, 'in one line');
+  noStack(t, badSchedule);
+  t.same(
+    await snapshot('rn-sched'),
+    { instances: 0, groups: 0, role: false, profile: false, token: false, commands: before.commands },
+    'nothing was created or sent',
+  );
+  t.equal(agentBadSchedule.code, 1, 'agent-command refuses it too');
+  t.match(agentBadSchedule.stderr, /--schedule must be a cron expression/, 'with the same message');
 });

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import {
   DescribeInstancesCommand,
   EC2Client,
@@ -11,16 +9,12 @@ import { GetRoleCommand, GetRolePolicyCommand, ListAttachedRolePoliciesCommand }
 import { DeleteParameterCommand, ListCommandsCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import t from 'tap';
-import { ConfigError } from '../lib/errors.ts';
-import { parseSchedule } from '../scripts/aws/args.ts';
 import { AwsStateError } from '../scripts/aws/errors.ts';
 import { startStopped } from '../scripts/aws/instances.ts';
-import { noStack, startAwsCli } from './helpers/aws-cli.ts';
-import { cliBundle } from './helpers/cli-bundle.ts';
+import { startAwsCli } from './helpers/aws-cli.ts';
 
-// Re-runs of provision-ec2 (the upgrade path): the token is kept without token flags, stopped and
-// stopping instances are started, not replaced; and what a re-run refuses up front: a schedule the agent
-// would refuse, setup errors as one line (Node 20 included). ARN partitions: aws-iam-policy.test.ts.
+// Re-runs of provision-ec2 (the upgrade path): the token is kept without token flags (and its customer
+// managed key), stopped and stopping instances are started, not replaced.
 
 const URL_ = 'https://random-number.default.example.com';
 const meta = { $metadata: {} };
@@ -28,19 +22,6 @@ const meta = { $metadata: {} };
 const aws = await startAwsCli(t);
 // The SDK clients built in this process (the mocks below): no Node 20 warning in the test output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
-t.test('a schedule the agent would refuse is refused before anything happens', async (t) => {
-  t.equal(parseSchedule(undefined), '* * * * *', 'default: every minute');
-  t.equal(parseSchedule('*/1 * * * * *'), '*/1 * * * * *', 'six fields with seconds are fine');
-  for (const bad of ['99 * * * *', '* * * *', 'a b c d e', '0 0 30 2 *', '* * * * * * *']) {
-    t.throws(
-      () => parseSchedule(bad),
-      { name: 'ConfigError', message: /^--schedule must be a cron expression/ },
-      `${JSON.stringify(bad)} is refused`,
-    );
-  }
-  t.ok(new ConfigError('x') instanceof Error, 'ConfigError is an Error');
-});
 
 t.test('stopping instances are awaited until stopped, then started with the stopped ones', async (t) => {
   const ec2 = new EC2Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
@@ -90,70 +71,6 @@ t.test('an instance stuck stopping fails with a message naming it and what to do
     'names the instance and what to do',
   );
   t.equal(mock.commandCalls(StartInstancesCommand).length, 0, 'StartInstances was not tried');
-});
-
-t.test('setup errors are one stderr line, without the SDK Node version warning', async (t) => {
-  // NODE_NO_WARNINGS removed: a user's shell does not set it.
-  const [noRegion, control, badSchedule, agentBadSchedule] = await Promise.all([
-    aws.cli('provision-ec2', ['--service-url', 'https://x.test'], {
-      AWS_REGION: undefined,
-      NODE_NO_WARNINGS: undefined,
-    }),
-    aws.cli('provision-ec2', ['--service-url', 'https://x.test'], {
-      AWS_REGION: undefined,
-      NODE_NO_WARNINGS: undefined,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'false',
-    }),
-    aws.cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-sched', '--schedule', '99 * * * *']),
-    // agent-command has no --poll-interval-ms (which aws.cli appends): run its bundle directly.
-    (async () => {
-      const child = spawn(
-        process.execPath,
-        [
-          await cliBundle('agent-command'),
-          '--service-url',
-          URL_,
-          '--schedule',
-          '99 * * * *',
-          '--out',
-          '/nonexistent/x',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d;
-      });
-      const [code] = await once(child, 'close');
-      return { code: code as number | null, stderr };
-    })(),
-  ]);
-  t.equal(noRegion.code, 1, 'exit 1 without a region');
-  t.match(noRegion.stderr, /^provision-ec2: no AWS region: set AWS_REGION/, 'says what to set');
-  t.equal(noRegion.stderr.trimEnd().split('\n').length, 1, `stderr is exactly one line:\n${noRegion.stderr}`);
-  if (Number(process.versions.node.split('.')[0]) < 22) {
-    t.match(
-      control.stderr,
-      /NodeVersionSupportWarning/,
-      'control: the SDK does print its warning when the user asks for it (so the test above can fail)',
-    );
-  }
-
-  t.equal(badSchedule.code, 1, 'provision-ec2 refuses --schedule 99 * * * *');
-  t.match(
-    badSchedule.stderr,
-    /--schedule must be a cron expression .*"99 \* \* \* \*".*expected range 0-59/,
-    'says which value and why',
-  );
-  t.equal(badSchedule.stderr.trimEnd().split('\n').length, 1, 'in one line');
-  noStack(t, badSchedule);
-  t.same(
-    await aws.snapshot('rn-sched'),
-    { instances: 0, groups: 0, role: false, profile: false, token: false, commands: 0 },
-    'nothing was created or sent',
-  );
-  t.equal(agentBadSchedule.code, 1, 'agent-command refuses it too');
-  t.match(agentBadSchedule.stderr, /--schedule must be a cron expression/, 'with the same message');
 });
 
 t.test('a re-run without token flags keeps the token; a stopped instance is started', async (t) => {
