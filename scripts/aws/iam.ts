@@ -21,8 +21,6 @@ import { AGENT_POLICY_NAME, agentPolicyDocument } from './agent-policy.ts';
 import { AwsStateError, errorName } from './errors.ts';
 import { IAM_PATH, parameterFromTag, projectTags, TOKEN_TAG, tokenTagValue } from './tags.ts';
 
-export { TOKEN_TAG };
-
 /** The AWS managed policy the SSM agent needs, in the caller's partition (aws, aws-us-gov, aws-cn). */
 export function ssmCorePolicyArn(partition = 'aws'): string {
   return `arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore`;
@@ -172,6 +170,11 @@ export async function ensureInstanceProfile(
   }
 
   let profile = await ignoreNotFound(iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })));
+  if (profile && profile.InstanceProfile?.Path !== IAM_PATH) {
+    throw new AwsStateError(
+      `instance profile ${role} exists (${profile.InstanceProfile?.Arn}) but not under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
+    );
+  }
   let profileCreated = false;
   if (!profile) {
     await iam.send(
