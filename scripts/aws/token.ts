@@ -1,7 +1,7 @@
 import {
   DeleteParameterCommand,
-  DescribeParametersCommand,
   GetParameterCommand,
+  GetParameterHistoryCommand,
   ListTagsForResourceCommand,
   PutParameterCommand,
   type SSMClient,
@@ -112,15 +112,23 @@ export async function deleteTokenIfOurs(
 /**
  * The KMS key the SecureString is encrypted with, when it is not the account's default `aws/ssm` key:
  * only then does the agent role need kms:Decrypt (the default key's policy lets SSM use it for anyone
- * in the account). DescribeParameters returns metadata, never the value.
+ * in the account). From the parameter's history (its latest version; without decryption), which the
+ * operator policy allows on the project's parameters only, where DescribeParameters would need every
+ * parameter's metadata in the account.
  */
 export async function customerKeyOf(ssm: SSMClient, parameterName: string): Promise<string | undefined> {
-  const { Parameters } = await ssm.send(
-    new DescribeParametersCommand({
-      ParameterFilters: [{ Key: 'Name', Option: 'Equals', Values: [parameterName] }],
-    }),
-  );
-  const keyId = Parameters?.[0]?.KeyId;
+  let keyId: string | undefined;
+  let NextToken: string | undefined;
+  try {
+    do {
+      const page = await ssm.send(new GetParameterHistoryCommand({ Name: parameterName, NextToken }));
+      keyId = page.Parameters?.at(-1)?.KeyId ?? keyId;
+      NextToken = page.NextToken;
+    } while (NextToken);
+  } catch (err) {
+    if (errorName(err) === 'ParameterNotFound') return undefined;
+    throw err;
+  }
   if (!keyId || /(^|:)alias\/aws\/ssm$/.test(keyId)) return undefined;
   return keyId;
 }
