@@ -1,8 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+  StopInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import {
   AttachUserPolicyCommand,
   CreateAccessKeyCommand,
@@ -30,7 +35,8 @@ import { OPERATOR_POLICY } from './helpers/iam-eval.ts';
 //
 // What this proves, from moto/iam/access_control.py (moto 5): every AWS action the CLIs and the README's
 // `aws ssm` commands call is in the policy's Action lists: one missing action (as iam:GetRolePolicy was
-// for the upgrade) fails its command here with AccessDenied. What it does not prove: moto checks a
+// for the upgrade) fails its command here with AccessDenied. And, from moto's recording of the requests,
+// that every action the policy grants is called by them (or implied by one that is). What it does not prove: moto checks a
 // statement's Resource only against the ARN of an existing IAM role named by RoleName, and "*" for
 // every other request (EC2, SSM, Run Command, IAM calls on profiles, policies and roles yet to exist),
 // so a statement scoped to real ARNs would never match here; it evaluates no condition keys (tags,
@@ -41,7 +47,12 @@ import { OPERATOR_POLICY } from './helpers/iam-eval.ts';
 // conditions and implied permissions are proven request by request in aws-iam-policy.test.ts.
 
 const URL_ = 'https://random-number.default.example.com';
-const aws = await startAwsCli(t, { bootstrap: false });
+// moto records the requests it receives here (/moto-api/recorder) while the commands run: which
+// actions the operator's key called, compared with the policy at the end.
+const recordingDir = mkdtempSync(join(tmpdir(), 'moto-recording-'));
+t.teardown(() => rmSync(recordingDir, { recursive: true, force: true }));
+const recording = join(recordingDir, 'requests.jsonl');
+const aws = await startAwsCli(t, { bootstrap: false, motoEnv: { MOTO_RECORDER_FILEPATH: recording } });
 const endpoint = aws.moto.endpoint;
 
 /** docs/iam-policy.json as moto can evaluate it (see above): same Effect and Action, Resource "*". */
@@ -202,6 +213,8 @@ t.test('npm run iam-bootstrap, as an administrator: creates the boundary once, t
 t.test(
   'with only the operator keys: provision, upgrade, a fleet, results, Run Command by hand, teardown',
   async (t) => {
+    // Recorded from here: the calls the commands make, not the refused ones of the tests above.
+    await (await fetch(`${endpoint}/moto-api/recorder/start-recording`, { method: 'POST' })).arrayBuffer();
     const NAME = 'rn-iam';
     const FLEET = 'rn-iam-fleet';
     const steps: [string, Awaited<ReturnType<typeof aws.cli>>][] = [];
@@ -229,6 +242,9 @@ t.test(
       ['--service-url', URL_, '--name', NAME],
       asOperator({ API_TOKEN: 'tok-iam-1' }),
     );
+    // A stopped instance (stopped by someone else): the re-run starts it, with the operator's keys.
+    const [first] = await live([NAME]);
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [first?.InstanceId as string] }));
     const upgrade = await run(
       're-run without token flags',
       'provision-ec2',
@@ -240,6 +256,7 @@ t.test(
       /API token: reusing SecureString \/random-number\/rn-iam\/api-token/,
       'the upgrade keeps the token',
     );
+    t.match(upgrade.stdout, /✓ start stopped instances: started i-/, 'and starts the stopped instance');
     await run(
       're-run with token flags',
       'provision-ec2',
@@ -322,6 +339,47 @@ t.test(
     );
   },
 );
+
+t.test('every action the policy grants was used by these commands: none is there for nothing', async (t) => {
+  const called = operatorActions();
+  const granted = new Set(OPERATOR_POLICY.Statement.flatMap((s) => [s.Action].flat()));
+  // Permissions AWS checks on a call of another name, which moto cannot show (see the top).
+  const implied: Record<string, string> = {
+    'iam:PassRole': 'RunInstances with an instance profile, AddRoleToInstanceProfile',
+    'iam:TagInstanceProfile': 'CreateInstanceProfile with Tags',
+    'ec2:CreateTags': 'RunInstances and CreateSecurityGroup with TagSpecifications',
+    'ssm:AddTagsToResource': 'PutParameter with Tags',
+  };
+  for (const action of granted) {
+    t.ok(called.has(action) || action in implied, `${action}: ${implied[action] ?? 'called'}`);
+  }
+  for (const action of called) {
+    if (action !== 'sts:GetCallerIdentity') t.ok(granted.has(action), `${action}, called, is granted`);
+  }
+  t.ok(called.size > 20, `${called.size} distinct actions recorded with the operator's key`);
+});
+
+/** `service:Action` of every request signed with the operator's key, from moto's recording. */
+function operatorActions(): Set<string> {
+  const actions = new Set<string>();
+  for (const line of readFileSync(recording, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const entry = JSON.parse(line) as {
+      headers: Record<string, string>;
+      body: string | null;
+      body_encoded: boolean;
+    };
+    const header = (name: string) =>
+      Object.entries(entry.headers).find(([key]) => key.toLowerCase() === name)?.[1] ?? '';
+    const scope = /Credential=([^/]+)\/[^/]+\/[^/]+\/([^/]+)\//.exec(header('authorization'));
+    if (scope?.[1] !== operator.AWS_ACCESS_KEY_ID) continue;
+    const body = entry.body_encoded ? Buffer.from(entry.body ?? '', 'base64').toString() : (entry.body ?? '');
+    const target = header('x-amz-target').split('.')[1];
+    const action = target ?? new URLSearchParams(body).get('Action');
+    if (action) actions.add(`${scope[2]}:${action}`);
+  }
+  return actions;
+}
 
 /** Live instances of the projects, seen with the administrator's keys. */
 async function live(projects: string[]) {

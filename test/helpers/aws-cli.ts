@@ -32,8 +32,11 @@ interface Teardown {
  * The account gets the agent roles' permissions boundary, as `npm run iam-bootstrap` makes it, unless
  * `bootstrap: false`.
  */
-export async function startAwsCli(t: Teardown, options: { bootstrap?: boolean } = {}) {
-  const moto = await startMoto(t);
+export async function startAwsCli(
+  t: Teardown,
+  options: { bootstrap?: boolean; motoEnv?: Record<string, string> } = {},
+) {
+  const moto = await startMoto(t, { env: options.motoEnv });
   const clientConfig = {
     region: 'us-east-1',
     endpoint: moto.endpoint,
