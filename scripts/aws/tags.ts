@@ -10,6 +10,7 @@ export const CREATED_BY_TAG = { Key: 'CreatedBy', Value: 'random-number-provisio
  * may use: the operator policy and the agent's permissions boundary name nothing outside them.
  */
 export const IAM_PATH = '/random-number/';
+export const PARAMETER_PREFIX = '/random-number/';
 
 /**
  * The agent role's tag naming the parameter its agent reads the token from, as in the parameter's ARN
@@ -27,7 +28,6 @@ export function tokenTagValue(parameterName: string): string {
 export function parameterFromTag(value: string): string {
   return `/${value}`;
 }
-export const PARAMETER_PREFIX = '/random-number/';
 
 /** The tags every created resource carries; teardown and idempotent re-runs find resources by them. */
 export function projectTags(name: string): { Key: string; Value: string }[] {
