@@ -11,9 +11,9 @@ import { SSM_LIMIT_BYTES, sendCommandInput } from './aws/ssm-command.ts';
 const HELP = `Usage: npm run agent-command -- --service-url URL [options]
 
 Writes the JSON for \`aws ssm send-command --cli-input-json file://...\`, one file per command, that
-installs or upgrades the agent on the instances tagged Project=NAME, and prints the aws commands to run
-in order. Needs no AWS access itself; the instances must exist (npm run provision-ec2, or your own with
-the AmazonSSMManagedInstanceCore role and the tag).
+installs or upgrades the agent on the instances tagged Project=NAME (and CreatedBy=random-number-provision-ec2),
+and prints the aws commands to run in order. Needs no AWS access itself; the instances must exist (npm run
+provision-ec2, or your own with the AmazonSSMManagedInstanceCore role and both tags).
 
   --service-url URL       the random-number service the agent polls (required)
   --name NAME             target instances tagged Project=NAME (default random-number)

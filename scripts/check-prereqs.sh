@@ -18,6 +18,8 @@ fi
 
 need kubectl "install kubectl (it carries kustomize): https://kubernetes.io/docs/tasks/tools/"
 need shellcheck "install it: apt-get install shellcheck (or brew install shellcheck)"
+# The IAM test runs the README's `aws ssm send-command` path with the real AWS CLI (v1 or v2).
+need aws "install the AWS CLI: pip install awscli, or apt-get install awscli, or https://aws.amazon.com/cli/"
 if ! command -v moto_server >/dev/null 2>&1 && ! python3 -c 'import moto.server' >/dev/null 2>&1; then
   echo "missing prerequisite: moto_server (local AWS emulator) — install it: pip install 'moto[server]'" >&2
   missing=1

@@ -1,5 +1,6 @@
 import { runMain } from '../lib/cli.ts';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
+import { ConfigError } from '../lib/errors.ts';
 import {
   parseFlags,
   parseInstanceType,
@@ -11,7 +12,7 @@ import {
 } from './aws/args.ts';
 import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
 import { createReporter } from './aws/report.ts';
-import { defaultTokenParameter } from './aws/tags.ts';
+import { defaultTokenParameter, tokenParameterProblem } from './aws/tags.ts';
 
 const HELP = `Usage: npm run provision-ec2 -- --service-url URL [options]
 
@@ -24,9 +25,10 @@ the agent (an upgrade).
   --count N               how many instances (default 1); a fleet still gets one command per step
   --schedule CRON         the agent's cron schedule (default '${AGENT_DEFAULTS.schedule}': every minute)
   --output-file PATH      where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})
-  --api-token-parameter P SSM SecureString the agent reads its API token from; a re-run
-                          without token flags keeps the earlier run's parameter
-  --api-token TOKEN       create or update that parameter (or set API_TOKEN); default name /NAME/api-token
+  --api-token-parameter P SSM SecureString the agent reads its API token from, under
+                          /random-number/; a re-run without token flags keeps the earlier run's
+  --api-token TOKEN       create or update that parameter (or set API_TOKEN); default name
+                          /random-number/NAME/api-token
   --subnet ID             launch into this subnet (default: the default VPC's default subnet)
   --dry-run               print the plan (what would be created or reused); change nothing
   --bundle FILE           agent bundle (default dist/ec2-agent.mjs, from \`npm run build\`)
@@ -52,6 +54,9 @@ runMain('provision-ec2', async () => {
   if (flags.help) return void process.stdout.write(HELP);
   const name = parseName(flags.name);
   const token = flags['api-token'] || process.env.API_TOKEN || undefined;
+  const given = flags['api-token-parameter'];
+  const problem = given ? tokenParameterProblem(given) : undefined;
+  if (problem) throw new ConfigError(`--api-token-parameter ${JSON.stringify(given)} ${problem}`);
   const options = {
     name,
     serviceUrl: parseServiceUrl(flags['service-url']),
@@ -60,7 +65,7 @@ runMain('provision-ec2', async () => {
     schedule: parseSchedule(flags.schedule),
     outputFile: parseOutputFile(flags['output-file']),
     subnetId: flags.subnet,
-    tokenParameter: flags['api-token-parameter'] || (token ? defaultTokenParameter(name) : undefined),
+    tokenParameter: given || (token ? defaultTokenParameter(name) : undefined),
     token,
     dryRun: flags['dry-run'] ?? false,
     bundlePath: flags.bundle,

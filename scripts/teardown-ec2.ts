@@ -2,7 +2,6 @@ import { runMain } from '../lib/cli.ts';
 import { parseFlags, parseName } from './aws/args.ts';
 import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
 import { createReporter } from './aws/report.ts';
-import { defaultTokenParameter } from './aws/tags.ts';
 
 const HELP = `Usage: npm run teardown-ec2 -- [options]
 
@@ -10,7 +9,8 @@ Removes what provision-ec2 created for NAME: terminates the instances tagged Pro
 deletes the security group, the instance profile and role, and the API token parameter only if
 provision-ec2 created it. Safe to run again.
 
-  --api-token-parameter P the token parameter to check (default /NAME/api-token)
+  --api-token-parameter P the token parameter to check (default: the one the agent role records,
+                          else /random-number/NAME/api-token)
 ${COMMON_HELP}
 `;
 
@@ -29,7 +29,7 @@ runMain('teardown-ec2', async () => {
     createClients(flags.region),
     {
       name,
-      tokenParameter: flags['api-token-parameter'] || defaultTokenParameter(name),
+      tokenParameter: flags['api-token-parameter'] || undefined,
       waits: waitsFrom(flags['poll-interval-ms']),
     },
     report,

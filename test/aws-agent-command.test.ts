@@ -69,8 +69,11 @@ t.test('writes one send-command JSON per command; run in order they deliver the 
     t.equal(json.DocumentName, 'AWS-RunShellScript', `${file} runs AWS-RunShellScript`);
     t.same(
       json.Targets,
-      [{ Key: 'tag:Project', Values: ['fleet-a'] }],
-      `${file} targets the tag, not instance ids`,
+      [
+        { Key: 'tag:Project', Values: ['fleet-a'] },
+        { Key: 'tag:CreatedBy', Values: ['random-number-provision-ec2'] },
+      ],
+      `${file} targets the tags (Project and ours), not instance ids`,
     );
     t.ok(json.MaxConcurrency && json.MaxErrors, `${file} sets MaxConcurrency and MaxErrors`);
     commands.push(json);

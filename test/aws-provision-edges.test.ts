@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import {
@@ -7,7 +9,10 @@ import {
   PutParameterCommand,
 } from '@aws-sdk/client-ssm';
 import t from 'tap';
+import { ConfigError } from '../lib/errors.ts';
+import { parseSchedule } from '../scripts/aws/args.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
+import { cliBundle } from './helpers/cli-bundle.ts';
 import { startMoto } from './helpers/moto.ts';
 
 // The real CLIs as processes against moto_server: bad input, dry run, a fleet, resources not ours.
@@ -28,7 +33,7 @@ t.test('without moto_server the harness fails and says how to install it', async
 
 t.test('missing credentials, region or --service-url give one clear line and exit 1', async (t) => {
   // Independent processes: run side by side to keep the file fast.
-  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter, badSubnet, noBundle] =
+  const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter, badSubnet, noBundle, outside] =
     await Promise.all([
       cli('provision-ec2', ['--service-url', URL_], {
         AWS_ACCESS_KEY_ID: undefined,
@@ -45,10 +50,11 @@ t.test('missing credentials, region or --service-url give one clear line and exi
         '--name',
         'rn-none',
         '--api-token-parameter',
-        '/rn-none/t',
+        '/random-number/rn-none/t',
       ]),
       cli('provision-ec2', ['--service-url', URL_, '--subnet', 'subnet-0000000000', '--dry-run']),
       cli('provision-ec2', ['--service-url', URL_, '--bundle', 'dist/not-built.mjs', '--dry-run']),
+      cli('provision-ec2', ['--service-url', URL_, '--api-token-parameter', '/prod/token', '--dry-run']),
     ]);
   t.equal(noCreds.code, 1, 'exit 1 without credentials');
   t.match(
@@ -85,10 +91,18 @@ t.test('missing credentials, region or --service-url give one clear line and exi
   t.equal(badSubnet.code, 1, 'exit 1 for a subnet that does not exist');
   t.match(badSubnet.stderr, /--subnet subnet-0000000000: no such subnet in this region/, 'names the subnet');
 
+  t.equal(outside.code, 1, 'exit 1 for a token parameter outside /random-number/');
+  t.match(
+    outside.stderr,
+    /^provision-ec2: --api-token-parameter "\/prod\/token" must be under \/random-number\/ \(the operator policy and the agent role's permissions boundary allow no other parameter\)/,
+    'says where it must be, and why',
+  );
+  noStack(t, outside);
+
   t.equal(noParameter.code, 1, 'exit 1 for a token parameter that does not exist');
   t.match(
     noParameter.stderr,
-    /\/rn-none\/t does not exist: pass --api-token \(or set API_TOKEN\)/,
+    /\/random-number\/rn-none\/t does not exist: pass --api-token \(or set API_TOKEN\)/,
     'says how to create it',
   );
   t.same(
@@ -127,7 +141,7 @@ t.test('dry run prints the plan and changes nothing', async (t) => {
     /create 1 instance t3\.micro from ami-\w+, IMDSv2 required, encrypted gp3/,
     'plans the instance',
   );
-  t.match(run.stdout, /create SecureString \/rn-e2e\/api-token/, 'plans the token parameter');
+  t.match(run.stdout, /create SecureString \/random-number\/rn-e2e\/api-token/, 'plans the token parameter');
   t.same(await snapshot(NAME), before, 'moto state is unchanged');
 
   t.match(arm.stdout, /Amazon Linux 2023 arm64/, 'a Graviton type gets the arm64 AMI');
@@ -138,7 +152,11 @@ t.test(
   async (t) => {
     const name = 'rn-fleet';
     await ssm.send(
-      new PutParameterCommand({ Name: '/shared/token', Value: 'users-own', Type: 'SecureString' }),
+      new PutParameterCommand({
+        Name: '/random-number/shared/token',
+        Value: 'users-own',
+        Type: 'SecureString',
+      }),
     );
     const before = (await ssm.send(new ListCommandsCommand({}))).Commands?.length ?? 0;
     const subnets = await ec2.send(
@@ -153,7 +171,7 @@ t.test(
       '--count',
       '2',
       '--api-token-parameter',
-      '/shared/token',
+      '/random-number/shared/token',
       '--subnet',
       subnet,
     ]);
@@ -171,17 +189,23 @@ t.test(
     t.equal(installs[0]?.MaxErrors, '0', 'MaxErrors set');
     t.equal(installs[0]?.MaxConcurrency, '100%', 'MaxConcurrency set');
 
-    const down = await cli('teardown-ec2', ['--name', name, '--api-token-parameter', '/shared/token']);
+    // No --api-token-parameter: teardown reads the parameter the role records.
+    const down = await cli('teardown-ec2', ['--name', name]);
     t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
     t.match(
       down.stdout,
-      /\/shared\/token kept \(not created by provision-ec2\)/,
-      'says the parameter is kept',
+      /\/random-number\/shared\/token kept \(not created by provision-ec2\)/,
+      'checks the parameter recorded on the role, and keeps it',
     );
-    const kept = await ssm.send(new GetParameterCommand({ Name: '/shared/token', WithDecryption: true }));
+    const kept = await ssm.send(
+      new GetParameterCommand({ Name: '/random-number/shared/token', WithDecryption: true }),
+    );
     t.equal(kept.Parameter?.Value, 'users-own', 'the user-made parameter is still there');
     const tags = await ssm.send(
-      new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: '/shared/token' }),
+      new ListTagsForResourceCommand({
+        ResourceType: 'Parameter',
+        ResourceId: '/random-number/shared/token',
+      }),
     );
     t.same(tags.TagList ?? [], [], 'and was not tagged by us');
     t.equal((await liveInstances(name)).length, 0, 'the fleet is gone');
@@ -199,7 +223,7 @@ t.test('a same-named role that is not ours is neither used nor deleted', async (
   t.equal(run.code, 1, 'provisioning stops');
   t.match(
     run.stderr,
-    /IAM role rn-foreign-agent exists but is not tagged Project=rn-foreign: it is not ours/,
+    /IAM role rn-foreign-agent exists \(arn:aws:iam::123456789012:role\/rn-foreign-agent\) but is not tagged Project=rn-foreign under path \/random-number\/: it is not one provision-ec2 made/,
     'and says why',
   );
   t.equal((await liveInstances('rn-foreign')).length, 0, 'no instance was launched');
@@ -214,4 +238,102 @@ t.test('a same-named role that is not ours is neither used nor deleted', async (
     await exists(iam.send(new GetRoleCommand({ RoleName: 'rn-foreign-agent' }))),
     'the role is still there',
   );
+});
+
+t.test('a role of ours without the permissions boundary is refused with what to do', async (t) => {
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: 'rn-unbounded-agent',
+      Path: '/random-number/',
+      AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [] }),
+      Tags: [{ Key: 'Project', Value: 'rn-unbounded' }],
+    }),
+  );
+  const run = await cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-unbounded']);
+  t.equal(run.code, 1, 'provisioning stops');
+  t.match(
+    run.stderr,
+    /IAM role rn-unbounded-agent has no permissions boundary, so the operator policy may not change it: an administrator adds it \(aws iam put-role-permissions-boundary --role-name rn-unbounded-agent --permissions-boundary arn:aws:iam::123456789012:policy\/random-number\/random-number-agent-boundary\) or deletes the role; then run again/,
+    'says why and what to do',
+  );
+  noStack(t, run);
+  t.equal((await liveInstances('rn-unbounded')).length, 0, 'no instance was launched');
+});
+
+t.test('a schedule the agent would refuse is refused before anything happens', async (t) => {
+  t.equal(parseSchedule(undefined), '* * * * *', 'default: every minute');
+  t.equal(parseSchedule('*/1 * * * * *'), '*/1 * * * * *', 'six fields with seconds are fine');
+  for (const bad of ['99 * * * *', '* * * *', 'a b c d e', '0 0 30 2 *', '* * * * * * *']) {
+    t.throws(
+      () => parseSchedule(bad),
+      { name: 'ConfigError', message: /^--schedule must be a cron expression/ },
+      `${JSON.stringify(bad)} is refused`,
+    );
+  }
+  t.ok(new ConfigError('x') instanceof Error, 'ConfigError is an Error');
+});
+
+t.test('setup errors are one stderr line, without the SDK Node version warning', async (t) => {
+  // NODE_NO_WARNINGS removed: a user's shell does not set it.
+  const before = await snapshot('rn-sched');
+  const [noRegion, control, badSchedule, agentBadSchedule] = await Promise.all([
+    cli('provision-ec2', ['--service-url', 'https://x.test'], {
+      AWS_REGION: undefined,
+      NODE_NO_WARNINGS: undefined,
+    }),
+    cli('provision-ec2', ['--service-url', 'https://x.test'], {
+      AWS_REGION: undefined,
+      NODE_NO_WARNINGS: undefined,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'false',
+    }),
+    cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-sched', '--schedule', '99 * * * *']),
+    // agent-command has no --poll-interval-ms (which aws.cli appends): run its bundle directly.
+    (async () => {
+      const child = spawn(
+        process.execPath,
+        [
+          await cliBundle('agent-command'),
+          '--service-url',
+          URL_,
+          '--schedule',
+          '99 * * * *',
+          '--out',
+          '/nonexistent/x',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d;
+      });
+      const [code] = await once(child, 'close');
+      return { code: code as number | null, stderr };
+    })(),
+  ]);
+  t.equal(noRegion.code, 1, 'exit 1 without a region');
+  t.match(noRegion.stderr, /^provision-ec2: no AWS region: set AWS_REGION/, 'says what to set');
+  t.equal(noRegion.stderr.trimEnd().split('\n').length, 1, `stderr is exactly one line:\n${noRegion.stderr}`);
+  if (Number(process.versions.node.split('.')[0]) < 22) {
+    t.match(
+      control.stderr,
+      /NodeVersionSupportWarning/,
+      'control: the SDK does print its warning when the user asks for it (so the test above can fail)',
+    );
+  }
+
+  t.equal(badSchedule.code, 1, 'provision-ec2 refuses --schedule 99 * * * *');
+  t.match(
+    badSchedule.stderr,
+    /--schedule must be a cron expression .*"99 \* \* \* \*".*expected range 0-59/,
+    'says which value and why',
+  );
+  t.equal(badSchedule.stderr.trimEnd().split('\n').length, 1, 'in one line');
+  noStack(t, badSchedule);
+  t.same(
+    await snapshot('rn-sched'),
+    { instances: 0, groups: 0, role: false, profile: false, token: false, commands: before.commands },
+    'nothing was created or sent',
+  );
+  t.equal(agentBadSchedule.code, 1, 'agent-command refuses it too');
+  t.match(agentBadSchedule.stderr, /--schedule must be a cron expression/, 'with the same message');
 });

@@ -48,7 +48,7 @@ t.test('a full run leaves one locked-down instance with the agent sent through R
   t.equal(instance.MetadataOptions?.HttpTokens, 'required', 'IMDSv2 required');
   t.match(
     instance.IamInstanceProfile?.Arn,
-    /instance-profile\/rn-e2e-agent$/,
+    /instance-profile\/random-number\/rn-e2e-agent$/,
     'the instance profile is attached',
   );
   t.equal(instance.InstanceType, 't3.micro', 't3.micro by default');
@@ -87,24 +87,31 @@ t.test('a full run leaves one locked-down instance with the agent sent through R
     attached.AttachedPolicies?.some((p) => p.PolicyName === 'AmazonSSMManagedInstanceCore'),
     'AmazonSSMManagedInstanceCore attached',
   );
+  t.equal(role.Role?.Path, '/random-number/', 'under the project IAM path the operator policy names');
+  t.match(
+    role.Role?.PermissionsBoundary?.PermissionsBoundaryArn,
+    /^arn:aws:iam::123456789012:policy\/random-number\/random-number-agent-boundary$/,
+    'with the permissions boundary',
+  );
   const inline = await iam.send(
-    new GetRolePolicyCommand({ RoleName: 'rn-e2e-agent', PolicyName: 'read-api-token' }),
+    new GetRolePolicyCommand({ RoleName: 'rn-e2e-agent', PolicyName: 'agent-parameters' }),
   );
   const policy = JSON.parse(decodeURIComponent(String(inline.PolicyDocument)));
+  const tokenArn = 'arn:aws:ssm:us-east-1:123456789012:parameter/random-number/rn-e2e/api-token';
   t.same(
-    policy.Statement,
+    policy.Statement.map((s: { Effect: string; Resource?: string; NotResource?: string }) => [
+      s.Effect,
+      s.Resource ?? `not ${s.NotResource}`,
+    ]),
     [
-      {
-        Effect: 'Allow',
-        Action: 'ssm:GetParameter',
-        Resource: 'arn:aws:ssm:us-east-1:123456789012:parameter/rn-e2e/api-token',
-      },
+      ['Allow', tokenArn],
+      ['Deny', `not ${tokenArn}`],
     ],
-    'the role may read that one parameter and nothing else',
+    'the role may read that one parameter and no other (what that means: aws-iam-policy.test.ts)',
   );
 
   const parameter = await ssm.send(
-    new GetParameterCommand({ Name: '/rn-e2e/api-token', WithDecryption: true }),
+    new GetParameterCommand({ Name: '/random-number/rn-e2e/api-token', WithDecryption: true }),
   );
   t.equal(parameter.Parameter?.Type, 'SecureString', 'the token is a SecureString');
   t.equal(parameter.Parameter?.Value, token, 'holding the token');
@@ -113,7 +120,14 @@ t.test('a full run leaves one locked-down instance with the agent sent through R
   const install = commands.filter((c) => c.Comment?.includes('verify and install'));
   t.equal(install.length, 1, 'one install command');
   t.equal(install[0]?.DocumentName, 'AWS-RunShellScript', 'sent as AWS-RunShellScript');
-  t.same(install[0]?.Targets, [{ Key: 'tag:Project', Values: [NAME] }], 'targets the instances by tag');
+  t.same(
+    install[0]?.Targets,
+    [
+      { Key: 'tag:Project', Values: [NAME] },
+      { Key: 'tag:CreatedBy', Values: ['random-number-provision-ec2'] },
+    ],
+    'targets the instances by both tags',
+  );
   const script = install[0]?.Parameters?.commands?.join('\n') ?? '';
   t.match(script, sha256(readFileSync('dist/ec2-agent.mjs')), 'carries the bundle checksum to verify');
   t.match(
@@ -123,7 +137,7 @@ t.test('a full run leaves one locked-down instance with the agent sent through R
   );
   t.match(
     script,
-    "'--api-token-parameter' '/rn-e2e/api-token'",
+    "'--api-token-parameter' '/random-number/rn-e2e/api-token'",
     'passes the token parameter name, not the token',
   );
   t.notMatch(script, token, 'the token is not in the command');
@@ -166,7 +180,11 @@ t.test('teardown removes everything tagged; twice is fine', async (t) => {
   const run = await cli('teardown-ec2', ['--name', NAME]);
   t.equal(run.code, 0, `exit 0 (${run.stderr})`);
   t.match(run.stdout, `instance ${firstInstanceId}`, 'reports the terminated instance');
-  t.match(run.stdout, /SecureString \/rn-e2e\/api-token/, 'reports the deleted token parameter');
+  t.match(
+    run.stdout,
+    /SecureString \/random-number\/rn-e2e\/api-token/,
+    'reports the deleted token parameter',
+  );
   t.same(
     await snapshot(NAME).then(({ commands: _, ...rest }) => rest),
     { instances: 0, groups: 0, role: false, profile: false, token: false },

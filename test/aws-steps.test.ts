@@ -92,7 +92,14 @@ t.test('a Failed command throws with the remote stderr', async (t) => {
     'CommandFailedError naming the command, instance, exit code and remote stderr',
   );
   const sent = mock.commandCalls(SendCommandCommand)[0]?.args[0].input;
-  t.same(sent?.Targets, [{ Key: 'tag:Project', Values: ['rn'] }], 'the command targets the tag');
+  t.same(
+    sent?.Targets,
+    [
+      { Key: 'tag:Project', Values: ['rn'] },
+      { Key: 'tag:CreatedBy', Values: ['random-number-provision-ec2'] },
+    ],
+    'the command targets the tags',
+  );
   t.equal(sent?.MaxErrors, '0', 'MaxErrors is set');
   t.equal(sent?.MaxConcurrency, '100%', 'MaxConcurrency is set');
 });
@@ -332,7 +339,14 @@ t.test('Graviton instance types get the arm64 AMI', async (t) => {
 
 t.test('sendCommandInput targets the fleet by tag, or instance ids', async (t) => {
   const byTag = sendCommandInput({ comment: 'c', commands: ['true'] }, { tagProject: 'rn' });
-  t.same(byTag.Targets, [{ Key: 'tag:Project', Values: ['rn'] }], 'by tag');
+  t.same(
+    byTag.Targets,
+    [
+      { Key: 'tag:Project', Values: ['rn'] },
+      { Key: 'tag:CreatedBy', Values: ['random-number-provision-ec2'] },
+    ],
+    'by tag',
+  );
   t.equal(byTag.DocumentName, 'AWS-RunShellScript', 'AWS-RunShellScript');
   const byId = sendCommandInput({ comment: 'c', commands: ['true'] }, { instanceIds: ['i-1'] });
   t.same(byId.InstanceIds, ['i-1'], 'by instance id');

@@ -71,7 +71,7 @@ t.test(
       '--schedule',
       FAST_SCHEDULE,
       '--api-token-parameter',
-      '/host-test/api-token',
+      '/random-number/host-test/api-token',
       '--region',
       'us-east-1',
     ]);
@@ -79,7 +79,7 @@ t.test(
     t.not(install?.code, 0, 'install.sh reports that the agent did not start');
     t.match(
       install?.stderr,
-      /cannot read the API token from SSM parameter \/host-test\/api-token/,
+      /cannot read the API token from SSM parameter \/random-number\/host-test\/api-token/,
       'with the reason',
     );
     t.match(install?.stderr, /systemd retries every 5 s/, 'and that systemd keeps trying');
@@ -96,7 +96,11 @@ t.test(
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     });
     await ssm.send(
-      new PutParameterCommand({ Name: '/host-test/api-token', Value: token, Type: 'SecureString' }),
+      new PutParameterCommand({
+        Name: '/random-number/host-test/api-token',
+        Value: token,
+        Type: 'SecureString',
+      }),
     );
     const lines = await linesAtLeast(host, '/root/randomNumber.txt', 2, 20_000);
     t.ok(lines.length >= 2, 'once the parameter exists, the agent starts and polls with the token');

@@ -9,21 +9,22 @@ import {
   DetachRolePolicyCommand,
   GetInstanceProfileCommand,
   GetRoleCommand,
-  GetRolePolicyCommand,
   type IAMClient,
   ListAttachedRolePoliciesCommand,
   ListRolePoliciesCommand,
   PutRolePolicyCommand,
   RemoveRoleFromInstanceProfileCommand,
+  type Role,
+  TagRoleCommand,
 } from '@aws-sdk/client-iam';
+import { AGENT_POLICY_NAME, agentPolicyDocument } from './agent-policy.ts';
 import { AwsStateError, errorName } from './errors.ts';
-import { projectTags } from './tags.ts';
+import { IAM_PATH, parameterFromTag, projectTags, TOKEN_TAG, tokenTagValue } from './tags.ts';
 
 /** The AWS managed policy the SSM agent needs, in the caller's partition (aws, aws-us-gov, aws-cn). */
 export function ssmCorePolicyArn(partition = 'aws'): string {
   return `arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore`;
 }
-export const TOKEN_POLICY_NAME = 'read-api-token';
 
 const TRUST_POLICY = JSON.stringify({
   Version: '2012-10-17',
@@ -51,15 +52,34 @@ async function ignoreNotFound<T>(call: Promise<T>): Promise<T | undefined> {
   }
 }
 
+async function getRole(iam: IAMClient, name: string): Promise<Role | undefined> {
+  return (await ignoreNotFound(iam.send(new GetRoleCommand({ RoleName: roleName(name) }))))?.Role;
+}
+
+function owner(role: Role | undefined, name: string): 'absent' | 'ours' | 'foreign' {
+  if (!role) return 'absent';
+  const tagged = role.Tags?.some((t) => t.Key === 'Project' && t.Value === name);
+  return tagged && role.Path === IAM_PATH ? 'ours' : 'foreign';
+}
+
 export async function roleExists(iam: IAMClient, name: string): Promise<boolean> {
   return (await roleOwner(iam, name)) !== 'absent';
 }
 
-/** Whether `<name>-agent` exists and carries our Project tag: a same-named role of someone else is never touched. */
+/**
+ * Whether `<name>-agent` exists, and is ours: tagged Project=<name> under the project's IAM path (the
+ * only place the operator policy may change roles). A same-named role of someone else is never touched.
+ */
 export async function roleOwner(iam: IAMClient, name: string): Promise<'absent' | 'ours' | 'foreign'> {
-  const found = await ignoreNotFound(iam.send(new GetRoleCommand({ RoleName: roleName(name) })));
-  if (!found) return 'absent';
-  return found.Role?.Tags?.some((t) => t.Key === 'Project' && t.Value === name) ? 'ours' : 'foreign';
+  return owner(await getRole(iam, name), name);
+}
+
+/** The token parameter an earlier run recorded on the role (TOKEN_TAG), if the role is ours. */
+export async function recordedTokenParameter(iam: IAMClient, name: string): Promise<string | undefined> {
+  const role = await getRole(iam, name);
+  if (owner(role, name) !== 'ours') return undefined;
+  const value = role?.Tags?.find((t) => t.Key === TOKEN_TAG)?.Value;
+  return value ? parameterFromTag(value) : undefined;
 }
 
 export async function instanceProfileExists(iam: IAMClient, name: string): Promise<boolean> {
@@ -69,82 +89,100 @@ export async function instanceProfileExists(iam: IAMClient, name: string): Promi
   return found !== undefined;
 }
 
-/**
- * The ARN(s) of the parameter(s) the role's token read policy from an earlier run allows, if the role is
- * ours and has one: a re-run without token flags keeps using that parameter.
- */
-export async function tokenPolicyResources(iam: IAMClient, name: string): Promise<string[]> {
-  if ((await roleOwner(iam, name)) !== 'ours') return [];
-  const found = await ignoreNotFound(
-    iam.send(new GetRolePolicyCommand({ RoleName: roleName(name), PolicyName: TOKEN_POLICY_NAME })),
-  );
-  if (!found?.PolicyDocument) return [];
-  try {
-    // IAM returns the document URL-encoded (RFC 3986).
-    const document = JSON.parse(decodeURIComponent(found.PolicyDocument)) as {
-      Statement?: { Resource?: string | string[] } | { Resource?: string | string[] }[];
-    };
-    const statements = [document.Statement ?? []].flat();
-    return statements.flatMap((s) => [s.Resource ?? []].flat());
-  } catch {
-    return [];
-  }
+export interface EnsureInstanceProfileOptions {
+  name: string;
+  partition: string;
+  region: string;
+  account: string;
+  /** The permissions boundary every agent role carries (npm run iam-bootstrap made it). */
+  boundaryArn: string;
+  /** The token parameter the agent reads, and its customer managed KMS key if it has one. */
+  token?: { parameterName: string; arn: string; keyId?: string };
 }
 
 /**
- * Role `<name>-agent` (trusted by EC2, with AmazonSSMManagedInstanceCore so the SSM agent can register)
+ * Role `<name>-agent` under the project's IAM path, with the permissions boundary, trusted by EC2, with
+ * AmazonSSMManagedInstanceCore so the SSM agent can register and the inline policy of agent-policy.ts;
  * and the instance profile of the same name holding it. Creates what is missing, reuses what exists.
- * With a token parameter ARN, an inline policy allows reading that one parameter; without, a policy
- * left from an earlier run is kept (never removed implicitly).
+ * With a token, the role is tagged with its parameter and may read exactly that one; without, a token
+ * recorded by an earlier run is kept (never removed implicitly), and a role with none may read no
+ * parameter at all.
  */
 export async function ensureInstanceProfile(
   iam: IAMClient,
-  options: { name: string; tokenParameterArn?: string; partition?: string },
+  options: EnsureInstanceProfileOptions,
 ): Promise<InstanceProfileResult> {
   const role = roleName(options.name);
   const corePolicyArn = ssmCorePolicyArn(options.partition);
   let roleCreated = false;
-  const owner = await roleOwner(iam, options.name);
-  if (owner === 'foreign') {
+  const found = await getRole(iam, options.name);
+  if (owner(found, options.name) === 'foreign') {
     throw new AwsStateError(
-      `IAM role ${role} exists but is not tagged Project=${options.name}: it is not ours; choose another --name`,
+      `IAM role ${role} exists (${found?.Arn}) but is not tagged Project=${options.name} under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
     );
   }
-  if (owner === 'absent') {
+  if (found && !found.PermissionsBoundary?.PermissionsBoundaryArn) {
+    // The operator policy may change a role's policies only while it has the boundary.
+    throw new AwsStateError(
+      `IAM role ${role} has no permissions boundary, so the operator policy may not change it: an administrator adds it (aws iam put-role-permissions-boundary --role-name ${role} --permissions-boundary ${options.boundaryArn}) or deletes the role; then run again`,
+    );
+  }
+  const tokenTag = options.token
+    ? [{ Key: TOKEN_TAG, Value: tokenTagValue(options.token.parameterName) }]
+    : [];
+  if (!found) {
     await iam.send(
       new CreateRoleCommand({
         RoleName: role,
+        Path: IAM_PATH,
         AssumeRolePolicyDocument: TRUST_POLICY,
+        PermissionsBoundary: options.boundaryArn,
         Description: `random-number agent on EC2 (${options.name})`,
-        Tags: projectTags(options.name),
+        Tags: [...projectTags(options.name), ...tokenTag],
       }),
     );
     roleCreated = true;
+  } else if (options.token) {
+    await iam.send(new TagRoleCommand({ RoleName: role, Tags: tokenTag }));
   }
   const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
   if (!attached.AttachedPolicies?.some((p) => p.PolicyArn === corePolicyArn)) {
     await iam.send(new AttachRolePolicyCommand({ RoleName: role, PolicyArn: corePolicyArn }));
   }
-  if (options.tokenParameterArn) {
+  // Without a token a recorded one stays: dropping it would silently turn every poll of a protected
+  // service into a 401. Teardown removes it with the role.
+  const keepRecorded = !options.token && found?.Tags?.some((t) => t.Key === TOKEN_TAG);
+  if (!keepRecorded) {
+    const document = agentPolicyDocument({
+      partition: options.partition,
+      region: options.region,
+      account: options.account,
+      tokenArn: options.token?.arn,
+      keyId: options.token?.keyId,
+    });
     await iam.send(
       new PutRolePolicyCommand({
         RoleName: role,
-        PolicyName: TOKEN_POLICY_NAME,
-        PolicyDocument: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Action: 'ssm:GetParameter', Resource: options.tokenParameterArn }],
-        }),
+        PolicyName: AGENT_POLICY_NAME,
+        PolicyDocument: JSON.stringify(document),
       }),
     );
   }
-  // Without a token parameter an existing read policy stays: dropping it would silently turn every poll
-  // of a protected service into a 401. Teardown removes it with the role.
 
   let profile = await ignoreNotFound(iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })));
+  if (profile && profile.InstanceProfile?.Path !== IAM_PATH) {
+    throw new AwsStateError(
+      `instance profile ${role} exists (${profile.InstanceProfile?.Arn}) but not under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
+    );
+  }
   let profileCreated = false;
   if (!profile) {
     await iam.send(
-      new CreateInstanceProfileCommand({ InstanceProfileName: role, Tags: projectTags(options.name) }),
+      new CreateInstanceProfileCommand({
+        InstanceProfileName: role,
+        Path: IAM_PATH,
+        Tags: projectTags(options.name),
+      }),
     );
     profileCreated = true;
     profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role }));
@@ -163,7 +201,7 @@ export async function ensureInstanceProfile(
 
 /**
  * Removes the instance profile and the role with its policies, if the role is ours (tagged
- * Project=<name>). Returns what it deleted, or what it kept and why; absent is fine.
+ * Project=<name>, under the project's IAM path). Returns what it deleted, or what it kept and why; absent is fine.
  */
 export async function deleteInstanceProfile(
   iam: IAMClient,
@@ -171,13 +209,19 @@ export async function deleteInstanceProfile(
 ): Promise<{ removed: string[]; kept?: string }> {
   const role = roleName(name);
   const removed: string[] = [];
-  const owner = await roleOwner(iam, name);
-  if (owner === 'foreign') {
-    return { removed, kept: `role ${role} and its profile kept: not tagged Project=${name}, not ours` };
+  const whose = await roleOwner(iam, name);
+  if (whose === 'foreign') {
+    return {
+      removed,
+      kept: `role ${role} and its profile kept: not tagged Project=${name} under ${IAM_PATH}, not ours`,
+    };
   }
   const profile = await ignoreNotFound(
     iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })),
   );
+  if (profile && profile.InstanceProfile?.Path !== IAM_PATH) {
+    return { removed, kept: `instance profile ${role} kept: not under ${IAM_PATH}, not ours` };
+  }
   if (profile) {
     for (const r of profile.InstanceProfile?.Roles ?? []) {
       await iam.send(
@@ -187,7 +231,7 @@ export async function deleteInstanceProfile(
     await iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName: role }));
     removed.push(`instance profile ${role}`);
   }
-  if (owner === 'ours') {
+  if (whose === 'ours') {
     const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
     for (const p of attached.AttachedPolicies ?? []) {
       await iam.send(new DetachRolePolicyCommand({ RoleName: role, PolicyArn: p.PolicyArn }));

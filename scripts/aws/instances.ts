@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { AwsStateError, errorName } from './errors.ts';
 import { type PollTiming, poll } from './poll.ts';
-import { projectFilter, projectTags } from './tags.ts';
+import { projectFilters, projectTags } from './tags.ts';
 
 /** States in which an instance still counts as "ours and alive" for idempotent re-runs. */
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'];
@@ -25,7 +25,7 @@ export async function findInstances(ec2: EC2Client, name: string): Promise<Found
   const found: FoundInstance[] = [];
   const pages = paginateDescribeInstances(
     { client: ec2 },
-    { Filters: [projectFilter(name), { Name: 'instance-state-name', Values: LIVE_STATES }] },
+    { Filters: [...projectFilters(name), { Name: 'instance-state-name', Values: LIVE_STATES }] },
   );
   for await (const page of pages) {
     for (const reservation of page.Reservations ?? []) {

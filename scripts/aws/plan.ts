@@ -19,6 +19,8 @@ export interface PlanInput {
   commandCount: number;
   /** Whether the role gets the inline ssm:GetParameter policy. */
   tokenReadable: boolean;
+  /** The token parameter's customer managed KMS key, if it has one. */
+  keyId?: string;
 }
 
 /** What provisioning would create or reuse, from read-only calls: the --dry-run output. */
@@ -31,7 +33,7 @@ export async function plan(
   const role = roleName(name);
   const existing = await findInstances(clients.ec2, name);
   const lines = [
-    `${verb(await roleExists(clients.iam, name))} IAM role ${role} (AmazonSSMManagedInstanceCore${input.tokenReadable ? ', ssm:GetParameter on the token' : ''})`,
+    `${verb(await roleExists(clients.iam, name))} IAM role ${role} (AmazonSSMManagedInstanceCore, permissions boundary${input.tokenReadable ? ', ssm:GetParameter on the token' : ', no parameter'}${input.keyId ? `, kms:Decrypt on ${input.keyId} through SSM` : ''})`,
     `${verb(await instanceProfileExists(clients.iam, name))} instance profile ${role}`,
     `${verb((await findSecurityGroup(clients.ec2, name, input.vpcId)) !== undefined)} security group ${name} in ${input.vpcId} (no inbound rules)`,
   ];
@@ -50,7 +52,7 @@ export async function plan(
     );
   }
   lines.push(
-    `send   ${plural(input.commandCount, 'Run Command')} (AWS-RunShellScript) to tag:Project=${name}: install the agent polling ${input.serviceUrl} on '${input.schedule}'`,
+    `send   ${plural(input.commandCount, 'Run Command')} (AWS-RunShellScript) to tag:Project=${name} and tag:CreatedBy: install the agent polling ${input.serviceUrl} on '${input.schedule}'`,
   );
   return { lines, instanceIds: existing.map((i) => i.instanceId) };
 }

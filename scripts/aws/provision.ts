@@ -1,17 +1,25 @@
 import { ConfigError } from '../../lib/errors.ts';
 import { installArgs, readAgentFiles } from './agent-files.ts';
 import { resolveAmi } from './ami.ts';
+import { requireBoundary } from './boundary.ts';
 import type { Clients } from './clients.ts';
 import { checkCredentials } from './credentials.ts';
 import { buildDelivery } from './delivery.ts';
-import { ensureInstanceProfile, tokenPolicyResources } from './iam.ts';
+import { ensureInstanceProfile, recordedTokenParameter } from './iam.ts';
 import { findInstances, launchInstances, startStopped, waitRunning } from './instances.ts';
 import { plan, plural } from './plan.ts';
 import type { Reporter } from './report.ts';
 import { ensureSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand } from './ssm-command.ts';
 import { waitForRegistration } from './ssm-registration.ts';
-import { parameterArn, parameterExists, partitionOf, putToken, reusableTokenParameter } from './token.ts';
+import {
+  customerKeyOf,
+  parameterArn,
+  parameterExists,
+  partitionOf,
+  putToken,
+  reusableTokenParameter,
+} from './token.ts';
 import { timing, type Waits, waiterTiming } from './waits.ts';
 
 export interface ProvisionOptions {
@@ -61,6 +69,11 @@ export async function provision(
   );
   const { region } = identity;
   const partition = partitionOf(identity.arn);
+  const boundaryArn = await report.step(
+    'permissions boundary',
+    () => requireBoundary(clients.iam, { partition, account: identity.account }),
+    (arn) => arn,
+  );
   const tokenParameter = await resolveTokenParameter(clients, options, report);
   const files = await readAgentFiles({
     bundle: options.bundlePath,
@@ -99,6 +112,7 @@ export async function provision(
   }
 
   if (options.dryRun) {
+    const keyId = tokenParameter ? await customerKeyOf(clients.ssm, tokenParameter) : undefined;
     const { lines, instanceIds } = await plan(clients, {
       ...options,
       tokenParameter,
@@ -106,6 +120,7 @@ export async function provision(
       imageId: ami.imageId,
       commandCount: delivery.commands.length,
       tokenReadable: tokenArn !== undefined,
+      keyId,
     });
     report.line('dry run: nothing was changed. The plan:');
     for (const line of lines) report.line(`  ${line}`);
@@ -123,9 +138,25 @@ export async function provision(
     note(result.created, `SecureString ${parameterName}`);
   }
 
+  const token =
+    tokenParameter && tokenArn
+      ? {
+          parameterName: tokenParameter,
+          arn: tokenArn,
+          keyId: await customerKeyOf(clients.ssm, tokenParameter),
+        }
+      : undefined;
   const profile = await report.step(
     'IAM role and instance profile',
-    () => ensureInstanceProfile(clients.iam, { name, tokenParameterArn: tokenArn, partition }),
+    () =>
+      ensureInstanceProfile(clients.iam, {
+        name,
+        partition,
+        region,
+        account: identity.account,
+        boundaryArn,
+        token,
+      }),
     (p) =>
       `${p.roleName} ${p.roleCreated ? 'created' : 'reused'}, profile ${p.profileCreated ? 'created' : 'reused'}`,
   );
@@ -220,19 +251,19 @@ async function resolveTokenParameter(
   report: Reporter,
 ): Promise<string | undefined> {
   if (options.tokenParameter || options.token) return options.tokenParameter;
-  const policyResources = await tokenPolicyResources(clients.iam, options.name);
-  const found = await reusableTokenParameter(clients.ssm, { name: options.name, policyResources });
+  const recorded = await recordedTokenParameter(clients.iam, options.name);
+  const found = await reusableTokenParameter(clients.ssm, { name: options.name, recorded });
   if (found.parameterName) {
     const from =
-      found.source === 'policy'
+      found.source === 'recorded'
         ? 'the one the agent role may read since an earlier run'
         : 'created by an earlier run';
     report.line(
       `API token: reusing SecureString ${found.parameterName} (${from}); pass --api-token-parameter or --api-token to change it`,
     );
-  } else if (policyResources.length) {
+  } else if (recorded) {
     report.line(
-      `API token: none; the role keeps its ${policyResources.join(', ')} read policy from an earlier run, but that parameter is gone`,
+      `API token: none; the role keeps its permission to read ${recorded} from an earlier run, but that parameter is gone`,
     );
   }
   if (found.note) report.line(`API token: ${found.note}`);

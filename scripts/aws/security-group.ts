@@ -9,7 +9,7 @@ import {
 import { ConfigError } from '../../lib/errors.ts';
 import { AwsStateError, errorName } from './errors.ts';
 import { type PollTiming, poll } from './poll.ts';
-import { projectTags } from './tags.ts';
+import { projectFilters, projectTags } from './tags.ts';
 
 /** The VPC to use: the subnet's when one is given, else the region's default VPC. */
 export async function resolveVpc(ec2: EC2Client, subnetId?: string): Promise<string> {
@@ -88,7 +88,7 @@ export async function deleteSecurityGroups(
   timing: PollTiming,
 ): Promise<string[]> {
   const { SecurityGroups } = await ec2.send(
-    new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag:Project', Values: [name] }] }),
+    new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) }),
   );
   const removed: string[] = [];
   for (const group of SecurityGroups ?? []) {

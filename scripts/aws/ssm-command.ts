@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { CommandFailedError, errorName, PayloadTooLargeError, WaitTimeoutError } from './errors.ts';
 import { type PollTiming, poll } from './poll.ts';
+import { CREATED_BY_TAG } from './tags.ts';
 
 /**
  * SSM caps a command's document plus its runtime parameters at 64 KB. AWS-RunShellScript's own
@@ -47,7 +48,12 @@ export function sendCommandInput(command: ShellCommand, target: CommandTarget) {
   const where =
     'tagProject' in target
       ? {
-          Targets: [{ Key: 'tag:Project', Values: [target.tagProject] }],
+          // Both tags (targets are ANDed): the operator policy allows commands only to instances
+          // carrying ours, so an instance with just a same-named Project tag is not included.
+          Targets: [
+            { Key: 'tag:Project', Values: [target.tagProject] },
+            { Key: `tag:${CREATED_BY_TAG.Key}`, Values: [CREATED_BY_TAG.Value] },
+          ],
           // The whole fleet at once; a single failure stops the rest (an install should not half-apply).
           MaxConcurrency: '100%',
           MaxErrors: '0',

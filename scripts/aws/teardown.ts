@@ -1,15 +1,17 @@
 import type { Clients } from './clients.ts';
 import { checkCredentials } from './credentials.ts';
-import { deleteInstanceProfile } from './iam.ts';
+import { deleteInstanceProfile, recordedTokenParameter } from './iam.ts';
 import { findInstances, terminateInstances } from './instances.ts';
 import type { Reporter } from './report.ts';
 import { deleteSecurityGroups } from './security-group.ts';
+import { defaultTokenParameter } from './tags.ts';
 import { deleteTokenIfOurs } from './token.ts';
 import { timing, type Waits, waiterTiming } from './waits.ts';
 
 export interface TeardownOptions {
   name: string;
-  tokenParameter: string;
+  /** Default: the one recorded on the agent role, else the default name. */
+  tokenParameter?: string;
   waits: Waits;
 }
 
@@ -30,6 +32,11 @@ export async function teardown(
     () => checkCredentials(clients.sts),
     (id) => `${id.arn} in ${id.region}`,
   );
+  // Read before the role goes: the parameter the last run installed the agent with.
+  const tokenParameter =
+    options.tokenParameter ??
+    (await recordedTokenParameter(clients.iam, name)) ??
+    defaultTokenParameter(name);
   const instances = await findInstances(clients.ec2, name);
   const ids = instances.map((i) => i.instanceId);
   await report.step(
@@ -52,14 +59,14 @@ export async function teardown(
   removed.push(...iam.removed);
   const token = await report.step(
     'API token parameter',
-    () => deleteTokenIfOurs(clients.ssm, { name, parameterName: options.tokenParameter }),
+    () => deleteTokenIfOurs(clients.ssm, { name, parameterName: tokenParameter }),
     (outcome) =>
       outcome === 'deleted'
-        ? `${options.tokenParameter} deleted`
+        ? `${tokenParameter} deleted`
         : outcome === 'kept'
-          ? `${options.tokenParameter} kept (not created by provision-ec2)`
+          ? `${tokenParameter} kept (not created by provision-ec2)`
           : 'none',
   );
-  if (token === 'deleted') removed.push(`SecureString ${options.tokenParameter}`);
+  if (token === 'deleted') removed.push(`SecureString ${tokenParameter}`);
   return removed;
 }

@@ -1,17 +1,15 @@
 import {
   DeleteParameterCommand,
   GetParameterCommand,
+  GetParameterHistoryCommand,
   ListTagsForResourceCommand,
   PutParameterCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { errorName } from './errors.ts';
-import { defaultTokenParameter, projectTags } from './tags.ts';
+import { CREATED_BY_TAG, defaultTokenParameter, projectTags } from './tags.ts';
 
-export { defaultTokenParameter };
-
-/** Marks a token parameter as created by the provisioner: only those are deleted by teardown. */
-export const CREATED_BY_TAG = { Key: 'CreatedBy', Value: 'random-number-provision-ec2' };
+export { CREATED_BY_TAG, defaultTokenParameter };
 
 /**
  * The partition (aws, aws-us-gov, aws-cn, ...) of an ARN such as the caller identity's: ARNs built
@@ -55,7 +53,7 @@ export async function putToken(
         Value: options.token,
         Type: 'SecureString',
         Description: `API token the random-number agent (${options.name}) sends to the service`,
-        Tags: [...projectTags(options.name), CREATED_BY_TAG],
+        Tags: projectTags(options.name),
       }),
     );
     return { created: true };
@@ -112,30 +110,42 @@ export async function deleteTokenIfOurs(
 }
 
 /**
- * The parameter names an ARN can stand for: a hierarchical name (`/a/b`) loses its leading slash in
- * the ARN, a single-level one may or may not have had one.
+ * The KMS key the SecureString is encrypted with, when it is not the account's default `aws/ssm` key:
+ * only then does the agent role need kms:Decrypt (the default key's policy lets SSM use it for anyone
+ * in the account). From the parameter's history (its latest version; without decryption), which the
+ * operator policy allows on the project's parameters only, where DescribeParameters would need every
+ * parameter's metadata in the account.
  */
-export function parameterNamesFromArn(arn: string): string[] {
-  const rest = /^arn:[^:]+:ssm:[^:]*:[^:]*:parameter\/(.+)$/.exec(arn)?.[1];
-  if (!rest || rest.includes('*')) return [];
-  return rest.includes('/') ? [`/${rest}`] : [rest, `/${rest}`];
+export async function customerKeyOf(ssm: SSMClient, parameterName: string): Promise<string | undefined> {
+  let keyId: string | undefined;
+  let NextToken: string | undefined;
+  try {
+    do {
+      const page = await ssm.send(new GetParameterHistoryCommand({ Name: parameterName, NextToken }));
+      keyId = page.Parameters?.at(-1)?.KeyId ?? keyId;
+      NextToken = page.NextToken;
+    } while (NextToken);
+  } catch (err) {
+    if (errorName(err) === 'ParameterNotFound') return undefined;
+    throw err;
+  }
+  if (!keyId || /(^|:)alias\/aws\/ssm$/.test(keyId)) return undefined;
+  return keyId;
 }
 
-export type TokenSource = 'given' | 'policy' | 'default' | 'none';
+export type TokenSource = 'given' | 'recorded' | 'default' | 'none';
 
 /**
  * Which token parameter a run uses when no token flag was given, so that a re-run (an upgrade) keeps
- * the token: the parameter the role's read policy from an earlier run names, if it still exists; else
- * the default `/<name>/api-token` if provision-ec2 created it for this project.
+ * the token: the one an earlier run recorded on the agent role (see iam.ts recordedTokenParameter), if
+ * it still exists; else the default parameter if provision-ec2 created it for this project.
  */
 export async function reusableTokenParameter(
   ssm: SSMClient,
-  options: { name: string; policyResources: string[] },
+  options: { name: string; recorded?: string },
 ): Promise<{ parameterName?: string; source: TokenSource; note?: string }> {
-  for (const arn of options.policyResources) {
-    for (const candidate of parameterNamesFromArn(arn)) {
-      if (await parameterExists(ssm, candidate)) return { parameterName: candidate, source: 'policy' };
-    }
+  if (options.recorded && (await parameterExists(ssm, options.recorded))) {
+    return { parameterName: options.recorded, source: 'recorded' };
   }
   const fallback = defaultTokenParameter(options.name);
   const owner = await tokenOwner(ssm, { name: options.name, parameterName: fallback });

@@ -10,6 +10,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetInstanceProfileCommand, GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { GetParameterCommand, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { ensureBoundary } from '../../scripts/aws/boundary.ts';
+import { defaultTokenParameter } from '../../scripts/aws/tags.ts';
 import { type CliName, cliBundle } from './cli-bundle.ts';
 import { startMoto } from './moto.ts';
 
@@ -27,9 +29,14 @@ interface Teardown {
  * moto_server plus what the EC2 CLI tests need around it: SDK clients to inspect the emulator's state
  * and `cli()`, which runs one of the real CLIs as a process against it: scripts/<name>.ts pre-compiled
  * (helpers/cli-bundle.ts), or with `via: 'npm'` exactly as a user starts it (`npm run <name>`, tsx).
+ * The account gets the agent roles' permissions boundary, as `npm run iam-bootstrap` makes it, unless
+ * `bootstrap: false`.
  */
-export async function startAwsCli(t: Teardown) {
-  const moto = await startMoto(t);
+export async function startAwsCli(
+  t: Teardown,
+  options: { bootstrap?: boolean; motoEnv?: Record<string, string> } = {},
+) {
+  const moto = await startMoto(t, { env: options.motoEnv });
   const clientConfig = {
     region: 'us-east-1',
     endpoint: moto.endpoint,
@@ -38,6 +45,7 @@ export async function startAwsCli(t: Teardown) {
   const ec2 = new EC2Client(clientConfig);
   const iam = new IAMClient(clientConfig);
   const ssm = new SSMClient(clientConfig);
+  if (options.bootstrap !== false) await ensureBoundary(iam, { partition: 'aws', account: '123456789012' });
   // An empty HOME: nothing from the developer's ~/.aws reaches the CLIs.
   const home = mkdtempSync(join(tmpdir(), 'aws-home-'));
   t.teardown(() => rmSync(home, { recursive: true, force: true }));
@@ -56,7 +64,9 @@ export async function startAwsCli(t: Teardown) {
       ...moto.env,
       ...env,
     };
-    const all = [...args, '--poll-interval-ms', '20'];
+    // The commands that wait take a short poll interval; the others have no such flag.
+    const waits = script !== 'iam-bootstrap' && script !== 'agent-command';
+    const all = waits ? [...args, '--poll-interval-ms', '20'] : args;
     const [command, argv] =
       options.via === 'npm'
         ? ['npm', ['run', '--silent', script, '--', ...all]]
@@ -125,7 +135,7 @@ export async function startAwsCli(t: Teardown) {
       profile: await exists(
         iam.send(new GetInstanceProfileCommand({ InstanceProfileName: `${name}-agent` })),
       ),
-      token: await exists(ssm.send(new GetParameterCommand({ Name: `/${name}/api-token` }))),
+      token: await exists(ssm.send(new GetParameterCommand({ Name: defaultTokenParameter(name) }))),
       commands: (await ssm.send(new ListCommandsCommand({}))).Commands?.length ?? 0,
     };
   }

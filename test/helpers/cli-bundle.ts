@@ -20,7 +20,13 @@ import { type BuildOptions, build, version } from 'esbuild';
  * contents of every input esbuild reported), so a test never runs stale code. Cached under .tap/ so
  * that several test files, run in parallel, share one build.
  */
-export const CLIS = ['provision-ec2', 'teardown-ec2', 'ec2-results', 'agent-command'] as const;
+export const CLIS = [
+  'provision-ec2',
+  'teardown-ec2',
+  'ec2-results',
+  'agent-command',
+  'iam-bootstrap',
+] as const;
 export type CliName = (typeof CLIS)[number];
 
 const ROOT = resolve(import.meta.dirname, '../..');

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import {
   DescribeInstancesCommand,
   EC2Client,
@@ -7,21 +5,16 @@ import {
   StartInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { GetRolePolicyCommand, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
-import { ListCommandsCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { GetRoleCommand, GetRolePolicyCommand, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
+import { DeleteParameterCommand, ListCommandsCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import t from 'tap';
-import { ConfigError } from '../lib/errors.ts';
-import { parseSchedule } from '../scripts/aws/args.ts';
 import { AwsStateError } from '../scripts/aws/errors.ts';
-import { ssmCorePolicyArn } from '../scripts/aws/iam.ts';
 import { startStopped } from '../scripts/aws/instances.ts';
-import { parameterArn, parameterNamesFromArn, partitionOf } from '../scripts/aws/token.ts';
-import { noStack, startAwsCli } from './helpers/aws-cli.ts';
-import { cliBundle } from './helpers/cli-bundle.ts';
+import { startAwsCli } from './helpers/aws-cli.ts';
 
-// Fixes from the EC2 provisioner review: token kept across re-runs, one-line setup errors on Node 20,
-// schedules checked up front, ARNs in the caller's partition, stopped/stopping instances started.
+// Re-runs of provision-ec2 (the upgrade path): the token is kept without token flags (and its customer
+// managed key), stopped and stopping instances are started, not replaced.
 
 const URL_ = 'https://random-number.default.example.com';
 const meta = { $metadata: {} };
@@ -29,44 +22,6 @@ const meta = { $metadata: {} };
 const aws = await startAwsCli(t);
 // The SDK clients built in this process (the mocks below): no Node 20 warning in the test output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
-t.test('ARNs take the partition of the caller identity', async (t) => {
-  t.equal(partitionOf('arn:aws:sts::123456789012:assumed-role/dev/me'), 'aws', 'commercial');
-  t.equal(partitionOf('arn:aws-us-gov:iam::123456789012:user/me'), 'aws-us-gov', 'GovCloud');
-  t.equal(partitionOf('arn:aws-cn:iam::123456789012:user/me'), 'aws-cn', 'China');
-  t.equal(partitionOf(''), 'aws', 'no ARN (an emulator may send none): the commercial partition');
-  t.equal(
-    parameterArn('aws-us-gov', 'us-gov-west-1', '123456789012', '/rn/api-token'),
-    'arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/rn/api-token',
-    'the token policy resource is in the GovCloud partition',
-  );
-  t.equal(
-    parameterArn('aws-cn', 'cn-north-1', '123456789012', '/rn/api-token'),
-    'arn:aws-cn:ssm:cn-north-1:123456789012:parameter/rn/api-token',
-    'and in the China partition',
-  );
-  t.equal(
-    ssmCorePolicyArn('aws-us-gov'),
-    'arn:aws-us-gov:iam::aws:policy/AmazonSSMManagedInstanceCore',
-    'the managed SSM policy too',
-  );
-  t.same(parameterNamesFromArn('arn:aws:ssm:us-east-1:1:parameter/a/b'), ['/a/b'], 'hierarchical name');
-  t.same(parameterNamesFromArn('arn:aws:ssm:us-east-1:1:parameter/tok'), ['tok', '/tok'], 'one level');
-  t.same(parameterNamesFromArn('arn:aws:ssm:us-east-1:1:parameter/*'), [], 'a wildcard names none');
-});
-
-t.test('a schedule the agent would refuse is refused before anything happens', async (t) => {
-  t.equal(parseSchedule(undefined), '* * * * *', 'default: every minute');
-  t.equal(parseSchedule('*/1 * * * * *'), '*/1 * * * * *', 'six fields with seconds are fine');
-  for (const bad of ['99 * * * *', '* * * *', 'a b c d e', '0 0 30 2 *', '* * * * * * *']) {
-    t.throws(
-      () => parseSchedule(bad),
-      { name: 'ConfigError', message: /^--schedule must be a cron expression/ },
-      `${JSON.stringify(bad)} is refused`,
-    );
-  }
-  t.ok(new ConfigError('x') instanceof Error, 'ConfigError is an Error');
-});
 
 t.test('stopping instances are awaited until stopped, then started with the stopped ones', async (t) => {
   const ec2 = new EC2Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
@@ -118,70 +73,6 @@ t.test('an instance stuck stopping fails with a message naming it and what to do
   t.equal(mock.commandCalls(StartInstancesCommand).length, 0, 'StartInstances was not tried');
 });
 
-t.test('setup errors are one stderr line, without the SDK Node version warning', async (t) => {
-  // NODE_NO_WARNINGS removed: a user's shell does not set it.
-  const [noRegion, control, badSchedule, agentBadSchedule] = await Promise.all([
-    aws.cli('provision-ec2', ['--service-url', 'https://x.test'], {
-      AWS_REGION: undefined,
-      NODE_NO_WARNINGS: undefined,
-    }),
-    aws.cli('provision-ec2', ['--service-url', 'https://x.test'], {
-      AWS_REGION: undefined,
-      NODE_NO_WARNINGS: undefined,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'false',
-    }),
-    aws.cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-sched', '--schedule', '99 * * * *']),
-    // agent-command has no --poll-interval-ms (which aws.cli appends): run its bundle directly.
-    (async () => {
-      const child = spawn(
-        process.execPath,
-        [
-          await cliBundle('agent-command'),
-          '--service-url',
-          URL_,
-          '--schedule',
-          '99 * * * *',
-          '--out',
-          '/nonexistent/x',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d;
-      });
-      const [code] = await once(child, 'close');
-      return { code: code as number | null, stderr };
-    })(),
-  ]);
-  t.equal(noRegion.code, 1, 'exit 1 without a region');
-  t.match(noRegion.stderr, /^provision-ec2: no AWS region: set AWS_REGION/, 'says what to set');
-  t.equal(noRegion.stderr.trimEnd().split('\n').length, 1, `stderr is exactly one line:\n${noRegion.stderr}`);
-  if (Number(process.versions.node.split('.')[0]) < 22) {
-    t.match(
-      control.stderr,
-      /NodeVersionSupportWarning/,
-      'control: the SDK does print its warning when the user asks for it (so the test above can fail)',
-    );
-  }
-
-  t.equal(badSchedule.code, 1, 'provision-ec2 refuses --schedule 99 * * * *');
-  t.match(
-    badSchedule.stderr,
-    /--schedule must be a cron expression .*"99 \* \* \* \*".*expected range 0-59/,
-    'says which value and why',
-  );
-  t.equal(badSchedule.stderr.trimEnd().split('\n').length, 1, 'in one line');
-  noStack(t, badSchedule);
-  t.same(
-    await aws.snapshot('rn-sched'),
-    { instances: 0, groups: 0, role: false, profile: false, token: false, commands: 0 },
-    'nothing was created or sent',
-  );
-  t.equal(agentBadSchedule.code, 1, 'agent-command refuses it too');
-  t.match(agentBadSchedule.stderr, /--schedule must be a cron expression/, 'with the same message');
-});
-
 t.test('a re-run without token flags keeps the token; a stopped instance is started', async (t) => {
   const name = 'rn-keep';
   const first = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name], {
@@ -195,14 +86,18 @@ t.test('a re-run without token flags keeps the token; a stopped instance is star
 
   const dry = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name, '--dry-run']);
   t.equal(dry.code, 0, `dry run exits 0 (${dry.stderr})`);
-  t.match(dry.stdout, /reusing SecureString \/rn-keep\/api-token/, 'the dry run says the token is reused');
+  t.match(
+    dry.stdout,
+    /reusing SecureString \/random-number\/rn-keep\/api-token/,
+    'the dry run says the token is reused',
+  );
   t.match(dry.stdout, new RegExp(`${instanceId} \\(stopp\\w+, would be started\\)`), 'and the start');
 
   const again = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name]);
   t.equal(again.code, 0, `second run without API_TOKEN exits 0 (${again.stderr})`);
   t.match(
     again.stdout,
-    'API token: reusing SecureString /rn-keep/api-token (the one the agent role may read since an earlier run)',
+    'API token: reusing SecureString /random-number/rn-keep/api-token (the one the agent role may read since an earlier run)',
     'says the token parameter is reused',
   );
   t.match(again.stdout, new RegExp(`✓ start stopped instances: started ${instanceId}`), 'started it');
@@ -214,12 +109,18 @@ t.test('a re-run without token flags keeps the token; a stopped instance is star
   );
 
   const policy = await aws.iam.send(
-    new GetRolePolicyCommand({ RoleName: `${name}-agent`, PolicyName: 'read-api-token' }),
+    new GetRolePolicyCommand({ RoleName: `${name}-agent`, PolicyName: 'agent-parameters' }),
   );
   t.match(
     decodeURIComponent(policy.PolicyDocument ?? ''),
-    'parameter/rn-keep/api-token',
+    '"Resource":"arn:aws:ssm:us-east-1:123456789012:parameter/random-number/rn-keep/api-token"',
     'the role still may read the token parameter',
+  );
+  const role = await aws.iam.send(new GetRoleCommand({ RoleName: `${name}-agent` }));
+  t.same(
+    role.Role?.Tags?.find((tag) => tag.Key === 'TokenParameter')?.Value,
+    'random-number/rn-keep/api-token',
+    'the decision is recorded on the role (as in the ARN), where the next run reads it',
   );
   const attached = await aws.iam.send(new ListAttachedRolePoliciesCommand({ RoleName: `${name}-agent` }));
   t.ok(
@@ -235,7 +136,7 @@ t.test('a re-run without token flags keeps the token; a stopped instance is star
   for (const [i, install] of installs.entries()) {
     t.match(
       install.Parameters?.commands?.join('\n') ?? '',
-      "'--api-token-parameter' '/rn-keep/api-token'",
+      "'--api-token-parameter' '/random-number/rn-keep/api-token'",
       `install command ${i + 1} passes the token parameter`,
     );
   }
@@ -247,7 +148,7 @@ t.test('the default parameter is reused only if provision-ec2 created it', async
   const [ours, theirs] = ['rn-tagged', 'rn-foreign'];
   await aws.ssm.send(
     new PutParameterCommand({
-      Name: `/${ours}/api-token`,
+      Name: `/random-number/${ours}/api-token`,
       Value: 'x',
       Type: 'SecureString',
       Tags: [
@@ -257,20 +158,92 @@ t.test('the default parameter is reused only if provision-ec2 created it', async
     }),
   );
   await aws.ssm.send(
-    new PutParameterCommand({ Name: `/${theirs}/api-token`, Value: 'y', Type: 'SecureString' }),
+    new PutParameterCommand({
+      Name: `/random-number/${theirs}/api-token`,
+      Value: 'y',
+      Type: 'SecureString',
+    }),
   );
   const [a, b] = await Promise.all([
     aws.cli('provision-ec2', ['--service-url', URL_, '--name', ours, '--dry-run']),
     aws.cli('provision-ec2', ['--service-url', URL_, '--name', theirs, '--dry-run']),
   ]);
   t.equal(a.code, 0, `exit 0 (${a.stderr})`);
-  t.match(a.stdout, `reusing SecureString /${ours}/api-token (created by an earlier run)`, 'ours: reused');
+  t.match(
+    a.stdout,
+    `reusing SecureString /random-number/${ours}/api-token (created by an earlier run)`,
+    'ours: reused',
+  );
   t.match(a.stdout, /ssm:GetParameter on the token/, 'the plan gives the role read access to it');
   t.equal(b.code, 0, `exit 0 (${b.stderr})`);
   t.match(
     b.stdout,
-    `/${theirs}/api-token exists but was not created by provision-ec2 for ${theirs}: not used; pass --api-token-parameter`,
+    `/random-number/${theirs}/api-token exists but was not created by provision-ec2 for ${theirs}: not used; pass --api-token-parameter`,
     'not ours: named, not used',
   );
   t.notMatch(b.stdout, /ssm:GetParameter on the token/, 'and the role gets no read access');
 });
+
+t.test(
+  'a token parameter under a customer managed key: the role may decrypt with it, through SSM only',
+  async (t) => {
+    const name = 'rn-cmk';
+    const parameter = `/random-number/${name}/api-token`;
+    await aws.ssm.send(
+      new PutParameterCommand({
+        Name: parameter,
+        Value: 'k',
+        Type: 'SecureString',
+        KeyId: 'alias/rn-tokens',
+      }),
+    );
+    const dry = await aws.cli('provision-ec2', [
+      '--service-url',
+      URL_,
+      '--name',
+      name,
+      '--api-token-parameter',
+      parameter,
+      '--dry-run',
+    ]);
+    t.equal(dry.code, 0, `dry run exits 0 (${dry.stderr})`);
+    t.match(dry.stdout, /kms:Decrypt on alias\/rn-tokens through SSM/, 'the plan says so');
+    const run = await aws.cli('provision-ec2', [
+      '--service-url',
+      URL_,
+      '--name',
+      name,
+      '--api-token-parameter',
+      parameter,
+    ]);
+    t.equal(run.code, 0, `exit 0 (${run.stderr})`);
+    const policy = await aws.iam.send(
+      new GetRolePolicyCommand({ RoleName: `${name}-agent`, PolicyName: 'agent-parameters' }),
+    );
+    const decrypt = JSON.parse(decodeURIComponent(policy.PolicyDocument ?? '')).Statement.find(
+      (s: { Action: string }) => s.Action === 'kms:Decrypt',
+    );
+    t.same(
+      decrypt?.Condition,
+      {
+        StringEquals: { 'kms:ViaService': 'ssm.us-east-1.amazonaws.com' },
+        'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/rn-tokens' },
+      },
+      'kms:Decrypt on the key the alias names, only when SSM asks (what that allows: aws-iam-policy.test.ts)',
+    );
+
+    // The recorded parameter is deleted: a re-run without token flags says so and removes nothing.
+    await aws.ssm.send(new DeleteParameterCommand({ Name: parameter }));
+    const again = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name]);
+    t.equal(again.code, 0, `a re-run exits 0 (${again.stderr})`);
+    t.match(
+      again.stdout,
+      `API token: none; the role keeps its permission to read ${parameter} from an earlier run, but that parameter is gone`,
+      'says the token is gone and the permission stays',
+    );
+    const kept = await aws.iam.send(
+      new GetRolePolicyCommand({ RoleName: `${name}-agent`, PolicyName: 'agent-parameters' }),
+    );
+    t.equal(kept.PolicyDocument, policy.PolicyDocument, 'the role policy is unchanged');
+  },
+);

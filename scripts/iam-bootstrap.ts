@@ -1,0 +1,50 @@
+import { runMain } from '../lib/cli.ts';
+import { parseFlags } from './aws/args.ts';
+
+const HELP = `Usage: npm run iam-bootstrap -- [--region REGION]
+
+Run once per AWS account by an administrator, before anyone runs provision-ec2 with the operator policy
+(docs/iam-policy.json). Creates the IAM policy random-number-agent-boundary under the path
+/random-number/: the permissions boundary every agent role is created with, which caps what an agent
+role can ever do, whatever its holder attaches to it. Safe to run again: it says whether it created the
+policy, found it up to date, or updated it.
+
+  --region REGION         any region (IAM is global; STS needs one): default AWS_REGION or your profile's
+  -h, --help              this text
+
+Credentials come from the usual AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, ...)
+and need iam:GetPolicy, iam:GetPolicyVersion, iam:CreatePolicy, iam:ListPolicyVersions,
+iam:CreatePolicyVersion, iam:DeletePolicyVersion and iam:TagPolicy.
+`;
+
+runMain('iam-bootstrap', async () => {
+  const flags = parseFlags(process.argv.slice(2), { region: { type: 'string' } } as const);
+  if (flags.help) return void process.stdout.write(HELP);
+  // The AWS SDK takes a second to load: not for --help or a flag error.
+  const { createClients } = await import('./aws/clients.ts');
+  const { checkCredentials } = await import('./aws/credentials.ts');
+  const { ensureBoundary } = await import('./aws/boundary.ts');
+  const { partitionOf } = await import('./aws/token.ts');
+  const { createReporter } = await import('./aws/report.ts');
+  const clients = createClients(flags.region);
+  const report = createReporter();
+  const identity = await report.step(
+    'credentials',
+    () => checkCredentials(clients.sts),
+    (id) => `${id.arn} (account ${id.account})`,
+  );
+  const partition = partitionOf(identity.arn);
+  const boundary = await report.step(
+    'permissions boundary',
+    () => ensureBoundary(clients.iam, { partition, account: identity.account }),
+    (b) => `${b.arn} ${b.outcome === 'found' ? 'found, up to date' : b.outcome}`,
+  );
+  report.line('');
+  report.line(
+    `done: ${boundary.arn} ${boundary.outcome === 'found' ? 'was already there' : boundary.outcome}`,
+  );
+  report.line('  next, once: the operator policy, attached to whoever runs provision-ec2 (see docs/iam.md):');
+  report.line(
+    '    aws iam create-policy --policy-name random-number-operator --policy-document file://docs/iam-policy.json',
+  );
+});
