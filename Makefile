@@ -10,7 +10,7 @@ IMAGE ?=
 TESTS ?= test/*.test.ts
 
 .PHONY: help deps node22 prereqs lint format typecheck build start test bench demo \
-        setup-minikube deploy-knative undeploy-knative provision-ec2 teardown-ec2 ec2-results clean
+        setup-minikube deploy-knative undeploy-knative tls-cert expose-minikube provision-ec2 teardown-ec2 ec2-results clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: build ## benchmark the service against a bare node:http baseline (ratios)
 KNATIVE := scripts/deploy-knative.sh
 KNATIVE_NAMESPACE = $(if $(filter cloud,$(OVERLAY)),random-number,default)
 KNATIVE_WAIT ?= 300s
+
+tls-cert: ## a private CA (kept) and a certificate for DOMAIN in certs/, renewed within 30 days of expiry (DOMAIN=)
+	scripts/tls-cert.sh '$(DOMAIN)'
 
 setup-minikube: ## start minikube and install Knative Serving + Kourier at pinned versions (idempotent)
 	scripts/setup-minikube.sh
