@@ -4,6 +4,7 @@ import { runMain } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { installArgs, readAgentFiles } from './aws/agent-files.ts';
 import { parseFlags, parseName, parseSchedule, parseServiceUrl } from './aws/args.ts';
+import { describeCaCert, readCaCert } from './aws/ca-cert.ts';
 import { buildDelivery } from './aws/delivery.ts';
 import { SSM_LIMIT_BYTES, sendCommandInput } from './aws/ssm-command.ts';
 
@@ -18,6 +19,8 @@ the AmazonSSMManagedInstanceCore role and the tag).
   --name NAME             target instances tagged Project=NAME (default random-number)
   --schedule CRON         default '* * * * *'
   --api-token-parameter P SSM SecureString holding the API token (needs --region or AWS_REGION)
+  --ca-cert FILE          a PEM CA the agent trusts besides the system CAs (e.g. certs/ca.crt);
+                          without it an installed one is kept; --ca-cert none removes it
   --region REGION         region the agent reads the parameter in (default AWS_REGION)
   --out DIR               where the files go (default agent-commands/, emptied first)
   --bundle FILE           default dist/ec2-agent.mjs
@@ -31,6 +34,7 @@ runMain('agent-command', async () => {
     name: { type: 'string' },
     schedule: { type: 'string' },
     'api-token-parameter': { type: 'string' },
+    'ca-cert': { type: 'string' },
     region: { type: 'string' },
     out: { type: 'string' },
     bundle: { type: 'string' },
@@ -47,10 +51,12 @@ runMain('agent-command', async () => {
       '--api-token-parameter needs the region the parameter lives in: pass --region or set AWS_REGION',
     );
   }
+  const caCert = await readCaCert(flags['ca-cert']);
   const files = await readAgentFiles({ bundle: flags.bundle, installScript: flags['install-script'] });
   const delivery = buildDelivery({
     ...files,
     installArgs: installArgs({ serviceUrl, schedule, tokenParameter, region }),
+    caCert: caCert === 'none' ? 'none' : caCert?.pem,
   });
 
   const out = flags.out ?? 'agent-commands';
@@ -72,6 +78,7 @@ runMain('agent-command', async () => {
   const regionFlag = region ? ` --region ${region}` : '';
   process.stdout.write(
     `wrote ${written.length} command files to ${out}/ (bundle sha256 ${delivery.sha256}).\n` +
+      `agent CA: ${describeCaCert(caCert)}\n` +
       `Run them in order; wait for each to succeed on every instance before the next:\n\n` +
       written
         .map(

@@ -7,6 +7,7 @@ import {
   parseSchedule,
   parseServiceUrl,
 } from './aws/args.ts';
+import { readCaCert } from './aws/ca-cert.ts';
 import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
 import { createReporter } from './aws/report.ts';
 import { defaultTokenParameter } from './aws/tags.ts';
@@ -24,6 +25,9 @@ the agent (an upgrade).
   --api-token-parameter P SSM SecureString the agent reads its API token from; a re-run
                           without token flags keeps the earlier run's parameter
   --api-token TOKEN       create or update that parameter (or set API_TOKEN); default name /NAME/api-token
+  --ca-cert FILE          a PEM CA the agent trusts besides the system CAs (a service behind a
+                          private certificate, e.g. certs/ca.crt from make tls-cert); a re-run
+                          without it keeps the installed one; --ca-cert none removes it
   --subnet ID             launch into this subnet (default: the default VPC's default subnet)
   --dry-run               print the plan (what would be created or reused); change nothing
   --bundle FILE           agent bundle (default dist/ec2-agent.mjs, from \`npm run build\`)
@@ -40,6 +44,7 @@ runMain('provision-ec2', async () => {
     schedule: { type: 'string' },
     'api-token-parameter': { type: 'string' },
     'api-token': { type: 'string' },
+    'ca-cert': { type: 'string' },
     subnet: { type: 'string' },
     'dry-run': { type: 'boolean' },
     bundle: { type: 'string' },
@@ -57,6 +62,7 @@ runMain('provision-ec2', async () => {
     subnetId: flags.subnet,
     tokenParameter: flags['api-token-parameter'] || (token ? defaultTokenParameter(name) : undefined),
     token,
+    caCert: await readCaCert(flags['ca-cert']),
     dryRun: flags['dry-run'] ?? false,
     bundlePath: flags.bundle,
     installScriptPath: flags['install-script'],

@@ -59,6 +59,8 @@ export function issueWithDates(options: {
   from: Date;
   until: Date;
   out: string;
+  /** A CA certificate rather than a server's. */
+  ca?: boolean;
 }): void {
   const dir = mkdtempSync(join(tmpdir(), 'rn-ca-'));
   try {
@@ -82,7 +84,9 @@ export function issueWithDates(options: {
     );
     writeFileSync(
       join(dir, 'ext.cnf'),
-      `basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:${options.host}\n`,
+      options.ca
+        ? 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n'
+        : `basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:${options.host}\n`,
     );
     const csr = join(dir, 'req.csr');
     openssl(['req', '-new', '-key', options.key, '-subj', `/CN=${options.host}`, '-out', csr]);
