@@ -68,6 +68,9 @@ KNATIVE_WAIT ?= 300s
 tls-cert: ## a private CA (kept) and a certificate for DOMAIN in certs/, renewed within 30 days of expiry (DOMAIN=)
 	scripts/tls-cert.sh '$(DOMAIN)'
 
+expose-minikube: ## forward Kourier's HTTPS to EXPOSE_PORT (8443) on all interfaces, in the foreground, and print the router, DNS and agent steps (DOMAIN=)
+	scripts/expose-minikube.sh
+
 setup-minikube: ## start minikube and install Knative Serving + Kourier at pinned versions (idempotent)
 	scripts/setup-minikube.sh
 
