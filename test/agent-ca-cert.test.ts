@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import t, { type Test } from 'tap';
+import { tlsProblem } from '../ec2-agent/poll.ts';
 import { MAX_CA_BYTES, readCaCert } from '../scripts/aws/ca-cert.ts';
 import { buildDelivery, shellQuote } from '../scripts/aws/delivery.ts';
 import { MAX_PARAMETERS_BYTES, payloadBytes } from '../scripts/aws/ssm-command.ts';
@@ -253,4 +254,34 @@ t.test('provision-ec2 --ca-cert: checked before AWS is touched; the plan says wh
     /agent CA: unchanged \(a CA installed by an earlier run is kept; --ca-cert none removes it\)/,
     'without the flag: kept',
   );
+});
+
+t.test('every certificate failure names its fix; other network errors are not called TLS', async (t) => {
+  for (const code of [
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'SELF_SIGNED_CERT_IN_CHAIN',
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  ]) {
+    t.match(
+      tlsProblem(code),
+      /not signed by a CA the agent trusts; .*--ca-cert certs\/ca\.crt/,
+      `${code}: --ca-cert`,
+    );
+  }
+  t.match(tlsProblem('CERT_HAS_EXPIRED'), /has expired; renew it \(make tls-cert/, 'expired: renew');
+  t.match(tlsProblem('CERT_NOT_YET_VALID'), /not valid yet; check the clocks/, 'not yet valid: clocks');
+  t.match(
+    tlsProblem('ERR_TLS_CERT_ALTNAME_INVALID'),
+    /for another name than SERVICE_URL's host/,
+    'wrong name',
+  );
+  t.match(
+    tlsProblem('CERT_REVOKED'),
+    /certificate verification failed; .*--ca-cert/,
+    'other certificate codes: a general hint',
+  );
+  for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'UND_ERR_SOCKET']) {
+    t.equal(tlsProblem(code), undefined, `${code}: not a TLS problem (retried as a network error)`);
+  }
 });

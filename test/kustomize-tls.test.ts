@@ -92,7 +92,8 @@ t.test('TLS=own renders on a clean clone, on both overlays, and every object is 
 t.test(
   'TLS=cert-manager keeps the cloud path: no secretName, the certificate comes from the cluster',
   async (t) => {
-    for (const env of [{ DOMAIN }, { DOMAIN, TLS: 'cert-manager' }]) {
+    const envs: Record<string, string>[] = [{ DOMAIN }, { DOMAIN, TLS: 'cert-manager' }];
+    for (const env of envs) {
       const objs = render('cloud', env);
       for (const obj of objs) t.doesNotThrow(() => validateManifest(obj), `${obj.kind} is valid`);
       const [mapping] = find(objs, 'DomainMapping');
