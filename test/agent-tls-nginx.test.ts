@@ -19,6 +19,11 @@ import { DAY_MS, issueWithDates, tlsCert } from './helpers/tls.ts';
 const DOMAIN = 'numbers.random-number.test';
 const INSTALL_SH = readFileSync('ec2-agent/install.sh');
 
+if (process.getuid?.() !== 0) {
+  throw new Error(
+    'test/agent-tls-nginx.test.ts runs as root: it mounts a private /etc/hosts for the agent (unshare --mount)',
+  );
+}
 const root = t.testdir();
 const certs = join(root, 'certs');
 const made = tlsCert(certs, [DOMAIN]);
@@ -105,7 +110,8 @@ async function firstPoll(t: Test, env: Record<string, string>) {
   const line = await agent.waitForLine((l) => json(l).msg === 'poll', 15_000);
   agent.kill();
   await agent.exited;
-  return { poll: json(line), stderr: agent.stderr.join('\n') };
+  const started = json(agent.stdout.find((l) => json(l).msg === 'started') ?? '');
+  return { poll: json(line), started };
 }
 
 const good = await nginxWith('good', join(certs, `${DOMAIN}.crt`), join(certs, `${DOMAIN}.key`));
@@ -113,7 +119,8 @@ const good = await nginxWith('good', join(certs, `${DOMAIN}.crt`), join(certs, `
 t.test('with --ca-cert: the agent trusts the private CA and writes numbers', async (t) => {
   const env = await install(t, 'with-ca', good.port, join(certs, 'ca.crt'));
   t.ok(env.NODE_EXTRA_CA_CERTS, 'install.sh told Node about the CA');
-  const { poll } = await firstPoll(t, env);
+  const { poll, started } = await firstPoll(t, env);
+  t.equal(started.extraCaCerts, env.NODE_EXTRA_CA_CERTS, 'the start line says which extra CA it trusts');
   t.match(poll, { outcome: 'ok', attempts: 1 }, 'the poll through nginx over TLS succeeded');
   const lines = await fileLines(env.OUTPUT_FILE ?? '');
   t.ok(lines.length >= 1 && lines.every((l) => LINE.test(l)), `numbers written (${lines.join(' | ')})`);
@@ -122,7 +129,8 @@ t.test('with --ca-cert: the agent trusts the private CA and writes numbers', asy
 t.test('without --ca-cert: no numbers, and the log names the certificate problem and the fix', async (t) => {
   const env = await install(t, 'without-ca', good.port, 'none');
   t.equal(env.NODE_EXTRA_CA_CERTS, undefined, 'no extra CA installed');
-  const { poll } = await firstPoll(t, env);
+  const { poll, started } = await firstPoll(t, env);
+  t.equal(started.extraCaCerts, null, 'the start line says there is none');
   t.match(
     poll,
     {
