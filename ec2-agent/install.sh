@@ -4,14 +4,20 @@
 #
 #   install.sh --bundle FILE [--sha256 HEX] --service-url URL [--schedule CRON] [--output-file PATH]
 #              [--api-token-parameter NAME] [--aws-region REGION] [--request-timeout-ms N]
-#              [--log-level L] [--extra-ca-certs PEM|none] [--prefix DIR]
+#              [--log-level L] [--extra-ca-certs PEM|none] [--unit FILE] [--prefix DIR]
 #
 # Every flag can also come from the environment: BUNDLE, BUNDLE_SHA256, SERVICE_URL, SCHEDULE,
-# OUTPUT_FILE, API_TOKEN_PARAMETER, AWS_REGION, REQUEST_TIMEOUT_MS, LOG_LEVEL, EXTRA_CA_CERTS, PREFIX
-# (flags win). --extra-ca-certs: a PEM file with the CA of a service behind a private certificate; it is
-# copied to /etc/random-number-agent/extra-ca.pem and given to Node as NODE_EXTRA_CA_CERTS (trusted in
-# addition to the system CAs). Without the flag a CA installed earlier is kept; `--extra-ca-certs none`
-# removes it.
+# OUTPUT_FILE, API_TOKEN_PARAMETER, AWS_REGION, REQUEST_TIMEOUT_MS, LOG_LEVEL, EXTRA_CA_CERTS, UNIT,
+# PREFIX (flags win). --unit is the systemd unit to install (default: random-number-agent.service
+# beside this script, as the delivery stages it); install.sh rewrites its ExecStart, User and
+# BindPaths lines for this instance.
+#
+# The agent runs as the owner of the output file's folder (root for the default /root), which is the
+# only folder it can write. A missing folder is created, owned like its nearest existing parent.
+# --extra-ca-certs: a PEM file with the CA of a service behind a private certificate; it is copied to
+# /etc/random-number-agent/extra-ca.pem and given to Node as NODE_EXTRA_CA_CERTS (trusted in addition
+# to the public CAs Node.js bundles). Without the flag a CA installed earlier is kept;
+# `--extra-ca-certs none` removes it.
 # NODE_BIN overrides the Node.js 22 binary written into the unit.
 #
 # --prefix DIR lays every file down under DIR and touches nothing else: no dnf, no systemctl, no
@@ -44,6 +50,7 @@ AWS_REGION=${AWS_REGION:-}
 REQUEST_TIMEOUT_MS=${REQUEST_TIMEOUT_MS:-20000}
 LOG_LEVEL=${LOG_LEVEL:-info}
 EXTRA_CA_CERTS=${EXTRA_CA_CERTS:-}
+UNIT=${UNIT:-$(dirname "${BASH_SOURCE[0]}")/$NAME.service}
 PREFIX=${PREFIX:-}
 NODE_BIN=${NODE_BIN:-}
 
@@ -78,6 +85,7 @@ while (($# > 0)); do
   --request-timeout-ms) REQUEST_TIMEOUT_MS=$value ;;
   --log-level) LOG_LEVEL=$value ;;
   --extra-ca-certs) EXTRA_CA_CERTS=$value ;;
+  --unit) UNIT=$value ;;
   --prefix) PREFIX=$value ;;
   *) die "unknown flag: $flag (see --help)" ;;
   esac
@@ -86,6 +94,7 @@ done
 # --- validate everything before changing anything ---------------------------------------------
 [[ -n $BUNDLE ]] || die "--bundle FILE is required (the agent bundle, dist/ec2-agent.mjs)"
 [[ -f $BUNDLE && -r $BUNDLE ]] || die "--bundle $BUNDLE: no such readable file"
+[[ -f $UNIT && -r $UNIT ]] || die "--unit $UNIT: no such readable file (the systemd unit, ec2-agent/$NAME.service)"
 [[ -n $SERVICE_URL ]] || die "--service-url URL is required (the random-number service, http:// or https://)"
 [[ $SERVICE_URL =~ ^https?://[^[:space:]/]+ ]] || die "--service-url must be an http:// or https:// URL (got $SERVICE_URL)"
 read -r -a fields <<<"$SCHEDULE"
@@ -160,9 +169,24 @@ opt_dir=$PREFIX/opt/$NAME
 etc_dir=$PREFIX/etc/$NAME
 unit_dir=$PREFIX/etc/systemd/system
 output_dir=$(dirname "$OUTPUT_FILE")
-install -d -m 0755 "$opt_dir" "$unit_dir"
-install -d -m 0700 "$etc_dir"
-[[ -d $PREFIX$output_dir ]] || install -d -m 0755 "$PREFIX$output_dir"
+# 0755: the agent may run as the output folder's owner and reads the extra CA here; agent.env, read
+# by systemd itself, stays 0600.
+install -d -m 0755 "$opt_dir" "$unit_dir" "$etc_dir"
+
+# The output folder: created if missing, owned like its nearest existing parent (a folder made under
+# /home/alice is alice's); the agent then runs as its owner.
+if [[ ! -d $PREFIX$output_dir ]]; then
+  parent=$output_dir
+  while [[ ! -d $PREFIX$parent ]]; do
+    first_missing=$parent
+    parent=$(dirname "$parent")
+  done
+  (umask 022 && mkdir -p "$PREFIX$output_dir")
+  chown -R --reference="$PREFIX$parent" "$PREFIX$first_missing"
+  say "created $output_dir (owner $(stat -c %U "$PREFIX$output_dir"))"
+fi
+agent_user=$(stat -c %U "$PREFIX$output_dir")
+[[ $agent_user != UNKNOWN ]] || agent_user=$(stat -c %u "$PREFIX$output_dir")
 
 # Writes stdin to $1 with mode $2 through a temporary file in the same folder and a rename, so a
 # reader (systemd, a running agent restarting) never sees half a file.
@@ -206,67 +230,14 @@ quote() {
   [[ ! -f $PREFIX$ca_file ]] || echo "NODE_EXTRA_CA_CERTS=$(quote "$ca_file")"
 } | put "$etc_dir/agent.env" 0600
 
-unit() {
-  cat <<'UNIT'
-# random-number agent: asks the random-number service for a number on a cron schedule and appends
-# each one to a file. Installed by install.sh, which rewrites ExecStart (the Node.js 22 binary it
-# found) and ReadWritePaths (the folder of OUTPUT_FILE); the values below are its defaults.
-[Unit]
-Description=random-number agent (polls the random-number service, appends numbers to a file)
-Wants=network-online.target
-After=network-online.target
-# Restart=always must never give up: a long outage of the network or of SSM at boot would otherwise
-# leave the agent dead after a few quick failures.
-StartLimitIntervalSec=0
-
-[Service]
-Type=exec
-EnvironmentFile=/etc/random-number-agent/agent.env
-# node-22, not node: on Amazon Linux 2023 /usr/bin/node is an alternatives link that can point at
-# any installed major version; node-22 is always Node.js 22.
-ExecStart=/usr/bin/node-22 /opt/random-number-agent/ec2-agent.mjs
-Restart=always
-RestartSec=5
-# The agent waits up to 25 s for a poll in flight on SIGTERM, then exits 0.
-TimeoutStopSec=40
-StandardOutput=journal
-StandardError=journal
-SyslogIdentifier=random-number-agent
-UMask=0022
-
-# Hardening: the agent needs the network, its bundle, and write access to one folder.
-NoNewPrivileges=yes
-ProtectSystem=strict
-# read-only, not yes: the default output folder is /root, which ReadWritePaths reopens for writing.
-ProtectHome=read-only
-ReadWritePaths=/root
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
-LockPersonality=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-SystemCallArchitectures=native
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-}
-# The unit as shipped in the repository, with the Node.js binary and the output folder of this
-# install. sed replacement strings escape & and | (paths may hold neither meaningfully, but be exact).
+# The unit as shipped, with this instance's Node.js binary, user and output folder. sed replacement
+# strings escape & | and backslash.
 sed_escape() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
-unit |
-  sed -e "s|^ExecStart=.*|ExecStart=$(sed_escape "$NODE_BIN") /opt/$NAME/ec2-agent.mjs|" \
-    -e "s|^ReadWritePaths=.*|ReadWritePaths=$(sed_escape "$output_dir")|" |
+sed -e "s|^ExecStart=.*|ExecStart=$(sed_escape "$NODE_BIN") /opt/$NAME/ec2-agent.mjs|" \
+  -e "s|^User=.*|User=$(sed_escape "$agent_user")|" \
+  -e "s|^BindPaths=.*|BindPaths=$(sed_escape "$output_dir")|" "$UNIT" |
   put "$unit_dir/$NAME.service" 0644
-say "installed $opt_dir/ec2-agent.mjs, $etc_dir/agent.env, $unit_dir/$NAME.service (node: $NODE_BIN)"
+say "installed $opt_dir/ec2-agent.mjs, $etc_dir/agent.env, $unit_dir/$NAME.service (node: $NODE_BIN, user: $agent_user)"
 
 if [[ -n $PREFIX ]]; then
   say "under --prefix: systemd not touched"
@@ -276,30 +247,30 @@ fi
 
 # --- start or restart ---------------------------------------------------------------------------
 systemctl daemon-reload
-since=$(date +%s)
-if systemctl is-active --quiet "$NAME"; then
-  systemctl enable --quiet "$NAME"
-  systemctl restart "$NAME" # an upgrade: load the new bundle and environment
-else
-  systemctl enable --now --quiet "$NAME"
-fi
-# "Running" is not enough: a bad configuration or an unreadable token parameter exits within a second
-# or two and systemd restarts it every 5 s. The agent logs `started` once config and token are good:
-# wait up to 20 s for that line from this start, while the unit stays active.
-started=
+systemctl enable --quiet "$NAME"
+# restart starts a stopped unit too; for a running one it is the upgrade: new bundle and environment.
+systemctl restart "$NAME"
+# "Running" is not enough: a bad configuration exits within a second (status 78, which the unit does
+# not restart), an unreadable token parameter exits and is retried every 5 s. The agent logs `started`
+# once its configuration and token are good: wait up to 20 s for that line from this very start.
+invocation=$(systemctl show -p InvocationID --value "$NAME")
+journal() { journalctl "_SYSTEMD_INVOCATION_ID=$invocation" -o cat --no-pager 2>/dev/null || true; }
 for _ in $(seq 40); do
-  systemctl is-active --quiet "$NAME" || break
   # grep without -q reads to the end: under pipefail, -q's early exit would fail journalctl (SIGPIPE).
-  if journalctl -u "$NAME" --since "@$since" -o cat --no-pager 2>/dev/null | grep '"msg":"started"' >/dev/null; then
-    started=yes
-    break
+  if journal | grep '"msg":"started"' >/dev/null; then
+    echo "$NAME: active"
+    exit 0
   fi
+  systemctl is-active --quiet "$NAME" || break
   sleep 0.5
 done
-if [[ -n $started ]] && systemctl is-active --quiet "$NAME"; then
-  echo "$NAME: active"
+# The agent's own words: its error line (stderr) or its last log lines.
+journal | tail -n 15 >&2
+result=$(systemctl show -p Result --value "$NAME")
+status=$(systemctl show -p ExecMainStatus --value "$NAME")
+if [[ $status == 78 ]]; then
+  echo "$NAME: NOT active: the agent rejected its configuration (exit 78, not restarted); fix the value above and run install.sh again" >&2
 else
-  journalctl -u "$NAME" -n 15 --no-pager >&2 || true
-  echo "$NAME: NOT active (see journalctl -u $NAME)"
-  exit 1
+  echo "$NAME: NOT active (result $result, exit status $status); systemd retries every 5 s: journalctl -u $NAME" >&2
 fi
+exit 1

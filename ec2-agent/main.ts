@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { runMain } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
@@ -17,63 +18,88 @@ import { resolveToken } from './token.ts';
  */
 const SHUTDOWN_GRACE_MS = 25_000;
 
+/**
+ * sysexits' EX_CONFIG: the configuration install.sh wrote is wrong, and restarting cannot fix it. The
+ * unit's RestartPreventExitStatus=78 stops systemd from trying; any other failure (the token parameter
+ * unreadable at boot, the network down) exits 1 and is retried.
+ */
+export const EXIT_CONFIG = 78;
+
 /** The agent's only edge: config, token, wiring, signals. */
-runMain('random-number-agent', async () => {
-  const config = loadConfig();
-  // The SDK's multi-line "upgrade Node" notice would precede our one-line errors on Node 20; the
-  // instance runs Node 22 (install.sh), where it never shows.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const logger = createLogger({ name: 'random-number-agent', level: config.logLevel });
-  const log = logger.child({ module: 'agent' });
-  await checkWritable(config.outputFile);
-  const token = await resolveToken(config);
+runMain(
+  'random-number-agent',
+  async () => {
+    const config = loadConfig();
+    // The SDK's multi-line "upgrade Node" notice would precede our one-line errors on Node 20; the
+    // instance runs Node 22 (install.sh), where it never shows.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const logger = createLogger({ name: 'random-number-agent', level: config.logLevel });
+    const log = logger.child({ module: 'agent' });
+    await checkWritable(config.outputFile);
+    const token = await resolveToken(config);
 
-  const poll = createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs });
-  const sink = createFileSink({ path: config.outputFile });
-  const scheduler = createScheduler({
-    schedule: config.schedule,
-    task: createTick({ poll, sink, logger: logger.child({ module: 'poll' }) }),
-    logger: logger.child({ module: 'scheduler' }),
-  });
-  scheduler.start();
-  log.info(
-    {
-      serviceUrl: withoutCredentials(config.serviceUrl),
+    const poll = createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs });
+    const sink = createFileSink({ path: config.outputFile });
+    const scheduler = createScheduler({
       schedule: config.schedule,
-      outputFile: config.outputFile,
-      requestTimeoutMs: config.requestTimeoutMs,
-      auth: token ? (config.apiTokenParameter ? 'bearer (SSM parameter)' : 'bearer') : 'none',
-      // Read by Node itself at start; shown so a TLS failure can be matched with what was trusted.
-      extraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null,
-      nextTick: scheduler.nextTick()?.toISOString(),
-      node: process.version,
-    },
-    'started',
-  );
+      task: createTick({ poll, sink, logger: logger.child({ module: 'poll' }) }),
+      logger: logger.child({ module: 'scheduler' }),
+    });
+    scheduler.start();
+    log.info(
+      {
+        serviceUrl: withoutCredentials(config.serviceUrl),
+        schedule: config.schedule,
+        outputFile: config.outputFile,
+        requestTimeoutMs: config.requestTimeoutMs,
+        auth: token ? (config.apiTokenParameter ? 'bearer (SSM parameter)' : 'bearer') : 'none',
+        // Read by Node itself at start; shown so a TLS failure can be matched with what was trusted.
+        extraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null,
+        nextTick: scheduler.nextTick()?.toISOString(),
+        node: process.version,
+      },
+      'started',
+    );
 
-  let stopping = false;
-  const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal, busy: scheduler.busy, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new polls');
-    const outcome = await scheduler.stop(SHUTDOWN_GRACE_MS);
-    log.info({ outcome }, 'stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-});
+    let stopping = false;
+    const stop = async (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal, busy: scheduler.busy, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new polls');
+      const outcome = await scheduler.stop(SHUTDOWN_GRACE_MS);
+      log.info({ outcome }, 'stopped');
+      process.exit(0);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  },
+  { configExitCode: EXIT_CONFIG },
+);
 
-/** Fail at start, with one clear line, rather than on every tick, when the file cannot be written. */
+/**
+ * Fail at start, with one clear line, rather than on every tick, when the file cannot be written:
+ * the file itself when it exists (appending needs nothing of the folder), else its folder.
+ */
 async function checkWritable(file: string): Promise<void> {
   const folder = dirname(file);
   try {
     await mkdir(folder, { recursive: true, mode: 0o755 });
-    await access(folder, constants.W_OK);
+    await access(file, constants.W_OK).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      return access(folder, constants.W_OK);
+    });
   } catch (err) {
     throw new ConfigError(
-      `OUTPUT_FILE ${file}: its folder ${folder} cannot be created or written (${(err as Error).message})`,
+      `OUTPUT_FILE ${file}: it or its folder ${folder} cannot be created or written as ${userName()} (${(err as Error).message})`,
     );
+  }
+}
+
+function userName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.()}`;
   }
 }
 

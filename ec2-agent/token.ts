@@ -1,5 +1,4 @@
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { ConfigError } from '../lib/errors.ts';
 
 export interface TokenSource {
   apiToken: string | undefined;
@@ -16,14 +15,6 @@ export interface ParameterReader {
 
 /** How long reading the parameter may take, SDK retries included. */
 export const TOKEN_TIMEOUT_MS = 15_000;
-
-/** Errors that a person fixes by changing configuration or permissions, not by waiting. */
-const CONFIG_ERRORS = new Set([
-  'ParameterNotFound',
-  'ParameterVersionNotFound',
-  'AccessDeniedException',
-  'ValidationException',
-]);
 
 /**
  * The Bearer token, if any: API_TOKEN as given, or the SecureString named by API_TOKEN_PARAMETER,
@@ -48,20 +39,29 @@ export async function resolveToken(
     value = answer.Parameter?.Value;
   } catch (err) {
     const what = `${(err as Error).name}: ${(err as Error).message}`;
-    const message = `cannot read the API token from SSM parameter ${name} (API_TOKEN_PARAMETER): ${what}`;
-    if (CONFIG_ERRORS.has((err as Error).name)) throw new ConfigError(message, { cause: err });
-    throw new TokenError(message, { cause: err });
+    // Never a ConfigError, even for ParameterNotFound or AccessDenied: at boot the role's policy or the
+    // parameter may still be on its way (IAM is eventually consistent), and either can be fixed in AWS
+    // without touching the instance, so systemd retrying every few seconds is what recovers.
+    throw new TokenError(
+      `cannot read the API token from SSM parameter ${name} (API_TOKEN_PARAMETER): ${what}`,
+      {
+        cause: err,
+      },
+    );
   }
   const token = value?.trim();
   if (!token || !/^[\x21-\x7e]+$/.test(token)) {
-    throw new ConfigError(
+    throw new TokenError(
       `SSM parameter ${name} (API_TOKEN_PARAMETER) must hold a token of printable ASCII with no spaces`,
     );
   }
   return token;
 }
 
-/** The token could not be read for a reason that may pass (network, throttling): systemd restarts us. */
+/**
+ * The token could not be read or is unusable: fixable in SSM or IAM, or passing by itself (network,
+ * throttling), so the agent exits 1 and systemd restarts it.
+ */
 export class TokenError extends Error {
   override name = 'TokenError';
 }

@@ -3,14 +3,20 @@ import { ConfigError } from './errors.ts';
 /**
  * Runs a process's main function and turns known failures into one clear line on stderr and exit
  * code 1, never a stack trace. Unknown errors are printed with their message only, then exit 1;
- * set DEBUG=1 to see the stack.
+ * set DEBUG=1 to see the stack. `configExitCode` sets the status of a ConfigError (the agent uses 78,
+ * EX_CONFIG, which its systemd unit does not restart).
  */
-export function runMain(name: string, main: () => unknown | Promise<unknown>): void {
+export function runMain(
+  name: string,
+  main: () => unknown | Promise<unknown>,
+  options: { configExitCode?: number } = {},
+): void {
   Promise.resolve()
     .then(main)
     .catch((err: unknown) => {
       process.exitCode = 1;
       if (err instanceof ConfigError) {
+        process.exitCode = options.configExitCode ?? 1;
         process.stderr.write(`${name}: ${err.message}\n`);
         return;
       }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { runMain } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { installArgs, readAgentFiles } from './aws/agent-files.ts';
-import { parseFlags, parseName, parseSchedule, parseServiceUrl } from './aws/args.ts';
+import { parseFlags, parseName, parseOutputFile, parseSchedule, parseServiceUrl } from './aws/args.ts';
 import { describeCaCert, readCaCert } from './aws/ca-cert.ts';
 import { buildDelivery } from './aws/delivery.ts';
 import { SSM_LIMIT_BYTES, sendCommandInput } from './aws/ssm-command.ts';
@@ -18,8 +18,9 @@ the AmazonSSMManagedInstanceCore role and the tag).
   --service-url URL       the random-number service the agent polls (required)
   --name NAME             target instances tagged Project=NAME (default random-number)
   --schedule CRON         default '* * * * *'
+  --output-file PATH      where the agent appends the numbers (default /root/randomNumber.txt)
   --api-token-parameter P SSM SecureString holding the API token (needs --region or AWS_REGION)
-  --ca-cert FILE          a PEM CA the agent trusts besides the system CAs (e.g. certs/ca.crt);
+  --ca-cert FILE          a PEM CA the agent trusts besides the public CAs (e.g. certs/ca.crt);
                           without it an installed one is kept; --ca-cert none removes it
   --region REGION         region the agent reads the parameter in (default AWS_REGION)
   --out DIR               where the files go (default agent-commands/, emptied first)
@@ -33,6 +34,7 @@ runMain('agent-command', async () => {
     'service-url': { type: 'string' },
     name: { type: 'string' },
     schedule: { type: 'string' },
+    'output-file': { type: 'string' },
     'api-token-parameter': { type: 'string' },
     'ca-cert': { type: 'string' },
     region: { type: 'string' },
@@ -44,6 +46,7 @@ runMain('agent-command', async () => {
   const name = parseName(flags.name);
   const serviceUrl = parseServiceUrl(flags['service-url']);
   const schedule = parseSchedule(flags.schedule);
+  const outputFile = parseOutputFile(flags['output-file']);
   const region = flags.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const tokenParameter = flags['api-token-parameter'];
   if (tokenParameter && !region) {
@@ -55,7 +58,7 @@ runMain('agent-command', async () => {
   const files = await readAgentFiles({ bundle: flags.bundle, installScript: flags['install-script'] });
   const delivery = buildDelivery({
     ...files,
-    installArgs: installArgs({ serviceUrl, schedule, tokenParameter, region }),
+    installArgs: installArgs({ serviceUrl, schedule, outputFile, tokenParameter, region }),
     caCert: caCert === 'none' ? 'none' : caCert?.pem,
   });
 

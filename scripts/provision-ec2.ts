@@ -4,6 +4,7 @@ import {
   parseInstanceType,
   parseIntFlag,
   parseName,
+  parseOutputFile,
   parseSchedule,
   parseServiceUrl,
 } from './aws/args.ts';
@@ -22,10 +23,11 @@ the agent (an upgrade).
   --instance-type TYPE    default t3.micro; Graviton types (t4g.micro, ...) get the arm64 AMI
   --count N               how many instances (default 1); a fleet still gets one command per step
   --schedule CRON         the agent's cron schedule (default '* * * * *': every minute)
+  --output-file PATH      where the agent appends the numbers (default /root/randomNumber.txt)
   --api-token-parameter P SSM SecureString the agent reads its API token from; a re-run
                           without token flags keeps the earlier run's parameter
   --api-token TOKEN       create or update that parameter (or set API_TOKEN); default name /NAME/api-token
-  --ca-cert FILE          a PEM CA the agent trusts besides the system CAs (a service behind a
+  --ca-cert FILE          a PEM CA the agent trusts besides the public CAs (a service behind a
                           private certificate, e.g. certs/ca.crt from make tls-cert); a re-run
                           without it keeps the installed one; --ca-cert none removes it
   --subnet ID             launch into this subnet (default: the default VPC's default subnet)
@@ -42,6 +44,7 @@ runMain('provision-ec2', async () => {
     'instance-type': { type: 'string' },
     count: { type: 'string' },
     schedule: { type: 'string' },
+    'output-file': { type: 'string' },
     'api-token-parameter': { type: 'string' },
     'api-token': { type: 'string' },
     'ca-cert': { type: 'string' },
@@ -59,6 +62,7 @@ runMain('provision-ec2', async () => {
     instanceType: parseInstanceType(flags['instance-type']),
     count: parseIntFlag('--count', flags.count, 1, 1, 50),
     schedule: parseSchedule(flags.schedule),
+    outputFile: parseOutputFile(flags['output-file']),
     subnetId: flags.subnet,
     tokenParameter: flags['api-token-parameter'] || (token ? defaultTokenParameter(name) : undefined),
     token,

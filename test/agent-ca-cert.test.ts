@@ -1,20 +1,21 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { tlsProblem } from '../ec2-agent/poll.ts';
+import { readAgentFiles } from '../scripts/aws/agent-files.ts';
 import { MAX_CA_BYTES, readCaCert } from '../scripts/aws/ca-cert.ts';
-import { buildDelivery, shellQuote } from '../scripts/aws/delivery.ts';
+import { buildDelivery } from '../scripts/aws/delivery.ts';
 import { MAX_PARAMETERS_BYTES, payloadBytes } from '../scripts/aws/ssm-command.ts';
 import { startAwsCli } from './helpers/aws-cli.ts';
 import { cliBundle } from './helpers/cli-bundle.ts';
 import { DAY_MS, issueWithDates, openssl, tlsCert } from './helpers/tls.ts';
 
-// --ca-cert on provision-ec2 and agent-command: the file is checked at home, the PEM travels in the
-// install command (within SSM's budget), and the real install.sh installs, keeps or removes it.
+// --ca-cert on provision-ec2 and agent-command: the file is checked at home and the PEM travels in the
+// install command, within SSM's budget. Installed, kept and removed on the real host:
+// test/host-agent-tls.test.ts.
 
 const DOMAIN = 'numbers.example.org';
-const INSTALL_SH = readFileSync('ec2-agent/install.sh');
 const AGENT_COMMAND = await cliBundle('agent-command');
 
 /** A CA and a certificate made by the real `make tls-cert` script in a folder of this test. */
@@ -92,66 +93,6 @@ t.test('--ca-cert FILE is checked at home: a CA passes, the usual mistakes fail 
   );
 });
 
-/** Runs every command of a delivery as SSM would (sh), with the real install.sh under a prefix. */
-function deliver(t: Test, root: string, caCert: Buffer | 'none' | undefined) {
-  const bundle = readFileSync('dist/ec2-agent.mjs');
-  const delivery = buildDelivery({
-    bundle,
-    installScript: INSTALL_SH,
-    installArgs: ['--service-url', `https://${DOMAIN}/`],
-    caCert,
-  });
-  const prefix = join(root, 'prefix');
-  mkdirSync(root, { recursive: true });
-  const shell = join(root, 'install-under-prefix');
-  writeFileSync(shell, `#!/bin/bash\nexec bash "$@" --prefix ${shellQuote(prefix)}\n`);
-  chmodSync(shell, 0o755);
-  let stdout = '';
-  for (const command of delivery.commands) {
-    const run = spawnSync('sh', ['-c', command.commands.join('\n')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, RNA_STAGING_ROOT: join(root, 'staging'), RNA_INSTALL_SHELL: shell },
-      encoding: 'utf8',
-      maxBuffer: 10 * 1024 * 1024,
-    });
-    t.equal(run.status, 0, `${command.comment} exits 0 under sh (${run.stderr.trim()})`);
-    stdout += run.stdout;
-  }
-  const envFile = readFileSync(join(prefix, 'etc/random-number-agent/agent.env'), 'utf8');
-  return { delivery, stdout, envFile, installed: join(prefix, 'etc/random-number-agent/extra-ca.pem') };
-}
-
-t.test('the PEM travels in the install command; a re-run without it keeps it; none removes it', async (t) => {
-  const c = certs(t);
-  const ca = await readCaCert(c.ca);
-  if (ca === undefined || ca === 'none') throw new Error('expected a CA');
-  const root = join(c.dir, 'host');
-
-  const first = deliver(t, root, ca.pem);
-  const install = first.delivery.commands.at(-1);
-  const bytes = payloadBytes(install?.commands ?? []);
-  t.ok(bytes <= MAX_PARAMETERS_BYTES, `the install command with the CA fits the budget (${bytes} bytes)`);
-  t.equal(readFileSync(first.installed, 'utf8'), readFileSync(c.ca, 'utf8'), 'the CA is installed as given');
-  t.match(
-    first.envFile,
-    'NODE_EXTRA_CA_CERTS="/etc/random-number-agent/extra-ca.pem"',
-    'Node is told to trust it',
-  );
-
-  const again = deliver(t, root, undefined);
-  t.equal(
-    readFileSync(again.installed, 'utf8'),
-    readFileSync(c.ca, 'utf8'),
-    'a re-run without --ca-cert keeps it',
-  );
-  t.match(again.envFile, 'NODE_EXTRA_CA_CERTS=', 'and Node still trusts it');
-  t.match(again.stdout, /keeping the CA installed earlier/, 'and says so');
-
-  const removed = deliver(t, root, 'none');
-  t.notOk(existsSync(removed.installed), '--ca-cert none removes it');
-  t.notMatch(removed.envFile, 'NODE_EXTRA_CA_CERTS', 'and Node no longer trusts it');
-});
-
 t.test('the largest CA file accepted still fits the install command', async (t) => {
   const c = certs(t);
   // Distinct real CA certificates up to the size limit: the size is what counts, not the kind.
@@ -182,8 +123,7 @@ t.test('the largest CA file accepted still fits the install command', async (t) 
   if (ca === undefined || ca === 'none') throw new Error('expected CAs');
   t.equal(ca.subjects.length, pems.length, `${pems.length} CA certificates read`);
   const delivery = buildDelivery({
-    bundle: readFileSync('dist/ec2-agent.mjs'),
-    installScript: INSTALL_SH,
+    ...(await readAgentFiles()),
     installArgs: ['--service-url', `https://${DOMAIN}/`],
     caCert: ca.pem,
   });
@@ -206,7 +146,7 @@ t.test('agent-command --ca-cert writes the PEM into the install JSON, and refuse
   t.equal(ok.status, 0, `exits 0 (${ok.stderr.trim()})`);
   t.match(
     ok.stdout,
-    /agent CA: .*ca\.crt \(.*random-number private CA.*\), trusted in addition to the system CAs/,
+    /agent CA: .*ca\.crt \(.*random-number private CA.*\), trusted in addition to the public CAs/,
     'says what it does with the CA',
   );
   const files = readdirSync(out).sort();
@@ -247,7 +187,7 @@ t.test('provision-ec2 --ca-cert: checked before AWS is touched; the plan says wh
     '--dry-run',
   ]);
   t.equal(dry.code, 0, `--dry-run with a CA exits 0 (${dry.stderr})`);
-  t.match(dry.stdout, /agent CA: .*ca\.crt .*trusted in addition to the system CAs/, 'the plan names the CA');
+  t.match(dry.stdout, /agent CA: .*ca\.crt .*trusted in addition to the public CAs/, 'the plan names the CA');
   const keep = await cli('provision-ec2', ['--service-url', `https://${DOMAIN}/`, '--dry-run']);
   t.match(
     keep.stdout,

@@ -98,21 +98,24 @@ t.test('loadConfig: each bad variable is named', async (t) => {
   );
 });
 
-t.test('the bundle: a bad value → one stderr line naming it, exit 1, no stack trace', async (t) => {
-  await Promise.all(
-    BAD.map(async ([env, message, what]) => {
-      const agent = startProcess(t, process.execPath, [AGENT_BUNDLE], {
-        env: { OUTPUT_FILE: '/tmp/unused/n', ...env },
-      });
-      const { code } = await agent.exited;
-      t.equal(code, 1, `${what}: exit 1`);
-      t.equal(agent.stderr.length, 1, `${what}: one stderr line`);
-      t.match(agent.stderr[0], message, `${what}: names the variable`);
-      t.match(agent.stderr[0], /^random-number-agent: /, `${what}: says who is talking`);
-      t.notMatch(agent.stderr.join('\n'), /\n\s+at /, `${what}: no stack trace`);
-    }),
-  );
-});
+t.test(
+  'the bundle: a bad value → one stderr line naming it, exit 78 (EX_CONFIG), no stack trace',
+  async (t) => {
+    await Promise.all(
+      BAD.map(async ([env, message, what]) => {
+        const agent = startProcess(t, process.execPath, [AGENT_BUNDLE], {
+          env: { OUTPUT_FILE: '/tmp/unused/n', ...env },
+        });
+        const { code } = await agent.exited;
+        t.equal(code, 78, `${what}: exit 78, which the unit does not restart`);
+        t.equal(agent.stderr.length, 1, `${what}: one stderr line`);
+        t.match(agent.stderr[0], message, `${what}: names the variable`);
+        t.match(agent.stderr[0], /^random-number-agent: /, `${what}: says who is talking`);
+        t.notMatch(agent.stderr.join('\n'), /\n\s+at /, `${what}: no stack trace`);
+      }),
+    );
+  },
+);
 
 t.test('the bundle: an OUTPUT_FILE whose folder cannot be made stops it at start', async (t) => {
   // A regular file where the folder should be: fails for root too (tests may run as root).
@@ -120,6 +123,6 @@ t.test('the bundle: an OUTPUT_FILE whose folder cannot be made stops it at start
   const agent = startProcess(t, process.execPath, [AGENT_BUNDLE], {
     env: { ...URL_OK, OUTPUT_FILE: `${dir}/a-file/n.txt` },
   });
-  t.equal((await agent.exited).code, 1, 'exit 1');
-  t.match(agent.stderr.join('\n'), /OUTPUT_FILE .*a-file\/n.txt: its folder/, 'names OUTPUT_FILE');
+  t.equal((await agent.exited).code, 78, 'exit 78 (EX_CONFIG)');
+  t.match(agent.stderr.join('\n'), /OUTPUT_FILE .*a-file\/n.txt: it or its folder/, 'names OUTPUT_FILE');
 });

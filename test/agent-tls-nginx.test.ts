@@ -1,23 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { readCaCert } from '../scripts/aws/ca-cert.ts';
-import { buildDelivery, shellQuote } from '../scripts/aws/delivery.ts';
 import { AGENT_BUNDLE, fileLines, LINE } from './helpers/agent.ts';
 import { startNginx } from './helpers/nginx.ts';
 import { json, startProcess } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 import { DAY_MS, issueWithDates, tlsCert } from './helpers/tls.ts';
 
-// The TLS path end to end on this machine, every part real: certificates from `make tls-cert`, nginx
-// (Debian's package) terminating TLS in front of the built service, the agent installed by the very SSM
-// payloads (install.sh under --prefix) with or without --ca-cert, and run as a process whose name
+// The TLS path on this machine, every part real: certificates from `make tls-cert`, nginx (Debian's
+// package) terminating TLS in front of the built service, the agent configured by the real install.sh
+// (under --prefix) with or without the CA, and run on this machine's Node.js as a process whose name
 // lookups see DOMAIN at 127.0.0.1 (a private /etc/hosts, bind-mounted in its own mount namespace: the
-// machine's own file is never touched). The same on the systemd test host is left to that harness.
+// machine's own file is never touched). The same through the SSM payloads, under systemd on Node 22:
+// test/host-agent-tls.test.ts.
 
 const DOMAIN = 'numbers.random-number.test';
-const INSTALL_SH = readFileSync('ec2-agent/install.sh');
 
 if (process.getuid?.() !== 0) {
   throw new Error(
@@ -43,39 +42,39 @@ const nginxWith = (name: string, cert: string, key: string) =>
   });
 
 /**
- * Installs the agent as provision-ec2 does (the delivery's commands run with sh, install.sh under a
- * prefix) and returns the environment install.sh wrote for systemd, re-rooted under the prefix.
+ * Installs the agent with the real install.sh under a prefix, with `--extra-ca-certs` as the payloads
+ * pass it (the PEM --ca-cert checked and stripped, or `none`), and returns the environment install.sh
+ * wrote for systemd, re-rooted under the prefix. The payloads themselves run on the systemd host in
+ * test/host-agent-tls.test.ts.
  */
-async function install(t: Test, name: string, port: number, caCert: string | 'none' | undefined) {
+async function install(t: Test, name: string, port: number, caCert: string | 'none') {
   const dir = join(root, `install-${name}`);
   mkdirSync(dir, { recursive: true });
   const choice = await readCaCert(caCert);
-  const delivery = buildDelivery({
-    bundle: readFileSync(AGENT_BUNDLE),
-    installScript: INSTALL_SH,
-    installArgs: [
+  let extra = 'none';
+  if (choice !== 'none' && choice !== undefined) {
+    extra = join(dir, 'extra-ca.pem');
+    writeFileSync(extra, choice.pem);
+  }
+  const prefix = join(dir, 'prefix');
+  const run = spawnSync(
+    'bash',
+    [
+      'ec2-agent/install.sh',
+      '--bundle',
+      AGENT_BUNDLE,
       '--service-url',
       `https://${DOMAIN}:${port}/`,
       '--schedule',
       '*/1 * * * * *',
-      '--output-file',
-      '/root/randomNumber.txt',
+      '--extra-ca-certs',
+      extra,
+      '--prefix',
+      prefix,
     ],
-    caCert: choice === 'none' ? 'none' : choice?.pem,
-  });
-  const prefix = join(dir, 'prefix');
-  const shell = join(dir, 'install-under-prefix');
-  writeFileSync(shell, `#!/bin/bash\nexec bash "$@" --prefix ${shellQuote(prefix)}\n`);
-  chmodSync(shell, 0o755);
-  for (const command of delivery.commands) {
-    const run = spawnSync('sh', ['-c', command.commands.join('\n')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, RNA_STAGING_ROOT: join(dir, 'staging'), RNA_INSTALL_SHELL: shell },
-      encoding: 'utf8',
-      maxBuffer: 10 * 1024 * 1024,
-    });
-    if (run.status !== 0) throw new Error(`${command.comment} failed: ${run.stderr}`);
-  }
+    { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env: { PATH: process.env.PATH } },
+  );
+  if (run.status !== 0) throw new Error(`install.sh failed: ${run.stderr}`);
   const env: Record<string, string> = {};
   for (const line of readFileSync(join(prefix, 'etc/random-number-agent/agent.env'), 'utf8').split('\n')) {
     const m = /^([A-Z_0-9]+)="(.*)"$/.exec(line);

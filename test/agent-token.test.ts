@@ -45,20 +45,20 @@ t.test('API_TOKEN_PARAMETER: the decrypted value, trimmed', async (t) => {
 });
 
 t.test(
-  'failures: configuration problems are ConfigError, the rest TokenError; values never echoed',
+  'failures are TokenError (exit 1, retried by systemd: fixable in AWS without touching the instance); values never echoed',
   async (t) => {
     const source = { apiToken: undefined, apiTokenParameter: '/random-number/api-token' };
     await t.rejects(
       resolveToken(source, failing('ParameterNotFound')),
       {
-        name: 'ConfigError',
+        name: 'TokenError',
         message: /\/random-number\/api-token \(API_TOKEN_PARAMETER\): ParameterNotFound/,
       },
       'not found',
     );
     await t.rejects(
       resolveToken(source, failing('AccessDeniedException')),
-      { name: 'ConfigError' },
+      { name: 'TokenError' },
       'access denied',
     );
     await t.rejects(
@@ -68,10 +68,10 @@ t.test(
     );
     await t.rejects(
       resolveToken(source, answering('has a space')),
-      { name: 'ConfigError', message: /^(?!.*has a space)/ },
+      { name: 'TokenError', message: /^(?!.*has a space)/ },
       'a bad value, not echoed',
     );
-    await t.rejects(resolveToken(source, answering(undefined)), { name: 'ConfigError' }, 'no value');
+    await t.rejects(resolveToken(source, answering(undefined)), { name: 'TokenError' }, 'no value');
   },
 );
 

@@ -71,9 +71,13 @@ t.test('--prefix lays down bundle, env file and unit with the right modes; twice
   t.ok(readFileSync(bundle).equals(readFileSync(AGENT_BUNDLE)), 'the bundle, byte for byte');
   t.equal(mode(bundle), 0o644, 'bundle 0644');
   t.equal(mode(envFile), 0o600, 'env file 0600 (it names the token parameter; keep it private)');
-  t.equal(mode(join(prefix, 'etc/random-number-agent')), 0o700, 'env folder 0700');
+  t.equal(
+    mode(join(prefix, 'etc/random-number-agent')),
+    0o755,
+    'etc folder 0755: the agent, maybe not root, reads the extra CA there',
+  );
   t.equal(mode(unitFile), 0o644, 'unit 0644');
-  t.ok(existsSync(join(prefix, 'root')), 'the output folder exists (ReadWritePaths needs it)');
+  t.ok(existsSync(join(prefix, 'root')), 'the output folder exists (BindPaths needs it)');
   t.equal(
     readFileSync(unitFile, 'utf8'),
     readFileSync(UNIT, 'utf8'),
@@ -126,7 +130,8 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
     /^ExecStart=\/usr\/local\/bin\/node \/opt\/random-number-agent\/ec2-agent\.mjs$/m,
     'ExecStart',
   );
-  t.match(unit, /^ReadWritePaths=\/var\/lib\/random-number$/m, 'ReadWritePaths: the output folder');
+  t.match(unit, /^BindPaths=\/var\/lib\/random-number$/m, 'BindPaths: the output folder');
+  t.match(unit, /^User=root$/m, 'User: the owner of the output folder');
   for (const line of [
     'Restart=always',
     'EnvironmentFile=/etc/random-number-agent/agent.env',
@@ -151,29 +156,6 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
     'quotes and backslashes survive the EnvironmentFile quoting; no token parameter line when unset',
   );
 });
-
-const hasAnalyze = spawnSync('systemd-analyze', ['--version']).error === undefined;
-t.test(
-  'systemd-analyze accepts the unit it writes',
-  { skip: hasAnalyze ? false : 'no systemd-analyze here' },
-  async (t) => {
-    const prefix = t.testdir();
-    t.equal(
-      install(['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--prefix', prefix], {
-        NODE_BIN: process.execPath,
-      }).code,
-      0,
-      'installed',
-    );
-    const verify = spawnSync(
-      'systemd-analyze',
-      ['verify', join(prefix, 'etc/systemd/system/random-number-agent.service')],
-      { encoding: 'utf8' },
-    );
-    t.equal(verify.status, 0, 'verify exits 0');
-    t.equal(verify.stderr.trim(), '', 'no unknown keys or other warnings');
-  },
-);
 
 t.test(
   '--extra-ca-certs: copied and given to Node; kept by a re-run without it; `none` removes it',

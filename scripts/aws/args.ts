@@ -87,6 +87,17 @@ export function parseSchedule(value: string | undefined): string {
   return schedule;
 }
 
+/** The agent's output file: an absolute path install.sh accepts (it also checks, on the instance). */
+export function parseOutputFile(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\/[^\s]*[^/\s]$/.test(value)) {
+    throw new ConfigError(
+      `--output-file must be an absolute file path without spaces, e.g. /var/lib/random-number/numbers.txt (got ${JSON.stringify(value)})`,
+    );
+  }
+  return value;
+}
+
 export function parseInstanceType(value: string | undefined): string {
   const type = value ?? 't3.micro';
   if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(type)) {

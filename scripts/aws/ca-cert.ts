@@ -90,6 +90,6 @@ export async function readCaCert(
 export function describeCaCert(choice: CaCertChoice | undefined): string {
   if (choice === undefined)
     return 'unchanged (a CA installed by an earlier run is kept; --ca-cert none removes it)';
-  if (choice === 'none') return 'removed: the agent trusts the system CAs only';
-  return `${choice.path} (${choice.subjects.join('; ')}, until ${choice.notAfter}), trusted in addition to the system CAs`;
+  if (choice === 'none') return 'removed: the agent trusts the public CAs only';
+  return `${choice.path} (${choice.subjects.join('; ')}, until ${choice.notAfter}), trusted in addition to the public CAs`;
 }

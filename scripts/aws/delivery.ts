@@ -7,9 +7,8 @@ import { assertPayloadFits, type ShellCommand } from './ssm-command.ts';
  * and split into parts small enough for SSM's 64 KB limit. Each part command writes one file
  * `<staging>/<sha256>/part-NNN` (write to .tmp then rename, so re-sending a part is harmless); the last
  * command checks that every part is there, reassembles, verifies the bundle's sha256, writes install.sh
- * and runs it. The staging root is `$RNA_STAGING_ROOT` when set (tests run these lines locally against a
- * temporary directory), else /var/lib/random-number-agent/staging. `$RNA_INSTALL_SHELL` likewise lets a
- * test replace the shell that runs install.sh; on an instance neither is set.
+ * and the systemd unit beside it and runs install.sh. The tests run these very commands as root with
+ * `sh` on a real systemd host (test/helpers/host.ts), as AWS-RunShellScript does.
  */
 export const STAGING_ROOT = '/var/lib/random-number-agent/staging';
 /** Base64 characters per part command: about 48 KB of payload, well under the budget. */
@@ -28,6 +27,8 @@ export function sha256(data: Buffer | string): string {
 export interface DeliveryOptions {
   bundle: Buffer;
   installScript: Buffer;
+  /** ec2-agent/random-number-agent.service: install.sh installs it with this instance's values. */
+  unit: Buffer;
   /** Flags for install.sh after --bundle and --sha256 (--service-url, --schedule, ...). */
   installArgs: string[];
   /**
@@ -51,7 +52,7 @@ function partName(index: number): string {
 }
 
 function stagingLines(hash: string): string[] {
-  return ['set -eu', 'umask 077', `d="\${RNA_STAGING_ROOT:-${STAGING_ROOT}}/${hash}"`, 'mkdir -p "$d"'];
+  return ['set -eu', 'umask 077', `d=${STAGING_ROOT}/${hash}`, 'mkdir -p "$d"'];
 }
 
 function splitEvery(text: string, size: number): string[] {
@@ -100,6 +101,7 @@ export function buildDelivery(options: DeliveryOptions): Delivery {
       'fi',
       'mv -f "$d/ec2-agent.mjs.tmp" "$d/ec2-agent.mjs"',
       `printf '%s' '${options.installScript.toString('base64')}' | base64 -d > "$d/install.sh"`,
+      `printf '%s' '${options.unit.toString('base64')}' | base64 -d > "$d/random-number-agent.service"`,
       // A PEM is public, but base64 keeps its lines and any odd byte out of the shell's way.
       ...(caCert && caCert !== 'none'
         ? [`printf '%s' '${caCert.toString('base64')}' | base64 -d > "$d/extra-ca.pem"`]
@@ -107,7 +109,7 @@ export function buildDelivery(options: DeliveryOptions): Delivery {
       `echo "bundle ${hash} verified (${options.bundle.length} bytes)"`,
       // Older staged versions are no longer needed once this one is verified.
       `find "$(dirname "$d")" -mindepth 1 -maxdepth 1 ! -name ${hash} -exec rm -rf {} +`,
-      `"\${RNA_INSTALL_SHELL:-bash}" "$d/install.sh" ${args.join(' ')}`,
+      `bash "$d/install.sh" ${args.join(' ')}`,
     ],
   });
   for (const command of commands) assertPayloadFits(command);

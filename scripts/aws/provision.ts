@@ -21,6 +21,8 @@ export interface ProvisionOptions {
   instanceType: string;
   count: number;
   schedule: string;
+  /** The agent's output file; install.sh's default (/root/randomNumber.txt) when not given. */
+  outputFile?: string;
   subnetId?: string;
   tokenParameter?: string;
   /** Written to `tokenParameter`; never printed. */

@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { installArgs, readAgentFiles } from '../scripts/aws/agent-files.ts';
+import { buildDelivery, sha256 } from '../scripts/aws/delivery.ts';
+import { LINE } from './helpers/agent.ts';
+import { bootHost } from './helpers/host.ts';
+import {
+  AGENT,
+  agentCommandPayloads,
+  eventually,
+  FAST_SCHEDULE,
+  hostLines,
+  linesAtLeast,
+  runPayloads,
+} from './helpers/host-agent.ts';
+import { startService } from './helpers/service.ts';
+
+// The whole life of the agent on a real systemd host, installed exactly as provision-ec2 installs it:
+// the SSM payloads run as root with sh. One scenario, in the order a user lives it.
+const OUTPUT = '/root/randomNumber.txt';
+
+t.test(
+  'installed through the payloads, the agent polls, survives upgrade, crash, stop and reboot',
+  async (t) => {
+    const service = await startService(t);
+    const host = await bootHost(t);
+    const url = `${service.url}/`;
+
+    // --- install: the files `npm run agent-command` writes, run in order ---------------------------
+    const payloads = await agentCommandPayloads(t, ['--service-url', url, '--schedule', FAST_SCHEDULE]);
+    const installed = await runPayloads(host, payloads);
+    const last = installed.at(-1);
+    t.equal(installed.length, payloads.length, 'every payload ran');
+    t.equal(last?.code, 0, `the install payload exits 0 (${last?.stderr.trim()})`);
+    t.match(last?.stdout, `${AGENT}: active`, 'install.sh reports the agent active');
+    t.equal(
+      (await host.exec(['systemctl', 'is-active', AGENT])).stdout.trim(),
+      'active',
+      'systemctl is-active',
+    );
+    t.equal(
+      (await host.exec(['systemctl', 'is-enabled', AGENT])).stdout.trim(),
+      'enabled',
+      'enabled at boot',
+    );
+    const first = await linesAtLeast(host, OUTPUT, 2, 10_000);
+    t.ok(
+      first.every((line) => LINE.test(line)),
+      `numbers from the real service in ${OUTPUT} (${first[0]})`,
+    );
+
+    // --- hardening, measured by systemd itself ------------------------------------------------------
+    const verify = await host.exec(['systemd-analyze', 'verify', `/etc/systemd/system/${AGENT}.service`]);
+    t.equal(verify.code, 0, 'systemd-analyze verify exits 0');
+    t.equal(verify.stderr.trim(), '', 'systemd-analyze verify has nothing to say');
+    const security = await host.exec(['systemd-analyze', 'security', AGENT, '--no-pager']);
+    const score = Number(/Overall exposure level for .*: (\d+\.\d+)/.exec(security.stdout)?.[1]);
+    t.ok(score <= 2.0, `systemd-analyze security scores ${score}, 2.0 or lower (OK)`);
+
+    // --- upgrade: the payloads again with a new bundle; nothing written before is lost -------------
+    const beforeUpgrade = hostLines(host, OUTPUT);
+    const { MainPID: oldPid } = await host.unit(AGENT, ['MainPID']);
+    const files = await readAgentFiles();
+    const bundle = Buffer.concat([files.bundle, Buffer.from('\n// upgraded\n')]);
+    const upgrade = buildDelivery({
+      ...files,
+      bundle,
+      installArgs: installArgs({ serviceUrl: url, schedule: FAST_SCHEDULE }),
+    });
+    const upgraded = await runPayloads(
+      host,
+      upgrade.commands.map((c) => c.commands),
+    );
+    t.equal(upgraded.at(-1)?.code, 0, `the upgrade's install exits 0 (${upgraded.at(-1)?.stderr.trim()})`);
+    t.equal(
+      sha256(readFileSync(`${host.dir}/opt/${AGENT}/ec2-agent.mjs`)),
+      sha256(bundle),
+      'the new bundle is the one installed',
+    );
+    t.not((await host.unit(AGENT, ['MainPID'])).MainPID, oldPid, 'the agent was restarted on the new bundle');
+    const afterUpgrade = await linesAtLeast(host, OUTPUT, beforeUpgrade.length + 2, 10_000);
+    t.same(afterUpgrade.slice(0, beforeUpgrade.length), beforeUpgrade, 'every earlier line is kept');
+
+    // --- crash: kill -9 → systemd starts it again; no half line -----------------------------------
+    const { MainPID: crashPid } = await host.unit(AGENT, ['MainPID']);
+    await host.run(['sh', '-c', `kill -9 ${crashPid}`]);
+    const restarted = await eventually('a restart after kill -9', async () => {
+      const props = await host.unit(AGENT, ['MainPID', 'NRestarts', 'ActiveState']);
+      return props.ActiveState === 'active' && props.MainPID !== '0' && props.MainPID !== crashPid
+        ? props
+        : undefined;
+    });
+    t.equal(restarted.NRestarts, '1', 'systemd restarted it once (Restart=always)');
+    const beforeCrash = hostLines(host, OUTPUT).length;
+    const afterCrash = await linesAtLeast(host, OUTPUT, beforeCrash + 2, 15_000);
+    t.ok(host.read(OUTPUT)?.endsWith('\n'), 'the file ends with a whole line');
+    t.same(
+      afterCrash.filter((line) => !LINE.test(line)),
+      [],
+      'every line is a whole "<timestamp> <number>" line',
+    );
+
+    // --- stop, then reboot ------------------------------------------------------------------------
+    await host.run(['systemctl', 'stop', AGENT]);
+    const stopped = await host.unit(AGENT, ['ActiveState', 'Result', 'ExecMainStatus']);
+    t.equal(stopped.ActiveState, 'inactive', 'systemctl stop stops it');
+    t.equal(stopped.Result, 'success', 'the stop is clean (Result=success)');
+    const beforeReboot = hostLines(host, OUTPUT);
+    await host.reboot();
+    t.equal(
+      (await host.exec(['systemctl', 'is-active', AGENT])).stdout.trim(),
+      'active',
+      'active after a reboot',
+    );
+    const afterReboot = await linesAtLeast(host, OUTPUT, beforeReboot.length + 1, 10_000);
+    t.same(
+      afterReboot.slice(0, beforeReboot.length),
+      beforeReboot,
+      'the lines from before the reboot are kept',
+    );
+  },
+);
