@@ -1,4 +1,5 @@
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { TransientError } from '../lib/errors.ts';
 
 export interface TokenSource {
   apiToken: string | undefined;
@@ -62,6 +63,6 @@ export async function resolveToken(
  * The token could not be read or is unusable: fixable in SSM or IAM, or passing by itself (network,
  * throttling), so the agent exits 1 and systemd restarts it.
  */
-export class TokenError extends Error {
+export class TokenError extends TransientError {
   override name = 'TokenError';
 }

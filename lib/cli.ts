@@ -1,4 +1,4 @@
-import { ConfigError } from './errors.ts';
+import { ConfigError, TransientError } from './errors.ts';
 
 /**
  * Runs a process's main function and turns known failures into one clear line on stderr and exit
@@ -17,6 +17,10 @@ export function runMain(
       process.exitCode = 1;
       if (err instanceof ConfigError) {
         process.exitCode = options.configExitCode ?? 1;
+        process.stderr.write(`${name}: ${err.message}\n`);
+        return;
+      }
+      if (err instanceof TransientError) {
         process.stderr.write(`${name}: ${err.message}\n`);
         return;
       }

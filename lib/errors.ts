@@ -5,3 +5,11 @@
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
+
+/**
+ * A failure that may pass by itself or be fixed elsewhere (the network, a resource not there yet). Edges
+ * print its message as one line and exit 1, a status systemd retries.
+ */
+export class TransientError extends Error {
+  override name = 'TransientError';
+}

@@ -116,6 +116,10 @@ t.test('clear errors for bad input', async (t) => {
   t.equal(noRegion.status, 1, 'exit 1 for a token parameter without a region');
   t.match(noRegion.stderr, /--region or set AWS_REGION/, 'says how to give the region');
 
+  const relative = agentCommand(['--service-url', 'https://x', '--output-file', 'numbers.txt']);
+  t.equal(relative.status, 1, 'exit 1 for a relative --output-file');
+  t.match(relative.stderr, /--output-file must be an absolute file path/, 'says what an output file must be');
+
   const unknown = agentCommand(['--service-url', 'https://x', '--bogus']);
   t.equal(unknown.status, 1, 'exit 1 for an unknown flag');
   t.match(unknown.stderr, /Unknown option '--bogus'.*see --help/, 'names the flag and points at --help');

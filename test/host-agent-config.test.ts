@@ -1,0 +1,105 @@
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import t from 'tap';
+import { bootHost, type Host } from './helpers/host.ts';
+import {
+  AGENT,
+  agentCommandPayloads,
+  eventually,
+  FAST_SCHEDULE,
+  linesAtLeast,
+  runPayloads,
+} from './helpers/host-agent.ts';
+import { startMoto } from './helpers/moto.ts';
+import { startService } from './helpers/service.ts';
+
+const STAGING = '/var/lib/random-number-agent/staging';
+
+/** The install.sh the last delivery staged on the host, as a user would rerun it by hand. */
+async function stagedInstall(host: Host): Promise<string> {
+  const [hash] = (await host.run(['ls', STAGING])).trim().split('\n');
+  return `${STAGING}/${hash}`;
+}
+
+t.test('a bad value is a configuration error: install.sh says why, systemd does not restart', async (t) => {
+  const service = await startService(t);
+  const host = await bootHost(t);
+  const url = `${service.url}/`;
+  const installed = await runPayloads(host, await agentCommandPayloads(t, ['--service-url', url]));
+  t.equal(installed.at(-1)?.code, 0, 'a good install first');
+
+  const staged = await stagedInstall(host);
+  // Five fields (install.sh's own check passes); the agent's cron parser rejects minute 61.
+  const bad = await host.exec([
+    'bash',
+    `${staged}/install.sh`,
+    '--bundle',
+    `${staged}/ec2-agent.mjs`,
+    '--service-url',
+    url,
+    '--schedule',
+    '61 * * * *',
+  ]);
+  t.not(bad.code, 0, 'install.sh exits non-zero');
+  t.match(bad.stderr, /random-number-agent: .*SCHEDULE/, "it shows the agent's own message, naming SCHEDULE");
+  t.match(bad.stderr, /rejected its configuration \(exit 78, not restarted\)/, 'and says what that means');
+  const failed = await host.unit(AGENT, ['ActiveState', 'ExecMainStatus', 'NRestarts']);
+  t.equal(failed.ExecMainStatus, '78', 'the agent exited 78 (EX_CONFIG)');
+  // RestartSec=5: had systemd meant to restart it, it would have by now.
+  await new Promise((r) => setTimeout(r, 6_000));
+  const later = await host.unit(AGENT, ['ActiveState', 'NRestarts']);
+  t.equal(later.ActiveState, 'failed', 'it stays failed');
+  t.equal(later.NRestarts, '0', 'never restarted (RestartPreventExitStatus=78)');
+});
+
+t.test(
+  'a token parameter that cannot be read yet is retried until it can, then the agent polls',
+  async (t) => {
+    const token = 'host-test-token-1234';
+    const service = await startService(t, { API_TOKEN: token });
+    const moto = await startMoto(t);
+    const host = await bootHost(t);
+    // What the instance role and the regional endpoint give a real instance: credentials and SSM. Here a
+    // drop-in points the agent at the emulator (on this machine's loopback, which the host shares).
+    const dropIn = `/etc/systemd/system/${AGENT}.service.d`;
+    await host.run(['mkdir', '-p', dropIn]);
+    await host.run(['sh', '-c', `cat > ${dropIn}/emulator.conf`], {
+      input: `[Service]\nEnvironment=AWS_ENDPOINT_URL=${moto.endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test\n`,
+    });
+    const payloads = await agentCommandPayloads(t, [
+      '--service-url',
+      `${service.url}/`,
+      '--schedule',
+      FAST_SCHEDULE,
+      '--api-token-parameter',
+      '/host-test/api-token',
+      '--region',
+      'us-east-1',
+    ]);
+    const install = (await runPayloads(host, payloads)).at(-1);
+    t.not(install?.code, 0, 'install.sh reports that the agent did not start');
+    t.match(
+      install?.stderr,
+      /cannot read the API token from SSM parameter \/host-test\/api-token/,
+      'with the reason',
+    );
+    t.match(install?.stderr, /systemd retries every 5 s/, 'and that systemd keeps trying');
+
+    const restarts = await eventually('a second restart', async () => {
+      const { NRestarts } = await host.unit(AGENT, ['NRestarts']);
+      return Number(NRestarts) >= 2 ? Number(NRestarts) : undefined;
+    });
+    t.ok(restarts >= 2, `restarted ${restarts} times, and on`);
+
+    const ssm = new SSMClient({
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    await ssm.send(
+      new PutParameterCommand({ Name: '/host-test/api-token', Value: token, Type: 'SecureString' }),
+    );
+    const lines = await linesAtLeast(host, '/root/randomNumber.txt', 2, 20_000);
+    t.ok(lines.length >= 2, 'once the parameter exists, the agent starts and polls with the token');
+    t.equal((await host.exec(['systemctl', 'is-active', AGENT])).stdout.trim(), 'active', 'and stays active');
+  },
+);

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { readAgentFiles } from '../scripts/aws/agent-files.ts';
+import { buildDelivery, STAGING_ROOT } from '../scripts/aws/delivery.ts';
+import { bootHost } from './helpers/host.ts';
+import { runPayloads } from './helpers/host-agent.ts';
+
+// The delivery's own failure paths, run as SSM runs them (sh, as root) on the real host: a part sent
+// twice, a part missing, a part corrupted. The happy path is host-agent-lifecycle.test.ts.
+t.test('parts: re-sending is harmless, a missing or corrupted one stops the install', async (t) => {
+  const host = await bootHost(t);
+  const files = await readAgentFiles();
+  // Random bytes do not compress: many parts. Never installed (the checks stop it first).
+  const bundle = randomBytes(120 * 1024);
+  const delivery = buildDelivery({
+    ...files,
+    bundle,
+    installArgs: ['--service-url', 'http://x/'],
+    chunkChars: 30_000,
+  });
+  const parts = delivery.commands.slice(0, -1).map((c) => c.commands);
+  const install = delivery.commands.at(-1)?.commands ?? [];
+  const dir = join(host.dir, STAGING_ROOT, delivery.sha256);
+
+  t.same(
+    (await runPayloads(host, parts.slice(1))).map((r) => r.code),
+    parts.slice(1).map(() => 0),
+    'every part but the first is staged',
+  );
+  const missing = await host.runShellScript(install);
+  t.not(missing.code, 0, 'install fails while part 1 is missing');
+  t.match(missing.stderr, /part-001 of \d+ is missing/, 'and says which part');
+
+  await runPayloads(host, parts);
+  t.equal((await host.runShellScript(parts[0] ?? [])).code, 0, 'sending part 1 a second time succeeds');
+  t.same(
+    readdirSync(dir).sort(),
+    parts.map((_, i) => `part-${String(i + 1).padStart(3, '0')}`),
+    'one file per part, no leftovers',
+  );
+  const staged = Buffer.concat(
+    parts.map((_, i) => readFileSync(join(dir, `part-${String(i + 1).padStart(3, '0')}`))),
+  );
+  t.equal(staged.length, delivery.encodedChars, 'the parts hold the whole encoded bundle');
+
+  const partFile = join(dir, 'part-002');
+  const text = readFileSync(partFile, 'utf8');
+  writeFileSync(partFile, `${text.slice(0, 100)}${text[100] === 'A' ? 'B' : 'A'}${text.slice(101)}`);
+  const corrupted = await host.runShellScript(install);
+  t.not(corrupted.code, 0, 'install fails with a corrupted part');
+  t.match(
+    corrupted.stderr,
+    /checksum mismatch|invalid|unexpected|crc|not in gzip/i,
+    'and says the bundle is bad',
+  );
+  t.notOk(readdirSync(dir).includes('ec2-agent.mjs'), 'no unverified bundle is left to install');
+  t.equal(host.read('/opt/random-number-agent/ec2-agent.mjs'), undefined, 'nothing was installed');
+});
