@@ -1,5 +1,6 @@
 import cronParser from 'cron-parser';
 import * as z from 'zod/mini';
+import { AGENT_DEFAULTS, TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
 import { intVar, logLevelVar, parseEnv } from '../lib/env.ts';
 import { ConfigError } from '../lib/errors.ts';
 
@@ -16,13 +17,7 @@ export interface AgentConfig {
   logLevel: string;
 }
 
-export const DEFAULTS = {
-  schedule: '* * * * *',
-  outputFile: '/root/randomNumber.txt',
-  // A scale-from-zero cold start (activator, pod scheduling, image pull, app start) commonly takes
-  // 2–4 s and can take much longer; 20 s covers a slow one and still leaves room for a retry per minute.
-  requestTimeoutMs: 20_000,
-} as const;
+export const DEFAULTS = AGENT_DEFAULTS;
 
 const httpUrl = z.string().check(
   z.refine(
@@ -44,11 +39,7 @@ const cron = z.string().check(
   }),
 );
 
-const token = z.string().check(
-  z.regex(/^[\x21-\x7e]+$/, {
-    error: 'must be printable ASCII with no spaces (it is sent as a Bearer token)',
-  }),
-);
+const token = z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }));
 
 const schema = z.object({
   SERVICE_URL: httpUrl,

@@ -1,4 +1,5 @@
 import ky, { HTTPError } from 'ky';
+import { NUMBER_RANGE } from '../lib/contract.ts';
 
 /** What one successful poll brought back. */
 export interface PollResult {
@@ -52,9 +53,8 @@ export interface PollRequest {
   signal?: AbortSignal;
 }
 
-/** The service's numbers are integers 0..100; nothing else is ever written. */
-export const MIN = 0;
-export const MAX = 100;
+/** The service's numbers are integers 0..100 (lib/contract.ts); nothing else is ever written. */
+const { min: MIN, max: MAX } = NUMBER_RANGE;
 /** The service answers a few bytes; a proxy's error page or worse is cut off here, not read into memory. */
 const MAX_BODY_BYTES = 4096;
 /** An attempt shorter than this could not even finish a TLS handshake: do not start it. */

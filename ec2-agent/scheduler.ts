@@ -1,5 +1,6 @@
 import cronParser from 'cron-parser';
 import schedule from 'node-schedule';
+import { logPoll } from '../lib/contract.ts';
 import type { Logger } from '../lib/logger.ts';
 
 export interface Tick {
@@ -45,20 +46,17 @@ export function createScheduler(options: SchedulerOptions) {
     if (stopped) return;
     if (running) {
       // The same `poll` line as every other tick, so one query over the log counts every outcome.
-      logger.warn(
-        {
-          scheduledAt: scheduledAt.toISOString(),
-          driftMs: now() - scheduledAt.getTime(),
-          outcome: 'skipped',
-          number: null,
-          latencyMs: null,
-          attempts: 0,
-          coldStart: null,
-          reason: 'the previous poll is still running',
-          runningSince: running.scheduledAt.toISOString(),
-        },
-        'poll',
-      );
+      logPoll(logger, {
+        scheduledAt: scheduledAt.toISOString(),
+        driftMs: now() - scheduledAt.getTime(),
+        outcome: 'skipped',
+        number: null,
+        latencyMs: null,
+        attempts: 0,
+        coldStart: null,
+        reason: 'the previous poll is still running',
+        runningSince: running.scheduledAt.toISOString(),
+      });
       return;
     }
     const controller = new AbortController();

@@ -1,3 +1,4 @@
+import { logPoll } from '../lib/contract.ts';
 import type { Logger } from '../lib/logger.ts';
 import { PollError, type PollRequest, type PollResult } from './poll.ts';
 import type { Tick } from './scheduler.ts';
@@ -32,10 +33,15 @@ export function createTick(options: TickOptions) {
     } catch (err) {
       const attempts = err instanceof PollError ? err.attempts : 1;
       const reason = err instanceof PollError ? err.reason : `unexpected: ${(err as Error).message}`;
-      logger.warn(
-        { ...base, outcome: 'failed', number: null, latencyMs: latency(), attempts, coldStart: null, reason },
-        'poll',
-      );
+      logPoll(logger, {
+        ...base,
+        outcome: 'failed',
+        number: null,
+        latencyMs: latency(),
+        attempts,
+        coldStart: null,
+        reason,
+      });
       return;
     }
     const { number, attempts, coldStart } = result;
@@ -46,9 +52,9 @@ export function createTick(options: TickOptions) {
     } catch (err) {
       // The number is in this log line, so it is not lost even when the file cannot take it.
       const reason = `cannot write the numbers file: ${(err as Error).message}`;
-      logger.error({ ...line, outcome: 'write_failed', reason }, 'poll');
+      logPoll(logger, { ...line, outcome: 'write_failed', reason });
       return;
     }
-    logger.info({ ...line, outcome: 'ok' }, 'poll');
+    logPoll(logger, { ...line, outcome: 'ok' });
   };
 }

@@ -1,4 +1,5 @@
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
 import { TransientError } from '../lib/errors.ts';
 
 export interface TokenSource {
@@ -51,10 +52,8 @@ export async function resolveToken(
     );
   }
   const token = value?.trim();
-  if (!token || !/^[\x21-\x7e]+$/.test(token)) {
-    throw new TokenError(
-      `SSM parameter ${name} (API_TOKEN_PARAMETER) must hold a token of printable ASCII with no spaces`,
-    );
+  if (!token || !TOKEN_PATTERN.test(token)) {
+    throw new TokenError(`SSM parameter ${name} (API_TOKEN_PARAMETER) must hold a token of ${TOKEN_RULE}`);
   }
   return token;
 }

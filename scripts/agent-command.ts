@@ -1,6 +1,7 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runMain } from '../lib/cli.ts';
+import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { installArgs, readAgentFiles } from './aws/agent-files.ts';
 import { parseFlags, parseName, parseOutputFile, parseSchedule, parseServiceUrl } from './aws/args.ts';
@@ -17,8 +18,8 @@ the AmazonSSMManagedInstanceCore role and the tag).
 
   --service-url URL       the random-number service the agent polls (required)
   --name NAME             target instances tagged Project=NAME (default random-number)
-  --schedule CRON         default '* * * * *'
-  --output-file PATH      where the agent appends the numbers (default /root/randomNumber.txt)
+  --schedule CRON         default '${AGENT_DEFAULTS.schedule}' (every minute)
+  --output-file PATH      where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})
   --api-token-parameter P SSM SecureString holding the API token (needs --region or AWS_REGION)
   --ca-cert FILE          a PEM CA the agent trusts besides the public CAs (e.g. certs/ca.crt);
                           without it an installed one is kept; --ca-cert none removes it

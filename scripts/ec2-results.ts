@@ -1,4 +1,5 @@
 import { runMain } from '../lib/cli.ts';
+import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { parseFlags, parseIntFlag, parseName } from './aws/args.ts';
 import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
 import { createReporter } from './aws/report.ts';
@@ -12,7 +13,7 @@ failures and cold starts the agent logged in the last hour.
 
   --lines N               how many of the last lines to read (default 60, at most 500:
                           SSM returns at most 24,000 characters of output)
-  --output-file PATH      the agent's output file (default /root/randomNumber.txt)
+  --output-file PATH      the agent's output file (default ${AGENT_DEFAULTS.outputFile})
 ${COMMON_HELP}
 `;
 
@@ -27,7 +28,7 @@ runMain('ec2-results', async () => {
   const { createClients } = await import('./aws/clients.ts');
   const { readResults } = await import('./aws/read-results.ts');
   const report = createReporter();
-  const outputFile = flags['output-file'] ?? '/root/randomNumber.txt';
+  const outputFile = flags['output-file'] ?? AGENT_DEFAULTS.outputFile;
   const results = await readResults(
     createClients(flags.region),
     {

@@ -1,4 +1,5 @@
 import { runMain } from '../lib/cli.ts';
+import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import {
   parseFlags,
   parseInstanceType,
@@ -22,8 +23,8 @@ the agent (an upgrade).
   --service-url URL       the random-number service the agent polls (required)
   --instance-type TYPE    default t3.micro; Graviton types (t4g.micro, ...) get the arm64 AMI
   --count N               how many instances (default 1); a fleet still gets one command per step
-  --schedule CRON         the agent's cron schedule (default '* * * * *': every minute)
-  --output-file PATH      where the agent appends the numbers (default /root/randomNumber.txt)
+  --schedule CRON         the agent's cron schedule (default '${AGENT_DEFAULTS.schedule}': every minute)
+  --output-file PATH      where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})
   --api-token-parameter P SSM SecureString the agent reads its API token from; a re-run
                           without token flags keeps the earlier run's parameter
   --api-token TOKEN       create or update that parameter (or set API_TOKEN); default name /NAME/api-token

@@ -21,8 +21,8 @@ t.test('parseResults splits the output file lines from the journal lines', async
     // Lines as the agent logs them (ec2-agent/tick.ts, scheduler.ts), as journalctl -o cat prints them.
     '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:03:00.000Z","outcome":"failed","number":null,"coldStart":null,"reason":"timeout after 20000 ms"}',
     '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:04:00.000Z","outcome":"write_failed","number":7,"reason":"cannot write the numbers file: EACCES"}',
-    '{"level":30,"msg":"poll","outcome":"ok","number":3,"coldStart":true}',
-    '{"level":40,"msg":"poll skipped: the previous poll is still running","outcome":"skipped"}',
+    '{"level":30,"msg":"poll","scheduledAt":"2026-11-24T10:05:00.000Z","outcome":"ok","number":3,"coldStart":true}',
+    '{"level":40,"msg":"poll","scheduledAt":"2026-11-24T10:06:00.000Z","outcome":"skipped","number":null,"coldStart":null,"reason":"the previous poll is still running"}',
     'not json',
     '',
   ].join('\n');

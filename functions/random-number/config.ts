@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { TOKEN_PATTERN, TOKEN_RULE } from '../../lib/contract.ts';
 import { intVar, logLevelVar, parseEnv } from '../../lib/env.ts';
 
 export interface ServiceConfig {
@@ -14,13 +15,7 @@ const schema = z.object({
   PORT: z._default(intVar(0, 65535), 8080),
   HOST: z.optional(z.string()),
   LOG_LEVEL: z._default(logLevelVar, 'info'),
-  API_TOKEN: z.optional(
-    z.string().check(
-      z.regex(/^[\x21-\x7e]+$/, {
-        error: 'must be printable ASCII with no spaces (it is sent as a Bearer token)',
-      }),
-    ),
-  ),
+  API_TOKEN: z.optional(z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }))),
   SHUTDOWN_TIMEOUT_MS: z._default(intVar(0, 3_600_000), 10_000),
 });
 

@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { cronProblem } from '../../ec2-agent/config.ts';
+import { AGENT_DEFAULTS } from '../../lib/contract.ts';
 import { ConfigError } from '../../lib/errors.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -77,7 +78,7 @@ export function parseServiceUrl(value: string | undefined): string {
  * created or sent, not on the instance after the whole delivery.
  */
 export function parseSchedule(value: string | undefined): string {
-  const schedule = (value ?? '* * * * *').trim();
+  const schedule = (value ?? AGENT_DEFAULTS.schedule).trim();
   const problem = cronProblem(schedule);
   if (problem !== undefined) {
     throw new ConfigError(

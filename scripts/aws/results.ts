@@ -1,3 +1,4 @@
+import { FAILED_OUTCOMES, type PollLine, parsePollLine } from '../../lib/contract.ts';
 import { shellQuote } from './delivery.ts';
 
 /**
@@ -17,8 +18,8 @@ export interface ParsedResults {
   samples: Sample[];
   /** Output lines that did not parse as `<timestamp> <number>`. */
   unparsed: string[];
-  failures: Record<string, unknown>[];
-  coldStarts: Record<string, unknown>[];
+  failures: PollLine[];
+  coldStarts: PollLine[];
   /** Ticks the agent skipped because the previous poll was still running. */
   skipped: number;
   /** Counts over the last hour as the instance computed them, when it sent them. */
@@ -33,8 +34,6 @@ export interface Summary {
   /** Ten buckets: 0–9, 10–19, …, 80–89, 90–100. */
   histogram: number[];
 }
-
-const FAILED = new Set(['failed', 'write_failed', 'error']);
 
 const COUNTS = /^counts failed=(\d+) cold=(\d+) skipped=(\d+)$/;
 
@@ -51,8 +50,8 @@ export function parseResults(stdout: string): ParsedResults {
     if (match) samples.push({ time: match[1] as string, number: Number(match[2]) });
     else unparsed.push(line);
   }
-  const failures: Record<string, unknown>[] = [];
-  const coldStarts: Record<string, unknown>[] = [];
+  const failures: PollLine[] = [];
+  const coldStarts: PollLine[] = [];
   let skipped = 0;
   let counts: ParsedResults['counts'];
   for (const raw of journalText.split('\n')) {
@@ -65,15 +64,9 @@ export function parseResults(stdout: string): ParsedResults {
       };
       continue;
     }
-    let entry: Record<string, unknown>;
-    try {
-      entry = JSON.parse(raw) as Record<string, unknown>;
-    } catch {
-      continue;
-    }
-    if (entry === null || typeof entry !== 'object') continue;
-    // The agent's poll lines (ec2-agent/tick.ts): outcome ok | failed | write_failed | skipped.
-    if (FAILED.has(String(entry.outcome))) failures.push(entry);
+    const entry = parsePollLine(raw);
+    if (!entry) continue;
+    if (FAILED_OUTCOMES.includes(entry.outcome)) failures.push(entry);
     if (entry.outcome === 'skipped') skipped += 1;
     if (entry.coldStart === true) coldStarts.push(entry);
   }
@@ -134,9 +127,7 @@ export function formatResults(instanceId: string, parsed: ParsedResults, width =
   };
   lines.push(`failures in the last hour: ${counts.failed}`);
   for (const f of parsed.failures.slice(-5)) {
-    lines.push(
-      `  ${String(f.scheduledAt ?? f.time ?? '')} ${String(f.outcome)}: ${String(f.reason ?? f.msg ?? '')}`,
-    );
+    lines.push(`  ${f.scheduledAt} ${f.outcome}: ${f.reason ?? ''}`);
   }
   lines.push(`cold starts in the last hour: ${counts.coldStarts}`);
   if (counts.skipped)
@@ -144,7 +135,7 @@ export function formatResults(instanceId: string, parsed: ParsedResults, width =
   return lines.join('\n');
 }
 
-const FAILED_GREP = `'"outcome":"(failed|write_failed)"'`;
+const FAILED_GREP = `'"outcome":"(${FAILED_OUTCOMES.join('|')})"'`;
 
 /** The remote script: last lines of the output file, then the agent's recent failures and the counts. */
 export function resultsScript(options: { outputFile: string; lines: number }): string[] {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type PollLine, parsePollLine } from '../../lib/contract.ts';
 import { readMemory } from './memory.ts';
 import type { AgentFigures } from './report.ts';
 import { median, quantile } from './stats.ts';
@@ -15,31 +16,9 @@ export interface AgentOptions {
   ticks: number;
 }
 
-/** The fields of the agent's `msg: "poll"` log line that drift needs (ec2-agent/tick.ts). */
-interface PollLine {
-  msg: string;
-  time: number;
-  scheduledAt: string;
-  /** Poll start − scheduledAt, as the agent measured it (ec2-agent/tick.ts). */
-  driftMs?: number;
-  latencyMs?: number;
-  outcome?: string;
-}
-
 // On a one-second schedule a loopback poll takes a few ms, so 400 ms after a poll line the agent is
 // idle and the next tick is still ~600 ms away.
 const IDLE_PROBE_DELAY_MS = 400;
-
-function parsePoll(line: string): PollLine | undefined {
-  try {
-    const parsed = JSON.parse(line) as Partial<PollLine>;
-    return parsed.msg === 'poll' && typeof parsed.scheduledAt === 'string' && typeof parsed.time === 'number'
-      ? (parsed as PollLine)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The agent's own `driftMs` when it logs one; else the log line's time less the poll's latency. */
 function driftOf(poll: PollLine): [number, string] {
@@ -92,7 +71,7 @@ export async function measureAgent({ bundle, serviceUrl, ticks }: AgentOptions):
       reject(new Error(`agent exited after ${polls} polls: ${stderr.trim() || 'no stderr'}`));
     });
     lines.on('line', (line) => {
-      const poll = parsePoll(line);
+      const poll = parsePollLine(line);
       if (!poll) return;
       const outcome = poll.outcome ?? 'unknown';
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;

@@ -1,0 +1,76 @@
+/**
+ * What the service, the agent, the CLIs, the results reader and the benchmark agree on, written once.
+ * The shell scripts that cannot import it (ec2-agent/install.sh, scripts/deploy-knative.sh) repeat a
+ * few of these values; test/contract.test.ts fails when they drift.
+ */
+
+/** The service hands out integers in this range, both ends included; the agent accepts nothing else. */
+export const NUMBER_RANGE = { min: 0, max: 100 } as const;
+
+/** An API token is sent as `Authorization: Bearer <token>`: printable ASCII, no spaces. */
+export const TOKEN_PATTERN = /^[\x21-\x7e]+$/;
+export const TOKEN_RULE = 'printable ASCII with no spaces (it is sent as a Bearer token)';
+
+/** The agent's defaults, wherever they are applied: its config, install.sh, the EC2 CLIs. */
+export const AGENT_DEFAULTS = {
+  /** Every minute, on the minute. */
+  schedule: '* * * * *',
+  outputFile: '/root/randomNumber.txt',
+  // A scale-from-zero cold start (activator, pod scheduling, image pull, app start) commonly takes
+  // 2–4 s and can take much longer; 20 s covers a slow one and still leaves room for a retry per minute.
+  requestTimeoutMs: 20_000,
+} as const;
+
+/** The log message of the one line the agent writes per tick. */
+export const POLL_MSG = 'poll';
+export type PollOutcome = 'ok' | 'failed' | 'write_failed' | 'skipped';
+/** Outcomes that count as a failed poll in results. */
+export const FAILED_OUTCOMES: readonly PollOutcome[] = ['failed', 'write_failed'];
+
+/** The fields of a `poll` line, besides pino's own (`level`, `time`, `msg`, ...). */
+export interface PollFields {
+  /** The tick's cron time, ISO-8601. */
+  scheduledAt: string;
+  /** How late the poll began against its cron time. */
+  driftMs: number;
+  outcome: PollOutcome;
+  number: number | null;
+  latencyMs: number | null;
+  attempts: number;
+  /** The service's flag: the first number its process served (scale from zero). */
+  coldStart: boolean | null;
+  reason?: string;
+}
+
+/** A `poll` line as read back from a log: the fields plus pino's `time` (ms since the epoch). */
+export type PollLine = PollFields & { time: number };
+
+interface LevelLogger {
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+  error(fields: object, msg: string): void;
+}
+
+/** Writes the one `poll` line of a tick; the level follows the outcome. */
+export function logPoll(logger: LevelLogger, fields: PollFields & Record<string, unknown>): void {
+  const level = fields.outcome === 'ok' ? 'info' : fields.outcome === 'write_failed' ? 'error' : 'warn';
+  logger[level](fields, POLL_MSG);
+}
+
+/** A `poll` line out of one line of the agent's log (journald's `-o cat`), or undefined for any other. */
+export function parsePollLine(line: string): PollLine | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const entry = parsed as Partial<PollLine> & { msg?: unknown };
+  return entry !== null &&
+    typeof entry === 'object' &&
+    entry.msg === POLL_MSG &&
+    typeof entry.scheduledAt === 'string' &&
+    typeof entry.outcome === 'string'
+    ? (entry as PollLine)
+    : undefined;
+}

@@ -1,0 +1,57 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { AGENT_DEFAULTS, logPoll, parsePollLine, TOKEN_PATTERN } from '../lib/contract.ts';
+import { AGENT_BUNDLE } from './helpers/agent.ts';
+
+// lib/contract.ts is the one home of what the parts share; the shell scripts that cannot import it
+// must agree with it, and the line the agent writes must be the line the readers parse.
+
+t.test('install.sh applies the same agent defaults as the agent and the CLIs', async (t) => {
+  const prefix = t.testdir();
+  const run = spawnSync(
+    'bash',
+    ['ec2-agent/install.sh', '--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--prefix', prefix],
+    { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env: { PATH: process.env.PATH } },
+  );
+  t.equal(run.status, 0, `install.sh --prefix exits 0 ${run.stderr}`);
+  const env = readFileSync(join(prefix, 'etc/random-number-agent/agent.env'), 'utf8');
+  t.match(env, `SCHEDULE="${AGENT_DEFAULTS.schedule}"`, 'schedule');
+  t.match(env, `OUTPUT_FILE="${AGENT_DEFAULTS.outputFile}"`, 'output file');
+  t.match(env, `REQUEST_TIMEOUT_MS="${AGENT_DEFAULTS.requestTimeoutMs}"`, 'request timeout');
+});
+
+t.test('deploy-knative.sh accepts exactly the tokens the service and agent accept', async (t) => {
+  const script = readFileSync('scripts/deploy-knative.sh', 'utf8');
+  const regex = /\$API_TOKEN" =~ (\S+) \]\]/.exec(script)?.[1];
+  t.ok(regex, `deploy-knative.sh checks API_TOKEN with a regex (${regex})`);
+  for (const token of ['abc123', 'a-b_c.d~!', 'with space', 'tab\there', 'é', '"quoted"', '']) {
+    const bash = spawnSync('bash', ['-c', `[[ "$1" =~ ${regex} ]]`, 'bash', token]);
+    t.equal(bash.status === 0, TOKEN_PATTERN.test(token), `${JSON.stringify(token)}: same verdict`);
+  }
+});
+
+t.test('every poll line logPoll writes is read back by parsePollLine; other lines are not', async (t) => {
+  const lines: string[] = [];
+  const write = (level: string) => (fields: object, msg: string) =>
+    lines.push(JSON.stringify({ level, time: Date.now(), ...fields, msg }));
+  const logger = { info: write('info'), warn: write('warn'), error: write('error') };
+  const base = { scheduledAt: new Date().toISOString(), driftMs: 3, latencyMs: 5, attempts: 1 };
+  logPoll(logger, { ...base, outcome: 'ok', number: 42, coldStart: true });
+  logPoll(logger, { ...base, outcome: 'failed', number: null, coldStart: null, reason: 'ECONNREFUSED' });
+  logPoll(logger, { ...base, outcome: 'write_failed', number: 7, coldStart: false, reason: 'EACCES' });
+  logPoll(logger, { ...base, outcome: 'skipped', number: null, coldStart: null, attempts: 0 });
+  t.same(
+    lines.map((line) => JSON.parse(line).level),
+    ['info', 'warn', 'error', 'warn'],
+    'the level follows the outcome',
+  );
+  t.same(
+    lines.map((line) => parsePollLine(line)?.outcome),
+    ['ok', 'failed', 'write_failed', 'skipped'],
+    'each line parses with its outcome',
+  );
+  t.equal(parsePollLine('{"msg":"started"}'), undefined, 'another message is not a poll line');
+  t.equal(parsePollLine('random-number-agent: SCHEDULE ...'), undefined, 'nor is plain text');
+});
