@@ -3,6 +3,7 @@ import { IAMClient } from '@aws-sdk/client-iam';
 import {
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
+  InternalServerError,
   InvalidInstanceId,
   InvocationDoesNotExist,
   SendCommandCommand,
@@ -162,6 +163,19 @@ t.test('registration: without DescribeInstanceInformation, InvalidInstanceId mea
     1,
     'the missing API was asked only once',
   );
+});
+
+t.test("registration: a real service's own 500 is an error, not a missing operation", async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock
+    .on(DescribeInstanceInformationCommand)
+    .rejects(new InternalServerError({ message: 'try later', ...meta, $metadata: { httpStatusCode: 500 } }));
+  await t.rejects(
+    waitForRegistration(client, { instanceIds: ['i-1'], timing: FAST }),
+    { name: 'InternalServerError' },
+    "rethrown: a modelled AWS error carries $fault, the emulator's web page does not",
+  );
+  t.equal(mock.commandCalls(SendCommandCommand).length, 0, 'no fallback probe');
 });
 
 t.test('registration that never happens times out with what to check', async (t) => {

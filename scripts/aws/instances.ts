@@ -1,7 +1,7 @@
 import {
-  DescribeInstancesCommand,
   type EC2Client,
   type Instance,
+  paginateDescribeInstances,
   RunInstancesCommand,
   StartInstancesCommand,
   TerminateInstancesCommand,
@@ -23,21 +23,17 @@ export interface FoundInstance {
 
 export async function findInstances(ec2: EC2Client, name: string): Promise<FoundInstance[]> {
   const found: FoundInstance[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ec2.send(
-      new DescribeInstancesCommand({
-        Filters: [projectFilter(name), { Name: 'instance-state-name', Values: LIVE_STATES }],
-        NextToken,
-      }),
-    );
+  const pages = paginateDescribeInstances(
+    { client: ec2 },
+    { Filters: [projectFilter(name), { Name: 'instance-state-name', Values: LIVE_STATES }] },
+  );
+  for await (const page of pages) {
     for (const reservation of page.Reservations ?? []) {
       for (const instance of reservation.Instances ?? []) {
         found.push({ instanceId: instance.InstanceId as string, state: instance.State?.Name ?? 'unknown' });
       }
     }
-    NextToken = page.NextToken;
-  } while (NextToken);
+  }
   return found;
 }
 
@@ -50,10 +46,8 @@ export interface LaunchOptions {
   instanceProfileName: string;
   securityGroupId: string;
   subnetId?: string;
-  volumeSizeGiB?: number;
   /** Bounds the retries while a new instance profile propagates. */
   profileRetry: PollTiming;
-  onWait?: (elapsedMs: number) => void;
 }
 
 /** RunInstances' answer while a just-created instance profile has not propagated to EC2 yet. */
@@ -80,7 +74,7 @@ export async function launchInstances(ec2: EC2Client, options: LaunchOptions): P
         DeviceName: options.rootDeviceName,
         Ebs: {
           VolumeType: 'gp3',
-          VolumeSize: options.volumeSizeGiB ?? 8,
+          VolumeSize: 8,
           Encrypted: true,
           DeleteOnTermination: true,
         },
@@ -97,7 +91,6 @@ export async function launchInstances(ec2: EC2Client, options: LaunchOptions): P
     ...options.profileRetry,
     what: `instance profile ${options.instanceProfileName} to become usable by EC2`,
     hint: 'IAM changes usually propagate within a minute; run again if it persists',
-    onWait: options.onWait,
     check: async () => {
       try {
         const { Instances } = await ec2.send(command);

@@ -14,15 +14,13 @@ export interface PollOptions<T> extends PollTiming {
   hint?: string;
   /** Returns the value when done, `undefined` when not yet. Throttling errors count as "not yet". */
   check: () => Promise<T | undefined>;
-  /** Called after each unsuccessful check with the time waited so far (for progress lines). */
-  onWait?: (elapsedMs: number) => void;
   sleep?: (ms: number) => Promise<unknown>;
   now?: () => number;
 }
 
 /** Polls `check` until it returns a value or `maxWaitMs` has passed (then WaitTimeoutError). */
 export async function poll<T>(options: PollOptions<T>): Promise<T> {
-  const { check, intervalMs, maxWaitMs, what, onWait } = options;
+  const { check, intervalMs, maxWaitMs, what } = options;
   const sleep = options.sleep ?? ((ms: number) => delay(ms));
   const now = options.now ?? Date.now;
   const start = now();
@@ -46,7 +44,6 @@ export async function poll<T>(options: PollOptions<T>): Promise<T> {
         },
       );
     }
-    onWait?.(elapsed);
     await sleep(Math.min(intervalMs, Math.max(0, maxWaitMs - elapsed)));
   }
 }

@@ -100,7 +100,6 @@ export async function waitForInvocation(
     timing: PollTiming;
     /** How long the invocation may stay unknown before we conclude the command never reached the instance. */
     appearMaxMs?: number;
-    onWait?: (ms: number) => void;
     now?: () => number;
   },
 ): Promise<InvocationResult> {
@@ -111,7 +110,6 @@ export async function waitForInvocation(
     ...options.timing,
     what: `command "${options.comment}" (${options.commandId}) on ${options.instanceId}`,
     hint: `see: aws ssm get-command-invocation --command-id ${options.commandId} --instance-id ${options.instanceId}`,
-    onWait: options.onWait,
     check: async () => {
       try {
         const invocation = await ssm.send(
@@ -153,7 +151,6 @@ export async function runCommand(
     target: CommandTarget;
     instanceIds: string[];
     timing: PollTiming;
-    onWait?: (ms: number) => void;
   },
 ): Promise<{ commandId: string; results: InvocationResult[] }> {
   const commandId = await sendCommand(ssm, options.command, options.target);
@@ -165,7 +162,6 @@ export async function runCommand(
         instanceId,
         comment: options.command.comment,
         timing: options.timing,
-        onWait: options.onWait,
       }),
     );
   }

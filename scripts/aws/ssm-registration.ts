@@ -3,18 +3,22 @@ import { errorName } from './errors.ts';
 import { type PollTiming, poll } from './poll.ts';
 
 /**
- * An endpoint that does not implement DescribeInstanceInformation (the local emulator answers with a
- * non-JSON 500 page the SDK cannot parse, surfacing as SyntaxError; others say so by name).
+ * The endpoint does not offer the operation: HTTP 501, an error named so, or an HTTP 500 that is not an
+ * AWS error at all (no `$fault`: a real service's own 500 is modelled and carries `$fault: 'server'`).
+ * Real SSM offers DescribeInstanceInformation; an emulator without it answers the 500 with a web page.
  */
-export function isNotImplemented(err: unknown): boolean {
-  const name = errorName(err);
-  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+export function isUnsupportedOperation(err: unknown): boolean {
+  const { $metadata, $fault } = (err ?? {}) as { $metadata?: { httpStatusCode?: number }; $fault?: string };
+  const status = $metadata?.httpStatusCode;
+  if (status === 501) return true;
   if (
-    ['NotImplemented', 'NotImplementedException', 'UnknownOperationException', 'InvalidAction'].includes(name)
+    ['NotImplemented', 'NotImplementedException', 'UnknownOperationException', 'InvalidAction'].includes(
+      errorName(err),
+    )
   ) {
     return true;
   }
-  return name === 'SyntaxError' && (status === 500 || status === 501);
+  return status === 500 && $fault === undefined;
 }
 
 type Registered = 'registered' | 'not-yet' | 'unavailable';
@@ -30,7 +34,7 @@ export async function describeRegistration(ssm: SSMClient, instanceIds: string[]
     );
     return instanceIds.every((id) => online.has(id)) ? 'registered' : 'not-yet';
   } catch (err) {
-    if (isNotImplemented(err)) return 'unavailable';
+    if (isUnsupportedOperation(err)) return 'unavailable';
     throw err;
   }
 }
@@ -66,14 +70,13 @@ export async function probeRegistration(
  */
 export async function waitForRegistration(
   ssm: SSMClient,
-  options: { instanceIds: string[]; timing: PollTiming; onWait?: (ms: number) => void },
+  options: { instanceIds: string[]; timing: PollTiming },
 ): Promise<'DescribeInstanceInformation' | 'SendCommand probe'> {
   let describeAvailable = true;
   return poll({
     ...options.timing,
     what: `SSM registration of ${options.instanceIds.join(', ')}`,
     hint: 'the instance needs outbound HTTPS to the SSM endpoints (a public IP or a NAT in its subnet) and the AmazonSSMManagedInstanceCore role; see Fleet Manager in the SSM console',
-    onWait: options.onWait,
     check: async () => {
       if (describeAvailable) {
         const state = await describeRegistration(ssm, options.instanceIds);
