@@ -10,7 +10,7 @@ IMAGE ?=
 TESTS ?= test/*.test.ts
 
 .PHONY: help deps node22 test-host prereqs lint format typecheck build start test bench demo \
-        setup-minikube deploy-knative undeploy-knative provision-ec2 teardown-ec2 ec2-results clean
+        setup-minikube deploy-knative undeploy-knative tls-cert expose-minikube provision-ec2 teardown-ec2 ec2-results clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -72,30 +72,43 @@ KNATIVE := scripts/deploy-knative.sh
 KNATIVE_NAMESPACE = $(if $(filter cloud,$(OVERLAY)),random-number,default)
 KNATIVE_WAIT ?= 300s
 
+tls-cert: ## a private CA (kept) and a certificate for DOMAIN in certs/, renewed within 30 days of expiry (DOMAIN=)
+	scripts/tls-cert.sh '$(DOMAIN)'
+
+expose-minikube: ## forward Kourier's HTTPS to EXPOSE_PORT (8443) on all interfaces, in the foreground, and print the router, DNS and agent steps (DOMAIN=)
+	scripts/expose-minikube.sh
+
 setup-minikube: ## start minikube and install Knative Serving + Kourier at pinned versions (idempotent)
 	scripts/setup-minikube.sh
 
-deploy-knative: ## build the image, apply kustomize/overlays/$(OVERLAY), wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= API_TOKEN= DOMAIN=)
+# With DOMAIN: TLS=own (your certificate from certs/, `make tls-cert`; the default on minikube) or
+# TLS=cert-manager (Knative's integration; the default on cloud). Named here so `make -n` shows the step.
+TLS_MODE = $(if $(DOMAIN),$(or $(TLS),$(if $(filter cloud,$(OVERLAY)),cert-manager,own)),$(TLS))
+
+deploy-knative: ## build the image, apply kustomize/overlays/$(OVERLAY), wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= API_TOKEN= DOMAIN= TLS=own|cert-manager)
 	$(KNATIVE) check $(OVERLAY) '$(IMAGE)'
 ifeq ($(OVERLAY),cloud)
 	docker build -t '$(IMAGE)' .
 	docker push '$(IMAGE)'
-	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
-	$(KNATIVE) render cloud '$(IMAGE)' | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/cloud with IMAGE (and DOMAIN) set in a temp copy
 else
 	minikube image build -t random-number:dev .
+endif
 	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
+ifeq ($(TLS_MODE),own)
+	$(KNATIVE) tls-secret $(OVERLAY) $(KNATIVE_NAMESPACE)  # kubernetes.io/tls Secret random-number-tls from certs/$(DOMAIN).crt and .key
+endif
+ifeq ($(OVERLAY)$(DOMAIN),minikube)
 	kubectl apply -k kustomize/overlays/$(OVERLAY)
+else
+	$(KNATIVE) render $(OVERLAY) '$(IMAGE)' | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/$(OVERLAY) with IMAGE, DOMAIN and TLS set in a temp copy
 endif
 	kubectl wait ksvc/random-number -n $(KNATIVE_NAMESPACE) --for=condition=Ready --timeout=$(KNATIVE_WAIT) || $(KNATIVE) not-ready $(KNATIVE_NAMESPACE)
 	$(KNATIVE) url $(OVERLAY) $(KNATIVE_NAMESPACE)
 
-undeploy-knative: ## delete the Knative Service, its domain mapping and token Secret (cloud: its namespace) (OVERLAY=)
-ifeq ($(OVERLAY),cloud)
+undeploy-knative: ## delete the Knative Service, its domain mapping, token and TLS Secrets (cloud: its namespace) (OVERLAY=)
 	kubectl delete domainmappings.serving.knative.dev -n $(KNATIVE_NAMESPACE) -l app.kubernetes.io/name=random-number --ignore-not-found
 	kubectl delete clusterdomainclaims.networking.internal.knative.dev -l app.kubernetes.io/name=random-number --ignore-not-found
-endif
-	kubectl delete secret random-number-api-token -n $(KNATIVE_NAMESPACE) --ignore-not-found
+	kubectl delete secret random-number-api-token random-number-tls -n $(KNATIVE_NAMESPACE) --ignore-not-found
 	kubectl delete -k kustomize/overlays/$(OVERLAY) --ignore-not-found
 
 # ---- EC2 agent (README "Run the agent on EC2"). Flags go through ARGS, e.g.

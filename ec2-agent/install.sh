@@ -4,7 +4,7 @@
 #
 #   install.sh --bundle FILE [--sha256 HEX] --service-url URL [--schedule CRON] [--output-file PATH]
 #              [--api-token-parameter NAME] [--aws-region REGION] [--request-timeout-ms N]
-#              [--log-level L] [--extra-ca-certs PEM] [--unit FILE] [--prefix DIR]
+#              [--log-level L] [--extra-ca-certs PEM|none] [--unit FILE] [--prefix DIR]
 #
 # Every flag can also come from the environment: BUNDLE, BUNDLE_SHA256, SERVICE_URL, SCHEDULE,
 # OUTPUT_FILE, API_TOKEN_PARAMETER, AWS_REGION, REQUEST_TIMEOUT_MS, LOG_LEVEL, EXTRA_CA_CERTS, UNIT,
@@ -13,8 +13,11 @@
 # BindPaths lines for this instance.
 #
 # The agent runs as the owner of the output file's folder (root for the default /root), which is the
-# only folder it can write. A missing folder is created, owned like its nearest existing parent. --extra-ca-certs: a PEM file with the CA of a service behind a private certificate; it is
-# copied to /etc/random-number-agent/extra-ca.pem and given to Node as NODE_EXTRA_CA_CERTS.
+# only folder it can write. A missing folder is created, owned like its nearest existing parent.
+# --extra-ca-certs: a PEM file with the CA of a service behind a private certificate; it is copied to
+# /etc/random-number-agent/extra-ca.pem and given to Node as NODE_EXTRA_CA_CERTS (trusted in addition
+# to the public CAs Node.js bundles). Without the flag a CA installed earlier is kept;
+# `--extra-ca-certs none` removes it.
 # NODE_BIN overrides the Node.js 22 binary written into the unit.
 #
 # --prefix DIR lays every file down under DIR and touches nothing else: no dnf, no systemctl, no
@@ -107,7 +110,7 @@ esac
 [[ -z $API_TOKEN_PARAMETER || $API_TOKEN_PARAMETER =~ ^[a-zA-Z0-9_./-]+$ ]] ||
   die "--api-token-parameter must be an SSM parameter name (got $API_TOKEN_PARAMETER)"
 [[ -z $AWS_REGION || $AWS_REGION =~ ^[a-z0-9-]+$ ]] || die "--aws-region must look like us-east-1 (got $AWS_REGION)"
-if [[ -n $EXTRA_CA_CERTS ]]; then
+if [[ -n $EXTRA_CA_CERTS && $EXTRA_CA_CERTS != none ]]; then
   [[ -f $EXTRA_CA_CERTS && -r $EXTRA_CA_CERTS ]] || die "--extra-ca-certs $EXTRA_CA_CERTS: no such readable file"
   grep -q -- '-----BEGIN CERTIFICATE-----' "$EXTRA_CA_CERTS" ||
     die "--extra-ca-certs $EXTRA_CA_CERTS: not a PEM certificate file"
@@ -201,10 +204,13 @@ if [[ -z $PREFIX ]]; then
 fi
 put "$opt_dir/ec2-agent.mjs" 0644 <"$BUNDLE"
 ca_file=/etc/$NAME/extra-ca.pem
-if [[ -n $EXTRA_CA_CERTS ]]; then
-  put "$PREFIX$ca_file" 0644 <"$EXTRA_CA_CERTS"
-else
+# An upgrade without the flag must not silently drop the trust the agent needs to reach the service.
+if [[ $EXTRA_CA_CERTS == none ]]; then
   rm -f "$PREFIX$ca_file"
+elif [[ -n $EXTRA_CA_CERTS ]]; then
+  put "$PREFIX$ca_file" 0644 <"$EXTRA_CA_CERTS"
+elif [[ -f $PREFIX$ca_file ]]; then
+  say "keeping the CA installed earlier ($ca_file); --extra-ca-certs none removes it"
 fi
 
 # systemd EnvironmentFile: double quotes keep spaces and *; backslash and double quote are escaped.
@@ -221,7 +227,7 @@ quote() {
   echo "LOG_LEVEL=$(quote "$LOG_LEVEL")"
   [[ -z $API_TOKEN_PARAMETER ]] || echo "API_TOKEN_PARAMETER=$(quote "$API_TOKEN_PARAMETER")"
   [[ -z $AWS_REGION ]] || echo "AWS_REGION=$(quote "$AWS_REGION")"
-  [[ -z $EXTRA_CA_CERTS ]] || echo "NODE_EXTRA_CA_CERTS=$(quote "$ca_file")"
+  [[ ! -f $PREFIX$ca_file ]] || echo "NODE_EXTRA_CA_CERTS=$(quote "$ca_file")"
 } | put "$etc_dir/agent.env" 0600
 
 # The unit as shipped, with this instance's Node.js binary, user and output folder. sed replacement

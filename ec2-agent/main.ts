@@ -53,6 +53,8 @@ runMain(
         outputFile: config.outputFile,
         requestTimeoutMs: config.requestTimeoutMs,
         auth: token ? (config.apiTokenParameter ? 'bearer (SSM parameter)' : 'bearer') : 'none',
+        // Read by Node itself at start; shown so a TLS failure can be matched with what was trusted.
+        extraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null,
         nextTick: scheduler.nextTick()?.toISOString(),
         node: process.version,
       },

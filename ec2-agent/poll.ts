@@ -195,15 +195,47 @@ async function readCapped(response: Response, limit: number): Promise<string> {
 function networkError(err: unknown): AttemptError {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const code = cause?.code ?? cause?.message ?? (err as Error).message;
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
-    // Retrying cannot fix trust; say what would.
-    return new AttemptError(
-      `TLS verification failed (${code}); for a private CA give its certificate with NODE_EXTRA_CA_CERTS`,
-      false,
-      { cause: err },
-    );
-  }
+  const tls = tlsProblem(code);
+  // Retrying cannot fix trust, a wrong name or an expired certificate: say what would, and stop.
+  if (tls) return new AttemptError(`TLS: ${tls} (${code})`, false, { cause: err });
   return new AttemptError(`network error: ${code}`, true, { cause: err });
+}
+
+/** The codes for "no trusted CA vouches for this certificate". */
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+]);
+
+/** Where to give the agent a CA: the provisioner's flag on EC2, the variable anywhere else. */
+const CA_FIX =
+  'give the agent the CA that signed it: provision-ec2 (or agent-command) --ca-cert certs/ca.crt, or NODE_EXTRA_CA_CERTS=<PEM file> outside EC2';
+
+/**
+ * One line on why a TLS handshake failed and what fixes it, from the OpenSSL/Node error code; undefined
+ * when the failure is not about the certificate. Codes: Node's tls module (X509_V_ERR_* names without
+ * the prefix, and ERR_TLS_*).
+ */
+export function tlsProblem(code: string): string | undefined {
+  if (UNTRUSTED.has(code)) {
+    return `the service's certificate is not signed by a CA the agent trusts; ${CA_FIX}`;
+  }
+  if (code === 'CERT_HAS_EXPIRED') {
+    return "the service's certificate has expired; renew it (make tls-cert DOMAIN=<name> renews within 30 days of expiry) and deploy it again";
+  }
+  if (code === 'CERT_NOT_YET_VALID') {
+    return "the service's certificate is not valid yet; check the clocks of this machine and of the CA";
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return "the service's certificate is for another name than SERVICE_URL's host; issue it for that name (make tls-cert DOMAIN=<host>) or fix SERVICE_URL";
+  }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+    return `certificate verification failed; if the service uses a private CA, ${CA_FIX}`;
+  }
+  return undefined;
 }
 
 function hint(status: number): string {

@@ -5,6 +5,7 @@ import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { installArgs, readAgentFiles } from './aws/agent-files.ts';
 import { parseFlags, parseName, parseOutputFile, parseSchedule, parseServiceUrl } from './aws/args.ts';
+import { describeCaCert, readCaCert } from './aws/ca-cert.ts';
 import { buildDelivery } from './aws/delivery.ts';
 import { SSM_LIMIT_BYTES, sendCommandInput } from './aws/ssm-command.ts';
 
@@ -20,6 +21,8 @@ provision-ec2, or your own with the AmazonSSMManagedInstanceCore role and both t
   --schedule CRON         default '${AGENT_DEFAULTS.schedule}' (every minute)
   --output-file PATH      where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})
   --api-token-parameter P SSM SecureString holding the API token (needs --region or AWS_REGION)
+  --ca-cert FILE          a PEM CA the agent trusts besides the public CAs (e.g. certs/ca.crt);
+                          without it an installed one is kept; --ca-cert none removes it
   --region REGION         region the agent reads the parameter in (default AWS_REGION)
   --out DIR               where the files go (default agent-commands/, emptied first)
   --bundle FILE           default dist/ec2-agent.mjs
@@ -34,6 +37,7 @@ runMain('agent-command', async () => {
     schedule: { type: 'string' },
     'output-file': { type: 'string' },
     'api-token-parameter': { type: 'string' },
+    'ca-cert': { type: 'string' },
     region: { type: 'string' },
     out: { type: 'string' },
     bundle: { type: 'string' },
@@ -51,10 +55,12 @@ runMain('agent-command', async () => {
       '--api-token-parameter needs the region the parameter lives in: pass --region or set AWS_REGION',
     );
   }
+  const caCert = await readCaCert(flags['ca-cert']);
   const files = await readAgentFiles({ bundle: flags.bundle, installScript: flags['install-script'] });
   const delivery = buildDelivery({
     ...files,
     installArgs: installArgs({ serviceUrl, schedule, outputFile, tokenParameter, region }),
+    caCert: caCert === 'none' ? 'none' : caCert?.pem,
   });
 
   const out = flags.out ?? 'agent-commands';
@@ -76,6 +82,7 @@ runMain('agent-command', async () => {
   const regionFlag = region ? ` --region ${region}` : '';
   process.stdout.write(
     `wrote ${written.length} command files to ${out}/ (bundle sha256 ${delivery.sha256}).\n` +
+      `agent CA: ${describeCaCert(caCert)}\n` +
       `Run them in order; wait for each to succeed on every instance before the next:\n\n` +
       written
         .map(

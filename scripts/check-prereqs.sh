@@ -16,6 +16,23 @@ if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v a
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck) >&2 || true
 fi
 
+# The TLS tests: openssl makes and checks certificates, nginx (Debian's package) terminates TLS in front
+# of the service, unshare gives the agent a private /etc/hosts. nginx is installed without being started
+# (policy-rc.d), so no system nginx takes port 80 on a shared machine.
+if ! command -v openssl >/dev/null 2>&1 || ! [ -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ! -e /usr/sbin/policy-rc.d ]; then
+    echo "installing openssl and nginx (Debian packages, not started)..." >&2
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl nginx) >&2 || true
+    rm -f /usr/sbin/policy-rc.d
+  fi
+fi
+need openssl "install it: apt-get install openssl (or brew install openssl)"
+if ! [ -x /usr/sbin/nginx ]; then
+  echo "missing prerequisite: /usr/sbin/nginx — install it: apt-get install nginx (the TLS tests run it on loopback)" >&2
+  missing=1
+fi
+need unshare "install util-linux (the TLS test runs the agent with a private /etc/hosts; needs root)"
 need kubectl "install kubectl (it carries kustomize): https://kubernetes.io/docs/tasks/tools/"
 need shellcheck "install it: apt-get install shellcheck (or brew install shellcheck)"
 # The IAM test runs the README's `aws ssm send-command` path with the real AWS CLI (v1 or v2).

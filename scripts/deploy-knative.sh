@@ -4,12 +4,15 @@
 #
 #   deploy-knative.sh check  <minikube|cloud> [IMAGE]   tools, inputs, kubectl context, Knative present
 #   deploy-knative.sh secret <namespace>                token Secret from $API_TOKEN (skipped when unset)
+#   deploy-knative.sh tls-secret <overlay> <namespace>  TLS Secret from certs/$DOMAIN.crt/.key (TLS=own)
 #   deploy-knative.sh render <overlay> [IMAGE]          manifests with IMAGE (and $DOMAIN) on stdout
 #   deploy-knative.sh url    <overlay> <namespace>      the Service's URL and a curl that reaches it
 #   deploy-knative.sh not-ready <namespace>             why the Service did not become Ready
 #
-# Environment: API_TOKEN (optional, never printed), DOMAIN (cloud only: adds the domain-mapping
-# component), MINIKUBE_PROFILE (default minikube). Nothing here writes into the working tree.
+# Environment: API_TOKEN (optional, never printed), DOMAIN (adds the domain-mapping component), TLS
+# (with DOMAIN: `own` = your certificate from certs/, the default on minikube; `cert-manager` = Knative's
+# integration, the default on cloud), CERTS_DIR (default certs/), MINIKUBE_PROFILE (default minikube).
+# Nothing here writes into the working tree.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +21,9 @@ readonly ROOT
 readonly PLACEHOLDER_IMAGE=ghcr.io/example/random-number
 readonly SERVICE=random-number
 readonly SECRET=random-number-api-token
+# Named by kustomize/components/own-tls.
+readonly TLS_SECRET=random-number-tls
+readonly CERTS="${CERTS_DIR:-$ROOT/certs}"
 readonly PROFILE="${MINIKUBE_PROFILE:-minikube}"
 
 die() {
@@ -60,12 +66,61 @@ token_problem() {
 }
 
 domain_problem() {
-  local overlay="$1"
   [[ -z "${DOMAIN:-}" ]] && return
-  if [[ "$overlay" != cloud ]]; then
-    echo "DOMAIN is for OVERLAY=cloud (a public domain with TLS); on minikube use the sslip.io URL"
-  elif ! [[ "$DOMAIN" =~ ^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z][-a-z0-9]*[a-z0-9]$ ]]; then
+  if ! [[ "$DOMAIN" =~ ^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z][-a-z0-9]*[a-z0-9]$ ]]; then
     echo "DOMAIN '$DOMAIN' is not a lower-case DNS name like api.example.org"
+  fi
+}
+
+# How TLS is done for DOMAIN: TLS when given, else cert-manager on cloud (a public CA) and own on
+# minikube (no cert-manager there); nothing without DOMAIN.
+tls_mode() {
+  local overlay="$1"
+  [[ -n "${DOMAIN:-}" ]] || return 0
+  if [[ -n "${TLS:-}" ]]; then
+    echo "$TLS"
+  elif [[ "$overlay" == cloud ]]; then
+    echo cert-manager
+  else
+    echo own
+  fi
+}
+
+# What is wrong with TLS and DOMAIN for this overlay; nothing when all is well. With `mode-only`, the
+# certificate files are not looked at (rendering works on a clean clone, without certs/).
+tls_problem() {
+  local overlay="$1" what="${2:-all}" mode
+  if [[ -n "${TLS:-}" && -z "${DOMAIN:-}" ]]; then
+    echo "TLS=$TLS needs DOMAIN: the name the certificate is for, e.g. DOMAIN=numbers.example.org TLS=$TLS"
+    return
+  fi
+  mode="$(tls_mode "$overlay")"
+  case "$mode" in
+    '') ;;
+    own) [[ "$what" == mode-only ]] || cert_problem ;;
+    cert-manager)
+      [[ "$overlay" == cloud ]] ||
+        echo "TLS=cert-manager is for OVERLAY=cloud (make setup-minikube installs no cert-manager): on minikube use TLS=own with make tls-cert DOMAIN=$DOMAIN"
+      ;;
+    *) echo "TLS must be own (your certificate, from make tls-cert) or cert-manager (Knative's integration) (got '$mode')" ;;
+  esac
+}
+
+# The certificate for TLS=own: present, for DOMAIN, not expiring, matching its key (checked with openssl
+# when it is installed; the cluster would otherwise serve it and only the agent would complain).
+cert_problem() {
+  local crt="$CERTS/$DOMAIN.crt" key="$CERTS/$DOMAIN.key"
+  if [[ ! -r "$crt" || ! -r "$key" ]]; then
+    echo "TLS=own needs $crt and $key: run make tls-cert DOMAIN=$DOMAIN (or put your own certificate and key there)"
+    return
+  fi
+  have openssl || return 0
+  if [[ "$(openssl x509 -in "$crt" -noout -checkhost "$DOMAIN" 2>/dev/null)" != *"does match"* ]]; then
+    echo "$crt is not a certificate for $DOMAIN: run make tls-cert DOMAIN=$DOMAIN"
+  elif ! openssl x509 -in "$crt" -noout -checkend 0 >/dev/null 2>&1; then
+    echo "$crt has expired: run make tls-cert DOMAIN=$DOMAIN to renew it"
+  elif [[ "$(openssl x509 -in "$crt" -noout -pubkey 2>/dev/null)" != "$(openssl pkey -in "$key" -pubout 2>/dev/null)" ]]; then
+    echo "$key is not the key of $crt: run make tls-cert DOMAIN=$DOMAIN"
   fi
 }
 
@@ -103,7 +158,9 @@ cmd_check() {
   fi
   p="$(token_problem)"
   [[ -z "$p" ]] || problems+=("$p")
-  p="$(domain_problem "$overlay")"
+  p="$(domain_problem)"
+  [[ -z "$p" ]] || problems+=("$p")
+  p="$(tls_problem "$overlay")"
   [[ -z "$p" ]] || problems+=("$p")
 
   if [[ "$overlay" == minikube ]]; then
@@ -160,6 +217,31 @@ cmd_secret() {
   # they are replaced (at the latest when the service scales to zero).
 }
 
+# TLS=own: creates or updates the kubernetes.io/tls Secret the DomainMapping names, from
+# certs/$DOMAIN.crt and .key. The key goes from its file through a pipe to the cluster: never to the
+# terminal, never into the working tree. Nothing to do for cert-manager or without DOMAIN.
+cmd_tls_secret() {
+  local overlay="$1" namespace="$2" mode p
+  check_overlay "$overlay"
+  mode="$(tls_mode "$overlay")"
+  if [[ "$mode" != own ]]; then
+    echo "deploy-knative: TLS=${mode:-none}: no TLS Secret to write${mode:+ (the certificate comes from cert-manager)}" >&2
+    return
+  fi
+  p="$(domain_problem)$(tls_problem "$overlay")"
+  [[ -z "$p" ]] || die "$p"
+  kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
+  echo "+ kubectl create secret tls $TLS_SECRET -n $namespace --cert=$CERTS/$DOMAIN.crt --key=$CERTS/$DOMAIN.key | kubectl apply -f -" >&2
+  # The certificate-uid label lets Kourier find the Secret when its secret informer filtering is on
+  # (ENABLE_SECRET_INFORMER_FILTERING_BY_CERT_UID; off by default).
+  kubectl create secret tls "$TLS_SECRET" -n "$namespace" --cert="$CERTS/$DOMAIN.crt" --key="$CERTS/$DOMAIN.key" \
+    --dry-run=client -o yaml |
+    kubectl label --local -f - -o yaml \
+      "networking.internal.knative.dev/certificate-uid=$TLS_SECRET" app.kubernetes.io/name=random-number |
+    kubectl apply -f -
+  # Kourier reloads a changed Secret by itself: renewing is `make tls-cert` and this step again.
+}
+
 # kustomize's `images` entry for IMAGE: name[:tag] or name@digest.
 image_entry() {
   local image="$1"
@@ -173,22 +255,25 @@ image_entry() {
   fi
 }
 
-# Prints the manifests to apply: the overlay, with IMAGE and DOMAIN applied in a throw-away
-# kustomization over a copy of kustomize/, so the committed overlay stays a clean placeholder.
+# Prints the manifests to apply: the overlay, with IMAGE (cloud) and DOMAIN/TLS applied in a throw-away
+# kustomization over a copy of kustomize/, so the committed overlays stay clean placeholders.
 cmd_render() {
   local overlay="$1" image="${2:-}" p tmp
   check_overlay "$overlay"
   if [[ "$overlay" == minikube ]]; then
     [[ -z "$image" ]] || die "IMAGE is for OVERLAY=cloud; minikube always runs random-number:dev built inside minikube"
-    p="$(domain_problem "$overlay")"
+  else
+    p="$(image_problem "$image")"
     [[ -z "$p" ]] || die "$p"
+  fi
+  p="$(domain_problem)"
+  [[ -z "$p" ]] || die "$p"
+  p="$(tls_problem "$overlay" mode-only)"
+  [[ -z "$p" ]] || die "$p"
+  if [[ "$overlay" == minikube && -z "${DOMAIN:-}" ]]; then
     kubectl kustomize "$ROOT/kustomize/overlays/minikube"
     return
   fi
-  p="$(image_problem "$image")"
-  [[ -z "$p" ]] || die "$p"
-  p="$(domain_problem "$overlay")"
-  [[ -z "$p" ]] || die "$p"
   tmp="$(mktemp -d)"
   # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
   trap "rm -rf '$tmp'" EXIT
@@ -198,12 +283,15 @@ cmd_render() {
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
     echo "resources:"
-    echo "  - ../kustomize/overlays/cloud"
-    echo "images:"
-    image_entry "$image"
+    echo "  - ../kustomize/overlays/$overlay"
+    if [[ "$overlay" == cloud ]]; then
+      echo "images:"
+      image_entry "$image"
+    fi
     if [[ -n "${DOMAIN:-}" ]]; then
       echo "components:"
       echo "  - ../kustomize/components/domain-mapping"
+      [[ "$(tls_mode "$overlay")" != own ]] || echo "  - ../kustomize/components/own-tls"
       echo "patches:"
       echo "  - target: {group: serving.knative.dev, kind: DomainMapping}"
       echo "    patch: '[{\"op\": \"replace\", \"path\": \"/metadata/name\", \"value\": \"$DOMAIN\"}]'"
@@ -226,16 +314,24 @@ cmd_url() {
   [[ -n "${API_TOKEN:-}" ]] && auth=' -H "Authorization: Bearer $API_TOKEN"'
   host="${url#*://}"
   echo "URL: $url"
+  local cacert=""
+  [[ "$(tls_mode "$overlay")" != own ]] || cacert=" --cacert ${CERTS#"$ROOT"/}/ca.crt"
   if [[ "$overlay" == minikube ]]; then
     ip="$(minikube ip -p "$PROFILE")"
     port="$(kubectl get service kourier -n kourier-system -o jsonpath='{.spec.ports[?(@.name=="http2")].nodePort}')"
     echo "curl -H 'Accept: application/json'$auth http://$host:$port/"
     echo "# without DNS (sslip.io unreachable): curl -H 'Host: $host'$auth http://$ip:$port/"
     echo "# macOS/Windows docker driver: use the address printed by: minikube service kourier -n kourier-system --url -p $PROFILE"
+    if [[ -n "${DOMAIN:-}" ]]; then
+      port="$(kubectl get service kourier -n kourier-system -o jsonpath='{.spec.ports[?(@.name=="https")].nodePort}')"
+      # Kourier routes DOMAIN and DOMAIN:<any port> alike, and picks the certificate by SNI (DOMAIN).
+      echo "curl$cacert --resolve $DOMAIN:$port:$ip -H 'Accept: application/json'$auth https://$DOMAIN:$port/   # once kubectl get domainmapping $DOMAIN -n $namespace is Ready"
+      echo "# from the internet (EC2): DOMAIN=$DOMAIN make expose-minikube"
+    fi
   else
     echo "curl -H 'Accept: application/json'$auth $url/"
     if [[ -n "${DOMAIN:-}" ]]; then
-      echo "curl -H 'Accept: application/json'$auth https://$DOMAIN/   # once DNS points at the ingress and the certificate is issued:"
+      echo "curl$cacert -H 'Accept: application/json'$auth https://$DOMAIN/   # once DNS points at the ingress and the DomainMapping is Ready:"
       echo "#   kubectl get domainmapping $DOMAIN -n $namespace"
     fi
   fi
@@ -258,10 +354,11 @@ main() {
   case "$cmd" in
     check) (($# >= 1)) || die "usage: $0 check <minikube|cloud> [IMAGE]"; cmd_check "$@" ;;
     secret) (($# == 1)) || die "usage: $0 secret <namespace>"; cmd_secret "$@" ;;
+    tls-secret) (($# == 2)) || die "usage: $0 tls-secret <minikube|cloud> <namespace>"; cmd_tls_secret "$@" ;;
     render) (($# >= 1)) || die "usage: $0 render <minikube|cloud> [IMAGE]"; cmd_render "$@" ;;
     url) (($# == 2)) || die "usage: $0 url <minikube|cloud> <namespace>"; cmd_url "$@" ;;
     not-ready) (($# == 1)) || die "usage: $0 not-ready <namespace>"; cmd_not_ready "$@" ;;
-    *) die "usage: $0 <check|secret|render|url|not-ready> ... (see the comment at the top of this file)" ;;
+    *) die "usage: $0 <check|secret|tls-secret|render|url|not-ready> ... (see the comment at the top of this file)" ;;
   esac
 }
 

@@ -10,6 +10,7 @@ import {
   parseSchedule,
   parseServiceUrl,
 } from './aws/args.ts';
+import { readCaCert } from './aws/ca-cert.ts';
 import { COMMON_FLAGS, COMMON_HELP, waitsFrom } from './aws/cli-common.ts';
 import { createReporter } from './aws/report.ts';
 import { defaultTokenParameter, tokenParameterProblem } from './aws/tags.ts';
@@ -29,6 +30,9 @@ the agent (an upgrade).
                           /random-number/; a re-run without token flags keeps the earlier run's
   --api-token TOKEN       create or update that parameter (or set API_TOKEN); default name
                           /random-number/NAME/api-token
+  --ca-cert FILE          a PEM CA the agent trusts besides the public CAs (a service behind a
+                          private certificate, e.g. certs/ca.crt from make tls-cert); a re-run
+                          without it keeps the installed one; --ca-cert none removes it
   --subnet ID             launch into this subnet (default: the default VPC's default subnet)
   --dry-run               print the plan (what would be created or reused); change nothing
   --bundle FILE           agent bundle (default dist/ec2-agent.mjs, from \`npm run build\`)
@@ -46,6 +50,7 @@ runMain('provision-ec2', async () => {
     'output-file': { type: 'string' },
     'api-token-parameter': { type: 'string' },
     'api-token': { type: 'string' },
+    'ca-cert': { type: 'string' },
     subnet: { type: 'string' },
     'dry-run': { type: 'boolean' },
     bundle: { type: 'string' },
@@ -67,6 +72,7 @@ runMain('provision-ec2', async () => {
     subnetId: flags.subnet,
     tokenParameter: given || (token ? defaultTokenParameter(name) : undefined),
     token,
+    caCert: await readCaCert(flags['ca-cert']),
     dryRun: flags['dry-run'] ?? false,
     bundlePath: flags.bundle,
     installScriptPath: flags['install-script'],

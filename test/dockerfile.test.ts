@@ -54,4 +54,6 @@ t.test('.dockerignore keeps local state out of the build context', async (t) => 
   const ignored = readFileSync(resolve(root, '.dockerignore'), 'utf8').split('\n');
   for (const entry of ['node_modules', 'dist', '.cache', '.git'])
     t.ok(ignored.includes(entry), `${entry} is ignored`);
+  // make tls-cert's private keys must never reach a build context (or an image layer).
+  t.ok(ignored.includes('certs'), 'certs (the TLS keys) is ignored');
 });

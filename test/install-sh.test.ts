@@ -157,6 +157,50 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
   );
 });
 
+t.test(
+  '--extra-ca-certs: copied and given to Node; kept by a re-run without it; `none` removes it',
+  async (t) => {
+    const prefix = t.testdir({
+      'ca.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      'x.txt': 'hi',
+    });
+    const base = ['--bundle', AGENT_BUNDLE, '--service-url', 'https://x/', '--prefix', join(prefix, 'root')];
+    const envFile = () =>
+      parseEnvFile(readFileSync(join(prefix, 'root/etc/random-number-agent/agent.env'), 'utf8'));
+    t.equal(install([...base, '--extra-ca-certs', join(prefix, 'ca.pem')]).code, 0, 'installed');
+    const copied = join(prefix, 'root/etc/random-number-agent/extra-ca.pem');
+    t.equal(readFileSync(copied, 'utf8'), readFileSync(join(prefix, 'ca.pem'), 'utf8'), 'the PEM, copied');
+    t.equal(
+      envFile().NODE_EXTRA_CA_CERTS,
+      '/etc/random-number-agent/extra-ca.pem',
+      'NODE_EXTRA_CA_CERTS points at it',
+    );
+
+    const kept = install(base);
+    t.equal(kept.code, 0, 'reinstalled without the flag');
+    t.equal(readFileSync(copied, 'utf8'), readFileSync(join(prefix, 'ca.pem'), 'utf8'), 'the CA is kept');
+    t.equal(
+      envFile().NODE_EXTRA_CA_CERTS,
+      '/etc/random-number-agent/extra-ca.pem',
+      'and still given to Node',
+    );
+    t.match(
+      kept.stdout,
+      /keeping the CA installed earlier .*--extra-ca-certs none removes it/,
+      'and says so',
+    );
+
+    t.equal(install([...base, '--extra-ca-certs', 'none']).code, 0, 'reinstalled with --extra-ca-certs none');
+    t.notOk(existsSync(copied), 'the copy is gone');
+    t.equal(envFile().NODE_EXTRA_CA_CERTS, undefined, 'and so is the variable');
+    t.equal(install([...base, '--extra-ca-certs', 'none']).code, 0, '`none` with nothing installed: fine');
+
+    const bad = install([...base, '--extra-ca-certs', join(prefix, 'x.txt')]);
+    t.equal(bad.code, 1, 'a file that is not PEM: exit 1');
+    t.match(bad.stderr, /not a PEM certificate file/, 'says so');
+  },
+);
+
 t.test('refusals: nothing is changed', async (t) => {
   const prefix = join(t.testdir(), 'root');
   const bad: [string[], RegExp, string][] = [

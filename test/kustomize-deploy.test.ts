@@ -116,17 +116,17 @@ t.test('the token given to make never appears in its commands', async (t) => {
 t.test('make -n undeploy-knative removes what deploy created', async (t) => {
   t.same(
     inOrder(makeN('undeploy-knative'), [
-      'kubectl delete secret random-number-api-token -n default --ignore-not-found',
+      'kubectl delete secret random-number-api-token random-number-tls -n default --ignore-not-found',
       'kubectl delete -k kustomize/overlays/minikube --ignore-not-found',
     ]),
     [],
-    'minikube: Secret and Service',
+    'minikube: Secrets and Service',
   );
   t.same(
     inOrder(makeN('undeploy-knative', 'OVERLAY=cloud'), [
       'kubectl delete domainmappings.serving.knative.dev -n random-number',
       'kubectl delete clusterdomainclaims.networking.internal.knative.dev',
-      'kubectl delete secret random-number-api-token -n random-number',
+      'kubectl delete secret random-number-api-token random-number-tls -n random-number',
       'kubectl delete -k kustomize/overlays/cloud --ignore-not-found',
     ]),
     [],

@@ -288,10 +288,12 @@ t.test(
 
     for (const [overlay, domain, why] of [
       ['cloud', 'Not_A_Domain', /not a lower-case DNS name/],
-      ['minikube', 'api.example.org', /DOMAIN is for OVERLAY=cloud/],
+      // On minikube DOMAIN is served with your own certificate (test/kustomize-tls.test.ts).
+      ['minikube', 'api.example.org', /TLS=cert-manager is for OVERLAY=cloud/],
     ] as const) {
       const r = deployScript(['render', overlay, ...(overlay === 'cloud' ? ['ghcr.io/a/b:1.0.0'] : [])], {
         DOMAIN: domain,
+        ...(overlay === 'minikube' ? { TLS: 'cert-manager' } : {}),
       });
       t.equal(r.status, 1, `render ${overlay} refuses DOMAIN=${domain}`);
       t.match(r.stderr, why, `and says why (${why})`);

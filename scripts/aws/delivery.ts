@@ -31,6 +31,11 @@ export interface DeliveryOptions {
   unit: Buffer;
   /** Flags for install.sh after --bundle and --sha256 (--service-url, --schedule, ...). */
   installArgs: string[];
+  /**
+   * The agent's extra CA (--ca-cert): a PEM written next to the bundle and installed with
+   * --extra-ca-certs; `none` removes the installed one; undefined leaves it as it is.
+   */
+  caCert?: Buffer | 'none';
   chunkChars?: number;
 }
 
@@ -78,6 +83,9 @@ export function buildDelivery(options: DeliveryOptions): Delivery {
   });
   const parts = chunks.map((_, index) => partName(index));
   const args = ['--bundle', '"$d/ec2-agent.mjs"', '--sha256', hash, ...options.installArgs.map(shellQuote)];
+  const { caCert } = options;
+  if (caCert === 'none') args.push('--extra-ca-certs', 'none');
+  else if (caCert) args.push('--extra-ca-certs', '"$d/extra-ca.pem"');
   commands.push({
     comment: `random-number agent ${hash.slice(0, 12)}: verify and install`,
     timeoutSeconds: 900,
@@ -94,6 +102,10 @@ export function buildDelivery(options: DeliveryOptions): Delivery {
       'mv -f "$d/ec2-agent.mjs.tmp" "$d/ec2-agent.mjs"',
       `printf '%s' '${options.installScript.toString('base64')}' | base64 -d > "$d/install.sh"`,
       `printf '%s' '${options.unit.toString('base64')}' | base64 -d > "$d/random-number-agent.service"`,
+      // A PEM is public, but base64 keeps its lines and any odd byte out of the shell's way.
+      ...(caCert && caCert !== 'none'
+        ? [`printf '%s' '${caCert.toString('base64')}' | base64 -d > "$d/extra-ca.pem"`]
+        : []),
       `echo "bundle ${hash} verified (${options.bundle.length} bytes)"`,
       // Older staged versions are no longer needed once this one is verified.
       `find "$(dirname "$d")" -mindepth 1 -maxdepth 1 ! -name ${hash} -exec rm -rf {} +`,

@@ -2,6 +2,7 @@ import { ConfigError } from '../../lib/errors.ts';
 import { installArgs, readAgentFiles } from './agent-files.ts';
 import { resolveAmi } from './ami.ts';
 import { requireBoundary } from './boundary.ts';
+import { type CaCertChoice, describeCaCert } from './ca-cert.ts';
 import type { Clients } from './clients.ts';
 import { checkCredentials } from './credentials.ts';
 import { buildDelivery } from './delivery.ts';
@@ -34,6 +35,8 @@ export interface ProvisionOptions {
   tokenParameter?: string;
   /** Written to `tokenParameter`; never printed. */
   token?: string;
+  /** --ca-cert: a CA the agent trusts besides the system's, `none` to remove it, undefined to keep. */
+  caCert?: CaCertChoice;
   dryRun: boolean;
   bundlePath?: string;
   installScriptPath?: string;
@@ -85,10 +88,12 @@ export async function provision(
       buildDelivery({
         ...files,
         installArgs: installArgs({ ...options, tokenParameter, region }),
+        caCert: options.caCert === 'none' ? 'none' : options.caCert?.pem,
       }),
     (d) =>
       `${d.bundleBytes} bytes, sha256 ${d.sha256.slice(0, 12)}…, ${d.encodedChars} chars gzip+base64 in ${plural(d.commands.length, 'command')}`,
   );
+  report.line(`agent CA: ${describeCaCert(options.caCert)}`);
   const ami = await report.step(
     'AMI',
     () => resolveAmi(clients.ssm, clients.ec2, options.instanceType),

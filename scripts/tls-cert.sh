@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# `make tls-cert DOMAIN=<name>`: a private CA (made once, then kept) and a server certificate for
+# DOMAIN signed by it, for the ingress (`TLS=own make deploy-knative`) and the agent (`--ca-cert`).
+#
+#   tls-cert.sh DOMAIN        (or DOMAIN in the environment)
+#
+# Writes, in certs/ (git-ignored; CERTS_DIR overrides the folder):
+#   ca.crt  ca.key (0600)                the CA: 10 years; reused on every run
+#   DOMAIN.crt  DOMAIN.key (0600)        DNS:DOMAIN, serverAuth, 397 days (the public-CA ceiling)
+# A re-run keeps the CA and renews the server certificate only when it expires within 30 days (or no
+# longer matches its key or the CA). Keys are ECDSA P-256; private keys are never printed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+readonly DIR="${CERTS_DIR:-$ROOT/certs}"
+readonly CA_DAYS=3650
+readonly CERT_DAYS=397
+readonly RENEW_WITHIN_SECONDS=$((30 * 24 * 3600))
+
+die() {
+  echo "tls-cert: $*" >&2
+  exit 1
+}
+
+domain="${1:-${DOMAIN:-}}"
+[[ -n "$domain" ]] || die "DOMAIN is required: make tls-cert DOMAIN=numbers.example.org (the name the agent will call)"
+# A lower-case DNS name with at least one dot: the DomainMapping's name and the certificate's SAN.
+[[ "$domain" =~ ^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z][-a-z0-9]*[a-z0-9]$ && ${#domain} -le 253 ]] ||
+  die "DOMAIN '$domain' is not a lower-case DNS name like numbers.example.org (no scheme, port, path or wildcard)"
+command -v openssl >/dev/null 2>&1 ||
+  die "openssl is not installed: install it (Debian/Ubuntu: apt-get install openssl; macOS: brew install openssl) and run again"
+
+ca_crt="$DIR/ca.crt"
+ca_key="$DIR/ca.key"
+crt="$DIR/$domain.crt"
+key="$DIR/$domain.key"
+wrote=()
+kept=()
+
+# Private keys are created 0600 from the start (umask), never readable by others even briefly.
+umask 077
+mkdir -p "$DIR"
+
+# Writes an ECDSA P-256 private key to $1 via a temporary file and a rename.
+new_key() {
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.tmp" 2>/dev/null ||
+    die "openssl could not create a key in $DIR"
+  chmod 0600 "$1.tmp"
+  mv -f "$1.tmp" "$1"
+}
+
+# The public key of a certificate or a private key, for comparing the two.
+pubkey_of_cert() { openssl x509 -in "$1" -noout -pubkey 2>/dev/null; }
+pubkey_of_key() { openssl pkey -in "$1" -pubout 2>/dev/null; }
+
+# --- the CA -------------------------------------------------------------------------------------
+if [[ -f "$ca_crt" && -f "$ca_key" ]]; then
+  [[ "$(pubkey_of_cert "$ca_crt")" == "$(pubkey_of_key "$ca_key")" && -n "$(pubkey_of_key "$ca_key")" ]] ||
+    die "$ca_crt and $ca_key do not belong together: move both away to make a new CA (then give the agent the new ca.crt)"
+  # Renewing the CA silently would break every agent that trusts the old one: say so instead.
+  openssl x509 -in "$ca_crt" -noout -checkend "$RENEW_WITHIN_SECONDS" >/dev/null ||
+    die "$ca_crt expires within 30 days ($(openssl x509 -in "$ca_crt" -noout -enddate | cut -d= -f2)): move ca.crt and ca.key away, run again, then re-provision the agent with --ca-cert $ca_crt"
+  kept+=("$ca_crt")
+elif [[ -e "$ca_crt" || -e "$ca_key" ]]; then
+  die "found only one of $ca_crt and $ca_key: restore the other, or move it away to make a new CA"
+else
+  new_key "$ca_key"
+  openssl req -x509 -new -key "$ca_key" -sha256 -days "$CA_DAYS" \
+    -subj "/O=random-number/CN=random-number private CA" \
+    -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -addext "subjectKeyIdentifier=hash" \
+    -out "$ca_crt.tmp" 2>/dev/null || die "openssl could not create the CA certificate"
+  chmod 0644 "$ca_crt.tmp"
+  mv -f "$ca_crt.tmp" "$ca_crt"
+  wrote+=("$ca_crt" "$ca_key (0600)")
+fi
+
+# --- the server certificate ---------------------------------------------------------------------
+# Why the current certificate cannot stay, or nothing when it can.
+renew_reason() {
+  [[ -f "$crt" && -f "$key" ]] || {
+    echo "there is none yet"
+    return
+  }
+  openssl verify -CAfile "$ca_crt" -verify_hostname "$domain" -purpose sslserver "$crt" >/dev/null 2>&1 ||
+    {
+      echo "it does not verify for $domain against $ca_crt"
+      return
+    }
+  [[ "$(pubkey_of_cert "$crt")" == "$(pubkey_of_key "$key")" ]] || {
+    echo "it does not match $key"
+    return
+  }
+  openssl x509 -in "$crt" -noout -checkend "$RENEW_WITHIN_SECONDS" >/dev/null ||
+    echo "it expires within 30 days ($(openssl x509 -in "$crt" -noout -enddate | cut -d= -f2))"
+}
+
+reason="$(renew_reason)"
+if [[ -z "$reason" ]]; then
+  kept+=("$crt" "$key")
+else
+  echo "tls-cert: issuing a certificate for $domain: $reason" >&2
+  tmp="$(mktemp -d "$DIR/.tls-cert.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  new_key "$tmp/server.key"
+  openssl req -new -key "$tmp/server.key" -subj "/CN=$domain" -out "$tmp/server.csr" 2>/dev/null ||
+    die "openssl could not create the certificate request"
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature"
+    echo "extendedKeyUsage=serverAuth"
+    echo "subjectAltName=DNS:$domain"
+    echo "subjectKeyIdentifier=hash"
+    echo "authorityKeyIdentifier=keyid"
+  } >"$tmp/server.ext"
+  openssl x509 -req -in "$tmp/server.csr" -CA "$ca_crt" -CAkey "$ca_key" -CAcreateserial \
+    -CAserial "$tmp/ca.srl" -sha256 -days "$CERT_DAYS" -extfile "$tmp/server.ext" \
+    -out "$tmp/server.crt" 2>/dev/null || die "openssl could not sign the certificate for $domain"
+  chmod 0644 "$tmp/server.crt"
+  # Key first, then certificate: a reader pairing them by name sees the old pair or the new one,
+  # except for the instant between the two renames.
+  mv -f "$tmp/server.key" "$key"
+  mv -f "$tmp/server.crt" "$crt"
+  wrote+=("$crt" "$key (0600)")
+fi
+
+expires="$(openssl x509 -in "$crt" -noout -enddate | cut -d= -f2)"
+((${#wrote[@]} == 0)) || printf 'wrote: %s\n' "${wrote[@]}"
+((${#kept[@]} == 0)) || printf 'kept:  %s\n' "${kept[@]}"
+rel_ca="${ca_crt#"$ROOT"/}"
+cat <<EOF
+$domain: valid until $expires (renewed by this command from 30 days before)
+next:
+  DOMAIN=$domain TLS=own make deploy-knative            # the cluster serves https://$domain/ with it
+  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert $rel_ca   # the agent trusts the CA
+EOF

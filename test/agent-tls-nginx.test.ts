@@ -1,0 +1,186 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { readCaCert } from '../scripts/aws/ca-cert.ts';
+import { AGENT_BUNDLE, fileLines, LINE } from './helpers/agent.ts';
+import { startNginx } from './helpers/nginx.ts';
+import { json, startProcess } from './helpers/process.ts';
+import { startService } from './helpers/service.ts';
+import { DAY_MS, issueWithDates, tlsCert } from './helpers/tls.ts';
+
+// The TLS path on this machine, every part real: certificates from `make tls-cert`, nginx (Debian's
+// package) terminating TLS in front of the built service, the agent configured by the real install.sh
+// (under --prefix) with or without the CA, and run on this machine's Node.js as a process whose name
+// lookups see DOMAIN at 127.0.0.1 (a private /etc/hosts, bind-mounted in its own mount namespace: the
+// machine's own file is never touched). The same through the SSM payloads, under systemd on Node 22:
+// test/host-agent-tls.test.ts.
+
+const DOMAIN = 'numbers.random-number.test';
+
+if (process.getuid?.() !== 0) {
+  throw new Error(
+    'test/agent-tls-nginx.test.ts runs as root: it mounts a private /etc/hosts for the agent (unshare --mount)',
+  );
+}
+const root = t.testdir();
+const certs = join(root, 'certs');
+const made = tlsCert(certs, [DOMAIN]);
+if (made.status !== 0) throw new Error(`make tls-cert failed: ${made.stderr}`);
+const hosts = join(root, 'hosts');
+writeFileSync(hosts, `127.0.0.1 localhost ${DOMAIN}\n`);
+
+const service = await startService(t);
+/** nginx on loopback presenting `cert` for DOMAIN's requests, in front of the real service. */
+const nginxWith = (name: string, cert: string, key: string) =>
+  startNginx(t, {
+    dir: join(root, `nginx-${name}`),
+    serverName: DOMAIN,
+    cert,
+    key,
+    upstreamPort: service.port,
+  });
+
+/**
+ * Installs the agent with the real install.sh under a prefix, with `--extra-ca-certs` as the payloads
+ * pass it (the PEM --ca-cert checked and stripped, or `none`), and returns the environment install.sh
+ * wrote for systemd, re-rooted under the prefix. The payloads themselves run on the systemd host in
+ * test/host-agent-tls.test.ts.
+ */
+async function install(t: Test, name: string, port: number, caCert: string | 'none') {
+  const dir = join(root, `install-${name}`);
+  mkdirSync(dir, { recursive: true });
+  const choice = await readCaCert(caCert);
+  let extra = 'none';
+  if (choice !== 'none' && choice !== undefined) {
+    extra = join(dir, 'extra-ca.pem');
+    writeFileSync(extra, choice.pem);
+  }
+  const prefix = join(dir, 'prefix');
+  const run = spawnSync(
+    'bash',
+    [
+      'ec2-agent/install.sh',
+      '--bundle',
+      AGENT_BUNDLE,
+      '--service-url',
+      `https://${DOMAIN}:${port}/`,
+      '--schedule',
+      '*/1 * * * * *',
+      '--extra-ca-certs',
+      extra,
+      '--prefix',
+      prefix,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env: { PATH: process.env.PATH } },
+  );
+  if (run.status !== 0) throw new Error(`install.sh failed: ${run.stderr}`);
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(join(prefix, 'etc/random-number-agent/agent.env'), 'utf8').split('\n')) {
+    const m = /^([A-Z_0-9]+)="(.*)"$/.exec(line);
+    if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2].replace(/\\(["\\])/g, '$1');
+  }
+  // install.sh wrote absolute paths for the instance: the same files live under the prefix here.
+  for (const key of ['NODE_EXTRA_CA_CERTS', 'OUTPUT_FILE']) {
+    if (env[key]) env[key] = join(prefix, env[key]);
+  }
+  t.comment(`${name}: agent.env ${JSON.stringify(env)}`);
+  return env;
+}
+
+/** The agent bundle as a real process that resolves DOMAIN to 127.0.0.1; returns its first poll line. */
+async function firstPoll(t: Test, env: Record<string, string>) {
+  const agent = startProcess(
+    t,
+    'unshare',
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount --bind "$0" /etc/hosts && exec "$@"',
+      hosts,
+      process.execPath,
+      AGENT_BUNDLE,
+    ],
+    { env },
+  );
+  const line = await agent.waitForLine((l) => json(l).msg === 'poll', 15_000);
+  agent.kill();
+  await agent.exited;
+  const started = json(agent.stdout.find((l) => json(l).msg === 'started') ?? '');
+  return { poll: json(line), started };
+}
+
+const good = await nginxWith('good', join(certs, `${DOMAIN}.crt`), join(certs, `${DOMAIN}.key`));
+
+t.test('with --ca-cert: the agent trusts the private CA and writes numbers', async (t) => {
+  const env = await install(t, 'with-ca', good.port, join(certs, 'ca.crt'));
+  t.ok(env.NODE_EXTRA_CA_CERTS, 'install.sh told Node about the CA');
+  const { poll, started } = await firstPoll(t, env);
+  t.equal(started.extraCaCerts, env.NODE_EXTRA_CA_CERTS, 'the start line says which extra CA it trusts');
+  t.match(poll, { outcome: 'ok', attempts: 1 }, 'the poll through nginx over TLS succeeded');
+  const lines = await fileLines(env.OUTPUT_FILE ?? '');
+  t.ok(lines.length >= 1 && lines.every((l) => LINE.test(l)), `numbers written (${lines.join(' | ')})`);
+});
+
+t.test('without --ca-cert: no numbers, and the log names the certificate problem and the fix', async (t) => {
+  const env = await install(t, 'without-ca', good.port, 'none');
+  t.equal(env.NODE_EXTRA_CA_CERTS, undefined, 'no extra CA installed');
+  const { poll, started } = await firstPoll(t, env);
+  t.equal(started.extraCaCerts, null, 'the start line says there is none');
+  t.match(
+    poll,
+    {
+      outcome: 'failed',
+      number: null,
+      attempts: 1,
+      reason:
+        /^TLS: the service's certificate is not signed by a CA the agent trusts; .*--ca-cert certs\/ca\.crt/,
+    },
+    'failed at once (not retried), naming --ca-cert',
+  );
+  t.same(await fileLines(env.OUTPUT_FILE ?? ''), [], 'nothing written');
+});
+
+t.test('a certificate for another name: no numbers, a clear reason', async (t) => {
+  const other = 'other.random-number.test';
+  const made = tlsCert(certs, [other]);
+  t.equal(made.status, 0, 'a certificate for another name from the same CA');
+  const nginx = await nginxWith('other', join(certs, `${other}.crt`), join(certs, `${other}.key`));
+  const env = await install(t, 'other-name', nginx.port, join(certs, 'ca.crt'));
+  const { poll } = await firstPoll(t, env);
+  t.match(
+    poll,
+    {
+      outcome: 'failed',
+      reason:
+        /^TLS: the service's certificate is for another name than SERVICE_URL's host.*ERR_TLS_CERT_ALTNAME_INVALID/,
+    },
+    'the reason says the name is wrong',
+  );
+  t.same(await fileLines(env.OUTPUT_FILE ?? ''), [], 'nothing written');
+});
+
+t.test('an expired certificate: no numbers, a clear reason', async (t) => {
+  const expired = join(root, 'expired.crt');
+  issueWithDates({
+    caCrt: join(certs, 'ca.crt'),
+    caKey: join(certs, 'ca.key'),
+    key: join(certs, `${DOMAIN}.key`),
+    host: DOMAIN,
+    from: new Date(Date.now() - 30 * DAY_MS),
+    until: new Date(Date.now() - DAY_MS),
+    out: expired,
+  });
+  const nginx = await nginxWith('expired', expired, join(certs, `${DOMAIN}.key`));
+  const env = await install(t, 'expired', nginx.port, join(certs, 'ca.crt'));
+  const { poll } = await firstPoll(t, env);
+  t.match(
+    poll,
+    { outcome: 'failed', reason: /^TLS: the service's certificate has expired; renew it .*CERT_HAS_EXPIRED/ },
+    'the reason says it expired and how to renew',
+  );
+  t.same(await fileLines(env.OUTPUT_FILE ?? ''), [], 'nothing written');
+});

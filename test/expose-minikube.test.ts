@@ -1,0 +1,134 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import t, { type Test } from 'tap';
+import { binWith, ROOT } from './helpers/kustomize.ts';
+
+// scripts/expose-minikube.sh without a cluster: the printed steps, and every refusal before a forward
+// starts. The forward itself needs a running minikube and is not exercised here.
+
+const SCRIPT = resolve(ROOT, 'scripts/expose-minikube.sh');
+const DOMAIN = 'myhome.duckdns.org';
+
+function expose(args: string[], env: Record<string, string | undefined>) {
+  const r = spawnSync(SCRIPT, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } as NodeJS.ProcessEnv,
+    timeout: 60_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function kubeconfig(t: Test, server: string, context: string): string {
+  const file = join(t.testdir(), 'kubeconfig');
+  writeFileSync(
+    file,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "${server}"}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: ${context}, context: {cluster: c, user: u}}]
+current-context: ${context}
+`,
+  );
+  return file;
+}
+
+t.test(
+  'the steps: router 443 to the forwarded port, DNS, an outside check, the agent with --ca-cert',
+  async (t) => {
+    const r = expose(['steps'], { DOMAIN });
+    t.equal(r.status, 0, 'exits 0 without any cluster');
+    t.match(r.stdout, /forwarded to 0\.0\.0\.0:8443/, 'default port 8443 on all interfaces');
+    t.match(
+      r.stdout,
+      /forward TCP port 443 from the internet to \S+:8443/,
+      'router: public 443 to the laptop',
+    );
+    t.match(r.stdout, /Host header is exactly myhome\.duckdns\.org/, 'says why 443');
+    t.match(
+      r.stdout,
+      /Dynamic DNS: point myhome\.duckdns\.org at your home's public IP/,
+      'the dynamic DNS step',
+    );
+    t.match(
+      r.stdout,
+      "curl --cacert certs/ca.crt -H 'Accept: application/json' https://myhome.duckdns.org/",
+      'a check from outside',
+    );
+    t.match(
+      r.stdout,
+      'npm run provision-ec2 -- --service-url https://myhome.duckdns.org/ --ca-cert certs/ca.crt',
+      'the exact provision-ec2 line',
+    );
+    t.match(r.stdout, /ends when that pod restarts/, 'says what is fragile');
+    t.match(r.stdout, /For longer: `minikube tunnel`/, 'and what to use for longer');
+
+    const custom = expose(['steps'], { DOMAIN, EXPOSE_PORT: '9443', PORT: '3000' });
+    t.match(custom.stdout, /0\.0\.0\.0:9443/, 'EXPOSE_PORT chooses the port');
+    t.notMatch(custom.stdout, /3000/, "the service's PORT is not mistaken for it");
+  },
+);
+
+t.test('refusals are one clear line, before any kubectl', async (t) => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [
+      ['steps'],
+      {},
+      /^expose-minikube: DOMAIN is required: .*DOMAIN=myhome\.duckdns\.org make expose-minikube/,
+    ],
+    [['steps'], { DOMAIN: 'https://x.example.org/' }, /is not a lower-case DNS name/],
+    [
+      ['steps'],
+      { DOMAIN, EXPOSE_PORT: '443' },
+      /EXPOSE_PORT must be a whole number from 1024 to 65535 .*got '443'/,
+    ],
+    [['steps'], { DOMAIN, EXPOSE_PORT: '70000' }, /got '70000'/],
+    [['steps'], { DOMAIN, EXPOSE_PORT: 'abc' }, /got 'abc'/],
+    [['forward'], { DOMAIN }, /^expose-minikube: usage: /],
+  ];
+  for (const [args, env, message] of cases) {
+    const r = expose(args, env);
+    t.equal(r.status, 1, `${JSON.stringify(env)} ${args.join(' ')}: fails`);
+    t.match(r.stderr, message, `${JSON.stringify(env)}: ${message}`);
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+});
+
+t.test(
+  'without kubectl, another context or an unreachable cluster: no forward, a clear reason',
+  async (t) => {
+    let r = expose([], { DOMAIN, PATH: binWith(t, ['bash', 'dirname']) });
+    t.equal(r.status, 1, 'no kubectl: fails');
+    t.match(r.stderr, /kubectl is not installed/, 'and says so');
+
+    const PATH = binWith(t, ['bash', 'dirname', 'kubectl']);
+    r = expose([], { DOMAIN, PATH, KUBECONFIG: kubeconfig(t, 'https://127.0.0.1:9', 'prod-cluster') });
+    t.equal(r.status, 1, 'another context: fails');
+    t.match(r.stderr, /current context is 'prod-cluster', not minikube profile 'minikube'/, 'names both');
+
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const { port } = server.address() as { port: number };
+    await new Promise((done) => server.close(done));
+    r = expose([], { DOMAIN, PATH, KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${port}`, 'minikube') });
+    t.equal(r.status, 1, 'cluster down: fails');
+    t.match(
+      r.stderr,
+      /cannot read svc\/kourier in kourier-system: is minikube running with Kourier\?/,
+      'says what to check',
+    );
+    t.notMatch(r.stdout, /port-forward/, 'no forward was started');
+  },
+);
+
+t.test('make expose-minikube runs the script', async (t) => {
+  const out = execFileSync('make', ['-n', 'expose-minikube', `DOMAIN=${DOMAIN}`], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  t.match(out, /^scripts\/expose-minikube\.sh$/m, 'make -n shows it');
+});

@@ -1,0 +1,228 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import {
+  binWith,
+  deployScript,
+  find,
+  ksvc,
+  type Manifest,
+  parseManifests,
+  ROOT,
+  validateManifest,
+} from './helpers/kustomize.ts';
+import { DAY_MS, issueWithDates, tlsCert } from './helpers/tls.ts';
+
+// DOMAIN with TLS=own (your certificate, `make tls-cert`) and TLS=cert-manager, on both overlays:
+// rendered by the real script with kubectl kustomize, validated against the Knative CRD schemas and
+// kubernetes-models, and the Secret step checked without a cluster (nothing here reaches one).
+
+const DOMAIN = 'numbers.example.org';
+const IMAGE = 'ghcr.io/acme/random-number:1.4.2';
+
+function render(overlay: string, env: Record<string, string>): Manifest[] {
+  const r = deployScript(['render', overlay, ...(overlay === 'cloud' ? [IMAGE] : [])], env);
+  if (r.status !== 0) throw new Error(`render ${overlay} failed: ${r.stderr}`);
+  return parseManifests(r.stdout);
+}
+
+function makeN(...args: string[]): string {
+  return execFileSync('make', ['-n', ...args], { cwd: ROOT, encoding: 'utf8' });
+}
+
+function kubeconfigTo(t: Test, port: number): string {
+  const file = join(t.testdir(), 'kubeconfig');
+  writeFileSync(
+    file,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:${port}"}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: minikube, context: {cluster: c, user: u}}]
+current-context: minikube
+`,
+  );
+  return file;
+}
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+t.test('TLS=own renders on a clean clone, on both overlays, and every object is valid', async (t) => {
+  // No certificate files at all: rendering must not need them (CI, a fresh clone).
+  const empty = t.testdir();
+  for (const overlay of ['minikube', 'cloud']) {
+    const objs = render(overlay, { DOMAIN, TLS: 'own', CERTS_DIR: empty });
+    for (const obj of objs) {
+      t.doesNotThrow(() => validateManifest(obj), `${overlay}: ${obj.kind} ${obj.metadata?.name} is valid`);
+    }
+    const [mapping] = find(objs, 'DomainMapping');
+    const namespace = ksvc(objs).metadata.namespace;
+    t.equal(mapping?.metadata.name, DOMAIN, `${overlay}: the DomainMapping is named DOMAIN`);
+    t.equal(mapping?.metadata.namespace, namespace, `${overlay}: in the Service's namespace (${namespace})`);
+    t.same(mapping?.spec.tls, { secretName: 'random-number-tls' }, `${overlay}: spec.tls.secretName`);
+    t.same(
+      mapping?.spec.ref,
+      { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'random-number' },
+      `${overlay}: it points at the Service`,
+    );
+    const [claim] = find(objs, 'ClusterDomainClaim');
+    t.equal(claim?.metadata.name, DOMAIN, `${overlay}: the claim is for DOMAIN`);
+    t.equal(claim?.spec.namespace, namespace, `${overlay}: and grants it to the Service's namespace`);
+    t.notOk(
+      objs.some((o) => o.kind === 'Secret'),
+      `${overlay}: no Secret is rendered (the key never goes through kustomize or git)`,
+    );
+  }
+  t.equal(
+    render('minikube', { DOMAIN, CERTS_DIR: empty }).find((o) => o.kind === 'DomainMapping')?.spec.tls
+      ?.secretName,
+    'random-number-tls',
+    'minikube: DOMAIN alone means TLS=own',
+  );
+});
+
+t.test(
+  'TLS=cert-manager keeps the cloud path: no secretName, the certificate comes from the cluster',
+  async (t) => {
+    const envs: Record<string, string>[] = [{ DOMAIN }, { DOMAIN, TLS: 'cert-manager' }];
+    for (const env of envs) {
+      const objs = render('cloud', env);
+      for (const obj of objs) t.doesNotThrow(() => validateManifest(obj), `${obj.kind} is valid`);
+      const [mapping] = find(objs, 'DomainMapping');
+      t.equal(
+        mapping?.spec.tls,
+        undefined,
+        `${JSON.stringify(env)}: no spec.tls (Knative's integration supplies it)`,
+      );
+    }
+    const r = deployScript(['render', 'minikube'], { DOMAIN, TLS: 'cert-manager' });
+    t.equal(r.status, 1, 'cert-manager on minikube: refused');
+    t.match(
+      r.stderr,
+      /TLS=cert-manager is for OVERLAY=cloud .*use TLS=own with make tls-cert DOMAIN=/,
+      'with the alternative',
+    );
+  },
+);
+
+t.test('bad TLS settings: one clear line', async (t) => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ TLS: 'own' }, /^deploy-knative: TLS=own needs DOMAIN/],
+    [{ DOMAIN, TLS: 'letsencrypt' }, /TLS must be own .* or cert-manager .*got 'letsencrypt'/],
+    [{ DOMAIN: 'Numbers.Example.ORG', TLS: 'own' }, /is not a lower-case DNS name/],
+  ];
+  for (const [env, message] of cases) {
+    const r = deployScript(['render', 'minikube'], env);
+    t.equal(r.status, 1, `${JSON.stringify(env)}: fails`);
+    t.match(r.stderr, message, `${JSON.stringify(env)}: ${message}`);
+  }
+});
+
+t.test('make -n deploy-knative shows the TLS Secret step before the DomainMapping is applied', async (t) => {
+  const minikube = makeN('deploy-knative', `DOMAIN=${DOMAIN}`);
+  const lines = minikube.split('\n');
+  const secret = lines.findIndex((l) =>
+    l.startsWith('scripts/deploy-knative.sh tls-secret minikube default'),
+  );
+  const apply = lines.findIndex((l) =>
+    l.startsWith("scripts/deploy-knative.sh render minikube '' | kubectl apply -f -"),
+  );
+  t.ok(secret >= 0, 'minikube + DOMAIN: the tls-secret step is shown');
+  t.ok(apply > secret, 'and the manifests (with the DomainMapping) are applied after it');
+  t.match(minikube, `certs/${DOMAIN}.crt`, 'it names the certificate file');
+
+  const cloud = makeN('deploy-knative', 'OVERLAY=cloud', `IMAGE=${IMAGE}`, `DOMAIN=${DOMAIN}`, 'TLS=own');
+  t.match(
+    cloud,
+    /^scripts\/deploy-knative\.sh tls-secret cloud random-number/m,
+    'cloud + TLS=own: shown, in the cloud namespace',
+  );
+  t.notMatch(
+    makeN('deploy-knative', 'OVERLAY=cloud', `IMAGE=${IMAGE}`, `DOMAIN=${DOMAIN}`),
+    /tls-secret/,
+    'cloud + DOMAIN (cert-manager): no Secret step',
+  );
+  t.notMatch(
+    makeN('deploy-knative'),
+    /tls-secret|render/,
+    'no DOMAIN: minikube applies the overlay as before',
+  );
+  t.match(
+    makeN('undeploy-knative'),
+    /kubectl delete secret random-number-api-token random-number-tls -n default --ignore-not-found/,
+    'undeploy removes the TLS Secret too',
+  );
+});
+
+t.test(
+  'check and tls-secret refuse a missing, foreign, expired or mismatched certificate before the cluster',
+  async (t) => {
+    const dir = t.testdir();
+    const PATH = binWith(t, ['bash', 'dirname', 'kubectl', 'openssl']);
+    const kubeconfig = kubeconfigTo(t, await closedPort());
+    const env = { PATH, KUBECONFIG: kubeconfig, DOMAIN, TLS: 'own', CERTS_DIR: dir };
+
+    let r = deployScript(['tls-secret', 'minikube', 'default'], env);
+    t.equal(r.status, 1, 'no certificate: fails');
+    t.match(
+      r.stderr,
+      /TLS=own needs .*numbers\.example\.org\.crt .*run make tls-cert DOMAIN=numbers\.example\.org/,
+      'says how to make one',
+    );
+    r = deployScript(['check', 'minikube'], env);
+    t.match(r.stderr, /TLS=own needs .*make tls-cert/, 'check reports it with the other problems');
+
+    t.equal(tlsCert(dir, ['other.example.org']).status, 0, 'a certificate for another name');
+    writeFileSync(join(dir, `${DOMAIN}.crt`), readFileSync(join(dir, 'other.example.org.crt')));
+    writeFileSync(join(dir, `${DOMAIN}.key`), readFileSync(join(dir, 'other.example.org.key')));
+    r = deployScript(['tls-secret', 'minikube', 'default'], env);
+    t.match(
+      r.stderr,
+      /numbers\.example\.org\.crt is not a certificate for numbers\.example\.org/,
+      'another name: refused',
+    );
+
+    const now = Date.now();
+    issueWithDates({
+      caCrt: join(dir, 'ca.crt'),
+      caKey: join(dir, 'ca.key'),
+      key: join(dir, `${DOMAIN}.key`),
+      host: DOMAIN,
+      from: new Date(now - 30 * DAY_MS),
+      until: new Date(now - DAY_MS),
+      out: join(dir, `${DOMAIN}.crt`),
+    });
+    r = deployScript(['tls-secret', 'minikube', 'default'], env);
+    t.match(
+      r.stderr,
+      /has expired: run make tls-cert DOMAIN=numbers\.example\.org to renew it/,
+      'expired: refused',
+    );
+
+    t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'a good certificate');
+    const goodKey = readFileSync(join(dir, `${DOMAIN}.key`));
+    writeFileSync(join(dir, `${DOMAIN}.key`), readFileSync(join(dir, 'other.example.org.key')));
+    r = deployScript(['tls-secret', 'minikube', 'default'], env);
+    t.match(r.stderr, /numbers\.example\.org\.key is not the key of/, 'a key that does not match: refused');
+    writeFileSync(join(dir, `${DOMAIN}.key`), goodKey);
+
+    r = deployScript(['tls-secret', 'minikube', 'default'], env);
+    t.equal(r.status, 1, 'all good, but no cluster: kubectl fails');
+    t.match(r.stderr, /127\.0\.0\.1/, 'with kubectl saying it cannot reach the API server');
+    const key = goodKey.toString().split('\n')[1] ?? 'unreachable';
+    t.notMatch(r.stdout + r.stderr, key, 'the private key appears in no output');
+    t.notMatch(r.stdout + r.stderr, /PRIVATE KEY|tls\.key:/, 'nor any PEM or Secret data');
+
+    r = deployScript(['tls-secret', 'cloud', 'random-number'], { ...env, TLS: 'cert-manager' });
+    t.equal(r.status, 0, 'cert-manager: nothing to do, succeeds');
+    t.match(r.stderr, /TLS=cert-manager: no TLS Secret to write/, 'and says so');
+  },
+);

@@ -1,0 +1,202 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { binWith, ROOT } from './helpers/kustomize.ts';
+import { DAY_MS, issueWithDates, notAfter, openssl, serialOf, tlsCert, verifies } from './helpers/tls.ts';
+
+// scripts/tls-cert.sh with the real openssl, writing into a test folder (CERTS_DIR) so a user's own
+// certs/ is never touched. Near-expiry is real: a certificate openssl issued for 10 days.
+
+const DOMAIN = 'numbers.example.org';
+const mode = (path: string) => statSync(path).mode & 0o777;
+
+t.test('makes a CA and a certificate that verifies for DOMAIN only', async (t) => {
+  const dir = t.testdir();
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 0, `succeeds${r.stderr ? `: ${r.stderr}` : ''}`);
+  const ca = join(dir, 'ca.crt');
+  const crt = join(dir, `${DOMAIN}.crt`);
+  for (const [file, expected] of [
+    ['ca.crt', 0o644],
+    ['ca.key', 0o600],
+    [`${DOMAIN}.crt`, 0o644],
+    [`${DOMAIN}.key`, 0o600],
+  ] as const) {
+    t.equal(mode(join(dir, file)), expected, `${file} has mode ${expected.toString(8)}`);
+  }
+  t.ok(verifies(ca, crt, DOMAIN).ok, 'openssl verify -verify_hostname DOMAIN: OK');
+  const other = verifies(ca, crt, 'other.example.org');
+  t.notOk(other.ok, 'for another name it does not verify');
+  t.match(other.output, /hostname mismatch/, 'because of the host name');
+  t.notOk(verifies(ca, crt, `x.${DOMAIN}`).ok, 'nor for a subdomain (no wildcard)');
+
+  const text = openssl(['x509', '-in', crt, '-noout', '-text']);
+  t.match(text, /DNS:numbers\.example\.org/, 'subjectAltName DNS:DOMAIN');
+  t.match(text, /TLS Web Server Authentication/, 'extendedKeyUsage serverAuth');
+  t.match(text, /CA:FALSE/, 'not a CA');
+  const days = (notAfter(crt).getTime() - Date.now()) / DAY_MS;
+  t.ok(days > 390 && days <= 397, `valid at most 397 days (${days.toFixed(1)})`);
+  t.match(openssl(['x509', '-in', ca, '-noout', '-text']), /CA:TRUE, pathlen:0/, 'the CA signs leaves only');
+
+  t.match(r.stdout, /wrote: .*ca\.key \(0600\)/, 'says what it wrote');
+  t.match(
+    r.stdout,
+    /DOMAIN=numbers\.example\.org TLS=own make deploy-knative/,
+    'prints the next command for the cluster',
+  );
+  t.match(
+    r.stdout,
+    /provision-ec2 -- --service-url https:\/\/numbers\.example\.org\/ --ca-cert \S*ca\.crt/,
+    'and for the agent',
+  );
+  t.notMatch(r.stdout + r.stderr, /PRIVATE KEY/, 'no key is printed');
+});
+
+t.test('a re-run keeps everything; a second domain reuses the CA', async (t) => {
+  const dir = t.testdir();
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'first run');
+  const files = ['ca.crt', 'ca.key', `${DOMAIN}.crt`, `${DOMAIN}.key`].map((f) => join(dir, f));
+  const before = files.map((f) => [readFileSync(f, 'utf8'), statSync(f).mtimeMs]);
+  const again = tlsCert(dir, [], { DOMAIN });
+  t.equal(again.status, 0, 'second run (DOMAIN from the environment) succeeds');
+  t.same(
+    files.map((f) => [readFileSync(f, 'utf8'), statSync(f).mtimeMs]),
+    before,
+    'no file changed, not even its mtime',
+  );
+  t.notMatch(again.stdout, /wrote:/, 'nothing written');
+  t.match(again.stdout, /kept: .*numbers\.example\.org\.crt/, 'says it kept the certificate');
+
+  const caBefore = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  t.equal(tlsCert(dir, ['other.example.net']).status, 0, 'another domain');
+  t.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), caBefore, 'same CA');
+  t.ok(
+    verifies(join(dir, 'ca.crt'), join(dir, 'other.example.net.crt'), 'other.example.net').ok,
+    'the new certificate verifies against it',
+  );
+});
+
+t.test('renews a certificate that expires within 30 days, and only then', async (t) => {
+  const dir = t.testdir();
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'first run');
+  const crt = join(dir, `${DOMAIN}.crt`);
+  const ca = { caCrt: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), key: join(dir, `${DOMAIN}.key`) };
+  const now = Date.now();
+
+  // 31 days left: kept.
+  issueWithDates({
+    ...ca,
+    host: DOMAIN,
+    from: new Date(now - DAY_MS),
+    until: new Date(now + 31 * DAY_MS),
+    out: crt,
+  });
+  const serial31 = serialOf(crt);
+  let r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 0, '31 days left: succeeds');
+  t.equal(serialOf(crt), serial31, '31 days left: the certificate is kept');
+
+  // 10 days left: a real short-lived certificate from the same CA and key.
+  issueWithDates({
+    ...ca,
+    host: DOMAIN,
+    from: new Date(now - DAY_MS),
+    until: new Date(now + 10 * DAY_MS),
+    out: crt,
+  });
+  const serial10 = serialOf(crt);
+  t.ok(verifies(ca.caCrt, crt, DOMAIN).ok, 'the short-lived certificate is valid today');
+  r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 0, '10 days left: succeeds');
+  t.not(serialOf(crt), serial10, 'a new certificate was issued');
+  t.match(r.stderr, /expires within 30 days/, 'and says why');
+  t.ok(notAfter(crt).getTime() - now > 390 * DAY_MS, 'for the full period again');
+  t.ok(verifies(ca.caCrt, crt, DOMAIN).ok, 'and it verifies');
+  t.equal(mode(join(dir, `${DOMAIN}.key`)), 0o600, 'the new key is 0600');
+
+  // Already expired: renewed as well.
+  issueWithDates({
+    ...ca,
+    host: DOMAIN,
+    from: new Date(now - 20 * DAY_MS),
+    until: new Date(now - DAY_MS),
+    out: crt,
+  });
+  t.notOk(verifies(ca.caCrt, crt, DOMAIN).ok, 'the expired certificate does not verify');
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'expired: succeeds');
+  t.ok(verifies(ca.caCrt, crt, DOMAIN).ok, 'expired: replaced by one that verifies');
+});
+
+t.test('a certificate that no longer fits its CA or key is reissued', async (t) => {
+  const dir = t.testdir();
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'first run');
+  const crt = join(dir, `${DOMAIN}.crt`);
+  // A certificate for the right name from a different CA (for instance copied from elsewhere).
+  const other = join(dir, 'elsewhere');
+  t.equal(tlsCert(other, [DOMAIN]).status, 0, 'a second, unrelated CA');
+  execFileSync('cp', [join(other, `${DOMAIN}.crt`), crt]);
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 0, 'succeeds');
+  t.match(r.stderr, /does not verify for numbers\.example\.org against/, 'says why it reissues');
+  t.ok(verifies(join(dir, 'ca.crt'), crt, DOMAIN).ok, 'the new one verifies against this CA');
+});
+
+t.test('a CA close to expiry is not silently replaced', async (t) => {
+  const dir = t.testdir();
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '5',
+    '-subj',
+    '/CN=old CA',
+    '-keyout',
+    join(dir, 'ca.key'),
+    '-out',
+    join(dir, 'ca.crt'),
+  ]);
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 1, 'fails');
+  t.match(
+    r.stderr,
+    /^tls-cert: .*ca\.crt expires within 30 days .*move ca\.crt and ca\.key away/,
+    'says what to do',
+  );
+  t.match(r.stderr, /--ca-cert/, 'including re-giving the agent the CA');
+});
+
+t.test('bad input: one clear line each', async (t) => {
+  const dir = t.testdir();
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [[], {}, /^tls-cert: DOMAIN is required: make tls-cert DOMAIN=/],
+    [['https://numbers.example.org/'], {}, /is not a lower-case DNS name/],
+    [['Numbers.Example.org'], {}, /is not a lower-case DNS name/],
+    [['localhost'], {}, /is not a lower-case DNS name/],
+    [['*.example.org'], {}, /no scheme, port, path or wildcard/],
+    [[DOMAIN], { PATH: binWith(t, ['bash', 'dirname', 'mkdir']) }, /^tls-cert: openssl is not installed/],
+  ];
+  for (const [args, env, expected] of cases) {
+    const r = tlsCert(dir, args, env);
+    t.equal(r.status, 1, `${JSON.stringify(args)}: fails`);
+    t.match(r.stderr, expected, `${JSON.stringify(args)}: ${expected}`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${JSON.stringify(args)}: one line`);
+  }
+  t.same(execFileSync('ls', ['-A', dir], { encoding: 'utf8' }), '', 'nothing written on bad input');
+});
+
+t.test('make tls-cert runs the script; certs/ is git-ignored', async (t) => {
+  const out = execFileSync('make', ['-n', 'tls-cert', `DOMAIN=${DOMAIN}`], { cwd: ROOT, encoding: 'utf8' });
+  t.match(out, /scripts\/tls-cert\.sh 'numbers\.example\.org'/, 'make -n shows the script with DOMAIN');
+  const ignored = execFileSync('git', ['check-ignore', 'certs/ca.key', `certs/${DOMAIN}.key`], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  t.match(ignored, /certs\/ca\.key/, 'certs/ca.key is ignored by git');
+  t.match(ignored, /certs\/numbers\.example\.org\.key/, 'and so is the server key');
+});
