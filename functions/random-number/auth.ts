@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import { json } from './json.ts';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
@@ -12,8 +13,10 @@ export function bearerToken(token: string): MiddlewareHandler {
   return async function bearerToken(c, next) {
     const match = /^Bearer +(\S+) *$/i.exec(c.req.header('Authorization') ?? '');
     if (match?.[1] && timingSafeEqual(digest(match[1]), expected)) return next();
-    return c.json({ error: 'unauthorized', message: 'send Authorization: Bearer <token>' }, 401, {
-      'WWW-Authenticate': 'Bearer realm="random-number"',
-    });
+    return json(
+      401,
+      { error: 'unauthorized', message: 'send Authorization: Bearer <token>' },
+      { 'WWW-Authenticate': 'Bearer realm="random-number"' },
+    );
   };
 }
