@@ -159,23 +159,7 @@ t.test('API_TOKEN: / needs the bearer token; health endpoints never do', async (
   t.notMatch(logs.text(), token, 'the token appears in no log line');
 });
 
-t.test('request ids: an incoming sane X-Request-Id is honoured, otherwise one is made', async (t) => {
-  const { app, logs } = appWith();
-  const given = await app.request('/', { headers: { 'X-Request-Id': 'abc-123' } });
-  t.equal(given.headers.get('x-request-id'), 'abc-123', 'incoming id returned');
-  const made = await app.request('/');
-  t.match(made.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'a UUID is made when none is sent');
-  const hostile = await app.request('/', { headers: { 'X-Request-Id': 'a b<script>' } });
-  t.not(hostile.headers.get('x-request-id'), 'a b<script>', 'an id with odd characters is replaced');
-  const lines = logs.lines().filter((l) => l.msg === 'request');
-  t.equal(lines.length, 3, 'one log line per request');
-  t.match(
-    lines[0],
-    { reqId: 'abc-123', method: 'GET', path: '/', status: 200, module: 'http' },
-    'line has id, method, path, status',
-  );
-  t.type(lines[0]?.durationMs, 'number', 'line has a duration');
-});
+// Request ids and the per-request log line belong to the listener: test/service-listener.test.ts.
 
 t.test('an unexpected error is a JSON 500, logged with the error, no stack to the client', async (t) => {
   const { app, logs } = appWith({

@@ -125,10 +125,12 @@ export class LightResponse {
 
   /** `instanceof Response` holds for real Responses too, since this class replaces the global. */
   static [Symbol.hasInstance](value: unknown): boolean {
-    return (
-      Function.prototype[Symbol.hasInstance].call(LightResponse, value) ||
-      (realResponse !== undefined && value instanceof realResponse)
-    );
+    return LightResponse.isLight(value) || (realResponse !== undefined && value instanceof realResponse);
+  }
+
+  /** True for a LightResponse proper (not for a real Response that `instanceof` also accepts). */
+  static isLight(value: unknown): value is LightResponse {
+    return Function.prototype[Symbol.hasInstance].call(LightResponse, value);
   }
 
   get ok(): boolean {

@@ -52,8 +52,8 @@ class IncomingRequest {
   }
 }
 
-// A Host that is a plain name or address with an optional port; anything else goes through URL.
-const PLAIN_HOST = /^[a-z0-9._-]+(?::\d{1,5})?$/i;
+// A Host that is a plain name or address with an optional short port; anything else goes through URL.
+const PLAIN_HOST = /^[a-z0-9._-]+(?::\d{1,4})?$/i;
 // An origin-form target needing no normalisation (no dot segments, backslashes or odd characters).
 const PLAIN_TARGET = /^\/[!#$&-;=?-[\]_a-z~]*$/i;
 const DOT_SEGMENT = /\/\.\.?(?:[/?#]|$)/;
@@ -66,10 +66,13 @@ export function requestUrl(host: string | undefined, target: string | undefined)
     return `http://${authority}${path}`;
   }
   try {
-    // Absolute-form targets (a proxy's `GET http://x/ HTTP/1.1`) are resolved by their own path.
-    const url = path.startsWith('/') ? new URL(`http://${authority}${path}`) : new URL(path);
-    if (url.host.toLowerCase() !== authority.toLowerCase() && path.startsWith('/')) return undefined;
-    return `http://${authority}${url.pathname}${url.search}`;
+    // The Host must be an authority and nothing more (URL would read 'a/b' as host 'a', path '/b').
+    if (/[/?#@\\\s]/.test(authority)) return undefined;
+    const origin = new URL(`http://${authority}`);
+    // Origin-form targets are normalised (dot segments, percent-encoding); an absolute-form one (a
+    // proxy's `GET http://x/ HTTP/1.1`) is reduced to its path.
+    const url = path.startsWith('/') ? new URL(path, origin) : new URL(path);
+    return `${origin.origin}${url.pathname}${url.search}`;
   } catch {
     return undefined;
   }
@@ -141,7 +144,7 @@ export function createListener(
       done(500);
     };
     const write = (res: Response) => {
-      if (res instanceof LightResponse) {
+      if (LightResponse.isLight(res)) {
         writeLight(res, outgoing, reqId);
         done(res.status);
       } else {

@@ -33,6 +33,8 @@ runMain('random-number', () => {
   server.listen(config.port, config.host, () => {
     const { address, port } = server.address() as AddressInfo;
     log.info({ address, port, auth: config.apiToken ? 'bearer' : 'none' }, 'listening');
+    // Not left in the buffer: whoever waits for this line (a test, a person) sees it now.
+    logger.flush();
   });
 
   const shutdown = (signal: NodeJS.Signals) => {
