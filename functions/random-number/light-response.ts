@@ -180,8 +180,9 @@ export class LightResponse {
  * request.
  */
 export function installLightResponse(): void {
-  if ((globalThis.Response as unknown) === LightResponse) return;
+  // Descriptors only: reading globalThis.Response would load undici.
   const original = Object.getOwnPropertyDescriptor(globalThis, 'Response');
+  if (original?.value === LightResponse) return;
   const install = () =>
     Object.defineProperty(globalThis, 'Response', {
       value: LightResponse,
