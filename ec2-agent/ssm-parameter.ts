@@ -19,6 +19,8 @@ export interface ParameterOptions {
   /** AWS_ENDPOINT_URL_SSM or AWS_ENDPOINT_URL when set (moto in tests), else SSM's regional endpoint. */
   endpoint?: string;
   signal?: AbortSignal;
+  /** Where keys come from; by default the environment, else the instance role (see credentials()). */
+  credentials?: () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>;
 }
 
 /** An error SSM answered with; `name` is its error code (ParameterNotFound, AccessDeniedException, ...). */
@@ -75,7 +77,7 @@ export async function getParameter(name: string, options: ParameterOptions): Pro
   const signer = new SignatureV4({
     service: 'ssm',
     region: options.region,
-    credentials: credentials(),
+    credentials: options.credentials ?? credentials(),
     sha256: Sha256,
   });
   const body = JSON.stringify({ Name: name, WithDecryption: true });
@@ -101,8 +103,11 @@ export async function getParameter(name: string, options: ParameterOptions): Pro
     // Not JSON (a proxy's error page, say): reported below by status.
   }
   if (res.status < 200 || res.status > 299) {
-    // AWS JSON protocol: the code in x-amzn-errortype or __type, possibly as "namespace#Code:extra".
-    const raw = res.errorType ?? answer.__type ?? `HTTP${res.status}`;
+    // AWS JSON protocol: the code in x-amzn-errortype or __type, possibly as "namespace#Code:extra";
+    // some front ends (and moto's signature check) answer in XML with <Code> and <Message>.
+    const xml = (tag: string) => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(text)?.[1];
+    answer.message ??= xml('Message');
+    const raw = res.errorType ?? answer.__type ?? xml('Code') ?? `HTTP${res.status}`;
     const code = (raw.split('#').pop() ?? raw).split(':')[0] ?? raw;
     throw new SsmError(code, answer.message ?? answer.Message ?? `HTTP ${res.status}`, res.status);
   }

@@ -36,13 +36,18 @@ function motoCommand(): [string, string[]] {
  */
 export async function startMoto(
   t: Teardown,
-  options: { readyTimeoutMs?: number; command?: string } = {},
+  options: { readyTimeoutMs?: number; command?: string; env?: Record<string, string> } = {},
 ): Promise<Moto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const [command, prefix] = options.command ? [options.command, []] : motoCommand();
   const child = spawn(command, [...prefix, '-H', '127.0.0.1', '-p', String(port)], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, MOTO_IAM_LOAD_MANAGED_POLICIES: 'true' },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      MOTO_IAM_LOAD_MANAGED_POLICIES: 'true',
+      ...options.env,
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stderr: string[] = [];
