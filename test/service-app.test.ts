@@ -136,27 +136,45 @@ t.test('API_TOKEN: / needs the bearer token; health endpoints never do', async (
   const { app, logs } = appWith({ apiToken: token, random: () => 9 });
   const none = await app.request('/');
   t.equal(none.status, 401, 'no Authorization → 401');
-  t.match(none.headers.get('www-authenticate'), /^Bearer/, 'WWW-Authenticate: Bearer');
-  for (const header of [
-    `Bearer ${token}x`,
-    'Bearer wrong',
-    `Basic ${token}`,
-    token,
-    'Bearer ',
-    `Bearer ${token} extra`,
-  ]) {
-    t.equal(
-      (await app.request('/', { headers: { Authorization: header } })).status,
-      401,
-      `"${header.replace(token, '<token>')}" → 401`,
+  t.equal(
+    none.headers.get('www-authenticate'),
+    'Bearer realm="random-number"',
+    'WWW-Authenticate: Bearer realm',
+  );
+  t.match(await none.json(), { error: 'unauthorized' }, 'a JSON error body');
+  for (const header of [`Bearer ${token}x`, 'Bearer wrong', `bearer ${token.toUpperCase()}`]) {
+    const res = await app.request('/', { headers: { Authorization: header } });
+    t.equal(res.status, 401, `"${header.replace(token, '<token>')}" → 401`);
+    t.match(
+      res.headers.get('www-authenticate'),
+      /^Bearer error="invalid_token"/,
+      '... with error="invalid_token"',
     );
+    t.match(await res.json(), { error: 'unauthorized' }, '... and a JSON body');
+  }
+  for (const header of [`Basic ${token}`, token, 'Bearer ', `Bearer ${token} extra`, 'Bearer a"b']) {
+    const res = await app.request('/', { headers: { Authorization: header } });
+    t.equal(res.status, 400, `malformed "${header.replace(token, '<token>')}" → 400`);
+    t.match(
+      res.headers.get('www-authenticate'),
+      /^Bearer error="invalid_request"/,
+      '... error="invalid_request"',
+    );
+    t.match(await res.json(), { error: 'invalid_request' }, '... and a JSON body');
   }
   const ok = await app.request('/', { headers: { Authorization: `Bearer ${token}` } });
   t.equal(ok.status, 200, 'right token → 200');
   t.equal(await ok.text(), '9\n', 'right token → the number');
+  const lower = await app.request('/', { headers: { Authorization: `bearer ${token}` } });
+  t.equal(lower.status, 200, 'the scheme is case-insensitive');
   t.equal((await app.request('/healthz')).status, 200, 'healthz needs no token');
   t.equal((await app.request('/readyz')).status, 200, 'readyz needs no token');
   t.notMatch(logs.text(), token, 'the token appears in no log line');
+  t.same(
+    logs.lines().filter((l) => Number(l.level) >= 50),
+    [],
+    'refused requests are answers, not errors: nothing logged at error',
+  );
 });
 
 // Request ids and the per-request log line belong to the listener: test/service-listener.test.ts.

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { type Context, Hono } from 'hono';
 import { accepts } from 'hono/accepts';
+import { HTTPException } from 'hono/http-exception';
 import type { Logger } from '../../lib/logger.ts';
 import { bearerToken } from './auth.ts';
 import { json } from './json.ts';
@@ -114,6 +115,8 @@ export function createApp(options: AppOptions): Hono<Env> {
     return json(404, { error: 'not_found', message: `no route for ${method} ${path}` });
   });
   app.onError((err, c) => {
+    // bearer-auth's 400 and 401 arrive as HTTPExceptions carrying their answer: not errors of ours.
+    if (err instanceof HTTPException) return err.getResponse();
     log.error({ err, reqId: c.env?.requestId }, 'unhandled error');
     return json(500, { error: 'internal', message: 'internal error' });
   });

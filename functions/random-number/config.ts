@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { intVar, logLevelVar, parseEnv } from '../../lib/env.ts';
+import { TOKEN_SYNTAX } from './auth.ts';
 
 export interface ServiceConfig {
   port: number;
@@ -16,8 +17,9 @@ const schema = z.object({
   LOG_LEVEL: z._default(logLevelVar, 'info'),
   API_TOKEN: z.optional(
     z.string().check(
-      z.regex(/^[\x21-\x7e]+$/, {
-        error: 'must be printable ASCII with no spaces (it is sent as a Bearer token)',
+      z.regex(TOKEN_SYNTAX, {
+        error:
+          'must be a Bearer token: letters, digits and -._~+/ (then = padding), as `openssl rand -hex 32` makes',
       }),
     ),
   ),
