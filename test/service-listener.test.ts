@@ -4,15 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { Hono } from 'hono';
 import t from 'tap';
 import { createApp } from '../functions/random-number/app.ts';
-import { installLightResponse, LightResponse } from '../functions/random-number/light-response.ts';
+import { LightResponse } from '../functions/random-number/light-response.ts';
 import { createListener, type FetchHandler } from '../functions/random-number/node-listener.ts';
 import { requestLog } from '../functions/random-number/request-log.ts';
 import { memoryLogger } from './helpers/logs.ts';
 import type { Teardown } from './helpers/process.ts';
 import { rawRequest } from './helpers/raw.ts';
-
-// As server.ts does: the light Response is the global one in this process from here on.
-installLightResponse();
 
 /** A real node:http server on a free loopback port with the listener in front of `fetch`. */
 async function serve(t: Teardown, fetch: FetchHandler, level = 'info') {
@@ -137,8 +134,7 @@ t.test('a handler answering with a stream: the real Response is written whole', 
       },
     });
     const res = new Response(body, { status: 201, headers: { 'X-Kind': 'stream' } });
-    t.notOk(LightResponse.isLight(res), 'a stream body is not kept light');
-    t.ok(res instanceof Response, 'yet it is a Response');
+    t.notOk(LightResponse.isLight(res), 'a real Response, as Hono and other code may return');
     return res;
   });
   const { url, logs } = await serve(t, app.fetch as FetchHandler);
@@ -150,16 +146,21 @@ t.test('a handler answering with a stream: the real Response is written whole', 
 });
 
 t.test('LightResponse reads like a Response', async (t) => {
-  const res = new Response('{"a":1}', { status: 202, headers: { 'Content-Type': 'application/json' } });
+  const res = new LightResponse('{"a":1}', { status: 202, headers: { 'Content-Type': 'application/json' } });
   t.ok(LightResponse.isLight(res), 'a string body stays light');
   t.equal(res.status, 202, 'status');
   t.equal(res.ok, true, 'ok');
   t.equal(res.headers.get('CONTENT-TYPE'), 'application/json', 'headers are case-insensitive');
   t.same(await res.clone().json(), { a: 1 }, 'json() of a clone');
   t.equal(await res.text(), '{"a":1}', 'text()');
-  t.equal(new Response('x').headers.get('content-type'), 'text/plain;charset=UTF-8', 'default type');
-  const headOf = new Response(null, res);
+  t.equal(new LightResponse('x').headers.get('content-type'), 'text/plain;charset=UTF-8', 'default type');
+  const headOf = new LightResponse(null, res);
   t.equal(headOf.status, 202, 'a Response as init carries its status (as Hono does for HEAD)');
   t.equal(headOf.headers.get('content-type'), 'application/json', '... and its headers');
   t.equal(new Uint8Array(await res.arrayBuffer()).length, 7, 'arrayBuffer() through the real Response');
+  const real = new Response(null, res as unknown as Response);
+  t.equal(real.status, 202, 'a real Response made from a light one (Hono, for HEAD) keeps the status');
+  t.equal(real.headers.get('content-type'), 'application/json', '... and the headers');
+  t.ok(LightResponse.isLight(new LightResponse(null)), 'isLight tells them apart');
+  t.notOk(LightResponse.isLight(real), '... both ways');
 });

@@ -6,6 +6,7 @@ import { LinearRouter } from 'hono/router/linear-router';
 import type { Logger } from '../../lib/logger.ts';
 import { bearerToken } from './auth.ts';
 import { json } from './json.ts';
+import { lightResponse } from './light-response.ts';
 import type { RequestBindings } from './node-listener.ts';
 import { uniformInt } from './random.ts';
 
@@ -54,8 +55,8 @@ function wantsJson(c: Context): boolean {
 
 /**
  * The whole HTTP contract, with no side effects: nothing listens until server.ts says so.
- * Responses are built as `new Response(body, { headers: {...} })` with plain header objects: the
- * cheapest form for the listener in server.ts to write (node-listener.ts), and standard everywhere else.
+ * Responses are light ones with plain header objects (light-response.ts): no undici loaded to make
+ * them, and the cheapest form for the listener in server.ts to write (node-listener.ts).
  */
 export function createApp(options: AppOptions): Hono<Env> {
   const {
@@ -79,11 +80,11 @@ export function createApp(options: AppOptions): Hono<Env> {
   const number = (c: Context): Response => {
     const type = wantsJson(c) ? 'application/json' : TEXT;
     const headers = { 'Content-Type': type, 'Cache-Control': 'no-store' };
-    if (c.req.method === 'HEAD') return new Response(null, { headers });
+    if (c.req.method === 'HEAD') return lightResponse(null, { headers });
     const number = random(MIN, MAX);
     const coldStart = served === 0;
     served += 1;
-    if (type === TEXT) return new Response(`${number}\n`, { headers });
+    if (type === TEXT) return lightResponse(`${number}\n`, { headers });
     const body: RandomNumber = {
       number,
       min: MIN,
@@ -92,7 +93,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       coldStart,
       instance,
     };
-    return new Response(JSON.stringify(body), { headers });
+    return lightResponse(JSON.stringify(body), { headers });
   };
   // No pass-through middleware when there is no token: every step costs on every request.
   if (apiToken) app.get('/', bearerToken(apiToken), number);

@@ -1,22 +1,19 @@
 /**
  * A Response for the common case (a string or no body, plain headers) that costs a few object fields
  * instead of Node's fetch implementation (undici). Touching the global Response or Headers loads undici,
- * about 10 ms of start-up, and an undici Response costs microseconds per request; Hono only needs
- * `new Response(body, init)`, `status` and `headers` on its paths. Anything else (a stream body, a
- * Blob, reading `.body`) falls through to the real Response, loaded only then.
- *
- * Installed as the global Response by server.ts only (see installLightResponse); createApp and its
- * tests run on the real one.
+ * 10 ms or more of start-up (on Node 22 even reading the global's property descriptor or redefining it
+ * does), and an undici Response costs microseconds per request. The app builds its answers with
+ * `lightResponse()`; Hono reads only `status` and `headers` of them, and node-listener.ts writes them
+ * directly. Anything else (a stream body, reading `.body`) falls through to the real Response, looked
+ * up only then. Responses Hono makes itself (HEAD, bearer-auth's 401) are real ones: rare paths.
  */
 
 type Init = { status?: number; statusText?: string; headers?: unknown } | undefined;
 
-/** Fetch's Response as Node ships it, loaded on first need (installLightResponse sets the loader). */
+/** Fetch's Response as Node ships it, looked up on first need: the lookup loads undici. */
 let realResponse: typeof Response | undefined;
-let loadReal: (() => typeof Response) | undefined;
 const Real = (): typeof Response => {
-  realResponse ??= loadReal?.();
-  if (!realResponse) throw new Error('installLightResponse() has not run');
+  realResponse ??= globalThis.Response;
   return realResponse;
 };
 
@@ -123,14 +120,8 @@ export class LightResponse {
     this.headers = new LightHeaders(record);
   }
 
-  /** `instanceof Response` holds for real Responses too, since this class replaces the global. */
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return LightResponse.isLight(value) || (realResponse !== undefined && value instanceof realResponse);
-  }
-
-  /** True for a LightResponse proper (not for a real Response that `instanceof` also accepts). */
   static isLight(value: unknown): value is LightResponse {
-    return Function.prototype[Symbol.hasInstance].call(LightResponse, value);
+    return value instanceof LightResponse;
   }
 
   get ok(): boolean {
@@ -175,26 +166,12 @@ export class LightResponse {
 }
 
 /**
- * Makes LightResponse the global Response, keeping Node's own reachable for the fall-back without
- * reading it now: the global is a lazy getter that loads undici. Call once, before the app handles a
- * request.
+ * A Response for the app's handlers: a LightResponse when the body is a string or null, else a real
+ * one. Typed as Response, which is all Hono and the tests need of it.
  */
-export function installLightResponse(): void {
-  // Descriptors only: reading globalThis.Response would load undici.
-  const original = Object.getOwnPropertyDescriptor(globalThis, 'Response');
-  if (original?.value === LightResponse) return;
-  const install = () =>
-    Object.defineProperty(globalThis, 'Response', {
-      value: LightResponse,
-      writable: true,
-      configurable: true,
-      enumerable: false,
-    });
-  loadReal = () => {
-    const real = (original?.get ? original.get.call(globalThis) : original?.value) as typeof Response;
-    // Node's lazy getter replaces the global with what it loaded: put ours back.
-    install();
-    return real;
-  };
-  install();
+export function lightResponse(
+  body: string | null,
+  init: { status?: number; headers?: Record<string, string> } = {},
+): Response {
+  return new LightResponse(body, init) as unknown as Response;
 }
