@@ -1,18 +1,24 @@
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
-import { TransientError } from '../lib/errors.ts';
+import { ConfigError, TransientError } from '../lib/errors.ts';
+import { getParameter } from './ssm-parameter.ts';
 
 export interface TokenSource {
   apiToken: string | undefined;
   apiTokenParameter: string | undefined;
 }
 
-/** Something that can send GetParameter: an SSMClient, or a stand-in in unit tests. */
-export interface ParameterReader {
-  send(
-    command: GetParameterCommand,
-    options?: { abortSignal?: AbortSignal },
-  ): Promise<{ Parameter?: { Value?: string } }>;
+/** Reads a parameter, decrypted: SSM's GetParameter (ssm-parameter.ts), or a stand-in in unit tests. */
+export type ParameterReader = (name: string, signal: AbortSignal) => Promise<string | undefined>;
+
+/** GetParameter in the region the SDK would pick (AWS_REGION, then AWS_DEFAULT_REGION). */
+export function ssmReader(env: Record<string, string | undefined> = process.env): ParameterReader {
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (!region) {
+    throw new ConfigError(
+      'API_TOKEN_PARAMETER needs AWS_REGION (the region of the SSM parameter, e.g. us-east-1)',
+    );
+  }
+  return (name, signal) => getParameter(name, { region, signal });
 }
 
 /** How long reading the parameter may take, SDK retries included. */
@@ -26,19 +32,17 @@ export const TOKEN_TIMEOUT_MS = 15_000;
  */
 export async function resolveToken(
   source: TokenSource,
-  client: () => ParameterReader = () => new SSMClient({}),
+  reader: () => ParameterReader = ssmReader,
   timeoutMs = TOKEN_TIMEOUT_MS,
 ): Promise<string | undefined> {
   if (source.apiToken !== undefined || source.apiTokenParameter === undefined) return source.apiToken;
   const name = source.apiTokenParameter;
+  const read = reader();
   let value: string | undefined;
   try {
-    // Bounded: with no route to SSM at boot the SDK would wait on the socket indefinitely; failing lets
-    // systemd restart us (every 5 s) until the network is there.
-    const answer = await client().send(new GetParameterCommand({ Name: name, WithDecryption: true }), {
-      abortSignal: AbortSignal.timeout(timeoutMs),
-    });
-    value = answer.Parameter?.Value;
+    // Bounded: with no route to SSM at boot a request would wait on the socket indefinitely; failing
+    // lets systemd restart us (every 5 s) until the network is there. That restart is also the retry.
+    value = await read(name, AbortSignal.timeout(timeoutMs));
   } catch (err) {
     const what = `${(err as Error).name}: ${(err as Error).message}`;
     // Never a ConfigError, even for ParameterNotFound or AccessDenied: at boot the role's policy or the

@@ -7,9 +7,13 @@
 /** The service hands out integers in this range, both ends included; the agent accepts nothing else. */
 export const NUMBER_RANGE = { min: 0, max: 100 } as const;
 
-/** An API token is sent as `Authorization: Bearer <token>`: printable ASCII, no spaces. */
-export const TOKEN_PATTERN = /^[\x21-\x7e]+$/;
-export const TOKEN_RULE = 'printable ASCII with no spaces (it is sent as a Bearer token)';
+/**
+ * An API token is sent as `Authorization: Bearer <token>`: RFC 6750's b64token, which is what
+ * hono/bearer-auth accepts. `openssl rand -hex 32` makes one.
+ */
+export const TOKEN_PATTERN = /^[A-Za-z0-9._~+/-]+=*$/;
+export const TOKEN_RULE =
+  'a Bearer token: letters, digits and -._~+/ (then = padding), as `openssl rand -hex 32` makes';
 
 /** The agent's defaults, wherever they are applied: its config, install.sh, the EC2 CLIs. */
 export const AGENT_DEFAULTS = {

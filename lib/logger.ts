@@ -8,6 +8,14 @@ export interface LoggerOptions {
   level?: string;
   /** Where lines go; defaults to stdout (pretty only when stdout is a terminal and pino-pretty is installed). */
   destination?: DestinationStream;
+  /**
+   * Hold up to this many bytes of lines before writing them to stdout in one write(2), and write
+   * whatever is held every `flushMs` and at exit. 0 (the default): every line is written as it is logged.
+   * For a process that logs a line per request (the service): one write per line costs more than
+   * making the line (docs/bench.md).
+   */
+  bufferBytes?: number;
+  flushMs?: number;
 }
 
 /**
@@ -28,17 +36,64 @@ export const REDACT_PATHS = [
  * The one root logger of a process. Modules take `logger.child({ module })` from it.
  * JSON on stdout, as a pod or journald wants it; human-readable output only for a person at a terminal.
  */
-export function createLogger({ name, level = 'info', destination }: LoggerOptions): Logger {
+export function createLogger({
+  name,
+  level = 'info',
+  destination,
+  bufferBytes = 0,
+  flushMs = 100,
+}: LoggerOptions): Logger {
   const options = {
     name,
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     base: { pid: process.pid },
   };
-  // Synchronous writes: a line logged just before process.exit (a forced shutdown, a fatal config
-  // error) is never lost, and lines stay in order. Asynchronous writes measured no faster here,
-  // because each small write went through libuv's thread pool (docs/bench.md).
-  return pino(options, destination ?? prettyAtTerminal() ?? pino.destination({ sync: true }));
+  return pino(options, destination ?? prettyAtTerminal() ?? stdout(bufferBytes, flushMs));
+}
+
+/**
+ * Synchronous writes: a line logged just before process.exit (a forced shutdown, a fatal config
+ * error) is never lost, and lines stay in order. Asynchronous writes measured no faster here, because
+ * each small write went through libuv's thread pool (docs/bench.md). When buffering, what is held is
+ * written on the 'exit' event (process.exit, the end of the event loop, an uncaught exception); only a
+ * kill by a signal with no handler (SIGKILL, the OOM killer) or a crash of Node itself loses it: at
+ * most `bufferBytes`, or `flushMs` of lines.
+ */
+function stdout(bufferBytes: number, flushMs: number): DestinationStream {
+  const destination = pino.destination({ sync: true });
+  if (bufferBytes <= 0) return destination;
+  // Batched here rather than with SonicBoom's own minLength, which measures the whole held string
+  // again on every line: joining an array once per write costs a fifth as much (docs/bench.md).
+  let lines: string[] = [];
+  let size = 0;
+  const flushSync = () => {
+    if (size === 0) return;
+    const chunk = lines.join('');
+    lines = [];
+    size = 0;
+    // SonicBoom writes synchronously and retries on EAGAIN (a pipe whose reader is slow).
+    destination.write(chunk);
+  };
+  setInterval(flushSync, flushMs).unref();
+  process.on('exit', () => {
+    try {
+      flushSync();
+    } catch {
+      // stdout already closed (EPIPE): nowhere left to write.
+    }
+  });
+  return {
+    write(line: string) {
+      lines.push(line);
+      size += line.length;
+      if (size >= bufferBytes) flushSync();
+    },
+    flush(cb?: (err?: Error) => void) {
+      flushSync();
+      cb?.();
+    },
+  } as DestinationStream;
 }
 
 function prettyAtTerminal(): DestinationStream | undefined {

@@ -58,10 +58,12 @@ image_problem() {
   fi
 }
 
-# Same rule as the service's config (functions/random-number/config.ts), checked before the cluster.
+# The rule of lib/contract.ts (TOKEN_PATTERN; test/contract.test.ts keeps them equal), checked before
+# the cluster is touched: a token the service would refuse at start never reaches a Secret.
+token_re='^[A-Za-z0-9._~+/-]+=*$'
 token_problem() {
-  if [[ -n "${API_TOKEN:-}" ]] && ! [[ "$API_TOKEN" =~ ^[!-~]+$ ]]; then
-    echo "API_TOKEN must be printable ASCII with no spaces (it is sent as a Bearer token)"
+  if [[ -n "${API_TOKEN:-}" ]] && ! [[ "$API_TOKEN" =~ $token_re ]]; then
+    echo "API_TOKEN must be a Bearer token: letters, digits and -._~+/ (then = padding), as \`openssl rand -hex 32\` makes"
   fi
 }
 

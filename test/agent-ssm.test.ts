@@ -47,6 +47,41 @@ t.test(
   },
 );
 
+t.test(
+  'no keys in the environment: credentials from the instance role through IMDSv2 (moto serves it)',
+  async (t) => {
+    const token = 'role-read-token-1618';
+    const ssm = new SSMClient({
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    t.teardown(() => ssm.destroy());
+    await ssm.send(
+      new PutParameterCommand({ Name: '/random-number/role-token', Value: token, Type: 'SecureString' }),
+    );
+    const service = await startService(t, { API_TOKEN: token });
+    const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_EC2_METADATA_DISABLED, ...noKeys } = moto.env;
+    const agent = startAgent(t, {
+      ...noKeys,
+      // Where an instance finds 169.254.169.254; moto answers the IMDSv2 token and role credentials.
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: moto.endpoint,
+      SERVICE_URL: service.url,
+      SCHEDULE: '*/1 * * * * *',
+      OUTPUT_FILE: join(t.testdir(), 'n.txt'),
+      API_TOKEN_PARAMETER: '/random-number/role-token',
+    });
+    t.match(
+      await agent.waitForPoll(),
+      { outcome: 'ok' },
+      'the token read with role credentials was accepted',
+    );
+    agent.kill();
+    await agent.exited;
+    t.notMatch([...agent.stdout, ...agent.stderr].join('\n'), token, 'the token is in no output line');
+  },
+);
+
 t.test('a missing parameter: one line naming it, exit 1', async (t) => {
   const agent = startProcess(t, process.execPath, [join(import.meta.dirname, '../dist/ec2-agent.mjs')], {
     env: {

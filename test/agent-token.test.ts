@@ -1,20 +1,19 @@
-import { SSMClient } from '@aws-sdk/client-ssm';
 import t from 'tap';
-import { type ParameterReader, resolveToken } from '../ec2-agent/token.ts';
+import { getParameter } from '../ec2-agent/ssm-parameter.ts';
+import { type ParameterReader, resolveToken, ssmReader } from '../ec2-agent/token.ts';
 import { startStub } from './helpers/agent.ts';
 
 const answering =
   (value: string | undefined): (() => ParameterReader) =>
-  () => ({
-    send: async () => ({ Parameter: { Value: value } }),
-  });
+  () =>
+  async () =>
+    value;
 const failing =
   (name: string): (() => ParameterReader) =>
-  () => ({
-    send: async () => {
-      throw Object.assign(new Error(`${name} happened`), { name });
-    },
-  });
+  () =>
+  async () => {
+    throw Object.assign(new Error(`${name} happened`), { name });
+  };
 const none = () => {
   throw new Error('SSM must not be called');
 };
@@ -30,18 +29,12 @@ t.test('API_TOKEN as given, nothing when neither is set, SSM never asked', async
 
 t.test('API_TOKEN_PARAMETER: the decrypted value, trimmed', async (t) => {
   let asked: unknown;
-  const client = () => ({
-    send: async (command: { input: unknown }) => {
-      asked = command.input;
-      return { Parameter: { Value: 'from-ssm\n' } };
-    },
-  });
-  t.equal(
-    await resolveToken({ apiToken: undefined, apiTokenParameter: '/p' }, client as never),
-    'from-ssm',
-    'value',
-  );
-  t.same(asked, { Name: '/p', WithDecryption: true }, 'GetParameter with decryption');
+  const reader = () => async (name: string) => {
+    asked = name;
+    return 'from-ssm\n';
+  };
+  t.equal(await resolveToken({ apiToken: undefined, apiTokenParameter: '/p' }, reader), 'from-ssm', 'value');
+  t.equal(asked, '/p', 'the named parameter is read');
 });
 
 t.test(
@@ -77,17 +70,20 @@ t.test(
 
 t.test('an SSM endpoint that never answers: bounded, TokenError', async (t) => {
   const stub = await startStub(t, () => {});
-  const client = () =>
-    new SSMClient({
-      endpoint: stub.url,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+  const reader = () => (name: string, signal: AbortSignal) =>
+    getParameter(name, { region: 'us-east-1', endpoint: stub.url, signal });
+  process.env.AWS_ACCESS_KEY_ID ??= 'test';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
   const started = Date.now();
   await t.rejects(
-    resolveToken({ apiToken: undefined, apiTokenParameter: '/p' }, client, 300),
+    resolveToken({ apiToken: undefined, apiTokenParameter: '/p' }, reader, 300),
     { name: 'TokenError', message: /cannot read the API token/ },
     'gives up',
   );
   t.ok(Date.now() - started < 3000, `within the bound (${Date.now() - started} ms)`);
+});
+
+t.test('API_TOKEN_PARAMETER without a region: a ConfigError saying what to set', async (t) => {
+  t.throws(() => ssmReader({}), { name: 'ConfigError', message: /needs AWS_REGION/ }, 'no region');
+  t.type(ssmReader({ AWS_DEFAULT_REGION: 'eu-west-1' }), 'function', 'AWS_DEFAULT_REGION is enough');
 });

@@ -7,7 +7,8 @@ import { readCpuMs } from '../scripts/bench/cpu.ts';
 import { END, START, writeResults } from '../scripts/bench/doc.ts';
 import { readMemory } from '../scripts/bench/memory.ts';
 import { parseCpuList } from '../scripts/bench/pinning.ts';
-import { type Summary, targetLines } from '../scripts/bench/report.ts';
+import { type Ratios, ratiosOf, targetLines } from '../scripts/bench/report.ts';
+import type { RoundFigures } from '../scripts/bench/round.ts';
 import { startServer } from '../scripts/bench/server-process.ts';
 import { median, quantile, ratio } from '../scripts/bench/stats.ts';
 
@@ -30,8 +31,8 @@ t.test('taskset CPU lists parse into CPU numbers', async (t) => {
 t.test('BENCH_* configuration: defaults, --write, and a clear error naming a bad variable', async (t) => {
   t.match(
     loadBenchConfig({}, []),
-    { durationS: 5, rounds: 5, warmupS: 1, connections: 10, agentTicks: 20, write: false },
-    'defaults keep the run near 90 s',
+    { durationS: 4, rounds: 5, warmupS: 1, connections: 10, agentTicks: 20, write: false },
+    'defaults keep the run near two and a half minutes',
   );
   t.equal(loadBenchConfig({ BENCH_WRITE: '1' }, []).write, true, 'BENCH_WRITE=1 rewrites docs/bench.md');
   t.equal(loadBenchConfig({}, ['--write']).write, true, '--write does the same');
@@ -42,15 +43,37 @@ t.test('BENCH_* configuration: defaults, --write, and a clear error naming a bad
   );
 });
 
-t.test('targets: PASS at or beyond the line, MISS short of it', async (t) => {
-  const summary = (requestsPerS: number, spawnToFirst200Ms: number) =>
-    ({ requestsPerS, spawnToFirst200Ms }) as Summary;
-  const [throughput, start] = targetLines(summary(900, 120), summary(1000, 100));
-  t.match(throughput, /^PASS {2}throughput 0\.90 of baseline/, 'exactly 0.90 of baseline passes');
-  t.match(start, /^PASS {2}spawn to first 200 1\.20x/, 'exactly 1.2x baseline passes');
-  const [slow, late] = targetLines(summary(500, 200), summary(1000, 100));
-  t.match(slow, /^MISS/, 'half the baseline throughput misses');
-  t.match(late, /^MISS/, 'twice the baseline start time misses');
+t.test('targets: PASS at or within the goal, MISS beyond it', async (t) => {
+  const r = (cpu: number, start = 1, idleRss = 1): Ratios => ({ cpu, throughput: 1, start, idleRss });
+  const pass = targetLines({ service: r(1.5, 1.3, 1.1), 'service-warn': r(1.15), fastify: r(2) }, 60 * 1024);
+  t.equal(pass.length, 5, 'one line per goal: CPU, quiet CPU, start, idle RSS, agent RSS');
+  for (const line of pass) t.match(line, /^PASS/, `exactly at the goal passes: ${line}`);
+  const miss = targetLines({ service: r(1.6, 1.4, 1.2), 'service-warn': r(1.2), fastify: r(2) }, 61 * 1024);
+  for (const line of miss) t.match(line, /^MISS/, `beyond the goal misses: ${line}`);
+  const [behind] = targetLines({ service: r(1.4), fastify: r(1.3) });
+  t.match(behind, /^MISS .*below Fastify's 1\.30×/, 'within 1.5× but behind Fastify still misses');
+  t.same(targetLines({}), [], 'no service in the run: no verdicts');
+});
+
+t.test('ratios are taken round by round against bare node:http, then the median', async (t) => {
+  const round = (cpuUsPerRequest: number, requestsPerS: number) =>
+    ({ cpuUsPerRequest, requestsPerS, spawnToFirst200Ms: 10, idleRssKb: 100 }) as RoundFigures;
+  const bare = [round(10, 100), round(20, 50), round(10, 100)];
+  const peer = [round(15, 50), round(30, 25), round(100, 10)];
+  const ratios = ratiosOf(peer, bare);
+  t.equal(ratios.cpu, 1.5, 'per-round CPU ratios 1.5, 1.5, 10: the median ignores the outlier round');
+  t.equal(ratios.throughput, 0.5, 'throughput ratio likewise');
+  t.equal(ratios.start, 1, 'equal start times: 1×');
+});
+
+t.test('BENCH_PEERS picks servers, always keeps bare, and names an unknown one', async (t) => {
+  t.same(loadBenchConfig({}, []).peers, ['bare', 'fastify', 'service', 'service-warn'], 'all by default');
+  t.same(loadBenchConfig({ BENCH_PEERS: 'service' }, []).peers, ['bare', 'service'], 'bare is kept');
+  t.throws(
+    () => loadBenchConfig({ BENCH_PEERS: 'service,express' }, []),
+    { name: 'ConfigError', message: /BENCH_PEERS names unknown servers \(express\)/ },
+    'an unknown server is refused with its name',
+  );
 });
 
 t.test('docs: results are written between the markers, hand-written text around them kept', async (t) => {

@@ -37,4 +37,15 @@ t.test('bad values throw one ConfigError naming every bad variable', async (t) =
   t.match(err.message, /LOG_LEVEL must be one of/, 'names LOG_LEVEL too');
   const secret = t.throws(() => loadConfig({ API_TOKEN: 'bad token' })) as Error;
   t.notMatch(secret.message, 'bad token', 'a secret value is never echoed');
+  t.match(secret.message, /API_TOKEN must be a Bearer token/, 'says what a token may hold');
+  t.throws(
+    () => loadConfig({ API_TOKEN: 'a!b' }),
+    { name: 'ConfigError' },
+    'outside RFC 6750 b64token: refused',
+  );
+  t.equal(
+    loadConfig({ API_TOKEN: 'YWJj+/9_-.~==' }).apiToken,
+    'YWJj+/9_-.~==',
+    'base64 and its padding are fine',
+  );
 });

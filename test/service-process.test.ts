@@ -96,7 +96,7 @@ t.test('bad configuration: one clear line naming the variable, exit 1, no stack 
     [{ PORT: '70000' }, /PORT must be a whole number/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent/],
     [{ SHUTDOWN_TIMEOUT_MS: '-5' }, /SHUTDOWN_TIMEOUT_MS must be a whole number/],
-    [{ API_TOKEN: 'has space' }, /API_TOKEN must be printable ASCII/],
+    [{ API_TOKEN: 'has space' }, /API_TOKEN must be a Bearer token: letters, digits/],
   ];
   for (const [env, expected] of cases) {
     const name = Object.keys(env)[0];

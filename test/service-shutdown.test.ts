@@ -95,3 +95,81 @@ t.test('a request that never completes is cut after SHUTDOWN_TIMEOUT_MS, with a 
   );
   t.equal(await stuck.response, '', 'the stuck client was disconnected');
 });
+
+/** `count` GET / requests, `concurrency` at a time on keep-alive connections, each with its own X-Request-Id. */
+async function burst(url: string, count: number, prefix: string, concurrency = 20): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const statuses: number[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const id = `${prefix}-${next++}`;
+      statuses.push(
+        await new Promise<number>((resolve, reject) => {
+          http
+            .get(`${url}/`, { agent, headers: { 'X-Request-Id': id } }, (res) =>
+              res.resume().on('end', () => resolve(res.statusCode ?? 0)),
+            )
+            .on('error', reject);
+        }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  agent.destroy();
+  return statuses;
+}
+
+const loggedIds = (stdout: string[], prefix: string) =>
+  new Set(
+    stdout
+      .map((l) => json(l))
+      .flatMap((l) => (l.msg === 'request' && String(l.reqId).startsWith(prefix) ? [l.reqId] : [])),
+  );
+
+t.test('a slow stdout reader: every request line and the shutdown line arrive after SIGTERM', async (t) => {
+  const service = await startService(t);
+  // The reader stops reading: lines pile up in the pipe, then in the service's buffer.
+  service.child.stdout?.pause();
+  const statuses = await Promise.race([
+    burst(service.url, 3000, 'slow'),
+    // A full pipe blocks the service's writes; let the reader catch up now and then, as a slow one does.
+    new Promise<never>(() => {
+      const timer = setInterval(() => {
+        service.child.stdout?.resume();
+        setTimeout(() => service.child.stdout?.pause(), 5);
+      }, 200);
+      t.teardown(() => clearInterval(timer));
+    }),
+  ]);
+  t.equal(statuses.filter((s) => s === 200).length, 3000, 'every request answered 200');
+  service.kill('SIGTERM');
+  setTimeout(() => service.child.stdout?.resume(), 300);
+  const { code } = await service.exited;
+  await new Promise((resolve) => service.child.stdout?.once('close', resolve));
+  t.equal(code, 0, 'exit code 0');
+  t.equal(loggedIds(service.stdout, 'slow-').size, 3000, 'a line for each of the 3000 requests');
+  t.equal(json(service.stdout.at(-1) ?? '').msg, 'shutdown complete', 'the shutdown line is the last one');
+});
+
+t.test(
+  'forced shutdown with a slow reader: request lines and the forced-close line all arrive',
+  async (t) => {
+    const service = await startService(t, { SHUTDOWN_TIMEOUT_MS: '300' });
+    const statuses = await burst(service.url, 500, 'forced');
+    t.equal(statuses.length, 500, '500 requests answered');
+    const stuck = await halfRequest(service.port);
+    service.child.stdout?.pause();
+    service.kill('SIGTERM');
+    setTimeout(() => service.child.stdout?.resume(), 600);
+    const { code } = await service.exited;
+    await new Promise((resolve) => service.child.stdout?.once('close', resolve));
+    t.equal(code, 0, 'exit code 0');
+    t.equal(loggedIds(service.stdout, 'forced-').size, 500, 'a line for each of the 500 requests');
+    t.ok(
+      service.stdout.some((l) => json(l).msg === 'shutdown timed out: closing remaining connections'),
+      'the forced-close line, written just before process.exit, arrived',
+    );
+    t.equal(await stuck.response, '', 'the stuck client was disconnected');
+  },
+);

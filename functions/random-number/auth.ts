@@ -1,19 +1,29 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import { bearerAuth } from 'hono/bearer-auth';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
+const REALM = 'random-number';
+
 /**
- * Requires `Authorization: Bearer <token>`. Both sides are hashed first so the comparison is
- * constant-time whatever the lengths; anything else is 401 with `WWW-Authenticate: Bearer`.
+ * Requires `Authorization: Bearer <token>` (hono/bearer-auth), answering in the service's JSON:
+ * no header → 401 with `WWW-Authenticate: Bearer realm="random-number"`; a header that is not a
+ * Bearer b64token → 400 (`error="invalid_request"`); a wrong token → 401 (`error="invalid_token"`).
+ * The comparison is node:crypto's timingSafeEqual over SHA-256 digests, so constant-time whatever
+ * the lengths (hono's default compares digests as strings).
  */
 export function bearerToken(token: string): MiddlewareHandler {
   const expected = digest(token);
-  return async function bearerToken(c, next) {
-    const match = /^Bearer +(\S+) *$/i.exec(c.req.header('Authorization') ?? '');
-    if (match?.[1] && timingSafeEqual(digest(match[1]), expected)) return next();
-    return c.json({ error: 'unauthorized', message: 'send Authorization: Bearer <token>' }, 401, {
-      'WWW-Authenticate': 'Bearer realm="random-number"',
-    });
-  };
+  return bearerAuth({
+    realm: REALM,
+    verifyToken: (given) => timingSafeEqual(digest(given), expected),
+    noAuthenticationHeader: {
+      message: { error: 'unauthorized', message: 'send Authorization: Bearer <token>' },
+    },
+    invalidAuthenticationHeader: {
+      message: { error: 'invalid_request', message: 'the Authorization header must be: Bearer <token>' },
+    },
+    invalidToken: { message: { error: 'unauthorized', message: 'the bearer token is not valid' } },
+  });
 }

@@ -1,20 +1,32 @@
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { createAdaptorServer } from '@hono/node-server';
 import { runMain } from '../../lib/cli.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createApp } from './app.ts';
 import { loadConfig } from './config.ts';
+import { createListener } from './node-listener.ts';
+import { requestLog } from './request-log.ts';
 import { type HttpServer, tuneTimeouts } from './timeouts.ts';
+
+// Required, not imported: on Node 22 an ESM import of node:http builds its namespace, which reads the
+// module's lazy fetch-related exports and so loads undici (10 ms or more of start-up, measured).
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 /** The only place that listens and handles signals; everything it serves comes from createApp. */
 runMain('random-number', () => {
   const config = loadConfig();
-  const logger = createLogger({ name: 'random-number', level: config.logLevel });
+  // A line per request: buffered, flushed every 100 ms and at exit (lib/logger.ts says what a crash loses).
+  const logger = createLogger({ name: 'random-number', level: config.logLevel, bufferBytes: 4096 });
   let shuttingDown = false;
   const app = createApp({ logger, apiToken: config.apiToken, isShuttingDown: () => shuttingDown });
-  const server = createAdaptorServer({ fetch: app.fetch }) as HttpServer;
-  tuneTimeouts(server);
   const log = logger.child({ module: 'server' });
+  const server: HttpServer = createServer(
+    createListener(app.fetch, {
+      log: requestLog(logger.child({ module: 'http' })),
+      onError: (err, reqId) => log.error({ err, reqId }, 'response failed'),
+    }),
+  );
+  tuneTimeouts(server);
 
   server.on('error', (err) => {
     log.fatal({ err }, 'server error');
@@ -23,6 +35,8 @@ runMain('random-number', () => {
   server.listen(config.port, config.host, () => {
     const { address, port } = server.address() as AddressInfo;
     log.info({ address, port, auth: config.apiToken ? 'bearer' : 'none' }, 'listening');
+    // Not left in the buffer: whoever waits for this line (a test, a person) sees it now.
+    logger.flush();
   });
 
   const shutdown = (signal: NodeJS.Signals) => {

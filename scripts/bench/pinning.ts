@@ -23,8 +23,8 @@ export function parseCpuList(list: string): number[] {
 }
 
 /**
- * The target is "one core", so each server gets one CPU to itself and this process (the load
- * generator: autocannon runs in it) stays on another; otherwise the two fight over the same cores and
+ * The target is "one core", so each server gets one CPU to itself and this process (which drains the
+ * servers' stdout) and its children (the load generator) stay on another; otherwise the two fight over the same cores and
  * the ratio measures the scheduler. Uses util-linux taskset; without it, says so and pins nothing.
  */
 export async function pinCores(pid = process.pid): Promise<Pinning> {
@@ -53,6 +53,6 @@ export async function pinCores(pid = process.pid): Promise<Pinning> {
   }
   return {
     prefix: ['taskset', '-c', String(server)],
-    note: `each server pinned to CPU ${server} (taskset -c ${server}); load generator (this process, autocannon) on CPU ${generator}`,
+    note: `each server pinned to CPU ${server} (taskset -c ${server}); load generator (a child process) and stdout drain (this process) on CPU ${generator}`,
   };
 }
