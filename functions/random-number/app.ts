@@ -3,6 +3,7 @@ import { type Context, Hono } from 'hono';
 import { accepts } from 'hono/accepts';
 import { HTTPException } from 'hono/http-exception';
 import { LinearRouter } from 'hono/router/linear-router';
+import { NUMBER_RANGE } from '../../lib/contract.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { bearerToken } from './auth.ts';
 import { json } from './json.ts';
@@ -10,8 +11,8 @@ import { lightResponse } from './light-response.ts';
 import type { RequestBindings } from './node-listener.ts';
 import { uniformInt } from './random.ts';
 
-export const MIN = 0;
-export const MAX = 100;
+/** The range every number is drawn from (lib/contract.ts: the agent accepts exactly this). */
+const { min: MIN, max: MAX } = NUMBER_RANGE;
 const TEXT = 'text/plain; charset=utf-8';
 /** Every route is GET (and so HEAD); any other method on a known path is 405, not 404. */
 const ALLOW = 'GET, HEAD';
