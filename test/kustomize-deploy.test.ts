@@ -210,10 +210,6 @@ t.test('the token Secret step: skipped without API_TOKEN, never echoes one', asy
   r = deployScript(['secret', 'default'], { ...env, API_TOKEN: bad });
   t.equal(r.status, 1, 'a token the service would refuse is refused here');
   t.match(r.stderr, /must be a Bearer token: letters, digits/, 'with the same rule as the service');
-    r.stderr,
-    /must be a Bearer token: letters, digits and -._~+\//,
-    'with the same rule as the service',
-  );
   t.notMatch(r.stderr + r.stdout, bad, 'without echoing it');
 
   const good = 'tok-9a8b7c6d-never-printed';
