@@ -6,6 +6,8 @@ import {
   PutParameterCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
+import { build as buildArn, parse as parseArn, validate as validateArn } from '@aws-sdk/util-arn-parser';
+
 import { errorName } from './errors.ts';
 import { CREATED_BY_TAG, defaultTokenParameter, projectTags } from './tags.ts';
 
@@ -16,7 +18,8 @@ export { CREATED_BY_TAG, defaultTokenParameter };
  * here must carry the caller's, or policies in GovCloud or China name resources that cannot exist.
  */
 export function partitionOf(arn: string): string {
-  return /^arn:([a-z][a-z0-9-]*):/.exec(arn)?.[1] ?? 'aws';
+  // No ARN at all (an emulator may send none): the commercial partition.
+  return validateArn(arn) ? parseArn(arn).partition : 'aws';
 }
 
 export function parameterArn(
@@ -25,7 +28,8 @@ export function parameterArn(
   account: string,
   parameterName: string,
 ): string {
-  return `arn:${partition}:ssm:${region}:${account}:parameter/${parameterName.replace(/^\//, '')}`;
+  const resource = `parameter/${parameterName.replace(/^\//, '')}`;
+  return buildArn({ partition, service: 'ssm', region, accountId: account, resource });
 }
 
 export async function parameterExists(ssm: SSMClient, parameterName: string): Promise<boolean> {
@@ -133,7 +137,7 @@ export async function customerKeyOf(ssm: SSMClient, parameterName: string): Prom
   return keyId;
 }
 
-export type TokenSource = 'given' | 'recorded' | 'default' | 'none';
+export type TokenOrigin = 'given' | 'recorded' | 'default' | 'none';
 
 /**
  * Which token parameter a run uses when no token flag was given, so that a re-run (an upgrade) keeps
@@ -143,7 +147,7 @@ export type TokenSource = 'given' | 'recorded' | 'default' | 'none';
 export async function reusableTokenParameter(
   ssm: SSMClient,
   options: { name: string; recorded?: string },
-): Promise<{ parameterName?: string; source: TokenSource; note?: string }> {
+): Promise<{ parameterName?: string; source: TokenOrigin; note?: string }> {
   if (options.recorded && (await parameterExists(ssm, options.recorded))) {
     return { parameterName: options.recorded, source: 'recorded' };
   }
