@@ -17,11 +17,11 @@ import { isGraviton } from '../scripts/aws/ami.ts';
 import { checkCredentials } from '../scripts/aws/credentials.ts';
 import { CommandFailedError, WaitTimeoutError } from '../scripts/aws/errors.ts';
 import { launchInstances } from '../scripts/aws/instances.ts';
-import { poll } from '../scripts/aws/poll.ts';
 import { readResults } from '../scripts/aws/read-results.ts';
 import { createReporter } from '../scripts/aws/report.ts';
 import { runCommand, sendCommandInput, waitForInvocation } from '../scripts/aws/ssm-command.ts';
 import { waitForRegistration } from '../scripts/aws/ssm-registration.ts';
+import { waitFor } from '../scripts/aws/wait.ts';
 import { DEFAULT_WAITS } from '../scripts/aws/waits.ts';
 
 // These cover what the local emulator cannot produce; the happy paths run against moto elsewhere.
@@ -301,9 +301,9 @@ t.test('credentials: missing or rejected credentials become one clear ConfigErro
   );
 });
 
-t.test('poll treats throttling as not yet and rethrows anything else at once', async (t) => {
+t.test('waitFor treats throttling as not yet and rethrows anything else at once', async (t) => {
   let calls = 0;
-  const value = await poll({
+  const value = await waitFor({
     ...FAST,
     what: 'x',
     check: async () => {
@@ -314,7 +314,7 @@ t.test('poll treats throttling as not yet and rethrows anything else at once', a
   });
   t.equal(value, 'ok', 'got the value after two throttled calls');
   await t.rejects(
-    poll({ ...FAST, what: 'x', check: async () => Promise.reject(named('UnauthorizedOperation')) }),
+    waitFor({ ...FAST, what: 'x', check: async () => Promise.reject(named('UnauthorizedOperation')) }),
     { name: 'UnauthorizedOperation' },
     'other errors end the wait',
   );

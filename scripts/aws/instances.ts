@@ -10,8 +10,8 @@ import {
   waitUntilInstanceTerminated,
 } from '@aws-sdk/client-ec2';
 import { AwsStateError, errorName } from './errors.ts';
-import { type PollTiming, poll } from './poll.ts';
 import { projectFilters, projectTags } from './tags.ts';
+import { type WaitForTiming, waitFor } from './wait.ts';
 
 /** States in which an instance still counts as "ours and alive" for idempotent re-runs. */
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'];
@@ -47,7 +47,7 @@ export interface LaunchOptions {
   securityGroupId: string;
   subnetId?: string;
   /** Bounds the retries while a new instance profile propagates. */
-  profileRetry: PollTiming;
+  profileRetry: WaitForTiming;
 }
 
 /** RunInstances' answer while a just-created instance profile has not propagated to EC2 yet. */
@@ -87,7 +87,7 @@ export async function launchInstances(ec2: EC2Client, options: LaunchOptions): P
       { ResourceType: 'volume', Tags: tags },
     ],
   });
-  return poll({
+  return waitFor({
     ...options.profileRetry,
     what: `instance profile ${options.instanceProfileName} to become usable by EC2`,
     hint: 'IAM changes usually propagate within a minute; run again if it persists',

@@ -8,8 +8,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ConfigError } from '../../lib/errors.ts';
 import { AwsStateError, errorName } from './errors.ts';
-import { type PollTiming, poll } from './poll.ts';
 import { projectFilters, projectTags } from './tags.ts';
+import { type WaitForTiming, waitFor } from './wait.ts';
 
 /** The VPC to use: the subnet's when one is given, else the region's default VPC. */
 export async function resolveVpc(ec2: EC2Client, subnetId?: string): Promise<string> {
@@ -85,7 +85,7 @@ export async function ensureSecurityGroup(
 export async function deleteSecurityGroups(
   ec2: EC2Client,
   name: string,
-  timing: PollTiming,
+  timing: WaitForTiming,
 ): Promise<string[]> {
   const { SecurityGroups } = await ec2.send(
     new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) }),
@@ -93,7 +93,7 @@ export async function deleteSecurityGroups(
   const removed: string[] = [];
   for (const group of SecurityGroups ?? []) {
     const groupId = group.GroupId as string;
-    await poll({
+    await waitFor({
       ...timing,
       what: `security group ${groupId} to be released by its network interfaces`,
       check: async () => {

@@ -5,8 +5,8 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { CommandFailedError, errorName, PayloadTooLargeError, WaitTimeoutError } from './errors.ts';
-import { type PollTiming, poll } from './poll.ts';
 import { CREATED_BY_TAG } from './tags.ts';
+import { type WaitForTiming, waitFor } from './wait.ts';
 
 /**
  * SSM caps a command's document plus its runtime parameters at 64 KB. AWS-RunShellScript's own
@@ -103,7 +103,7 @@ export async function waitForInvocation(
     commandId: string;
     instanceId: string;
     comment: string;
-    timing: PollTiming;
+    timing: WaitForTiming;
     /** How long the invocation may stay unknown before we conclude the command never reached the instance. */
     appearMaxMs?: number;
     now?: () => number;
@@ -112,7 +112,7 @@ export async function waitForInvocation(
   const now = options.now ?? Date.now;
   const start = now();
   const appearMaxMs = options.appearMaxMs ?? DEFAULT_APPEAR_MAX_MS;
-  const out: GetCommandInvocationCommandOutput = await poll({
+  const out: GetCommandInvocationCommandOutput = await waitFor({
     ...options.timing,
     what: `command "${options.comment}" (${options.commandId}) on ${options.instanceId}`,
     hint: `see: aws ssm get-command-invocation --command-id ${options.commandId} --instance-id ${options.instanceId}`,
@@ -156,7 +156,7 @@ export async function runCommand(
     command: ShellCommand;
     target: CommandTarget;
     instanceIds: string[];
-    timing: PollTiming;
+    timing: WaitForTiming;
   },
 ): Promise<{ commandId: string; results: InvocationResult[] }> {
   const commandId = await sendCommand(ssm, options.command, options.target);

@@ -1,6 +1,6 @@
 import { DescribeInstanceInformationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { errorName } from './errors.ts';
-import { type PollTiming, poll } from './poll.ts';
+import { type WaitForTiming, waitFor } from './wait.ts';
 
 /**
  * The endpoint does not offer the operation: HTTP 501, an error named so, or an HTTP 500 that is not an
@@ -70,10 +70,10 @@ export async function probeRegistration(
  */
 export async function waitForRegistration(
   ssm: SSMClient,
-  options: { instanceIds: string[]; timing: PollTiming },
+  options: { instanceIds: string[]; timing: WaitForTiming },
 ): Promise<'DescribeInstanceInformation' | 'SendCommand probe'> {
   let describeAvailable = true;
-  return poll({
+  return waitFor({
     ...options.timing,
     what: `SSM registration of ${options.instanceIds.join(', ')}`,
     hint: 'the instance needs outbound HTTPS to the SSM endpoints (a public IP or a NAT in its subnet) and the AmazonSSMManagedInstanceCore role; see Fleet Manager in the SSM console',

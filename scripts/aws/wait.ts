@@ -2,12 +2,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { isThrottling, WaitTimeoutError } from './errors.ts';
 
 /** How long a bounded wait polls; every wait in the provisioner takes one so tests can shrink it. */
-export interface PollTiming {
+export interface WaitForTiming {
   intervalMs: number;
   maxWaitMs: number;
 }
 
-export interface PollOptions<T> extends PollTiming {
+export interface WaitForOptions<T> extends WaitForTiming {
   /** What is awaited, for the timeout message ("SSM registration of i-123"). */
   what: string;
   /** Appended to the timeout message: what the user can check. */
@@ -18,8 +18,8 @@ export interface PollOptions<T> extends PollTiming {
   now?: () => number;
 }
 
-/** Polls `check` until it returns a value or `maxWaitMs` has passed (then WaitTimeoutError). */
-export async function poll<T>(options: PollOptions<T>): Promise<T> {
+/** Calls `check` until it returns a value or `maxWaitMs` has passed (then WaitTimeoutError). */
+export async function waitFor<T>(options: WaitForOptions<T>): Promise<T> {
   const { check, intervalMs, maxWaitMs, what } = options;
   const sleep = options.sleep ?? ((ms: number) => delay(ms));
   const now = options.now ?? Date.now;
