@@ -19,6 +19,9 @@ import { startService } from './helpers/service.ts';
 // the SSM payloads run as root with sh. One scenario, in the order a user lives it.
 const OUTPUT = '/root/randomNumber.txt';
 
+// A host boots in seconds, but a busy 2-core machine can stretch a file past tap's default 120 s.
+t.setTimeout(300_000);
+
 t.test(
   'installed through the payloads, the agent polls, survives upgrade, crash, stop and reboot',
   async (t) => {

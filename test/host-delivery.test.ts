@@ -9,6 +9,9 @@ import { runPayloads } from './helpers/host-agent.ts';
 
 // The delivery's own failure paths, run as SSM runs them (sh, as root) on the real host: a part sent
 // twice, a part missing, a part corrupted. The happy path is host-agent-lifecycle.test.ts.
+// A host boots in seconds, but a busy 2-core machine can stretch a file past tap's default 120 s.
+t.setTimeout(300_000);
+
 t.test('parts: re-sending is harmless, a missing or corrupted one stops the install', async (t) => {
   const host = await bootHost(t);
   const files = await readAgentFiles();
