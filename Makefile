@@ -35,7 +35,7 @@ node22: $(NODE22) ## fetch the Node 22 binary the tests run the bundles on (Linu
 # instance (test/helpers/host.ts). Built once with debootstrap (about a minute), then cached.
 HOST_ROOTFS := .cache/test-host/rootfs
 $(HOST_ROOTFS)/etc/os-release:
-	bash scripts/test-host-rootfs.sh $(HOST_ROOTFS)
+	bash test/helpers/host-rootfs.sh $(HOST_ROOTFS)
 test-host: $(HOST_ROOTFS)/etc/os-release ## build the test host's root file system (debootstrap + systemd-nspawn; root)
 
 prereqs: ## check the tools the tests need (kubectl, moto_server, shellcheck); install shellcheck if root
@@ -60,7 +60,7 @@ demo: build ## the service and the agent here; numbers go to data/randomNumber.t
 	bash scripts/demo.sh
 
 test: deps prereqs $(NODE22) test-host lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
-	NODE22=$(NODE22) $(NPM_BIN)/tap $(TESTS) 2>&1 | node scripts/tap-summary.mjs
+	NODE22=$(NODE22) $(NPM_BIN)/tap $(TESTS) 2>&1 | node test/helpers/tap-summary.mjs
 
 bench: build ## benchmark the service against a bare node:http baseline (ratios)
 	npm run --silent bench

@@ -10,7 +10,7 @@ import { NODE22 } from './service.ts';
 
 /**
  * A real Linux host for the tests: the Debian bookworm root file system that `make test` builds
- * (scripts/test-host-rootfs.sh), copied per test and booted with systemd-nspawn, systemd 252 as PID 1,
+ * (test/helpers/host-rootfs.sh), copied per test and booted with systemd-nspawn, systemd 252 as PID 1,
  * the version Amazon Linux 2023 runs. It stands in for the EC2 instance: what the SSM payloads, the
  * systemd unit and the agent do there is what they do on an instance, sandbox and all. It shares this
  * machine's network, so a service on 127.0.0.1 here is reachable from inside. Node.js 22 is mounted
@@ -62,7 +62,7 @@ export function requireHost(): void {
   }
   if (!existsSync(join(HOST_ROOTFS, 'etc/os-release'))) {
     throw new Error(
-      `no test host root file system in ${HOST_ROOTFS}: run make test (or scripts/test-host-rootfs.sh ${HOST_ROOTFS})`,
+      `no test host root file system in ${HOST_ROOTFS}: run make test (or test/helpers/host-rootfs.sh ${HOST_ROOTFS})`,
     );
   }
   if (!NODE22 || !existsSync(NODE22)) {

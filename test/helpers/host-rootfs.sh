@@ -4,10 +4,10 @@
 # stand-in for the EC2 instance. Run by `make test` (through the Makefile's rule for DIR) once; the
 # result is cached in DIR and reused until removed (`make clean`).
 #
-#   scripts/test-host-rootfs.sh DIR
+#   test/helpers/host-rootfs.sh DIR
 set -euo pipefail
 
-dir=${1:?usage: test-host-rootfs.sh DIR}
+dir=${1:?usage: host-rootfs.sh DIR}
 [[ -f $dir/etc/os-release ]] && exit 0
 
 if [[ $(id -u) != 0 ]]; then

@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { runMain } from '../lib/cli.ts';
-import { measureAgent } from './bench/agent.ts';
-import { loadBenchConfig } from './bench/config.ts';
-import { writeResults } from './bench/doc.ts';
-import { describeMachine } from './bench/machine.ts';
-import { PEERS, SERVICE_BUNDLE } from './bench/peers.ts';
-import { pinCores } from './bench/pinning.ts';
+import { runMain } from '../../lib/cli.ts';
+import { measureAgent } from './agent.ts';
+import { loadBenchConfig } from './config.ts';
+import { writeResults } from './doc.ts';
+import { describeMachine } from './machine.ts';
+import { PEERS, SERVICE_BUNDLE } from './peers.ts';
+import { pinCores } from './pinning.ts';
 import {
   type AgentFigures,
   agentLines,
@@ -17,11 +17,11 @@ import {
   roundsTable,
   summarize,
   targetLines,
-} from './bench/report.ts';
-import { measureRound, type RoundFigures } from './bench/round.ts';
-import { startServer } from './bench/server-process.ts';
+} from './report.ts';
+import { measureRound, type RoundFigures } from './round.ts';
+import { startServer } from './server-process.ts';
 
-const root = resolve(import.meta.dirname, '..');
+const root = resolve(import.meta.dirname, '../..');
 const AGENT = resolve(root, 'dist/ec2-agent.mjs');
 const DOC = resolve(root, 'docs/bench.md');
 
