@@ -1,15 +1,9 @@
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t from 'tap';
 import { bootHost, type Host } from './helpers/host.ts';
-import {
-  AGENT,
-  agentCommandPayloads,
-  eventually,
-  FAST_SCHEDULE,
-  linesAtLeast,
-  runPayloads,
-} from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
 import { startMoto } from './helpers/moto.ts';
+import { eventually } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 
 const STAGING = '/var/lib/random-number-agent/staging';
@@ -105,7 +99,7 @@ t.test(
         Type: 'SecureString',
       }),
     );
-    const lines = await linesAtLeast(host, '/root/randomNumber.txt', 2, 20_000);
+    const lines = await host.linesAtLeast('/root/randomNumber.txt', 2, 20_000);
     t.ok(lines.length >= 2, 'once the parameter exists, the agent starts and polls with the token');
     t.equal((await host.exec(['systemctl', 'is-active', AGENT])).stdout.trim(), 'active', 'and stays active');
   },

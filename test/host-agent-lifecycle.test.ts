@@ -1,23 +1,17 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { installArgs, readAgentFiles } from '../scripts/aws/agent-files.ts';
 import { buildDelivery, sha256 } from '../scripts/aws/delivery.ts';
 import { LINE } from './helpers/agent.ts';
 import { bootHost } from './helpers/host.ts';
-import {
-  AGENT,
-  agentCommandPayloads,
-  eventually,
-  FAST_SCHEDULE,
-  hostLines,
-  linesAtLeast,
-  runPayloads,
-} from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
+import { eventually } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 
 // The whole life of the agent on a real systemd host, installed exactly as provision-ec2 installs it:
 // the SSM payloads run as root with sh. One scenario, in the order a user lives it.
-const OUTPUT = '/root/randomNumber.txt';
+const OUTPUT = AGENT_DEFAULTS.outputFile; // /root/randomNumber.txt
 
 // A host boots in seconds, but a busy 2-core machine can stretch a file past tap's default 120 s.
 t.setTimeout(300_000);
@@ -46,7 +40,7 @@ t.test(
       'enabled',
       'enabled at boot',
     );
-    const first = await linesAtLeast(host, OUTPUT, 2, 10_000);
+    const first = await host.linesAtLeast(OUTPUT, 2, 10_000);
     t.ok(
       first.every((line) => LINE.test(line)),
       `numbers from the real service in ${OUTPUT} (${first[0]})`,
@@ -61,7 +55,7 @@ t.test(
     t.ok(score <= 2.0, `systemd-analyze security scores ${score}, 2.0 or lower (OK)`);
 
     // --- upgrade: the payloads again with a new bundle; nothing written before is lost -------------
-    const beforeUpgrade = hostLines(host, OUTPUT);
+    const beforeUpgrade = host.lines(OUTPUT);
     const { MainPID: oldPid } = await host.unit(AGENT, ['MainPID']);
     const files = await readAgentFiles();
     const bundle = Buffer.concat([files.bundle, Buffer.from('\n// upgraded\n')]);
@@ -81,7 +75,7 @@ t.test(
       'the new bundle is the one installed',
     );
     t.not((await host.unit(AGENT, ['MainPID'])).MainPID, oldPid, 'the agent was restarted on the new bundle');
-    const afterUpgrade = await linesAtLeast(host, OUTPUT, beforeUpgrade.length + 2, 10_000);
+    const afterUpgrade = await host.linesAtLeast(OUTPUT, beforeUpgrade.length + 2, 10_000);
     t.same(afterUpgrade.slice(0, beforeUpgrade.length), beforeUpgrade, 'every earlier line is kept');
 
     // --- crash: kill -9 → systemd starts it again; no half line -----------------------------------
@@ -94,8 +88,8 @@ t.test(
         : undefined;
     });
     t.equal(restarted.NRestarts, '1', 'systemd restarted it once (Restart=always)');
-    const beforeCrash = hostLines(host, OUTPUT).length;
-    const afterCrash = await linesAtLeast(host, OUTPUT, beforeCrash + 2, 15_000);
+    const beforeCrash = host.lines(OUTPUT).length;
+    const afterCrash = await host.linesAtLeast(OUTPUT, beforeCrash + 2, 15_000);
     t.ok(host.read(OUTPUT)?.endsWith('\n'), 'the file ends with a whole line');
     t.same(
       afterCrash.filter((line) => !LINE.test(line)),
@@ -108,14 +102,14 @@ t.test(
     const stopped = await host.unit(AGENT, ['ActiveState', 'Result', 'ExecMainStatus']);
     t.equal(stopped.ActiveState, 'inactive', 'systemctl stop stops it');
     t.equal(stopped.Result, 'success', 'the stop is clean (Result=success)');
-    const beforeReboot = hostLines(host, OUTPUT);
+    const beforeReboot = host.lines(OUTPUT);
     await host.reboot();
     t.equal(
       (await host.exec(['systemctl', 'is-active', AGENT])).stdout.trim(),
       'active',
       'active after a reboot',
     );
-    const afterReboot = await linesAtLeast(host, OUTPUT, beforeReboot.length + 1, 10_000);
+    const afterReboot = await host.linesAtLeast(OUTPUT, beforeReboot.length + 1, 10_000);
     t.same(
       afterReboot.slice(0, beforeReboot.length),
       beforeReboot,

@@ -3,13 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { LINE } from './helpers/agent.ts';
 import { bootHost } from './helpers/host.ts';
-import {
-  AGENT,
-  agentCommandPayloads,
-  FAST_SCHEDULE,
-  linesAtLeast,
-  runPayloads,
-} from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
 import { startService } from './helpers/service.ts';
 
 // `--output-file` anywhere a user may put it: the unit's sandbox must open exactly that folder, and the
@@ -38,7 +32,7 @@ t.test('the agent writes wherever --output-file says, as the owner of that folde
     ]);
     const install = (await runPayloads(host, payloads)).at(-1);
     t.equal(install?.code, 0, `${what}: installed (${install?.stderr.trim()})`);
-    const lines = await linesAtLeast(host, path, 2, 10_000);
+    const lines = await host.linesAtLeast(path, 2, 10_000);
     t.ok(
       lines.every((line) => LINE.test(line)),
       `${what}: numbers in ${path}`,

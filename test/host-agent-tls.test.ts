@@ -3,17 +3,9 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { LINE } from './helpers/agent.ts';
 import { bootHost, type Host } from './helpers/host.ts';
-import {
-  AGENT,
-  agentCommandPayloads,
-  eventually,
-  FAST_SCHEDULE,
-  hostLines,
-  linesAtLeast,
-  runPayloads,
-} from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
 import { startNginx } from './helpers/nginx.ts';
-import { json } from './helpers/process.ts';
+import { eventually, json } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 import { DAY_MS, issueWithDates, tlsCert } from './helpers/tls.ts';
 
@@ -105,7 +97,7 @@ t.test(
       'the CA is installed in the host',
     );
     t.equal((await host.unit(AGENT, ['User'])).User, 'ec2-user', 'the agent runs as ec2-user, not root');
-    const lines = await linesAtLeast(host, OUTPUT, 2, 15_000);
+    const lines = await host.linesAtLeast(OUTPUT, 2, 15_000);
     t.ok(
       lines.every((l) => LINE.test(l)),
       `numbers over TLS through nginx (${lines[0]})`,
@@ -114,14 +106,14 @@ t.test(
     // A re-run without --ca-cert keeps the CA: still numbers.
     const kept = await install(t, host, ['--service-url', url(good.port)]);
     t.match(kept, /keeping the CA installed earlier/, 'install.sh keeps the CA and says so');
-    const before = hostLines(host, OUTPUT).length;
-    await linesAtLeast(host, OUTPUT, before + 1, 15_000);
+    const before = host.lines(OUTPUT).length;
+    await host.linesAtLeast(OUTPUT, before + 1, 15_000);
     t.pass('still numbers after a re-run without --ca-cert');
 
     // --ca-cert none: no numbers; the log names the certificate problem and the fix.
     await install(t, host, ['--service-url', url(good.port), '--ca-cert', 'none']);
     t.equal(host.read(EXTRA_CA), undefined, '--ca-cert none removed the CA');
-    const count = hostLines(host, OUTPUT).length;
+    const count = host.lines(OUTPUT).length;
     const untrusted = await eventually('two failed polls', async () => {
       const failed = (await pollsOfThisRun(host)).filter((p) => p.outcome === 'failed');
       return failed.length >= 2 ? failed : undefined;
@@ -131,7 +123,7 @@ t.test(
       { reason: /^TLS: the service's certificate is not signed by a CA the agent trusts; .*--ca-cert/ },
       'the reason names --ca-cert',
     );
-    t.equal(hostLines(host, OUTPUT).length, count, 'nothing written');
+    t.equal(host.lines(OUTPUT).length, count, 'nothing written');
 
     // A certificate for another name, and an expired one: no numbers, each with its reason.
     for (const [server, reason] of [
@@ -139,13 +131,13 @@ t.test(
       [old, /^TLS: the service's certificate has expired; renew it/],
     ] as const) {
       await install(t, host, ['--service-url', url(server.port), '--ca-cert', join(certs, 'ca.crt')]);
-      const n = hostLines(host, OUTPUT).length;
+      const n = host.lines(OUTPUT).length;
       const failed = await eventually('two failed polls', async () => {
         const polls = (await pollsOfThisRun(host)).filter((p) => p.outcome === 'failed');
         return polls.length >= 2 ? polls : undefined;
       });
       t.match(failed[0], { reason }, `reason: ${reason}`);
-      t.equal(hostLines(host, OUTPUT).length, n, 'nothing written');
+      t.equal(host.lines(OUTPUT).length, n, 'nothing written');
     }
   },
 );

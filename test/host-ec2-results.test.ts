@@ -1,18 +1,12 @@
 import t from 'tap';
+import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { parseResults, resultsScript, summarize } from '../scripts/aws/results.ts';
 import { bootHost } from './helpers/host.ts';
-import {
-  AGENT,
-  agentCommandPayloads,
-  eventually,
-  FAST_SCHEDULE,
-  hostLines,
-  linesAtLeast,
-  runPayloads,
-} from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
+import { eventually } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 
-const OUTPUT = '/root/randomNumber.txt';
+const OUTPUT = AGENT_DEFAULTS.outputFile; // /root/randomNumber.txt
 
 // A host boots in seconds, but a busy 2-core machine can stretch a file past tap's default 120 s.
 t.setTimeout(300_000);
@@ -27,7 +21,7 @@ t.test("ec2-results' commands, run on the host, count what happened there", asyn
     FAST_SCHEDULE,
   ]);
   t.equal((await runPayloads(host, payloads)).at(-1)?.code, 0, 'installed');
-  await linesAtLeast(host, OUTPUT, 2, 10_000);
+  await host.linesAtLeast(OUTPUT, 2, 10_000);
 
   // An outage: the service goes away for a few ticks, then a new process (a cold start) comes back on
   // the same port.
@@ -43,15 +37,15 @@ t.test("ec2-results' commands, run on the host, count what happened there", asyn
   });
   t.ok(failedTicks >= 2, `the agent logged ${failedTicks} failed polls during the outage`);
   const second = await startService(t, { PORT: String(first.port) });
-  const beforeRecovery = hostLines(host, OUTPUT).length;
-  await linesAtLeast(host, OUTPUT, beforeRecovery + 2, 15_000);
+  const beforeRecovery = host.lines(OUTPUT).length;
+  await host.linesAtLeast(OUTPUT, beforeRecovery + 2, 15_000);
   await host.run(['systemctl', 'stop', AGENT]); // a still picture to compare against
   second.kill('SIGTERM');
 
   const run = await host.runShellScript(resultsScript({ outputFile: OUTPUT, lines: 1000 }));
   t.equal(run.code, 0, `the results script exits 0 (${run.stderr.trim()})`);
   const parsed = parseResults(run.stdout);
-  const file = hostLines(host, OUTPUT);
+  const file = host.lines(OUTPUT);
   t.same(
     parsed.samples.map((s) => `${s.time} ${s.number}`),
     file,

@@ -41,36 +41,3 @@ export async function runPayloads(host: Host, payloads: string[][]): Promise<Res
   }
   return results;
 }
-
-/** Resolves once `check` returns a value other than undefined, polling; rejects after `timeoutMs`. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-/** The lines of a file in the host (none when it does not exist). */
-export function hostLines(host: Host, path: string): string[] {
-  const text = host.read(path) ?? '';
-  return text.split('\n').filter((line) => line !== '');
-}
-
-/** Waits until the file in the host has at least `count` lines; returns them. */
-export function linesAtLeast(host: Host, path: string, count: number, timeoutMs = 20_000): Promise<string[]> {
-  return eventually(
-    `${count} lines in ${path}`,
-    () => {
-      const lines = hostLines(host, path);
-      return lines.length >= count ? lines : undefined;
-    },
-    timeoutMs,
-  );
-}

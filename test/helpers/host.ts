@@ -5,7 +5,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import type { Teardown } from './process.ts';
+import { eventually, type Teardown } from './process.ts';
 import { NODE22 } from './service.ts';
 
 /**
@@ -51,6 +51,10 @@ export interface Host {
   unit(name: string, props: string[]): Promise<Record<string, string>>;
   /** Reads a file of the host, or undefined when it does not exist. */
   read(path: string): string | undefined;
+  /** The lines of a file of the host (none when it does not exist). */
+  lines(path: string): string[];
+  /** Waits until the file of the host has at least `count` lines; returns them. */
+  linesAtLeast(path: string, count: number, timeoutMs?: number): Promise<string[]>;
   /** A clean power-off, then the same root file system booted again. */
   reboot(): Promise<void>;
 }
@@ -117,7 +121,7 @@ export async function bootHost(t: Teardown): Promise<Host> {
     }
     return result.stdout;
   };
-  return {
+  const host: Host = {
     dir,
     exec,
     run,
@@ -141,12 +145,26 @@ export async function bootHost(t: Teardown): Promise<Host> {
       const file = join(dir, path);
       return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
     },
+    lines(path) {
+      return (host.read(path) ?? '').split('\n').filter((line) => line !== '');
+    },
+    linesAtLeast(path, count, timeoutMs = 20_000) {
+      return eventually(
+        `${count} lines in ${path}`,
+        () => {
+          const lines = host.lines(path);
+          return lines.length >= count ? lines : undefined;
+        },
+        timeoutMs,
+      );
+    },
     async reboot() {
       if (booted) await powerOff(booted);
       booted = undefined;
       booted = await boot(dir, machine);
     },
   };
+  return host;
 }
 
 interface Booted {
