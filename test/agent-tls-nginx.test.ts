@@ -7,7 +7,7 @@ import { AGENT_BUNDLE, fileLines, LINE } from './helpers/agent.ts';
 import { startNginx } from './helpers/nginx.ts';
 import { json, startProcess } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
-import { DAY_MS, issueWithDates, tlsCert } from './helpers/tls.ts';
+import { reissue, tlsCert } from './helpers/tls.ts';
 
 // The TLS path on this machine, every part real: certificates from `make tls-cert`, nginx (Debian's
 // package) terminating TLS in front of the built service, the agent configured by the real install.sh
@@ -165,15 +165,7 @@ t.test('a certificate for another name: no numbers, a clear reason', async (t) =
 
 t.test('an expired certificate: no numbers, a clear reason', async (t) => {
   const expired = join(root, 'expired.crt');
-  issueWithDates({
-    caCrt: join(certs, 'ca.crt'),
-    caKey: join(certs, 'ca.key'),
-    key: join(certs, `${DOMAIN}.key`),
-    host: DOMAIN,
-    from: new Date(Date.now() - 30 * DAY_MS),
-    until: new Date(Date.now() - DAY_MS),
-    out: expired,
-  });
+  reissue(certs, DOMAIN, -30, -1, expired);
   const nginx = await nginxWith('expired', expired, join(certs, `${DOMAIN}.key`));
   const env = await install(t, 'expired', nginx.port, join(certs, 'ca.crt'));
   const { poll } = await firstPoll(t, env);

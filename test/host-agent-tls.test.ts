@@ -7,7 +7,7 @@ import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpe
 import { startNginx } from './helpers/nginx.ts';
 import { eventually, json } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
-import { DAY_MS, issueWithDates, tlsCert } from './helpers/tls.ts';
+import { reissue, tlsCert } from './helpers/tls.ts';
 
 // TLS end to end on the real systemd host, as a user runs it: `make tls-cert` certificates, nginx
 // (Debian's package) terminating TLS on loopback in front of the built service (both run on this
@@ -57,15 +57,7 @@ t.test(
     t.equal(tlsCert(certs, [DOMAIN]).status, 0, 'make tls-cert DOMAIN=...');
     t.equal(tlsCert(certs, [OTHER]).status, 0, 'and a certificate for another name from the same CA');
     const expired = join(dir, 'expired.crt');
-    issueWithDates({
-      caCrt: join(certs, 'ca.crt'),
-      caKey: join(certs, 'ca.key'),
-      key: join(certs, `${DOMAIN}.key`),
-      host: DOMAIN,
-      from: new Date(Date.now() - 30 * DAY_MS),
-      until: new Date(Date.now() - DAY_MS),
-      out: expired,
-    });
+    reissue(certs, DOMAIN, -30, -1, expired);
 
     const service = await startService(t);
     const nginx = (name: string, cert: string, key: string) =>

@@ -13,7 +13,7 @@ import {
   ROOT,
   validateManifest,
 } from './helpers/kustomize.ts';
-import { DAY_MS, issueWithDates, tlsCert } from './helpers/tls.ts';
+import { reissue, tlsCert } from './helpers/tls.ts';
 
 // DOMAIN with TLS=own (your certificate, `make tls-cert`) and TLS=cert-manager, on both overlays:
 // rendered by the real script with kubectl kustomize, validated against the Knative CRD schemas and
@@ -190,16 +190,8 @@ t.test(
       'another name: refused',
     );
 
-    const now = Date.now();
-    issueWithDates({
-      caCrt: join(dir, 'ca.crt'),
-      caKey: join(dir, 'ca.key'),
-      key: join(dir, `${DOMAIN}.key`),
-      host: DOMAIN,
-      from: new Date(now - 30 * DAY_MS),
-      until: new Date(now - DAY_MS),
-      out: join(dir, `${DOMAIN}.crt`),
-    });
+    const _now = Date.now();
+    reissue(dir, DOMAIN, -30, -1);
     r = deployScript(['tls-secret', 'minikube', 'default'], env);
     t.match(
       r.stderr,

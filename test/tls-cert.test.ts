@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { binWith, ROOT } from './helpers/kustomize.ts';
-import { DAY_MS, issueWithDates, notAfter, openssl, serialOf, tlsCert, verifies } from './helpers/tls.ts';
+import { DAY_MS, notAfter, openssl, reissue, serialOf, tlsCert, verifies } from './helpers/tls.ts';
 
 // scripts/tls-cert.sh with the real openssl, writing into a test folder (CERTS_DIR) so a user's own
 // certs/ is never touched. Near-expiry is real: a certificate openssl issued for 10 days.
@@ -81,30 +81,18 @@ t.test('renews a certificate that expires within 30 days, and only then', async 
   const dir = t.testdir();
   t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'first run');
   const crt = join(dir, `${DOMAIN}.crt`);
-  const ca = { caCrt: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), key: join(dir, `${DOMAIN}.key`) };
+  const ca = { caCrt: join(dir, 'ca.crt') };
   const now = Date.now();
 
   // 31 days left: kept.
-  issueWithDates({
-    ...ca,
-    host: DOMAIN,
-    from: new Date(now - DAY_MS),
-    until: new Date(now + 31 * DAY_MS),
-    out: crt,
-  });
+  reissue(dir, DOMAIN, -1, 31);
   const serial31 = serialOf(crt);
   let r = tlsCert(dir, [DOMAIN]);
   t.equal(r.status, 0, '31 days left: succeeds');
   t.equal(serialOf(crt), serial31, '31 days left: the certificate is kept');
 
   // 10 days left: a real short-lived certificate from the same CA and key.
-  issueWithDates({
-    ...ca,
-    host: DOMAIN,
-    from: new Date(now - DAY_MS),
-    until: new Date(now + 10 * DAY_MS),
-    out: crt,
-  });
+  reissue(dir, DOMAIN, -1, 10);
   const serial10 = serialOf(crt);
   t.ok(verifies(ca.caCrt, crt, DOMAIN).ok, 'the short-lived certificate is valid today');
   r = tlsCert(dir, [DOMAIN]);
@@ -116,13 +104,7 @@ t.test('renews a certificate that expires within 30 days, and only then', async 
   t.equal(mode(join(dir, `${DOMAIN}.key`)), 0o600, 'the new key is 0600');
 
   // Already expired: renewed as well.
-  issueWithDates({
-    ...ca,
-    host: DOMAIN,
-    from: new Date(now - 20 * DAY_MS),
-    until: new Date(now - DAY_MS),
-    out: crt,
-  });
+  reissue(dir, DOMAIN, -20, -1);
   t.notOk(verifies(ca.caCrt, crt, DOMAIN).ok, 'the expired certificate does not verify');
   t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'expired: succeeds');
   t.ok(verifies(ca.caCrt, crt, DOMAIN).ok, 'expired: replaced by one that verifies');

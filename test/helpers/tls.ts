@@ -117,3 +117,27 @@ export function issueWithDates(options: {
 }
 
 export const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Issues a certificate for `host` from the CA `make tls-cert` left in `certs`, with its key, valid from
+ * `fromDays` to `untilDays` days from now (negative: in the past); written to `out`, by default where
+ * `make tls-cert` keeps it.
+ */
+export function reissue(
+  certs: string,
+  host: string,
+  fromDays: number,
+  untilDays: number,
+  out = join(certs, `${host}.crt`),
+): void {
+  const now = Date.now();
+  issueWithDates({
+    caCrt: join(certs, 'ca.crt'),
+    caKey: join(certs, 'ca.key'),
+    key: join(certs, `${host}.key`),
+    host,
+    from: new Date(now + fromDays * DAY_MS),
+    until: new Date(now + untilDays * DAY_MS),
+    out,
+  });
+}
