@@ -26,6 +26,7 @@ import t from 'tap';
 import { boundaryArn, boundaryDocument } from '../scripts/aws/boundary.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
 import { OPERATOR_POLICY } from './helpers/iam-eval.ts';
+import { type Output, outputOf } from './helpers/process.ts';
 
 // The README's path, run as a new user runs it: an administrator bootstraps the account, then the real
 // CLIs run with only the keys of an IAM user holding docs/iam-policy.json, against moto_server with its
@@ -395,10 +396,7 @@ async function live(projects: string[]) {
 }
 
 /** The real AWS CLI with only the operator keys, against the emulator. */
-function awsCli(
-  args: string[],
-  keys = operator,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function awsCli(args: string[], keys = operator): Promise<Output> {
   const child = spawn('aws', args, {
     env: {
       PATH: process.env.PATH,
@@ -410,28 +408,12 @@ function awsCli(
       AWS_DEFAULT_REGION: 'us-east-1',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60_000,
+    killSignal: 'SIGKILL',
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d;
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve, reject) => {
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(
-        new Error(
-          err.code === 'ENOENT' ? 'the AWS CLI (aws) is not installed: pip install awscli' : err.message,
-        ),
-      );
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+  return outputOf(child).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(
+      err.code === 'ENOENT' ? 'the AWS CLI (aws) is not installed: pip install awscli' : err.message,
+    );
   });
 }

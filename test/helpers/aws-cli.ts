@@ -14,12 +14,9 @@ import { ensureBoundary } from '../../scripts/aws/boundary.ts';
 import { defaultTokenParameter } from '../../scripts/aws/tags.ts';
 import { type CliName, cliBundle } from './cli-bundle.ts';
 import { startMoto } from './moto.ts';
+import { type Output, outputOf } from './process.ts';
 
-export interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type Run = Output;
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -74,25 +71,13 @@ export async function startAwsCli(
     const child = spawn(command, argv, {
       env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 90_000,
+      killSignal: 'SIGKILL',
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
     t.teardown(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    return new Promise((resolve) =>
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      }),
-    );
+    return outputOf(child);
   }
 
   async function liveInstances(name: string): Promise<Instance[]> {

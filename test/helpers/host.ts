@@ -5,7 +5,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { eventually, type Teardown } from './process.ts';
+import { eventually, type Output, outputOf, type Teardown } from './process.ts';
 import { NODE22 } from './service.ts';
 
 /**
@@ -29,11 +29,7 @@ const HOST_ENV = [
   'HOME=/root',
 ];
 
-export interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type Result = Output;
 
 export interface Host {
   /** The host's root folder, as seen from this machine. */
@@ -261,25 +257,15 @@ function execIn(
   argv: string[],
   options: { input?: string; timeoutMs?: number } = {},
 ): Promise<Result> {
-  return new Promise((resolvePromise, reject) => {
-    // env -i: tap instruments child processes through NODE_OPTIONS, which must not reach the host's node.
-    const child = spawn('env', ['-i', ...HOST_ENV, 'nsenter', '-t', String(leader), '-a', '--', ...argv], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: options.timeoutMs ?? 60_000,
-      killSignal: 'SIGKILL',
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
-    // A command that exits without reading its input closes the pipe: not an error of ours.
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
+  // env -i: tap instruments child processes through NODE_OPTIONS, which must not reach the host's node.
+  const child = spawn('env', ['-i', ...HOST_ENV, 'nsenter', '-t', String(leader), '-a', '--', ...argv], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    timeout: options.timeoutMs ?? 60_000,
+    killSignal: 'SIGKILL',
   });
+  const output = outputOf(child);
+  // A command that exits without reading its input closes the pipe: not an error of ours.
+  child.stdin.on('error', () => {});
+  child.stdin.end(options.input ?? '');
+  return output;
 }

@@ -111,3 +111,25 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+export interface Output {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A child's whole output and exit status, once it has closed; rejects when it could not start. */
+export function outputOf(child: ChildProcess): Promise<Output> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout += d;
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d;
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
