@@ -1,7 +1,7 @@
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t from 'tap';
 import { bootHost, type Host } from './helpers/host.ts';
-import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, fastAgent, runPayloads } from './helpers/host-agent.ts';
 import { startMoto } from './helpers/moto.ts';
 import { eventually } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
@@ -62,16 +62,16 @@ t.test(
     await host.run(['sh', '-c', `cat > ${dropIn}/emulator.conf`], {
       input: `[Service]\nEnvironment=AWS_ENDPOINT_URL=${moto.endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test\n`,
     });
-    const payloads = await agentCommandPayloads(t, [
-      '--service-url',
-      `${service.url}/`,
-      '--schedule',
-      FAST_SCHEDULE,
-      '--api-token-parameter',
-      '/random-number/host-test/api-token',
-      '--region',
-      'us-east-1',
-    ]);
+    const payloads = await agentCommandPayloads(
+      t,
+      fastAgent(
+        `${service.url}/`,
+        '--api-token-parameter',
+        '/random-number/host-test/api-token',
+        '--region',
+        'us-east-1',
+      ),
+    );
     const install = (await runPayloads(host, payloads)).at(-1);
     t.not(install?.code, 0, 'install.sh reports that the agent did not start');
     t.match(

@@ -5,7 +5,7 @@ import { installArgs, readAgentFiles } from '../scripts/aws/agent-files.ts';
 import { buildDelivery, sha256 } from '../scripts/aws/delivery.ts';
 import { LINE } from './helpers/agent.ts';
 import { bootHost } from './helpers/host.ts';
-import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, FAST_SCHEDULE, fastAgent, runPayloads } from './helpers/host-agent.ts';
 import { eventually } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 
@@ -24,7 +24,7 @@ t.test(
     const url = `${service.url}/`;
 
     // --- install: the files `npm run agent-command` writes, run in order ---------------------------
-    const payloads = await agentCommandPayloads(t, ['--service-url', url, '--schedule', FAST_SCHEDULE]);
+    const payloads = await agentCommandPayloads(t, fastAgent(url));
     const installed = await runPayloads(host, payloads);
     const last = installed.at(-1);
     t.equal(installed.length, payloads.length, 'every payload ran');

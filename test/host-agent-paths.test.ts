@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { LINE } from './helpers/agent.ts';
 import { bootHost } from './helpers/host.ts';
-import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, fastAgent, runPayloads } from './helpers/host-agent.ts';
 import { startService } from './helpers/service.ts';
 
 // `--output-file` anywhere a user may put it: the unit's sandbox must open exactly that folder, and the
@@ -22,14 +22,7 @@ t.test('the agent writes wherever --output-file says, as the owner of that folde
   const service = await startService(t);
   const host = await bootHost(t);
   for (const { path, owner, what } of CASES) {
-    const payloads = await agentCommandPayloads(t, [
-      '--service-url',
-      `${service.url}/`,
-      '--schedule',
-      FAST_SCHEDULE,
-      '--output-file',
-      path,
-    ]);
+    const payloads = await agentCommandPayloads(t, fastAgent(`${service.url}/`, '--output-file', path));
     const install = (await runPayloads(host, payloads)).at(-1);
     t.equal(install?.code, 0, `${what}: installed (${install?.stderr.trim()})`);
     const lines = await host.linesAtLeast(path, 2, 10_000);

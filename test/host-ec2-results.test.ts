@@ -2,7 +2,7 @@ import t from 'tap';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { parseResults, resultsScript, summarize } from '../scripts/aws/results.ts';
 import { bootHost } from './helpers/host.ts';
-import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, fastAgent, runPayloads } from './helpers/host-agent.ts';
 import { eventually } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 
@@ -14,12 +14,7 @@ t.setTimeout(300_000);
 t.test("ec2-results' commands, run on the host, count what happened there", async (t) => {
   const first = await startService(t);
   const host = await bootHost(t);
-  const payloads = await agentCommandPayloads(t, [
-    '--service-url',
-    `${first.url}/`,
-    '--schedule',
-    FAST_SCHEDULE,
-  ]);
+  const payloads = await agentCommandPayloads(t, fastAgent(`${first.url}/`));
   t.equal((await runPayloads(host, payloads)).at(-1)?.code, 0, 'installed');
   await host.linesAtLeast(OUTPUT, 2, 10_000);
 

@@ -10,6 +10,15 @@ export const AGENT = 'random-number-agent';
 /** Every two seconds: a schedule period the tests can wait out many times. */
 export const FAST_SCHEDULE = '*/2 * * * * *';
 
+/** agent-command's flags for an agent that polls `serviceUrl` on FAST_SCHEDULE, then `more`. */
+export const fastAgent = (serviceUrl: string, ...more: string[]) => [
+  '--service-url',
+  serviceUrl,
+  '--schedule',
+  FAST_SCHEDULE,
+  ...more,
+];
+
 /**
  * The `commands` of each `aws ssm send-command` JSON file that `npm run agent-command` writes (the
  * real CLI, pre-compiled), in order: what SSM would run on the instance.
