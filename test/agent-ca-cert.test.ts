@@ -170,25 +170,15 @@ t.test('agent-command --ca-cert writes the PEM into the install JSON, and refuse
 t.test('provision-ec2 --ca-cert: checked before AWS is touched; the plan says what happens', async (t) => {
   const c = certs(t);
   const { cli } = await startAwsCli(t);
-  const bad = await cli('provision-ec2', [
-    '--service-url',
-    `https://${DOMAIN}/`,
-    '--ca-cert',
-    c.crt,
-    '--dry-run',
-  ]);
+  const dryRun = (...more: string[]) =>
+    cli('provision-ec2', ['--service-url', `https://${DOMAIN}/`, '--dry-run', ...more]);
+  const bad = await dryRun('--ca-cert', c.crt);
   t.equal(bad.code, 1, 'a server certificate instead of the CA: exit 1');
   t.match(bad.stderr, /--ca-cert .*holds no CA certificate/, 'says so');
-  const dry = await cli('provision-ec2', [
-    '--service-url',
-    `https://${DOMAIN}/`,
-    '--ca-cert',
-    c.ca,
-    '--dry-run',
-  ]);
+  const dry = await dryRun('--ca-cert', c.ca);
   t.equal(dry.code, 0, `--dry-run with a CA exits 0 (${dry.stderr})`);
   t.match(dry.stdout, /agent CA: .*ca\.crt .*trusted in addition to the public CAs/, 'the plan names the CA');
-  const keep = await cli('provision-ec2', ['--service-url', `https://${DOMAIN}/`, '--dry-run']);
+  const keep = await dryRun();
   t.match(
     keep.stdout,
     /agent CA: unchanged \(a CA installed by an earlier run is kept; --ca-cert none removes it\)/,

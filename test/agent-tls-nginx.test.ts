@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { readCaCert } from '../scripts/aws/ca-cert.ts';
 import { AGENT_BUNDLE, fileLines, LINE } from './helpers/agent.ts';
-import { startNginx } from './helpers/nginx.ts';
+import { nginxFront } from './helpers/nginx.ts';
 import { json, startProcess } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 import { reissue, tlsCert } from './helpers/tls.ts';
@@ -32,14 +32,7 @@ writeFileSync(hosts, `127.0.0.1 localhost ${DOMAIN}\n`);
 
 const service = await startService(t);
 /** nginx on loopback presenting `cert` for DOMAIN's requests, in front of the real service. */
-const nginxWith = (name: string, cert: string, key: string) =>
-  startNginx(t, {
-    dir: join(root, `nginx-${name}`),
-    serverName: DOMAIN,
-    cert,
-    key,
-    upstreamPort: service.port,
-  });
+const nginxWith = nginxFront(t, root, DOMAIN, service.port);
 
 /**
  * Installs the agent with the real install.sh under a prefix, with `--extra-ca-certs` as the payloads

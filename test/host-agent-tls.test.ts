@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import { LINE } from './helpers/agent.ts';
 import { bootHost, type Host } from './helpers/host.ts';
 import { AGENT, agentCommandPayloads, FAST_SCHEDULE, runPayloads } from './helpers/host-agent.ts';
-import { startNginx } from './helpers/nginx.ts';
+import { nginxFront } from './helpers/nginx.ts';
 import { eventually, json } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 import { reissue, tlsCert } from './helpers/tls.ts';
@@ -60,14 +60,7 @@ t.test(
     reissue(certs, DOMAIN, -30, -1, expired);
 
     const service = await startService(t);
-    const nginx = (name: string, cert: string, key: string) =>
-      startNginx(t, {
-        dir: join(dir, `nginx-${name}`),
-        serverName: DOMAIN,
-        cert,
-        key,
-        upstreamPort: service.port,
-      });
+    const nginx = nginxFront(t, dir, DOMAIN, service.port);
     const good = await nginx('good', join(certs, `${DOMAIN}.crt`), join(certs, `${DOMAIN}.key`));
     const other = await nginx('other', join(certs, `${OTHER}.crt`), join(certs, `${OTHER}.key`));
     const old = await nginx('expired', expired, join(certs, `${DOMAIN}.key`));

@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import t from 'tap';
 import { json } from './helpers/process.ts';
-import { startService } from './helpers/service.ts';
+import { type Service, startService } from './helpers/service.ts';
 
 /** Opens a raw connection and sends the start of a request: a request in flight as far as the server knows. */
 function halfRequest(port: number): Promise<{ socket: net.Socket; response: Promise<string> }> {
@@ -143,10 +143,7 @@ t.test('a slow stdout reader: every request line and the shutdown line arrive af
     }),
   ]);
   t.equal(statuses.filter((s) => s === 200).length, 3000, 'every request answered 200');
-  service.kill('SIGTERM');
-  setTimeout(() => service.child.stdout?.resume(), 300);
-  const { code } = await service.exited;
-  await new Promise((resolve) => service.child.stdout?.once('close', resolve));
+  const code = await stopWhileReaderStalls(service, 300);
   t.equal(code, 0, 'exit code 0');
   t.equal(loggedIds(service.stdout, 'slow-').size, 3000, 'a line for each of the 3000 requests');
   t.equal(json(service.stdout.at(-1) ?? '').msg, 'shutdown complete', 'the shutdown line is the last one');
@@ -160,10 +157,7 @@ t.test(
     t.equal(statuses.length, 500, '500 requests answered');
     const stuck = await halfRequest(service.port);
     service.child.stdout?.pause();
-    service.kill('SIGTERM');
-    setTimeout(() => service.child.stdout?.resume(), 600);
-    const { code } = await service.exited;
-    await new Promise((resolve) => service.child.stdout?.once('close', resolve));
+    const code = await stopWhileReaderStalls(service, 600);
     t.equal(code, 0, 'exit code 0');
     t.equal(loggedIds(service.stdout, 'forced-').size, 500, 'a line for each of the 500 requests');
     t.ok(
@@ -173,3 +167,12 @@ t.test(
     t.equal(await stuck.response, '', 'the stuck client was disconnected');
   },
 );
+
+/** SIGTERM while stdout is not read; reading resumes after `stallMs`. The exit code, once stdout is drained. */
+async function stopWhileReaderStalls(service: Service, stallMs: number): Promise<number | null> {
+  service.kill('SIGTERM');
+  setTimeout(() => service.child.stdout?.resume(), stallMs);
+  const { code } = await service.exited;
+  await new Promise((resolve) => service.child.stdout?.once('close', resolve));
+  return code;
+}

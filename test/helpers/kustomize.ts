@@ -95,26 +95,21 @@ function crdValidator(apiVersion: string, kind: string): ValidateFunction | unde
   return crdValidators.get(`${apiVersion}/${kind}`);
 }
 
+/** The kubernetes-models class of each kind we ship, by apiVersion/kind. */
+const MODELS: Record<string, new (obj: Manifest) => { validate(): void }> = {
+  'serving.knative.dev/v1/Service': Service,
+  'serving.knative.dev/v1beta1/DomainMapping': DomainMapping,
+  'networking.internal.knative.dev/v1alpha1/ClusterDomainClaim': ClusterDomainClaim,
+  'v1/Namespace': Namespace,
+};
+
 /** Throws with every problem when `obj` breaks its model's schema or its CRD's schema. */
 export function validateManifest(obj: Manifest): void {
   const key = `${obj.apiVersion}/${obj.kind}`;
   const name: string | undefined = obj.metadata?.name;
-  switch (key) {
-    case 'serving.knative.dev/v1/Service':
-      new Service(obj).validate();
-      break;
-    case 'serving.knative.dev/v1beta1/DomainMapping':
-      new DomainMapping(obj).validate();
-      break;
-    case 'networking.internal.knative.dev/v1alpha1/ClusterDomainClaim':
-      new ClusterDomainClaim(obj).validate();
-      break;
-    case 'v1/Namespace':
-      new Namespace(obj).validate();
-      break;
-    default:
-      throw new Error(`no schema known for ${key}: add one before shipping this kind`);
-  }
+  const Model = MODELS[key];
+  if (!Model) throw new Error(`no schema known for ${key}: add one before shipping this kind`);
+  new Model(obj).validate();
   const crd = crdValidator(obj.apiVersion, obj.kind);
   if (crd && !crd(obj)) {
     const errors = (crd.errors ?? []).map(

@@ -84,3 +84,12 @@ function accepts(port: number): Promise<boolean> {
     socket.once('error', () => resolve(false));
   });
 }
+
+/**
+ * A maker of nginx instances in front of the service on `upstreamPort`, each presenting its own
+ * certificate for `serverName`, each in its own folder under `root`.
+ */
+export function nginxFront(t: Teardown, root: string, serverName: string, upstreamPort: number) {
+  return (name: string, cert: string, key: string) =>
+    startNginx(t, { dir: join(root, `nginx-${name}`), serverName, cert, key, upstreamPort });
+}
