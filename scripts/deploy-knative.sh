@@ -132,11 +132,10 @@ cmd_check() {
   check_domain
   check_tls "$overlay"
 
-  if [[ "$overlay" == minikube ]]; then
-    have minikube || problem "minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube"
-  else
-    have docker || problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)"
-  fi
+  [[ "$overlay" != minikube ]] || have minikube ||
+    problem "minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube"
+  [[ "$overlay" != cloud ]] || have docker ||
+    problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)"
 
   if ! have kubectl; then
     problem "kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)"
@@ -220,10 +219,6 @@ cmd_render() {
   check_domain
   check_tls "$overlay" mode-only
   refuse
-  if [[ "$overlay" == minikube && -z "${DOMAIN:-}" ]]; then
-    kubectl kustomize "$ROOT/kustomize/overlays/minikube"
-    return
-  fi
   tmp="$(mktemp -d)"
   # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
   trap "rm -rf '$tmp'" EXIT

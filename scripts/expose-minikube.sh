@@ -36,9 +36,9 @@ check_inputs() {
 # This machine's address on the home network, for the router's forwarding rule; a placeholder when
 # it cannot be told (several interfaces, macOS without en0, ...).
 lan_address() {
-  local ip=""
-  if have hostname; then ip="$(hostname -I 2>/dev/null | awk '{print $1}')" || ip=""; fi
-  if [[ -z "$ip" ]] && have ipconfig; then ip="$(ipconfig getifaddr en0 2>/dev/null)" || ip=""; fi
+  local ip
+  ip="$(hostname -I 2>/dev/null | awk '{print $1}')" || ip=""
+  [[ -n "$ip" ]] || ip="$(ipconfig getifaddr en0 2>/dev/null)" || ip=""
   [[ -n "$ip" ]] || ip="<this machine's LAN address>"
   echo "$ip"
 }
@@ -121,16 +121,8 @@ in_background() {
   child=""
 }
 
-case "${1:-}" in
-  steps)
-    check_inputs
-    print_steps
-    ;;
-  '')
-    check_inputs
-    check_cluster
-    print_steps
-    forward
-    ;;
-  *) die "usage: $0 [steps]  (DOMAIN=<name> EXPOSE_PORT=<port> in the environment)" ;;
-esac
+[[ "${1:-}" =~ ^(steps)?$ ]] || die "usage: $0 [steps]  (DOMAIN=<name> EXPOSE_PORT=<port> in the environment)"
+check_inputs
+[[ "${1:-}" == steps ]] || check_cluster
+print_steps
+[[ "${1:-}" == steps ]] || forward
