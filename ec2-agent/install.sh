@@ -28,13 +28,12 @@
 set -euo pipefail
 
 NAME=random-number-agent
-SELF=install.sh
 
 die() {
-  echo "$SELF: error: $*" >&2
+  echo "install.sh: error: $*" >&2
   exit 1
 }
-say() { echo "$SELF: $*"; }
+say() { echo "install.sh: $*"; }
 
 SCHEDULE=${SCHEDULE:-'* * * * *'}
 OUTPUT_FILE=${OUTPUT_FILE:-/root/randomNumber.txt}

@@ -108,13 +108,6 @@ check_overlay() {
     die "unknown OVERLAY '$1': use OVERLAY=minikube or OVERLAY=cloud (folders in kustomize/overlays)"
 }
 
-# Output is captured before matching: `kubectl ... | grep -q` can fail under pipefail (SIGPIPE).
-knative_installed() {
-  local resources
-  resources="$(kubectl api-resources --api-group=serving.knative.dev -o name 2>/dev/null)" || return 1
-  [[ $'\n'"$resources"$'\n' == *$'\n'services.serving.knative.dev$'\n'* ]]
-}
-
 # random-number:dev must not be resolved to a digest on Docker Hub (setup-minikube arranges that).
 local_tags_skipped() {
   local registries
@@ -149,7 +142,8 @@ cmd_check() {
     problem "kubectl's current context is '$context', not minikube profile '$PROFILE': run kubectl config use-context $PROFILE (or make setup-minikube)"
   elif ! kubectl get --raw /version --request-timeout=15s >/dev/null 2>&1; then
     problem "cannot reach the cluster of kubectl context '$context': is it running? (minikube: make setup-minikube)"
-  elif ! knative_installed; then
+  # grep without -q reads to the end: under pipefail, -q's early exit could fail kubectl (SIGPIPE).
+  elif ! kubectl api-resources --api-group=serving.knative.dev -o name 2>/dev/null | grep -x services.serving.knative.dev >/dev/null; then
     problem "Knative Serving is not installed in context '$context' (no services.serving.knative.dev): minikube: make setup-minikube; elsewhere: https://knative.dev/docs/install/"
   elif [[ "$overlay" == minikube ]] && ! local_tags_skipped; then
     problem "Knative would look up random-number:dev on Docker Hub and fail: run make setup-minikube (it adds index.docker.io to registries-skipping-tag-resolving)"
