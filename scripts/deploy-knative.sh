@@ -103,11 +103,6 @@ check_cert() {
   fi
 }
 
-check_overlay() {
-  [[ "$1" == minikube || "$1" == cloud ]] ||
-    die "unknown OVERLAY '$1': use OVERLAY=minikube or OVERLAY=cloud (folders in kustomize/overlays)"
-}
-
 # random-number:dev must not be resolved to a digest on Docker Hub (setup-minikube arranges that).
 local_tags_skipped() {
   local registries
@@ -119,7 +114,6 @@ local_tags_skipped() {
 # Reports every problem at once (inputs, tools, kubectl context, cluster, Knative), then fails.
 cmd_check() {
   local overlay="$1" image="${2:-}" context
-  check_overlay "$overlay"
   check_image "$overlay" "$image"
   check_token
   check_domain
@@ -183,7 +177,6 @@ cmd_secret() {
 # terminal, never into the working tree. Nothing to do for cert-manager or without DOMAIN.
 cmd_tls_secret() {
   local overlay="$1" namespace="$2" mode
-  check_overlay "$overlay"
   mode="$(tls_mode "$overlay")"
   if [[ "$mode" != own ]]; then
     say "TLS=${mode:-none}: no TLS Secret to write${mode:+ (the certificate comes from cert-manager)}"
@@ -208,7 +201,6 @@ cmd_tls_secret() {
 # kustomization over a copy of kustomize/, so the committed overlays stay clean placeholders.
 cmd_render() {
   local overlay="$1" image="${2:-}" tmp
-  check_overlay "$overlay"
   check_image "$overlay" "$image"
   check_domain
   check_tls "$overlay" mode-only
@@ -251,7 +243,6 @@ cmd_render() {
 # 80 of the sslip.io name is only served with `minikube tunnel`.
 cmd_url() {
   local overlay="$1" namespace="$2" url host auth="" cacert="" ip port
-  check_overlay "$overlay"
   url="$(kubectl get ksvc "$SERVICE" -n "$namespace" -o jsonpath='{.status.url}')"
   [[ -n "$url" ]] || die "ksvc/$SERVICE in namespace $namespace has no URL yet: kubectl describe ksvc $SERVICE -n $namespace"
   # The curl refers to the variable, never to the token itself.
@@ -296,14 +287,15 @@ main() {
   local cmd="${1:-}"
   (($# > 0)) && shift
   case "$cmd" in
-    check) (($# >= 1)) || die "usage: $0 check <minikube|cloud> [IMAGE]"; cmd_check "$@" ;;
-    secret) (($# == 1)) || die "usage: $0 secret <namespace>"; cmd_secret "$@" ;;
-    tls-secret) (($# == 2)) || die "usage: $0 tls-secret <minikube|cloud> <namespace>"; cmd_tls_secret "$@" ;;
-    render) (($# >= 1)) || die "usage: $0 render <minikube|cloud> [IMAGE]"; cmd_render "$@" ;;
-    url) (($# == 2)) || die "usage: $0 url <minikube|cloud> <namespace>"; cmd_url "$@" ;;
-    not-ready) (($# == 1)) || die "usage: $0 not-ready <namespace>"; cmd_not_ready "$@" ;;
+    check | render) (($# >= 1)) || die "usage: $0 $cmd <minikube|cloud> [IMAGE]" ;;
+    tls-secret | url) (($# == 2)) || die "usage: $0 $cmd <minikube|cloud> <namespace>" ;;
+    secret | not-ready) (($# == 1)) || die "usage: $0 $cmd <namespace>" ;;
     *) die "usage: $0 <check|secret|tls-secret|render|url|not-ready> ... (see the comment at the top of this file)" ;;
   esac
+  # Every step but these two takes the overlay first.
+  [[ "$cmd" == secret || "$cmd" == not-ready || "$1" == minikube || "$1" == cloud ]] ||
+    die "unknown OVERLAY '$1': use OVERLAY=minikube or OVERLAY=cloud (folders in kustomize/overlays)"
+  "cmd_${cmd//-/_}" "$@"
 }
 
 main "$@"
