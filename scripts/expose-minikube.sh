@@ -23,16 +23,6 @@ readonly PORT="${EXPOSE_PORT:-8443}"
 readonly NAMESPACE=kourier-system
 readonly SERVICE=kourier
 
-check_inputs() {
-  [[ -n "${DOMAIN:-}" ]] ||
-    die "DOMAIN is required: the public name the agent calls, e.g. DOMAIN=myhome.duckdns.org make expose-minikube"
-  [[ "$DOMAIN" =~ $DOMAIN_RE ]] ||
-    die "DOMAIN '$DOMAIN' is not a lower-case DNS name like myhome.duckdns.org"
-  if ! [[ "$PORT" =~ ^[1-9][0-9]{3,4}$ ]] || ((PORT > 65535)); then
-    die "EXPOSE_PORT must be a whole number from 1024 to 65535 (a port a normal user may open; got '$PORT')"
-  fi
-}
-
 # This machine's address on the home network, for the router's forwarding rule; a placeholder when
 # it cannot be told (several interfaces, macOS without en0, ...).
 lan_address() {
@@ -122,7 +112,12 @@ in_background() {
 }
 
 [[ "${1:-}" =~ ^(steps)?$ ]] || die "usage: $0 [steps]  (DOMAIN=<name> EXPOSE_PORT=<port> in the environment)"
-check_inputs
+[[ -n "${DOMAIN:-}" ]] ||
+  die "DOMAIN is required: the public name the agent calls, e.g. DOMAIN=myhome.duckdns.org make expose-minikube"
+[[ "$DOMAIN" =~ $DOMAIN_RE ]] || die "DOMAIN '$DOMAIN' is not a lower-case DNS name like myhome.duckdns.org"
+if ! [[ "$PORT" =~ ^[1-9][0-9]{3,4}$ ]] || ((PORT > 65535)); then
+  die "EXPOSE_PORT must be a whole number from 1024 to 65535 (a port a normal user may open; got '$PORT')"
+fi
 [[ "${1:-}" == steps ]] || check_cluster
 print_steps
 [[ "${1:-}" == steps ]] || forward

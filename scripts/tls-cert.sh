@@ -105,13 +105,11 @@ else
   wrote+=("$crt" "$key (0600)")
 fi
 
-expires="$(enddate "$crt")"
 ((${#wrote[@]} == 0)) || printf 'wrote: %s\n' "${wrote[@]}"
 ((${#kept[@]} == 0)) || printf 'kept:  %s\n' "${kept[@]}"
-rel_ca="${ca_crt#"$ROOT"/}"
 cat <<EOF
-$domain: valid until $expires (renewed by this command from 30 days before)
+$domain: valid until $(enddate "$crt") (renewed by this command from 30 days before)
 next:
   DOMAIN=$domain TLS=own make deploy-knative            # the cluster serves https://$domain/ with it
-  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert $rel_ca   # the agent trusts the CA
+  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert ${ca_crt#"$ROOT"/}   # the agent trusts the CA
 EOF
