@@ -34,13 +34,12 @@ lan_address() {
 }
 
 print_steps() {
-  local ca="${CERTS#"$ROOT"/}/ca.crt" lan
-  lan="$(lan_address)"
+  local ca="${CERTS#"$ROOT"/}/ca.crt"
   cat <<EOF
 Kourier's HTTPS port (svc/$SERVICE 443 in $NAMESPACE) is forwarded to 0.0.0.0:$PORT on this machine.
 
 By hand, once (the script cannot do these):
-  1. Router: forward TCP port 443 from the internet to $lan:$PORT.
+  1. Router: forward TCP port 443 from the internet to $(lan_address):$PORT.
      443 outside, so the URL has no port and the Host header is exactly $DOMAIN (the DomainMapping).
   2. Dynamic DNS: point $DOMAIN at your home's public IP address and keep it updated when the
      provider changes it (DuckDNS's updater, or your router's DDNS client). Your public address:
