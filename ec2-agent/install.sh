@@ -28,38 +28,29 @@
 set -euo pipefail
 
 NAME=random-number-agent
-SELF=install.sh
 
 die() {
-  echo "$SELF: error: $*" >&2
+  echo "install.sh: error: $*" >&2
   exit 1
 }
-say() { echo "$SELF: $*"; }
+say() { echo "install.sh: $*"; }
 
-usage() {
-  sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-}
-
-BUNDLE=${BUNDLE:-}
-BUNDLE_SHA256=${BUNDLE_SHA256:-}
-SERVICE_URL=${SERVICE_URL:-}
 SCHEDULE=${SCHEDULE:-'* * * * *'}
 OUTPUT_FILE=${OUTPUT_FILE:-/root/randomNumber.txt}
-API_TOKEN_PARAMETER=${API_TOKEN_PARAMETER:-}
-AWS_REGION=${AWS_REGION:-}
 REQUEST_TIMEOUT_MS=${REQUEST_TIMEOUT_MS:-20000}
 LOG_LEVEL=${LOG_LEVEL:-info}
-EXTRA_CA_CERTS=${EXTRA_CA_CERTS:-}
 UNIT=${UNIT:-$(dirname "${BASH_SOURCE[0]}")/$NAME.service}
-PREFIX=${PREFIX:-}
-NODE_BIN=${NODE_BIN:-}
+# The others are empty unless the environment sets them.
+for name in BUNDLE BUNDLE_SHA256 SERVICE_URL API_TOKEN_PARAMETER AWS_REGION EXTRA_CA_CERTS PREFIX NODE_BIN; do
+  printf -v "$name" '%s' "${!name:-}"
+done
 
 while (($# > 0)); do
   flag=$1
-  value=
   case $flag in
   -h | --help)
-    usage
+    # The usage: lines 5 to 7 of this file.
+    sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 0
     ;;
   --*=*)
@@ -75,18 +66,14 @@ while (($# > 0)); do
   esac
   shift
   case $flag in
-  --bundle) BUNDLE=$value ;;
   --sha256) BUNDLE_SHA256=$value ;;
-  --service-url) SERVICE_URL=$value ;;
-  --schedule) SCHEDULE=$value ;;
-  --output-file) OUTPUT_FILE=$value ;;
-  --api-token-parameter) API_TOKEN_PARAMETER=$value ;;
-  --aws-region) AWS_REGION=$value ;;
-  --request-timeout-ms) REQUEST_TIMEOUT_MS=$value ;;
-  --log-level) LOG_LEVEL=$value ;;
-  --extra-ca-certs) EXTRA_CA_CERTS=$value ;;
-  --unit) UNIT=$value ;;
-  --prefix) PREFIX=$value ;;
+  --bundle | --service-url | --schedule | --output-file | --api-token-parameter | --aws-region | \
+    --request-timeout-ms | --log-level | --extra-ca-certs | --unit | --prefix)
+    # The variable of the same name: --service-url sets SERVICE_URL.
+    flag=${flag#--}
+    flag=${flag//-/_}
+    printf -v "${flag^^}" '%s' "$value"
+    ;;
   *) die "unknown flag: $flag (see --help)" ;;
   esac
 done
@@ -103,10 +90,8 @@ read -r -a fields <<<"$SCHEDULE"
 [[ $OUTPUT_FILE == /* && $OUTPUT_FILE != */ && $OUTPUT_FILE != *[[:space:]]* ]] ||
   die "--output-file must be an absolute file path without spaces (got $OUTPUT_FILE)"
 [[ $REQUEST_TIMEOUT_MS =~ ^[0-9]+$ ]] || die "--request-timeout-ms must be a whole number of milliseconds (got $REQUEST_TIMEOUT_MS)"
-case $LOG_LEVEL in
-fatal | error | warn | info | debug | trace | silent) ;;
-*) die "--log-level must be one of fatal, error, warn, info, debug, trace, silent (got $LOG_LEVEL)" ;;
-esac
+[[ $LOG_LEVEL =~ ^(fatal|error|warn|info|debug|trace|silent)$ ]] ||
+  die "--log-level must be one of fatal, error, warn, info, debug, trace, silent (got $LOG_LEVEL)"
 [[ -z $API_TOKEN_PARAMETER || $API_TOKEN_PARAMETER =~ ^[a-zA-Z0-9_./-]+$ ]] ||
   die "--api-token-parameter must be an SSM parameter name (got $API_TOKEN_PARAMETER)"
 [[ -z $AWS_REGION || $AWS_REGION =~ ^[a-z0-9-]+$ ]] || die "--aws-region must look like us-east-1 (got $AWS_REGION)"
@@ -135,7 +120,6 @@ fi
 # --- Node.js 22 --------------------------------------------------------------------------------
 # nodejs22 on Amazon Linux 2023 installs /usr/bin/node-22; /usr/bin/node is an alternatives link
 # that may point at another major version, so the unit names node-22 when it exists.
-node_major() { "$1" -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null || true; }
 if [[ -z $NODE_BIN ]]; then
   if [[ -z $PREFIX && ! -x /usr/bin/node-22 ]]; then
     say "installing Node.js 22 (dnf install -y nodejs22)"
@@ -143,7 +127,7 @@ if [[ -z $NODE_BIN ]]; then
   fi
   if [[ -x /usr/bin/node-22 || -n $PREFIX ]]; then
     NODE_BIN=/usr/bin/node-22
-  elif command -v node >/dev/null && [[ $(node_major "$(command -v node)") == 22 ]]; then
+  elif [[ $(node -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null) == 22 ]]; then
     NODE_BIN=$(command -v node)
   else
     die "no Node.js 22 found after installing nodejs22 (looked for /usr/bin/node-22 and node on PATH)"
@@ -199,9 +183,7 @@ put() {
   fi
 }
 
-if [[ -z $PREFIX ]]; then
-  "$NODE_BIN" --check "$BUNDLE" || die "$BUNDLE does not parse as JavaScript with $NODE_BIN"
-fi
+[[ -n $PREFIX ]] || "$NODE_BIN" --check "$BUNDLE" || die "$BUNDLE does not parse as JavaScript with $NODE_BIN"
 put "$opt_dir/ec2-agent.mjs" 0644 <"$BUNDLE"
 ca_file=/etc/$NAME/extra-ca.pem
 # An upgrade without the flag must not silently drop the trust the agent needs to reach the service.
@@ -220,13 +202,10 @@ quote() {
 }
 {
   echo "# Written by install.sh; rerun it to change these (edits here are overwritten)."
-  echo "SERVICE_URL=$(quote "$SERVICE_URL")"
-  echo "SCHEDULE=$(quote "$SCHEDULE")"
-  echo "OUTPUT_FILE=$(quote "$OUTPUT_FILE")"
-  echo "REQUEST_TIMEOUT_MS=$(quote "$REQUEST_TIMEOUT_MS")"
-  echo "LOG_LEVEL=$(quote "$LOG_LEVEL")"
-  [[ -z $API_TOKEN_PARAMETER ]] || echo "API_TOKEN_PARAMETER=$(quote "$API_TOKEN_PARAMETER")"
-  [[ -z $AWS_REGION ]] || echo "AWS_REGION=$(quote "$AWS_REGION")"
+  # The first five are never empty (validated above); the token parameter and region only when given.
+  for name in SERVICE_URL SCHEDULE OUTPUT_FILE REQUEST_TIMEOUT_MS LOG_LEVEL API_TOKEN_PARAMETER AWS_REGION; do
+    [[ -z ${!name} ]] || echo "$name=$(quote "${!name}")"
+  done
   [[ ! -f $PREFIX$ca_file ]] || echo "NODE_EXTRA_CA_CERTS=$(quote "$ca_file")"
 } | put "$etc_dir/agent.env" 0600
 

@@ -5,13 +5,11 @@ import { build } from 'esbuild';
  * what the container image and the EC2 instance hold. CommonJS dependencies (pino) call `require`
  * for Node built-ins, which plain ESM lacks, hence the createRequire banner.
  */
-export const BUNDLES: Record<string, string> = {
-  'random-number': 'functions/random-number/server.ts',
-  'ec2-agent': 'ec2-agent/main.ts',
-};
-
 await build({
-  entryPoints: BUNDLES,
+  entryPoints: {
+    'random-number': 'functions/random-number/server.ts',
+    'ec2-agent': 'ec2-agent/main.ts',
+  },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   bundle: true,

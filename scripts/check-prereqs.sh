@@ -4,12 +4,11 @@
 set -euo pipefail
 
 missing=0
-need() { # need <command> <how to install>
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "missing prerequisite: $1 — $2" >&2
-    missing=1
-  fi
+lack() { # lack <what> <how to install>
+  echo "missing prerequisite: $1 — $2" >&2
+  missing=1
 }
+need() { command -v "$1" >/dev/null 2>&1 || lack "$@"; } # need <command> <how to install>
 
 if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing shellcheck (Debian package)..." >&2
@@ -28,17 +27,12 @@ if ! command -v openssl >/dev/null 2>&1 || ! [ -x /usr/sbin/nginx ]; then
   fi
 fi
 need openssl "install it: apt-get install openssl (or brew install openssl)"
-if ! [ -x /usr/sbin/nginx ]; then
-  echo "missing prerequisite: /usr/sbin/nginx — install it: apt-get install nginx (the TLS tests run it on loopback)" >&2
-  missing=1
-fi
+[ -x /usr/sbin/nginx ] || lack /usr/sbin/nginx "install it: apt-get install nginx (the TLS tests run it on loopback)"
 need unshare "install util-linux (the TLS test runs the agent with a private /etc/hosts; needs root)"
 need kubectl "install kubectl (it carries kustomize): https://kubernetes.io/docs/tasks/tools/"
 need shellcheck "install it: apt-get install shellcheck (or brew install shellcheck)"
 # The IAM test runs the README's `aws ssm send-command` path with the real AWS CLI (v1 or v2).
 need aws "install the AWS CLI: pip install awscli, or apt-get install awscli, or https://aws.amazon.com/cli/"
-if ! command -v moto_server >/dev/null 2>&1 && ! python3 -c 'import moto.server' >/dev/null 2>&1; then
-  echo "missing prerequisite: moto_server (local AWS emulator) — install it: pip install 'moto[server]'" >&2
-  missing=1
-fi
+command -v moto_server >/dev/null 2>&1 || python3 -c 'import moto.server' >/dev/null 2>&1 ||
+  lack "moto_server (local AWS emulator)" "install it: pip install 'moto[server]'"
 exit "$missing"

@@ -10,9 +10,7 @@ DATA_DIR=${DATA_DIR:-data}
 OUTPUT_FILE=$DATA_DIR/randomNumber.txt
 SERVICE_LOG=$DATA_DIR/service.log
 
-for bundle in dist/random-number.mjs dist/ec2-agent.mjs; do
-  [[ -f $bundle ]] || npm run --silent build
-done
+[[ -f dist/random-number.mjs && -f dist/ec2-agent.mjs ]] || npm run --silent build
 mkdir -p "$DATA_DIR"
 
 service_pid=
@@ -55,7 +53,6 @@ start_service() {
   return 1
 }
 
-port=
 if [[ -n ${PORT:-} ]]; then
   start_service "$PORT" || { echo "demo: the service could not start on port $PORT; see $SERVICE_LOG" >&2; exit 1; }
 elif ! start_service 8080; then

@@ -14,130 +14,93 @@
 # integration, the default on cloud), CERTS_DIR (default certs/), MINIKUBE_PROFILE (default minikube).
 # Nothing here writes into the working tree.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly ROOT
 # The cloud overlay's placeholder image: `render` replaces it with IMAGE.
 readonly PLACEHOLDER_IMAGE=ghcr.io/example/random-number
 readonly SERVICE=random-number
 readonly SECRET=random-number-api-token
 # Named by kustomize/components/own-tls.
 readonly TLS_SECRET=random-number-tls
-readonly CERTS="${CERTS_DIR:-$ROOT/certs}"
-readonly PROFILE="${MINIKUBE_PROFILE:-minikube}"
 
-die() {
-  echo "deploy-knative: $*" >&2
-  exit 1
-}
+# The check_* functions add what is wrong to `problems`: `check` reports them all at once, the other
+# steps stop at the first (refuse).
+problems=()
+problem() { problems+=("$*"); }
+refuse() { ((${#problems[@]} == 0)) || die "${problems[0]}"; }
 
-have() { command -v "$1" >/dev/null 2>&1; }
-
-# Prints nothing and succeeds when IMAGE is a pinned registry reference; else prints why not.
-image_problem() {
-  local image="$1" last
-  if [[ -z "$image" ]]; then
-    echo "IMAGE is required for OVERLAY=cloud: pass IMAGE=registry.example.com/you/random-number:1.0.0 (a tag or @sha256 digest you can push to)"
-    return
-  fi
-  if [[ "$image" =~ [[:space:]\'\"] ]]; then
-    echo "IMAGE '$image' contains spaces or quotes: expected registry/name:tag or registry/name@sha256:digest"
-    return
-  fi
-  if [[ "$image" == *@* ]]; then
-    [[ "${image#*@}" =~ ^sha256:[0-9a-f]{64}$ ]] || echo "IMAGE '$image' has a malformed digest: expected @sha256:<64 hex digits>"
-    return
-  fi
-  last="${image##*/}"
-  if [[ "$last" != *:* ]]; then
-    echo "IMAGE '$image' has no tag: that means :latest; give an explicit tag or digest"
+# IMAGE: none on minikube; on cloud a pinned registry reference.
+check_image() {
+  local overlay="$1" image="$2" last="${2##*/}"
+  if [[ "$overlay" == minikube ]]; then
+    [[ -z "$image" ]] || problem "IMAGE is for OVERLAY=cloud; minikube always runs random-number:dev built inside minikube"
+  elif [[ -z "$image" ]]; then
+    problem "IMAGE is required for OVERLAY=cloud: pass IMAGE=registry.example.com/you/random-number:1.0.0 (a tag or @sha256 digest you can push to)"
+  elif [[ "$image" =~ [[:space:]\'\"] ]]; then
+    problem "IMAGE '$image' contains spaces or quotes: expected registry/name:tag or registry/name@sha256:digest"
+  elif [[ "$image" == *@* ]]; then
+    [[ "${image#*@}" =~ ^sha256:[0-9a-f]{64}$ ]] || problem "IMAGE '$image' has a malformed digest: expected @sha256:<64 hex digits>"
+  elif [[ "$last" != *:* ]]; then
+    problem "IMAGE '$image' has no tag: that means :latest; give an explicit tag or digest"
   elif [[ "${last##*:}" == latest ]]; then
-    echo "IMAGE '$image' uses :latest, which Knative cannot pin to one revision; use a version tag or a digest"
+    problem "IMAGE '$image' uses :latest, which Knative cannot pin to one revision; use a version tag or a digest"
   elif [[ "$image" != */* ]]; then
-    echo "IMAGE '$image' names no registry: the cluster must pull it, e.g. ghcr.io/you/random-number:1.0.0"
+    problem "IMAGE '$image' names no registry: the cluster must pull it, e.g. ghcr.io/you/random-number:1.0.0"
   fi
 }
 
 # The rule of lib/contract.ts (TOKEN_PATTERN; test/contract.test.ts keeps them equal), checked before
 # the cluster is touched: a token the service would refuse at start never reaches a Secret.
 token_re='^[A-Za-z0-9._~+/-]+=*$'
-token_problem() {
-  if [[ -n "${API_TOKEN:-}" ]] && ! [[ "$API_TOKEN" =~ $token_re ]]; then
-    echo "API_TOKEN must be a Bearer token: letters, digits and -._~+/ (then = padding), as \`openssl rand -hex 32\` makes"
-  fi
+check_token() {
+  [[ -z "${API_TOKEN:-}" || "$API_TOKEN" =~ $token_re ]] ||
+    problem "API_TOKEN must be a Bearer token: letters, digits and -._~+/ (then = padding), as \`openssl rand -hex 32\` makes"
 }
 
-domain_problem() {
-  [[ -z "${DOMAIN:-}" ]] && return
-  if ! [[ "$DOMAIN" =~ ^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z][-a-z0-9]*[a-z0-9]$ ]]; then
-    echo "DOMAIN '$DOMAIN' is not a lower-case DNS name like api.example.org"
-  fi
+check_domain() {
+  [[ -z "${DOMAIN:-}" || "$DOMAIN" =~ $DOMAIN_RE ]] || problem "DOMAIN '$DOMAIN' is not a lower-case DNS name like api.example.org"
 }
 
 # How TLS is done for DOMAIN: TLS when given, else cert-manager on cloud (a public CA) and own on
 # minikube (no cert-manager there); nothing without DOMAIN.
 tls_mode() {
-  local overlay="$1"
-  [[ -n "${DOMAIN:-}" ]] || return 0
-  if [[ -n "${TLS:-}" ]]; then
-    echo "$TLS"
-  elif [[ "$overlay" == cloud ]]; then
-    echo cert-manager
-  else
-    echo own
-  fi
+  local default=own
+  [[ "$1" != cloud ]] || default=cert-manager
+  [[ -z "${DOMAIN:-}" ]] || echo "${TLS:-$default}"
 }
 
-# What is wrong with TLS and DOMAIN for this overlay; nothing when all is well. With `mode-only`, the
-# certificate files are not looked at (rendering works on a clean clone, without certs/).
-tls_problem() {
+# TLS and DOMAIN for this overlay. With `mode-only`, the certificate files are not looked at
+# (rendering works on a clean clone, without certs/).
+check_tls() {
   local overlay="$1" what="${2:-all}" mode
-  if [[ -n "${TLS:-}" && -z "${DOMAIN:-}" ]]; then
-    echo "TLS=$TLS needs DOMAIN: the name the certificate is for, e.g. DOMAIN=numbers.example.org TLS=$TLS"
-    return
-  fi
   mode="$(tls_mode "$overlay")"
   case "$mode" in
-    '') ;;
-    own) [[ "$what" == mode-only ]] || cert_problem ;;
+    '') [[ -z "${TLS:-}" ]] || problem "TLS=$TLS needs DOMAIN: the name the certificate is for, e.g. DOMAIN=numbers.example.org TLS=$TLS" ;;
+    own) [[ "$what" == mode-only ]] || check_cert ;;
     cert-manager)
       [[ "$overlay" == cloud ]] ||
-        echo "TLS=cert-manager is for OVERLAY=cloud (make setup-minikube installs no cert-manager): on minikube use TLS=own with make tls-cert DOMAIN=$DOMAIN"
+        problem "TLS=cert-manager is for OVERLAY=cloud (make setup-minikube installs no cert-manager): on minikube use TLS=own with make tls-cert DOMAIN=$DOMAIN"
       ;;
-    *) echo "TLS must be own (your certificate, from make tls-cert) or cert-manager (Knative's integration) (got '$mode')" ;;
+    *) problem "TLS must be own (your certificate, from make tls-cert) or cert-manager (Knative's integration) (got '$mode')" ;;
   esac
 }
 
 # The certificate for TLS=own: present, for DOMAIN, not expiring, matching its key (checked with openssl
 # when it is installed; the cluster would otherwise serve it and only the agent would complain).
-cert_problem() {
+check_cert() {
   local crt="$CERTS/$DOMAIN.crt" key="$CERTS/$DOMAIN.key"
   if [[ ! -r "$crt" || ! -r "$key" ]]; then
-    echo "TLS=own needs $crt and $key: run make tls-cert DOMAIN=$DOMAIN (or put your own certificate and key there)"
-    return
-  fi
-  have openssl || return 0
-  if [[ "$(openssl x509 -in "$crt" -noout -checkhost "$DOMAIN" 2>/dev/null)" != *"does match"* ]]; then
-    echo "$crt is not a certificate for $DOMAIN: run make tls-cert DOMAIN=$DOMAIN"
+    problem "TLS=own needs $crt and $key: run make tls-cert DOMAIN=$DOMAIN (or put your own certificate and key there)"
+  elif ! have openssl; then
+    return 0
+  elif [[ "$(openssl x509 -in "$crt" -noout -checkhost "$DOMAIN" 2>/dev/null)" != *"does match"* ]]; then
+    problem "$crt is not a certificate for $DOMAIN: run make tls-cert DOMAIN=$DOMAIN"
   elif ! openssl x509 -in "$crt" -noout -checkend 0 >/dev/null 2>&1; then
-    echo "$crt has expired: run make tls-cert DOMAIN=$DOMAIN to renew it"
-  elif [[ "$(openssl x509 -in "$crt" -noout -pubkey 2>/dev/null)" != "$(openssl pkey -in "$key" -pubout 2>/dev/null)" ]]; then
-    echo "$key is not the key of $crt: run make tls-cert DOMAIN=$DOMAIN"
+    problem "$crt has expired: run make tls-cert DOMAIN=$DOMAIN to renew it"
+  elif [[ "$(cert_pubkey "$crt")" != "$(key_pubkey "$key")" ]]; then
+    problem "$key is not the key of $crt: run make tls-cert DOMAIN=$DOMAIN"
   fi
-}
-
-check_overlay() {
-  case "$1" in
-    minikube | cloud) ;;
-    *) die "unknown OVERLAY '$1': use OVERLAY=minikube or OVERLAY=cloud (folders in kustomize/overlays)" ;;
-  esac
-}
-
-# Output is captured before matching: `kubectl ... | grep -q` can fail under pipefail (SIGPIPE).
-knative_installed() {
-  local resources
-  resources="$(kubectl api-resources --api-group=serving.knative.dev -o name 2>/dev/null)" || return 1
-  [[ $'\n'"$resources"$'\n' == *$'\n'services.serving.knative.dev$'\n'* ]]
 }
 
 # random-number:dev must not be resolved to a digest on Docker Hub (setup-minikube arranges that).
@@ -150,51 +113,42 @@ local_tags_skipped() {
 
 # Reports every problem at once (inputs, tools, kubectl context, cluster, Knative), then fails.
 cmd_check() {
-  local overlay="$1" image="${2:-}" problems=() p context
-  check_overlay "$overlay"
-  if [[ "$overlay" == cloud ]]; then
-    p="$(image_problem "$image")"
-    [[ -z "$p" ]] || problems+=("$p")
-  elif [[ -n "$image" ]]; then
-    problems+=("IMAGE is for OVERLAY=cloud; minikube always runs random-number:dev built inside minikube")
-  fi
-  p="$(token_problem)"
-  [[ -z "$p" ]] || problems+=("$p")
-  p="$(domain_problem)"
-  [[ -z "$p" ]] || problems+=("$p")
-  p="$(tls_problem "$overlay")"
-  [[ -z "$p" ]] || problems+=("$p")
+  local overlay="$1" image="${2:-}" context
+  check_image "$overlay" "$image"
+  check_token
+  check_domain
+  check_tls "$overlay"
 
-  if [[ "$overlay" == minikube ]]; then
-    have minikube || problems+=("minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube")
-  else
-    have docker || problems+=("docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)")
-  fi
+  [[ "$overlay" != minikube ]] || have minikube ||
+    problem "minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube"
+  [[ "$overlay" != cloud ]] || have docker ||
+    problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)"
 
   if ! have kubectl; then
-    problems+=("kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)")
+    problem "kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)"
   elif ! context="$(kubectl config current-context 2>/dev/null)" || [[ -z "$context" ]]; then
     if [[ "$overlay" == minikube ]]; then
-      problems+=("kubectl has no current context (no cluster configured): run make setup-minikube")
+      problem "kubectl has no current context (no cluster configured): run make setup-minikube"
     else
-      problems+=("kubectl has no current context (no cluster configured): point kubectl at your cluster, e.g. kubectl config use-context <name>")
+      problem "kubectl has no current context (no cluster configured): point kubectl at your cluster, e.g. kubectl config use-context <name>"
     fi
   elif [[ "$overlay" == minikube && "$context" != "$PROFILE" ]]; then
-    problems+=("kubectl's current context is '$context', not minikube profile '$PROFILE': run kubectl config use-context $PROFILE (or make setup-minikube)")
+    problem "kubectl's current context is '$context', not minikube profile '$PROFILE': run kubectl config use-context $PROFILE (or make setup-minikube)"
   elif ! kubectl get --raw /version --request-timeout=15s >/dev/null 2>&1; then
-    problems+=("cannot reach the cluster of kubectl context '$context': is it running? (minikube: make setup-minikube)")
-  elif ! knative_installed; then
-    problems+=("Knative Serving is not installed in context '$context' (no services.serving.knative.dev): minikube: make setup-minikube; elsewhere: https://knative.dev/docs/install/")
+    problem "cannot reach the cluster of kubectl context '$context': is it running? (minikube: make setup-minikube)"
+  # grep without -q reads to the end: under pipefail, -q's early exit could fail kubectl (SIGPIPE).
+  elif ! kubectl api-resources --api-group=serving.knative.dev -o name 2>/dev/null | grep -x services.serving.knative.dev >/dev/null; then
+    problem "Knative Serving is not installed in context '$context' (no services.serving.knative.dev): minikube: make setup-minikube; elsewhere: https://knative.dev/docs/install/"
   elif [[ "$overlay" == minikube ]] && ! local_tags_skipped; then
-    problems+=("Knative would look up random-number:dev on Docker Hub and fail: run make setup-minikube (it adds index.docker.io to registries-skipping-tag-resolving)")
+    problem "Knative would look up random-number:dev on Docker Hub and fail: run make setup-minikube (it adds index.docker.io to registries-skipping-tag-resolving)"
   fi
 
   if ((${#problems[@]})); then
-    echo "deploy-knative: cannot deploy OVERLAY=$overlay:" >&2
+    say "cannot deploy OVERLAY=$overlay:"
     printf '  - %s\n' "${problems[@]}" >&2
     exit 1
   fi
-  echo "deploy-knative: ready to deploy OVERLAY=$overlay to context '$context'" >&2
+  say "ready to deploy OVERLAY=$overlay to context '$context'"
 }
 
 # Creates or updates the token Secret from $API_TOKEN. The value goes through a pipe, never argv
@@ -202,12 +156,11 @@ cmd_check() {
 cmd_secret() {
   local namespace="$1"
   if [[ -z "${API_TOKEN:-}" ]]; then
-    echo "deploy-knative: API_TOKEN not set: no token Secret written (the service answers without auth unless $SECRET exists)" >&2
+    say "API_TOKEN not set: no token Secret written (the service answers without auth unless $SECRET exists)"
     return
   fi
-  local p
-  p="$(token_problem)"
-  [[ -z "$p" ]] || die "$p"
+  check_token
+  refuse
   # The namespace must exist before its Secret (the overlay's apply adds its labels later).
   kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
   echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply -f -" >&2
@@ -223,15 +176,15 @@ cmd_secret() {
 # certs/$DOMAIN.crt and .key. The key goes from its file through a pipe to the cluster: never to the
 # terminal, never into the working tree. Nothing to do for cert-manager or without DOMAIN.
 cmd_tls_secret() {
-  local overlay="$1" namespace="$2" mode p
-  check_overlay "$overlay"
+  local overlay="$1" namespace="$2" mode
   mode="$(tls_mode "$overlay")"
   if [[ "$mode" != own ]]; then
-    echo "deploy-knative: TLS=${mode:-none}: no TLS Secret to write${mode:+ (the certificate comes from cert-manager)}" >&2
+    say "TLS=${mode:-none}: no TLS Secret to write${mode:+ (the certificate comes from cert-manager)}"
     return
   fi
-  p="$(domain_problem)$(tls_problem "$overlay")"
-  [[ -z "$p" ]] || die "$p"
+  check_domain
+  check_tls "$overlay"
+  refuse
   kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
   echo "+ kubectl create secret tls $TLS_SECRET -n $namespace --cert=$CERTS/$DOMAIN.crt --key=$CERTS/$DOMAIN.key | kubectl apply -f -" >&2
   # The certificate-uid label lets Kourier find the Secret when its secret informer filtering is on
@@ -244,38 +197,14 @@ cmd_tls_secret() {
   # Kourier reloads a changed Secret by itself: renewing is `make tls-cert` and this step again.
 }
 
-# kustomize's `images` entry for IMAGE: name[:tag] or name@digest.
-image_entry() {
-  local image="$1"
-  echo "  - name: $PLACEHOLDER_IMAGE"
-  if [[ "$image" == *@* ]]; then
-    echo "    newName: ${image%@*}"
-    echo "    digest: ${image#*@}"
-  else
-    echo "    newName: ${image%:*}"
-    echo "    newTag: \"${image##*:}\""
-  fi
-}
-
 # Prints the manifests to apply: the overlay, with IMAGE (cloud) and DOMAIN/TLS applied in a throw-away
 # kustomization over a copy of kustomize/, so the committed overlays stay clean placeholders.
 cmd_render() {
-  local overlay="$1" image="${2:-}" p tmp
-  check_overlay "$overlay"
-  if [[ "$overlay" == minikube ]]; then
-    [[ -z "$image" ]] || die "IMAGE is for OVERLAY=cloud; minikube always runs random-number:dev built inside minikube"
-  else
-    p="$(image_problem "$image")"
-    [[ -z "$p" ]] || die "$p"
-  fi
-  p="$(domain_problem)"
-  [[ -z "$p" ]] || die "$p"
-  p="$(tls_problem "$overlay" mode-only)"
-  [[ -z "$p" ]] || die "$p"
-  if [[ "$overlay" == minikube && -z "${DOMAIN:-}" ]]; then
-    kubectl kustomize "$ROOT/kustomize/overlays/minikube"
-    return
-  fi
+  local overlay="$1" image="${2:-}" tmp
+  check_image "$overlay" "$image"
+  check_domain
+  check_tls "$overlay" mode-only
+  refuse
   tmp="$(mktemp -d)"
   # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
   trap "rm -rf '$tmp'" EXIT
@@ -286,18 +215,24 @@ cmd_render() {
     echo "kind: Kustomization"
     echo "resources:"
     echo "  - ../kustomize/overlays/$overlay"
+    # kustomize's `images` entry for IMAGE: name[:tag] or name@digest.
     if [[ "$overlay" == cloud ]]; then
       echo "images:"
-      image_entry "$image"
+      echo "  - name: $PLACEHOLDER_IMAGE"
+      if [[ "$image" == *@* ]]; then
+        printf '    newName: %s\n    digest: %s\n' "${image%@*}" "${image#*@}"
+      else
+        printf '    newName: %s\n    newTag: "%s"\n' "${image%:*}" "${image##*:}"
+      fi
     fi
     if [[ -n "${DOMAIN:-}" ]]; then
       echo "components:"
       echo "  - ../kustomize/components/domain-mapping"
       [[ "$(tls_mode "$overlay")" != own ]] || echo "  - ../kustomize/components/own-tls"
+      # The component's two objects, the DomainMapping and its ClusterDomainClaim, are both named
+      # after the placeholder domain: DOMAIN replaces it.
       echo "patches:"
-      echo "  - target: {group: serving.knative.dev, kind: DomainMapping}"
-      echo "    patch: '[{\"op\": \"replace\", \"path\": \"/metadata/name\", \"value\": \"$DOMAIN\"}]'"
-      echo "  - target: {group: networking.internal.knative.dev, kind: ClusterDomainClaim}"
+      echo "  - target: {name: random-number.example.com}"
       echo "    patch: '[{\"op\": \"replace\", \"path\": \"/metadata/name\", \"value\": \"$DOMAIN\"}]'"
     fi
   } >"$tmp/deploy/kustomization.yaml"
@@ -307,17 +242,15 @@ cmd_render() {
 # Prints the URL and a curl that reaches it; on minikube through Kourier's NodePort, because port
 # 80 of the sslip.io name is only served with `minikube tunnel`.
 cmd_url() {
-  local overlay="$1" namespace="$2" url host auth="" ip port
-  check_overlay "$overlay"
+  local overlay="$1" namespace="$2" url host auth="" cacert="" ip port
   url="$(kubectl get ksvc "$SERVICE" -n "$namespace" -o jsonpath='{.status.url}')"
   [[ -n "$url" ]] || die "ksvc/$SERVICE in namespace $namespace has no URL yet: kubectl describe ksvc $SERVICE -n $namespace"
   # The curl refers to the variable, never to the token itself.
   # shellcheck disable=SC2016 # $API_TOKEN is meant literally: the user's shell expands it
-  [[ -n "${API_TOKEN:-}" ]] && auth=' -H "Authorization: Bearer $API_TOKEN"'
+  [[ -z "${API_TOKEN:-}" ]] || auth=' -H "Authorization: Bearer $API_TOKEN"'
+  [[ "$(tls_mode "$overlay")" != own ]] || cacert=" --cacert ${CERTS#"$ROOT"/}/ca.crt"
   host="${url#*://}"
   echo "URL: $url"
-  local cacert=""
-  [[ "$(tls_mode "$overlay")" != own ]] || cacert=" --cacert ${CERTS#"$ROOT"/}/ca.crt"
   if [[ "$overlay" == minikube ]]; then
     ip="$(minikube ip -p "$PROFILE")"
     port="$(kubectl get service kourier -n kourier-system -o jsonpath='{.spec.ports[?(@.name=="http2")].nodePort}')"
@@ -343,7 +276,7 @@ cmd_url() {
 # After a failed `kubectl wait`: why the Service is not Ready, from its own conditions.
 cmd_not_ready() {
   local namespace="$1"
-  echo "deploy-knative: ksvc/$SERVICE in namespace $namespace is not Ready; its conditions:" >&2
+  say "ksvc/$SERVICE in namespace $namespace is not Ready; its conditions:"
   kubectl get ksvc "$SERVICE" -n "$namespace" \
     -o jsonpath='{range .status.conditions[*]}  {.type}={.status} {.reason} {.message}{"\n"}{end}' >&2 || true
   echo "  more: kubectl get revisions,pods -n $namespace -l serving.knative.dev/service=$SERVICE; kubectl describe revisions -n $namespace" >&2
@@ -354,14 +287,15 @@ main() {
   local cmd="${1:-}"
   (($# > 0)) && shift
   case "$cmd" in
-    check) (($# >= 1)) || die "usage: $0 check <minikube|cloud> [IMAGE]"; cmd_check "$@" ;;
-    secret) (($# == 1)) || die "usage: $0 secret <namespace>"; cmd_secret "$@" ;;
-    tls-secret) (($# == 2)) || die "usage: $0 tls-secret <minikube|cloud> <namespace>"; cmd_tls_secret "$@" ;;
-    render) (($# >= 1)) || die "usage: $0 render <minikube|cloud> [IMAGE]"; cmd_render "$@" ;;
-    url) (($# == 2)) || die "usage: $0 url <minikube|cloud> <namespace>"; cmd_url "$@" ;;
-    not-ready) (($# == 1)) || die "usage: $0 not-ready <namespace>"; cmd_not_ready "$@" ;;
+    check | render) (($# >= 1)) || die "usage: $0 $cmd <minikube|cloud> [IMAGE]" ;;
+    tls-secret | url) (($# == 2)) || die "usage: $0 $cmd <minikube|cloud> <namespace>" ;;
+    secret | not-ready) (($# == 1)) || die "usage: $0 $cmd <namespace>" ;;
     *) die "usage: $0 <check|secret|tls-secret|render|url|not-ready> ... (see the comment at the top of this file)" ;;
   esac
+  # Every step but these two takes the overlay first.
+  [[ "$cmd" == secret || "$cmd" == not-ready || "$1" == minikube || "$1" == cloud ]] ||
+    die "unknown OVERLAY '$1': use OVERLAY=minikube or OVERLAY=cloud (folders in kustomize/overlays)"
+  "cmd_${cmd//-/_}" "$@"
 }
 
 main "$@"

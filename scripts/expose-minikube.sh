@@ -15,51 +15,31 @@
 # still be routed; but on 443 the URL carries no port at all, the Host header is exactly the
 # DomainMapping's name for any ingress, and the certificate is picked by SNI (the name, never a port).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly ROOT
-readonly PROFILE="${MINIKUBE_PROFILE:-minikube}"
 # Not PORT: `make demo` and the service read PORT, and a shell may have it set for them.
 readonly PORT="${EXPOSE_PORT:-8443}"
-readonly CERTS="${CERTS_DIR:-$ROOT/certs}"
 readonly NAMESPACE=kourier-system
 readonly SERVICE=kourier
-
-die() {
-  echo "expose-minikube: $*" >&2
-  exit 1
-}
-say() { echo "expose-minikube: $*" >&2; }
-have() { command -v "$1" >/dev/null 2>&1; }
-
-check_inputs() {
-  [[ -n "${DOMAIN:-}" ]] ||
-    die "DOMAIN is required: the public name the agent calls, e.g. DOMAIN=myhome.duckdns.org make expose-minikube"
-  [[ "$DOMAIN" =~ ^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z][-a-z0-9]*[a-z0-9]$ ]] ||
-    die "DOMAIN '$DOMAIN' is not a lower-case DNS name like myhome.duckdns.org"
-  if ! [[ "$PORT" =~ ^[1-9][0-9]{3,4}$ ]] || ((PORT > 65535)); then
-    die "EXPOSE_PORT must be a whole number from 1024 to 65535 (a port a normal user may open; got '$PORT')"
-  fi
-}
 
 # This machine's address on the home network, for the router's forwarding rule; a placeholder when
 # it cannot be told (several interfaces, macOS without en0, ...).
 lan_address() {
-  local ip=""
-  if have hostname; then ip="$(hostname -I 2>/dev/null | awk '{print $1}')" || ip=""; fi
-  if [[ -z "$ip" ]] && have ipconfig; then ip="$(ipconfig getifaddr en0 2>/dev/null)" || ip=""; fi
+  local ip
+  ip="$(hostname -I 2>/dev/null | awk '{print $1}')" || ip=""
+  [[ -n "$ip" ]] || ip="$(ipconfig getifaddr en0 2>/dev/null)" || ip=""
   [[ -n "$ip" ]] || ip="<this machine's LAN address>"
   echo "$ip"
 }
 
 print_steps() {
-  local ca="${CERTS#"$ROOT"/}/ca.crt" lan
-  lan="$(lan_address)"
+  local ca="${CERTS#"$ROOT"/}/ca.crt"
   cat <<EOF
 Kourier's HTTPS port (svc/$SERVICE 443 in $NAMESPACE) is forwarded to 0.0.0.0:$PORT on this machine.
 
 By hand, once (the script cannot do these):
-  1. Router: forward TCP port 443 from the internet to $lan:$PORT.
+  1. Router: forward TCP port 443 from the internet to $(lan_address):$PORT.
      443 outside, so the URL has no port and the Host header is exactly $DOMAIN (the DomainMapping).
   2. Dynamic DNS: point $DOMAIN at your home's public IP address and keep it updated when the
      provider changes it (DuckDNS's updater, or your router's DDNS client). Your public address:
@@ -105,40 +85,38 @@ check_cluster() {
   [[ -r "$CERTS/ca.crt" ]] || say "warning: no $CERTS/ca.crt: run make tls-cert DOMAIN=$DOMAIN (the agent needs that CA)"
 }
 
-# Runs the forward in the foreground until Ctrl-C, starting it again when it ends by itself. kubectl runs
-# in the background of this script so that a signal reaches the trap at once, not after kubectl exits.
+# Runs the forward in the foreground until Ctrl-C, starting it again when it ends by itself.
 forward() {
   local child="" stop=""
   trap 'stop=yes; [[ -z "$child" ]] || kill "$child" 2>/dev/null || true' INT TERM
   while [[ -z "$stop" ]]; do
     say "kubectl port-forward --address 0.0.0.0 -n $NAMESPACE svc/$SERVICE $PORT:443   (Ctrl-C stops)"
-    kubectl port-forward --address 0.0.0.0 -n "$NAMESPACE" "svc/$SERVICE" "$PORT:443" &
-    child=$!
-    wait "$child" || true
-    # A signal interrupts `wait` before kubectl is gone: wait for it for real.
-    wait "$child" 2>/dev/null || true
-    child=""
+    in_background kubectl port-forward --address 0.0.0.0 -n "$NAMESPACE" "svc/$SERVICE" "$PORT:443"
     [[ -z "$stop" ]] || break
     say "the port-forward ended (ingress pod restarted, minikube stopped or the API connection dropped); starting it again in 3 s"
-    sleep 3 &
-    child=$!
-    wait "$child" || true
-    kill "$child" 2>/dev/null || true
-    child=""
+    in_background sleep 3
   done
   say "stopped; $DOMAIN is no longer reachable from outside"
 }
 
-case "${1:-}" in
-  steps)
-    check_inputs
-    print_steps
-    ;;
-  '')
-    check_inputs
-    check_cluster
-    print_steps
-    forward
-    ;;
-  *) die "usage: $0 [steps]  (DOMAIN=<name> EXPOSE_PORT=<port> in the environment)" ;;
-esac
+# Runs "$@" in the background of this script and waits for it, so that a signal reaches forward's trap
+# at once (which kills it), not after it exits.
+in_background() {
+  "$@" &
+  child=$!
+  wait "$child" || true
+  # A signal interrupts `wait` before the child is gone: wait for it for real.
+  wait "$child" 2>/dev/null || true
+  child=""
+}
+
+[[ "${1:-}" =~ ^(steps)?$ ]] || die "usage: $0 [steps]  (DOMAIN=<name> EXPOSE_PORT=<port> in the environment)"
+[[ -n "${DOMAIN:-}" ]] ||
+  die "DOMAIN is required: the public name the agent calls, e.g. DOMAIN=myhome.duckdns.org make expose-minikube"
+[[ "$DOMAIN" =~ $DOMAIN_RE ]] || die "DOMAIN '$DOMAIN' is not a lower-case DNS name like myhome.duckdns.org"
+if ! [[ "$PORT" =~ ^[1-9][0-9]{3,4}$ ]] || ((PORT > 65535)); then
+  die "EXPOSE_PORT must be a whole number from 1024 to 65535 (a port a normal user may open; got '$PORT')"
+fi
+[[ "${1:-}" == steps ]] || check_cluster
+print_steps
+[[ "${1:-}" == steps ]] || forward

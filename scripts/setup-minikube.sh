@@ -16,17 +16,15 @@ readonly WAIT="${WAIT:-300s}"
 readonly SERVING="https://github.com/knative/serving/releases/download/knative-v${KNATIVE_VERSION}"
 readonly KOURIER="https://github.com/knative/net-kourier/releases/download/knative-v${KOURIER_VERSION}"
 
-die() {
-  echo "setup-minikube: $*" >&2
-  exit 1
-}
-
 step() { echo "==> $*" >&2; }
 
 missing=()
 command -v minikube >/dev/null 2>&1 || missing+=("minikube (https://minikube.sigs.k8s.io/docs/start/)")
 command -v kubectl >/dev/null 2>&1 || missing+=("kubectl (https://kubernetes.io/docs/tasks/tools/)")
-((${#missing[@]} == 0)) || die "missing: ${missing[*]}"
+if ((${#missing[@]})); then
+  echo "setup-minikube: missing: ${missing[*]}" >&2
+  exit 1
+fi
 
 if [[ "$(minikube status -p "$PROFILE" --format '{{.Host}}' 2>/dev/null || true)" == Running ]]; then
   step "minikube profile '$PROFILE' is running"

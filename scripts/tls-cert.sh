@@ -10,57 +10,48 @@
 # A re-run keeps the CA and renews the server certificate only when it expires within 30 days (or no
 # longer matches its key or the CA). Keys are ECDSA P-256; private keys are never printed.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly ROOT
-readonly DIR="${CERTS_DIR:-$ROOT/certs}"
 readonly CA_DAYS=3650
 readonly CERT_DAYS=397
 readonly RENEW_WITHIN_SECONDS=$((30 * 24 * 3600))
 
-die() {
-  echo "tls-cert: $*" >&2
-  exit 1
-}
-
 domain="${1:-${DOMAIN:-}}"
 [[ -n "$domain" ]] || die "DOMAIN is required: make tls-cert DOMAIN=numbers.example.org (the name the agent will call)"
-# A lower-case DNS name with at least one dot: the DomainMapping's name and the certificate's SAN.
-[[ "$domain" =~ ^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z][-a-z0-9]*[a-z0-9]$ && ${#domain} -le 253 ]] ||
+[[ "$domain" =~ $DOMAIN_RE && ${#domain} -le 253 ]] ||
   die "DOMAIN '$domain' is not a lower-case DNS name like numbers.example.org (no scheme, port, path or wildcard)"
-command -v openssl >/dev/null 2>&1 ||
+have openssl ||
   die "openssl is not installed: install it (Debian/Ubuntu: apt-get install openssl; macOS: brew install openssl) and run again"
 
-ca_crt="$DIR/ca.crt"
-ca_key="$DIR/ca.key"
-crt="$DIR/$domain.crt"
-key="$DIR/$domain.key"
+ca_crt="$CERTS/ca.crt"
+ca_key="$CERTS/ca.key"
+crt="$CERTS/$domain.crt"
+key="$CERTS/$domain.key"
 wrote=()
 kept=()
 
 # Private keys are created 0600 from the start (umask), never readable by others even briefly.
 umask 077
-mkdir -p "$DIR"
+mkdir -p "$CERTS"
 
 # Writes an ECDSA P-256 private key to $1 via a temporary file and a rename.
 new_key() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.tmp" 2>/dev/null ||
-    die "openssl could not create a key in $DIR"
+    die "openssl could not create a key in $CERTS"
   chmod 0600 "$1.tmp"
   mv -f "$1.tmp" "$1"
 }
 
-# The public key of a certificate or a private key, for comparing the two.
-pubkey_of_cert() { openssl x509 -in "$1" -noout -pubkey 2>/dev/null; }
-pubkey_of_key() { openssl pkey -in "$1" -pubout 2>/dev/null; }
+enddate() { openssl x509 -in "$1" -noout -enddate | cut -d= -f2; }
 
 # --- the CA -------------------------------------------------------------------------------------
 if [[ -f "$ca_crt" && -f "$ca_key" ]]; then
-  [[ "$(pubkey_of_cert "$ca_crt")" == "$(pubkey_of_key "$ca_key")" && -n "$(pubkey_of_key "$ca_key")" ]] ||
+  [[ "$(cert_pubkey "$ca_crt")" == "$(key_pubkey "$ca_key")" && -n "$(key_pubkey "$ca_key")" ]] ||
     die "$ca_crt and $ca_key do not belong together: move both away to make a new CA (then give the agent the new ca.crt)"
   # Renewing the CA silently would break every agent that trusts the old one: say so instead.
   openssl x509 -in "$ca_crt" -noout -checkend "$RENEW_WITHIN_SECONDS" >/dev/null ||
-    die "$ca_crt expires within 30 days ($(openssl x509 -in "$ca_crt" -noout -enddate | cut -d= -f2)): move ca.crt and ca.key away, run again, then re-provision the agent with --ca-cert $ca_crt"
+    die "$ca_crt expires within 30 days ($(enddate "$ca_crt")): move ca.crt and ca.key away, run again, then re-provision the agent with --ca-cert $ca_crt"
   kept+=("$ca_crt")
 elif [[ -e "$ca_crt" || -e "$ca_key" ]]; then
   die "found only one of $ca_crt and $ca_key: restore the other, or move it away to make a new CA"
@@ -80,21 +71,15 @@ fi
 # --- the server certificate ---------------------------------------------------------------------
 # Why the current certificate cannot stay, or nothing when it can.
 renew_reason() {
-  [[ -f "$crt" && -f "$key" ]] || {
+  if [[ ! -f "$crt" || ! -f "$key" ]]; then
     echo "there is none yet"
-    return
-  }
-  openssl verify -CAfile "$ca_crt" -verify_hostname "$domain" -purpose sslserver "$crt" >/dev/null 2>&1 ||
-    {
-      echo "it does not verify for $domain against $ca_crt"
-      return
-    }
-  [[ "$(pubkey_of_cert "$crt")" == "$(pubkey_of_key "$key")" ]] || {
+  elif ! openssl verify -CAfile "$ca_crt" -verify_hostname "$domain" -purpose sslserver "$crt" >/dev/null 2>&1; then
+    echo "it does not verify for $domain against $ca_crt"
+  elif [[ "$(cert_pubkey "$crt")" != "$(key_pubkey "$key")" ]]; then
     echo "it does not match $key"
-    return
-  }
-  openssl x509 -in "$crt" -noout -checkend "$RENEW_WITHIN_SECONDS" >/dev/null ||
-    echo "it expires within 30 days ($(openssl x509 -in "$crt" -noout -enddate | cut -d= -f2))"
+  elif ! openssl x509 -in "$crt" -noout -checkend "$RENEW_WITHIN_SECONDS" >/dev/null; then
+    echo "it expires within 30 days ($(enddate "$crt"))"
+  fi
 }
 
 reason="$(renew_reason)"
@@ -102,19 +87,13 @@ if [[ -z "$reason" ]]; then
   kept+=("$crt" "$key")
 else
   echo "tls-cert: issuing a certificate for $domain: $reason" >&2
-  tmp="$(mktemp -d "$DIR/.tls-cert.XXXXXX")"
+  tmp="$(mktemp -d "$CERTS/.tls-cert.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   new_key "$tmp/server.key"
   openssl req -new -key "$tmp/server.key" -subj "/CN=$domain" -out "$tmp/server.csr" 2>/dev/null ||
     die "openssl could not create the certificate request"
-  {
-    echo "basicConstraints=critical,CA:FALSE"
-    echo "keyUsage=critical,digitalSignature"
-    echo "extendedKeyUsage=serverAuth"
-    echo "subjectAltName=DNS:$domain"
-    echo "subjectKeyIdentifier=hash"
-    echo "authorityKeyIdentifier=keyid"
-  } >"$tmp/server.ext"
+  printf '%s\n' basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature extendedKeyUsage=serverAuth \
+    "subjectAltName=DNS:$domain" subjectKeyIdentifier=hash authorityKeyIdentifier=keyid >"$tmp/server.ext"
   openssl x509 -req -in "$tmp/server.csr" -CA "$ca_crt" -CAkey "$ca_key" -CAcreateserial \
     -CAserial "$tmp/ca.srl" -sha256 -days "$CERT_DAYS" -extfile "$tmp/server.ext" \
     -out "$tmp/server.crt" 2>/dev/null || die "openssl could not sign the certificate for $domain"
@@ -126,13 +105,11 @@ else
   wrote+=("$crt" "$key (0600)")
 fi
 
-expires="$(openssl x509 -in "$crt" -noout -enddate | cut -d= -f2)"
 ((${#wrote[@]} == 0)) || printf 'wrote: %s\n' "${wrote[@]}"
 ((${#kept[@]} == 0)) || printf 'kept:  %s\n' "${kept[@]}"
-rel_ca="${ca_crt#"$ROOT"/}"
 cat <<EOF
-$domain: valid until $expires (renewed by this command from 30 days before)
+$domain: valid until $(enddate "$crt") (renewed by this command from 30 days before)
 next:
   DOMAIN=$domain TLS=own make deploy-knative            # the cluster serves https://$domain/ with it
-  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert $rel_ca   # the agent trusts the CA
+  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert ${ca_crt#"$ROOT"/}   # the agent trusts the CA
 EOF
