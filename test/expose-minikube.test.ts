@@ -1,41 +1,14 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
-import t, { type Test } from 'tap';
-import { binWith, ROOT } from './helpers/kustomize.ts';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import t from 'tap';
+import { binWith, closedPort, kubeconfig, ROOT, runScript } from './helpers/kustomize.ts';
 
 // scripts/expose-minikube.sh without a cluster: the printed steps, and every refusal before a forward
 // starts. The forward itself needs a running minikube and is not exercised here.
 
 const SCRIPT = resolve(ROOT, 'scripts/expose-minikube.sh');
 const DOMAIN = 'myhome.duckdns.org';
-
-function expose(args: string[], env: Record<string, string | undefined>) {
-  const r = spawnSync(SCRIPT, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } as NodeJS.ProcessEnv,
-    timeout: 60_000,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function kubeconfig(t: Test, server: string, context: string): string {
-  const file = join(t.testdir(), 'kubeconfig');
-  writeFileSync(
-    file,
-    `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "${server}"}}]
-users: [{name: u, user: {token: not-a-real-token}}]
-contexts: [{name: ${context}, context: {cluster: c, user: u}}]
-current-context: ${context}
-`,
-  );
-  return file;
-}
+const expose = (args: string[], env: Record<string, string | undefined>) => runScript(SCRIPT, args, env);
 
 t.test(
   'the steps: router 443 to the forwarded port, DNS, an outside check, the agent with --ca-cert',
@@ -110,11 +83,7 @@ t.test(
     t.equal(r.status, 1, 'another context: fails');
     t.match(r.stderr, /current context is 'prod-cluster', not minikube profile 'minikube'/, 'names both');
 
-    const server = createServer();
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-    const { port } = server.address() as { port: number };
-    await new Promise((done) => server.close(done));
-    r = expose([], { DOMAIN, PATH, KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${port}`, 'minikube') });
+    r = expose([], { DOMAIN, PATH, KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${await closedPort()}`) });
     t.equal(r.status, 1, 'cluster down: fails');
     t.match(
       r.stderr,

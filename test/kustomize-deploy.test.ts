@@ -1,10 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import t, { type Test } from 'tap';
-import { binWith, deployScript, ksvc, kustomize, ROOT } from './helpers/kustomize.ts';
+import t from 'tap';
+import { binWith, closedPort, deployScript, ksvc, kubeconfig, kustomize, ROOT } from './helpers/kustomize.ts';
 
 // `make deploy-knative` without a cluster: what `make -n` shows, and how each missing piece is
 // reported. No test here reaches a cluster: kubeconfigs are empty or point at a closed local port.
@@ -30,30 +26,6 @@ function inOrder(lines: string[], steps: string[]): string[] {
     else at = i + 1;
   }
   return missing;
-}
-
-function kubeconfig(t: Test, content: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rn-kube-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'config');
-  writeFileSync(file, content);
-  return file;
-}
-
-const kubeconfigFor = (server: string, context: string) => `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "${server}"}}]
-users: [{name: u, user: {token: not-a-real-token}}]
-contexts: [{name: ${context}, context: {cluster: c, user: u}}]
-current-context: ${context}
-`;
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 t.test('make -n deploy-knative (minikube) shows the build, secret, apply, wait and URL steps', async (t) => {
@@ -137,7 +109,7 @@ t.test('make -n undeploy-knative removes what deploy created', async (t) => {
 t.test('check names every missing piece and contacts no cluster', async (t) => {
   const noTools = binWith(t, ['bash', 'dirname']);
   const kubectlOnly = binWith(t, ['bash', 'dirname', 'kubectl']);
-  const empty = kubeconfig(t, '');
+  const empty = kubeconfig(t);
 
   let r = deployScript(['check', 'minikube'], { PATH: kubectlOnly, KUBECONFIG: empty });
   t.equal(r.status, 1, 'minikube, no minikube binary, no context: fails');
@@ -166,7 +138,7 @@ t.test('check names every missing piece and contacts no cluster', async (t) => {
 
   r = deployScript(['check', 'minikube'], {
     PATH: kubectlOnly,
-    KUBECONFIG: kubeconfig(t, kubeconfigFor('https://127.0.0.1:9', 'prod-cluster')),
+    KUBECONFIG: kubeconfig(t, 'https://127.0.0.1:9', 'prod-cluster'),
   });
   t.match(
     r.stderr,
@@ -190,7 +162,7 @@ t.test('check reports a cluster it cannot reach', async (t) => {
   const port = await closedPort();
   const r = deployScript(['check', 'cloud', IMAGE], {
     PATH: binWith(t, ['bash', 'dirname', 'kubectl', 'grep']),
-    KUBECONFIG: kubeconfig(t, kubeconfigFor(`https://127.0.0.1:${port}`, 'my-cluster')),
+    KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${port}`, 'my-cluster'),
   });
   t.equal(r.status, 1, 'fails');
   t.match(
@@ -201,7 +173,7 @@ t.test('check reports a cluster it cannot reach', async (t) => {
 });
 
 t.test('the token Secret step: skipped without API_TOKEN, never echoes one', async (t) => {
-  const env = { PATH: binWith(t, ['bash', 'dirname', 'kubectl']), KUBECONFIG: kubeconfig(t, '') };
+  const env = { PATH: binWith(t, ['bash', 'dirname', 'kubectl']), KUBECONFIG: kubeconfig(t) };
   let r = deployScript(['secret', 'default'], env);
   t.equal(r.status, 0, 'no API_TOKEN: nothing to do, succeeds');
   t.match(r.stderr, /API_TOKEN not set: no token Secret written/, 'and says so');
@@ -233,7 +205,7 @@ t.test('make deploy-knative fails before building when something is missing', as
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: ROOT,
     encoding: 'utf8',
-    env: { ...process.env, KUBECONFIG: kubeconfig(t, '') },
+    env: { ...process.env, KUBECONFIG: kubeconfig(t) },
     timeout: 60_000,
   });
   t.not(r.status, 0, 'make stops');

@@ -1,13 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import {
   binWith,
+  closedPort,
   deployScript,
   find,
   ksvc,
+  kubeconfig,
   type Manifest,
   parseManifests,
   ROOT,
@@ -30,29 +31,6 @@ function render(overlay: string, env: Record<string, string>): Manifest[] {
 
 function makeN(...args: string[]): string {
   return execFileSync('make', ['-n', ...args], { cwd: ROOT, encoding: 'utf8' });
-}
-
-function kubeconfigTo(t: Test, port: number): string {
-  const file = join(t.testdir(), 'kubeconfig');
-  writeFileSync(
-    file,
-    `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:${port}"}}]
-users: [{name: u, user: {token: not-a-real-token}}]
-contexts: [{name: minikube, context: {cluster: c, user: u}}]
-current-context: minikube
-`,
-  );
-  return file;
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 t.test('TLS=own renders on a clean clone, on both overlays, and every object is valid', async (t) => {
@@ -167,8 +145,8 @@ t.test(
   async (t) => {
     const dir = t.testdir();
     const PATH = binWith(t, ['bash', 'dirname', 'kubectl', 'openssl']);
-    const kubeconfig = kubeconfigTo(t, await closedPort());
-    const env = { PATH, KUBECONFIG: kubeconfig, DOMAIN, TLS: 'own', CERTS_DIR: dir };
+    const KUBECONFIG = kubeconfig(t, `https://127.0.0.1:${await closedPort()}`);
+    const env = { PATH, KUBECONFIG, DOMAIN, TLS: 'own', CERTS_DIR: dir };
 
     let r = deployScript(['tls-secret', 'minikube', 'default'], env);
     t.equal(r.status, 1, 'no certificate: fails');

@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ClusterDomainClaim } from '@kubernetes-models/knative/networking.internal.knative.dev/v1alpha1/ClusterDomainClaim';
@@ -26,9 +27,9 @@ export function parseManifests(text: string): Manifest[] {
     .filter((d): d is Manifest => d !== null);
 }
 
-/** Runs scripts/deploy-knative.sh with exactly the given environment (PATH defaults to ours). */
-export function deployScript(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = spawnSync(DEPLOY_SCRIPT, args, {
+/** Runs one of our scripts with exactly the given environment (PATH and HOME default to ours). */
+export function runScript(script: string, args: string[], env: Record<string, string | undefined> = {}) {
+  const r = spawnSync(script, args, {
     // stdin not a socket: otherwise bash thinks a remote shell started it and reads ~/.bashrc.
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: ROOT,
@@ -37,6 +38,46 @@ export function deployScript(args: string[], env: Record<string, string | undefi
     timeout: 60_000,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs scripts/deploy-knative.sh (see runScript). */
+export const deployScript = (args: string[], env: Record<string, string | undefined> = {}) =>
+  runScript(DEPLOY_SCRIPT, args, env);
+
+/**
+ * A kubeconfig file, removed at teardown: one cluster at `server`, current context `context`; without a
+ * server, an empty file (kubectl has no current context).
+ */
+export function kubeconfig(
+  t: { teardown(fn: () => unknown): void },
+  server?: string,
+  context = 'minikube',
+): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rn-kube-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'config');
+  writeFileSync(
+    file,
+    server === undefined
+      ? ''
+      : `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "${server}"}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: ${context}, context: {cluster: c, user: u}}]
+current-context: ${context}
+`,
+  );
+  return file;
+}
+
+/** A loopback port nothing listens on: kubectl's requests to it are refused at once. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** A bin folder with only the named tools (symlinks to the real ones), for a PATH that lacks the rest. */
