@@ -42,12 +42,8 @@ t.test('shellcheck finds nothing in any shell script', async (t) => {
 });
 
 t.test('the Knative and TLS scripts are strict bash and executable', async (t) => {
-  for (const script of [
-    'scripts/deploy-knative.sh',
-    'scripts/setup-minikube.sh',
-    'scripts/tls-cert.sh',
-    'scripts/expose-minikube.sh',
-  ]) {
+  for (const name of ['deploy-knative', 'setup-minikube', 'tls-cert', 'expose-minikube']) {
+    const script = `scripts/${name}.sh`;
     const text = readFileSync(join(ROOT, script), 'utf8');
     t.match(text, /^#!\/usr\/bin\/env bash\n/, `${script}: bash shebang`);
     t.match(text, /^set -euo pipefail$/m, `${script}: set -euo pipefail`);
