@@ -38,17 +38,20 @@ runMain(
     await checkWritable(config.outputFile);
     const token = await resolveToken(config);
 
-    const poll = createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs });
-    const sink = createFileSink({ path: config.outputFile });
     const scheduler = createScheduler({
       schedule: config.schedule,
-      task: createTick({ poll, sink, logger: logger.child({ module: 'poll' }) }),
+      task: createTick({
+        poll: createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs }),
+        sink: createFileSink({ path: config.outputFile }),
+        logger: logger.child({ module: 'poll' }),
+      }),
       logger: logger.child({ module: 'scheduler' }),
     });
     scheduler.start();
     log.info(
       {
-        serviceUrl: withoutCredentials(config.serviceUrl),
+        // user:password, if the URL carries them, stay out of the log.
+        serviceUrl: Object.assign(new URL(config.serviceUrl), { username: '', password: '' }).toString(),
         schedule: config.schedule,
         outputFile: config.outputFile,
         requestTimeoutMs: config.requestTimeoutMs,
@@ -101,11 +104,4 @@ function userName(): string {
   } catch {
     return `uid ${process.getuid?.()}`;
   }
-}
-
-function withoutCredentials(value: string): string {
-  const url = new URL(value);
-  url.username = '';
-  url.password = '';
-  return url.toString();
 }

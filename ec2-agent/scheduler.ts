@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import cronParser from 'cron-parser';
 import schedule from 'node-schedule';
 import { logPoll } from '../lib/contract.ts';
@@ -16,20 +17,19 @@ export interface SchedulerOptions {
   schedule: string;
   task: (tick: Tick) => Promise<void>;
   logger: Logger;
-  /** The share of the gap to the next tick that a tick may use, leaving room to write and log. */
-  budgetShare?: number;
   now?: () => number;
   scheduleJob?: typeof schedule.scheduleJob;
 }
 
-export type StopOutcome = 'idle' | 'finished' | 'aborted';
+/** The share of the gap to the next tick that a tick may use, leaving room to write and log. */
+const BUDGET_SHARE = 0.9;
 
 /**
  * Runs `task` on a cron schedule, never two at once: node-schedule fires regardless of whether the
  * last run ended, so a tick that finds one still running is skipped (and logged), not queued.
  */
 export function createScheduler(options: SchedulerOptions) {
-  const { task, logger, budgetShare = 0.9, now = Date.now, scheduleJob = schedule.scheduleJob } = options;
+  const { task, logger, now = Date.now, scheduleJob = schedule.scheduleJob } = options;
   let running: { done: Promise<void>; controller: AbortController; scheduledAt: Date } | undefined;
   let job: schedule.Job | undefined;
   let stopped = false;
@@ -37,12 +37,11 @@ export function createScheduler(options: SchedulerOptions) {
   function deadlineAfter(scheduledAt: Date): number {
     const next = cronParser.parseExpression(options.schedule, { currentDate: scheduledAt }).next().getTime();
     const from = Math.max(scheduledAt.getTime(), now());
-    return from + Math.max(0, next - from) * budgetShare;
+    return from + Math.max(0, next - from) * BUDGET_SHARE;
   }
 
-  function fire(fireDate: Date) {
-    // node-schedule passes the planned time; fall back to now if a version ever passes nothing.
-    const scheduledAt = fireDate instanceof Date ? fireDate : new Date(now());
+  // node-schedule passes the planned time of the tick.
+  function fire(scheduledAt: Date) {
     if (stopped) return;
     if (running) {
       // The same `poll` line as every other tick, so one query over the log counts every outcome.
@@ -86,23 +85,19 @@ export function createScheduler(options: SchedulerOptions) {
      * No new ticks; waits for a running one up to `graceMs`, then aborts it (it writes nothing once
      * aborted) and waits for it to notice.
      */
-    async stop(graceMs: number): Promise<StopOutcome> {
+    async stop(graceMs: number): Promise<'idle' | 'finished' | 'aborted'> {
       stopped = true;
       job?.cancel();
       const current = running;
       if (!current) return 'idle';
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), graceMs);
-      });
-      const first = await Promise.race([current.done.then(() => 'done' as const), late]);
-      clearTimeout(timer);
-      if (first === 'done') return 'finished';
+      const grace = new AbortController();
+      const late = sleep(graceMs, true, { signal: grace.signal }).catch(() => false);
+      const isLate = await Promise.race([current.done.then(() => false), late]);
+      grace.abort();
+      if (!isLate) return 'finished';
       current.controller.abort(new Error('shutdown'));
       await current.done;
       return 'aborted';
     },
   };
 }
-
-export type Scheduler = ReturnType<typeof createScheduler>;

@@ -14,13 +14,8 @@ export function runMain(
   Promise.resolve()
     .then(main)
     .catch((err: unknown) => {
-      process.exitCode = 1;
-      if (err instanceof ConfigError) {
-        process.exitCode = options.configExitCode ?? 1;
-        process.stderr.write(`${name}: ${err.message}\n`);
-        return;
-      }
-      if (err instanceof TransientError) {
+      process.exitCode = err instanceof ConfigError ? (options.configExitCode ?? 1) : 1;
+      if (err instanceof ConfigError || err instanceof TransientError) {
         process.stderr.write(`${name}: ${err.message}\n`);
         return;
       }
