@@ -9,7 +9,6 @@ import { loadConfig } from './config.ts';
 import { createPoller } from './poll.ts';
 import { createScheduler } from './scheduler.ts';
 import { createFileSink } from './sink.ts';
-import { createTick } from './tick.ts';
 import { resolveToken } from './token.ts';
 
 /**
@@ -40,12 +39,9 @@ runMain(
 
     const scheduler = createScheduler({
       schedule: config.schedule,
-      task: createTick({
-        poll: createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs }),
-        sink: createFileSink({ path: config.outputFile }),
-        logger: logger.child({ module: 'poll' }),
-      }),
-      logger: logger.child({ module: 'scheduler' }),
+      poll: createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs }),
+      sink: createFileSink({ path: config.outputFile }),
+      logger,
     });
     scheduler.start();
     log.info(

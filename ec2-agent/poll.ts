@@ -105,33 +105,25 @@ export function createPoller(options: PollerOptions) {
 /** Only an integer 0..100 is a number: a JSON answer's `number`, or a plain body of digits alone. */
 export function parseAnswer(contentType: string, body: string): Omit<PollResult, 'attempts'> {
   const type = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
-  if (type === 'application/json' || type.endsWith('+json')) {
-    let value: { number?: unknown; coldStart?: unknown } | null;
-    try {
-      value = JSON.parse(body);
-    } catch {
-      throw new PollError(`invalid answer: JSON that does not parse: ${quote(body)}`);
-    }
-    const number = typeof value === 'object' && value !== null ? value.number : value;
-    const coldStart = value?.coldStart;
-    return {
-      number: checkRange(number, body),
-      coldStart: typeof coldStart === 'boolean' ? coldStart : undefined,
-    };
-  }
-  if (type !== '' && type !== 'text/plain') {
+  const json = type === 'application/json' || type.endsWith('+json');
+  if (!json && type !== '' && type !== 'text/plain') {
     throw new PollError(`invalid answer: content type ${type}, expected application/json or text/plain`);
   }
-  const text = body.trim();
-  if (!/^\d{1,3}$/.test(text)) throw new PollError(`invalid answer: not a whole number: ${quote(body)}`);
-  return { number: checkRange(Number(text), body), coldStart: undefined };
-}
-
-function checkRange(value: unknown, body: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN || value > MAX) {
+  if (!json && !/^\d{1,3}$/.test(body.trim())) {
+    throw new PollError(`invalid answer: not a whole number: ${quote(body)}`);
+  }
+  let value: { number?: unknown; coldStart?: unknown } | number | null;
+  try {
+    value = json ? JSON.parse(body) : Number(body);
+  } catch {
+    throw new PollError(`invalid answer: JSON that does not parse: ${quote(body)}`);
+  }
+  const number = typeof value === 'object' && value !== null ? value.number : value;
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < MIN || number > MAX) {
     throw new PollError(`invalid answer: not an integer ${MIN}..${MAX}: ${quote(body)}`);
   }
-  return value;
+  const coldStart = typeof value === 'object' ? value?.coldStart : undefined;
+  return { number, coldStart: typeof coldStart === 'boolean' ? coldStart : undefined };
 }
 
 async function readCapped(response: Response, limit: number): Promise<string> {

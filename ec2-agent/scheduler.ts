@@ -3,19 +3,14 @@ import cronParser from 'cron-parser';
 import schedule from 'node-schedule';
 import { logPoll } from '../lib/contract.ts';
 import type { Logger } from '../lib/logger.ts';
-
-export interface Tick {
-  scheduledAt: Date;
-  /** Epoch ms by which the tick's work must be over: before the next tick is due. */
-  deadline: number;
-  /** Aborted when shutdown gives up waiting. */
-  signal: AbortSignal;
-}
+import { type createPoller, PollError } from './poll.ts';
 
 export interface SchedulerOptions {
   /** A cron expression (5 fields, or 6 with seconds), already validated by config. */
   schedule: string;
-  task: (tick: Tick) => Promise<void>;
+  poll: ReturnType<typeof createPoller>;
+  sink: { write(at: Date, number: number): Promise<void> };
+  /** The root logger: `poll` lines go out with `module: "poll"`, the scheduler's own with "scheduler". */
   logger: Logger;
   now?: () => number;
   scheduleJob?: typeof schedule.scheduleJob;
@@ -25,19 +20,55 @@ export interface SchedulerOptions {
 const BUDGET_SHARE = 0.9;
 
 /**
- * Runs `task` on a cron schedule, never two at once: node-schedule fires regardless of whether the
- * last run ended, so a tick that finds one still running is skipped (and logged), not queued.
+ * Polls on a cron schedule, never two at once: node-schedule fires regardless of whether the last
+ * tick ended, so a tick that finds one still running is skipped (and logged), not queued. Every tick
+ * logs exactly one line (`msg: "poll"`) with scheduledAt, driftMs, outcome, number, latencyMs, attempts
+ * and coldStart, and never throws: an outage, a 5xx or garbage is a logged failure and the next tick
+ * tries again.
  */
 export function createScheduler(options: SchedulerOptions) {
-  const { task, logger, now = Date.now, scheduleJob = schedule.scheduleJob } = options;
+  const { poll, sink, now = Date.now, scheduleJob = schedule.scheduleJob } = options;
+  const logger = options.logger.child({ module: 'scheduler' });
+  const pollLogger = options.logger.child({ module: 'poll' });
   let running: { done: Promise<void>; controller: AbortController; scheduledAt: Date } | undefined;
   let job: schedule.Job | undefined;
   let stopped = false;
 
+  /** Epoch ms by which the tick's work must be over: before the next tick is due. */
   function deadlineAfter(scheduledAt: Date): number {
     const next = cronParser.parseExpression(options.schedule, { currentDate: scheduledAt }).next().getTime();
     const from = Math.max(scheduledAt.getTime(), now());
     return from + Math.max(0, next - from) * BUDGET_SHARE;
+  }
+
+  /** One tick, start to end: ask, write the number if there is one, and log the tick's `poll` line. */
+  async function tick(scheduledAt: Date, signal: AbortSignal): Promise<void> {
+    const started = performance.now();
+    // How late the tick began against its cron time: what `make bench` reports as drift.
+    const base = { scheduledAt: scheduledAt.toISOString(), driftMs: now() - scheduledAt.getTime() };
+    const latency = () => Math.round(performance.now() - started);
+    let result: Awaited<ReturnType<typeof poll>>;
+    try {
+      result = await poll({ deadline: deadlineAfter(scheduledAt), signal });
+    } catch (err) {
+      const { reason, attempts } =
+        err instanceof PollError ? err : new PollError(`unexpected: ${(err as Error).message}`);
+      const line = { number: null, latencyMs: latency(), attempts, coldStart: null, reason };
+      logPoll(pollLogger, { ...base, ...line, outcome: 'failed' });
+      return;
+    }
+    const { number, attempts, coldStart } = result;
+    const line = { ...base, number, latencyMs: latency(), attempts, coldStart: coldStart ?? null };
+    try {
+      // Once a number has arrived it is written, shutdown or not: the abort only stops waiting.
+      await sink.write(new Date(), number);
+    } catch (err) {
+      // The number is in this log line, so it is not lost even when the file cannot take it.
+      const reason = `cannot write the numbers file: ${(err as Error).message}`;
+      logPoll(pollLogger, { ...line, outcome: 'write_failed', reason });
+      return;
+    }
+    logPoll(pollLogger, { ...line, outcome: 'ok' });
   }
 
   // node-schedule passes the planned time of the tick.
@@ -59,7 +90,7 @@ export function createScheduler(options: SchedulerOptions) {
       return;
     }
     const controller = new AbortController();
-    const done = task({ scheduledAt, deadline: deadlineAfter(scheduledAt), signal: controller.signal })
+    const done = tick(scheduledAt, controller.signal)
       .catch((err: unknown) => logger.error({ err }, 'tick failed unexpectedly'))
       .finally(() => {
         running = undefined;

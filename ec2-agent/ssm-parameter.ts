@@ -76,8 +76,7 @@ export async function getParameter(name: string, options: ParameterOptions): Pro
     method: 'POST',
     protocol: url.protocol,
     hostname: url.hostname,
-    port: url.port ? Number(url.port) : undefined,
-    path: url.pathname || '/',
+    path: url.pathname, // the host header carries the port; the signer reads only path, query and headers
     headers: {
       host: url.host,
       'content-type': 'application/x-amz-json-1.1',
