@@ -54,7 +54,7 @@ runMain(
         auth: token ? (config.apiTokenParameter ? 'bearer (SSM parameter)' : 'bearer') : 'none',
         // Read by Node itself at start; shown so a TLS failure can be matched with what was trusted.
         extraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null,
-        nextTick: scheduler.nextTick()?.toISOString(),
+        nextTick: scheduler.nextTick(),
         node: process.version,
       },
       'started',
@@ -64,7 +64,7 @@ runMain(
     const stop = async (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal, busy: scheduler.busy, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new polls');
+      log.info({ signal, busy: scheduler.busy(), graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new polls');
       const outcome = await scheduler.stop(SHUTDOWN_GRACE_MS);
       log.info({ outcome }, 'stopped');
       process.exit(0);

@@ -59,8 +59,8 @@ const MIN_ATTEMPT_MS = 100;
  */
 export function createPoller(options: PollerOptions) {
   const { url, token, attemptTimeoutMs, maxAttempts = 3, backoff = { baseMs: 500, maxMs: 5000 } } = options;
-  const headers: Record<string, string> = { Accept: 'application/json, text/plain;q=0.9' };
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const auth = token ? { Authorization: `Bearer ${token}` } : {};
+  const headers = { Accept: 'application/json, text/plain;q=0.9', ...auth };
   const client = ky.create({ retry: 0, timeout: false, headers });
 
   async function attempt(timeoutMs: number, outer: AbortSignal): Promise<Omit<PollResult, 'attempts'>> {
@@ -74,9 +74,16 @@ export function createPoller(options: PollerOptions) {
       const cause = { cause: err };
       if (outer.aborted) throw new PollError('aborted: the agent is stopping', 1, false, cause);
       if (signal.aborted) throw new PollError(`timed out after ${timeoutMs} ms`, 1, true, cause);
-      if (!(err instanceof HTTPError)) throw networkError(err);
-      const status = err.response.status;
-      throw new PollError(`HTTP ${status}${HINTS[status] ?? ''}`, 1, status >= 500 || status === 429, cause);
+      if (err instanceof HTTPError) {
+        const { status } = err.response;
+        const reason = `HTTP ${status}${HINTS[status] ?? ''}`;
+        throw new PollError(reason, 1, status >= 500 || status === 429, cause);
+      }
+      const net = (err as { cause?: { code?: string; message?: string } }).cause;
+      const code = net?.code ?? net?.message ?? (err as Error).message;
+      const tls = tlsProblem(code);
+      // Retrying cannot fix trust, a wrong name or an expired certificate: say what would, and stop.
+      throw new PollError(tls ? `TLS: ${tls} (${code})` : `network error: ${code}`, 1, !tls, cause);
     }
   }
 
@@ -137,51 +144,35 @@ async function readCapped(response: Response, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function networkError(err: unknown): PollError {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  const code = cause?.code ?? cause?.message ?? (err as Error).message;
-  const tls = tlsProblem(code);
-  // Retrying cannot fix trust, a wrong name or an expired certificate: say what would, and stop.
-  if (tls) return new PollError(`TLS: ${tls} (${code})`, 1, false, { cause: err });
-  return new PollError(`network error: ${code}`, 1, true, { cause: err });
-}
-
 /** Where to give the agent a CA: the provisioner's flag on EC2, the variable anywhere else. */
 const CA_FIX =
   'give the agent the CA that signed it: provision-ec2 (or agent-command) --ca-cert certs/ca.crt, or NODE_EXTRA_CA_CERTS=<PEM file> outside EC2';
+/** For the codes that mean "no trusted CA vouches for this certificate". */
 const UNTRUSTED = `the service's certificate is not signed by a CA the agent trusts; ${CA_FIX}`;
 
 /**
  * Why a TLS handshake failed and what fixes it, by OpenSSL/Node error code (Node's tls module:
- * X509_V_ERR_* names without the prefix, and ERR_TLS_*). The first five mean "no trusted CA vouches
- * for this certificate".
+ * X509_V_ERR_* names without the prefix, and ERR_TLS_*).
  */
-const TLS_PROBLEMS = new Map([
-  ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', UNTRUSTED],
-  ['UNABLE_TO_GET_ISSUER_CERT', UNTRUSTED],
-  ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', UNTRUSTED],
-  ['SELF_SIGNED_CERT_IN_CHAIN', UNTRUSTED],
-  ['DEPTH_ZERO_SELF_SIGNED_CERT', UNTRUSTED],
-  [
-    'CERT_HAS_EXPIRED',
+const TLS_PROBLEMS: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNTRUSTED,
+  SELF_SIGNED_CERT_IN_CHAIN: UNTRUSTED,
+  DEPTH_ZERO_SELF_SIGNED_CERT: UNTRUSTED,
+  CERT_HAS_EXPIRED:
     "the service's certificate has expired; renew it (make tls-cert DOMAIN=<name> renews within 30 days of expiry) and deploy it again",
-  ],
-  [
-    'CERT_NOT_YET_VALID',
+  CERT_NOT_YET_VALID:
     "the service's certificate is not valid yet; check the clocks of this machine and of the CA",
-  ],
-  [
-    'ERR_TLS_CERT_ALTNAME_INVALID',
+  ERR_TLS_CERT_ALTNAME_INVALID:
     "the service's certificate is for another name than SERVICE_URL's host; issue it for that name (make tls-cert DOMAIN=<host>) or fix SERVICE_URL",
-  ],
-]);
+};
 
 /** One line on why a TLS handshake failed and what fixes it; undefined when it is not about the certificate. */
 export function tlsProblem(code: string): string | undefined {
-  const other = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
-    ? `certificate verification failed; if the service uses a private CA, ${CA_FIX}`
-    : undefined;
-  return TLS_PROBLEMS.get(code) ?? other;
+  if (Object.hasOwn(TLS_PROBLEMS, code)) return TLS_PROBLEMS[code];
+  if (!/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) return undefined;
+  return `certificate verification failed; if the service uses a private CA, ${CA_FIX}`;
 }
 
 const HINTS: Record<number, string> = {

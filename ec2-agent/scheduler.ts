@@ -47,12 +47,11 @@ export function createScheduler(options: SchedulerOptions) {
     // How late the tick began against its cron time: what `make bench` reports as drift.
     const base = { scheduledAt: scheduledAt.toISOString(), driftMs: now() - scheduledAt.getTime() };
     const latency = () => Math.round(performance.now() - started);
-    let result: Awaited<ReturnType<typeof poll>>;
-    try {
-      result = await poll({ deadline: deadlineAfter(scheduledAt), signal });
-    } catch (err) {
-      const { reason, attempts } =
-        err instanceof PollError ? err : new PollError(`unexpected: ${(err as Error).message}`);
+    const result = await poll({ deadline: deadlineAfter(scheduledAt), signal }).catch((err: unknown) =>
+      err instanceof PollError ? err : new PollError(`unexpected: ${(err as Error).message}`),
+    );
+    if (result instanceof PollError) {
+      const { reason, attempts } = result;
       const line = { number: null, latencyMs: latency(), attempts, coldStart: null, reason };
       logPoll(pollLogger, { ...base, ...line, outcome: 'failed' });
       return;
@@ -62,13 +61,12 @@ export function createScheduler(options: SchedulerOptions) {
     try {
       // Once a number has arrived it is written, shutdown or not: the abort only stops waiting.
       await sink.write(new Date(), number);
+      logPoll(pollLogger, { ...line, outcome: 'ok' });
     } catch (err) {
       // The number is in this log line, so it is not lost even when the file cannot take it.
       const reason = `cannot write the numbers file: ${(err as Error).message}`;
       logPoll(pollLogger, { ...line, outcome: 'write_failed', reason });
-      return;
     }
-    logPoll(pollLogger, { ...line, outcome: 'ok' });
   }
 
   // node-schedule passes the planned time of the tick.
@@ -104,14 +102,9 @@ export function createScheduler(options: SchedulerOptions) {
       // config validated the expression with the same parser, so this only guards a mismatch.
       if (!job) throw new Error(`node-schedule refused the schedule ${JSON.stringify(options.schedule)}`);
     },
-    /** The next planned tick, for the start-up log line. */
-    nextTick(): Date | undefined {
-      const next = job?.nextInvocation();
-      return next ? new Date(next.getTime()) : undefined;
-    },
-    get busy(): boolean {
-      return running !== undefined;
-    },
+    /** The next planned tick, ISO-8601, for the start-up log line (node-schedule's CronDate, or none). */
+    nextTick: () => job?.nextInvocation()?.toISOString(),
+    busy: () => running !== undefined,
     /**
      * No new ticks; waits for a running one up to `graceMs`, then aborts it (it writes nothing once
      * aborted) and waits for it to notice.

@@ -25,17 +25,6 @@ export interface ParameterOptions {
   credentials?: () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>;
 }
 
-/** An error SSM answered with; `name` is its error code (ParameterNotFound, AccessDeniedException, ...). */
-export class SsmError extends Error {
-  constructor(
-    override readonly name: string,
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-  }
-}
-
 type Data = string | ArrayBuffer | ArrayBufferView;
 /** node:crypto takes strings and views but not a bare ArrayBuffer. */
 const bytes = (data: Data) => (data instanceof ArrayBuffer ? new Uint8Array(data) : data) as BinaryLike;
@@ -105,7 +94,9 @@ export async function getParameter(name: string, options: ParameterOptions): Pro
     const type = res.headers['x-amzn-errortype'] as string | undefined; // a single header: one string
     const raw = type ?? answer.__type ?? xml('Code') ?? `HTTP${status}`;
     const code = (raw.split('#').pop() ?? raw).split(':')[0] ?? raw;
-    throw new SsmError(code, answer.message ?? xml('Message') ?? answer.Message ?? `HTTP ${status}`, status);
+    // An error named by SSM's code (ParameterNotFound, AccessDeniedException, ...).
+    const message = answer.message ?? xml('Message') ?? answer.Message ?? `HTTP ${status}`;
+    throw Object.assign(new Error(message), { name: code, status });
   }
   return answer.Parameter?.Value;
 }
