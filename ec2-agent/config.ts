@@ -53,11 +53,9 @@ export function cronProblem(expression: string): string | undefined {
 /** Reads the agent's environment once, at start. Throws ConfigError naming the bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
   const parsed = parseEnv(schema, env);
-  if (parsed.API_TOKEN !== undefined && parsed.API_TOKEN_PARAMETER !== undefined) {
-    throw new ConfigError(
-      'invalid configuration: API_TOKEN and API_TOKEN_PARAMETER are both set; set only one (API_TOKEN_PARAMETER names an SSM SecureString holding the token)',
-    );
-  }
+  const both =
+    'invalid configuration: API_TOKEN and API_TOKEN_PARAMETER are both set; set only one (API_TOKEN_PARAMETER names an SSM SecureString holding the token)';
+  if (parsed.API_TOKEN !== undefined && parsed.API_TOKEN_PARAMETER !== undefined) throw new ConfigError(both);
   return {
     serviceUrl: parsed.SERVICE_URL,
     /** A cron expression node-schedule understands: 5 fields, or 6 with seconds first. */

@@ -17,13 +17,6 @@ import { resolveToken } from './token.ts';
  */
 const SHUTDOWN_GRACE_MS = 25_000;
 
-/**
- * sysexits' EX_CONFIG: the configuration install.sh wrote is wrong, and restarting cannot fix it. The
- * unit's RestartPreventExitStatus=78 stops systemd from trying; any other failure (the token parameter
- * unreadable at boot, the network down) exits 1 and is retried.
- */
-export const EXIT_CONFIG = 78;
-
 /** The agent's only edge: config, token, wiring, signals. */
 runMain(
   'random-number-agent',
@@ -72,7 +65,10 @@ runMain(
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   },
-  { configExitCode: EXIT_CONFIG },
+  // sysexits' EX_CONFIG: the configuration install.sh wrote is wrong, and restarting cannot fix it. The
+  // unit's RestartPreventExitStatus=78 stops systemd from trying; any other failure (the token parameter
+  // unreadable at boot, the network down) exits 1 and is retried.
+  { configExitCode: 78 },
 );
 
 /**

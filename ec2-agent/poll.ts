@@ -175,11 +175,9 @@ export function tlsProblem(code: string): string | undefined {
   return `certificate verification failed; if the service uses a private CA, ${CA_FIX}`;
 }
 
-const HINTS: Record<number, string> = {
-  401: ' (check API_TOKEN / API_TOKEN_PARAMETER)',
-  403: ' (check API_TOKEN / API_TOKEN_PARAMETER)',
-  404: ' (check SERVICE_URL)',
-};
+/** What to check after an HTTP status that retrying cannot fix. */
+const AUTH_HINT = ' (check API_TOKEN / API_TOKEN_PARAMETER)';
+const HINTS: Record<number, string> = { 401: AUTH_HINT, 403: AUTH_HINT, 404: ' (check SERVICE_URL)' };
 
 /** A short, single-line excerpt of what came back, for the log. */
 function quote(body: string): string {

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import cronParser from 'cron-parser';
 import schedule from 'node-schedule';
 import { logPoll } from '../lib/contract.ts';
@@ -51,9 +50,8 @@ export function createScheduler(options: SchedulerOptions) {
       err instanceof PollError ? err : new PollError(`unexpected: ${(err as Error).message}`),
     );
     if (result instanceof PollError) {
-      const { reason, attempts } = result;
-      const line = { number: null, latencyMs: latency(), attempts, coldStart: null, reason };
-      logPoll(pollLogger, { ...base, ...line, outcome: 'failed' });
+      const line = { number: null, latencyMs: latency(), attempts: result.attempts, coldStart: null };
+      logPoll(pollLogger, { ...base, ...line, reason: result.reason, outcome: 'failed' });
       return;
     }
     const { number, attempts, coldStart } = result;
@@ -114,14 +112,10 @@ export function createScheduler(options: SchedulerOptions) {
       job?.cancel();
       const current = running;
       if (!current) return 'idle';
-      const grace = new AbortController();
-      const late = sleep(graceMs, true, { signal: grace.signal }).catch(() => false);
-      const isLate = await Promise.race([current.done.then(() => false), late]);
-      grace.abort();
-      if (!isLate) return 'finished';
-      current.controller.abort(new Error('shutdown'));
+      const timer = setTimeout(() => current.controller.abort(new Error('shutdown')), graceMs);
       await current.done;
-      return 'aborted';
+      clearTimeout(timer);
+      return current.controller.signal.aborted ? 'aborted' : 'finished';
     },
   };
 }

@@ -21,7 +21,7 @@ export interface ParameterOptions {
   /** AWS_ENDPOINT_URL_SSM or AWS_ENDPOINT_URL when set (moto in tests), else SSM's regional endpoint. */
   endpoint?: string;
   signal?: AbortSignal;
-  /** Where keys come from; by default the environment, else the instance role (see credentials()). */
+  /** Where keys come from; by default the environment, else the instance role (see getParameter). */
   credentials?: () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>;
 }
 
@@ -43,11 +43,8 @@ class Sha256 {
   }
 }
 
-/** Environment keys when given (as the SDK's chain tries first), else the instance role through IMDSv2. */
-function credentials() {
-  const imds = fromInstanceMetadata({ timeout: 2000, maxRetries: 2 });
-  return () => fromEnv()().catch(() => imds());
-}
+/** How long and how often to ask the instance metadata service for the role's keys. */
+const IMDS = { timeout: 2000, maxRetries: 2 };
 
 /** GetParameter with decryption: the value, or undefined when the parameter has none. */
 export async function getParameter(name: string, options: ParameterOptions): Promise<string | undefined> {
@@ -57,7 +54,8 @@ export async function getParameter(name: string, options: ParameterOptions): Pro
   const signer = new SignatureV4({
     service: 'ssm',
     region: options.region,
-    credentials: options.credentials ?? credentials(),
+    // Environment keys when given (as the SDK's chain tries first), else the instance role through IMDSv2.
+    credentials: options.credentials ?? (() => fromEnv()().catch(() => fromInstanceMetadata(IMDS)())),
     sha256: Sha256,
   });
   const body = JSON.stringify({ Name: name, WithDecryption: true });

@@ -9,11 +9,8 @@ export type ParameterReader = (name: string, signal: AbortSignal) => Promise<str
 /** GetParameter in the region the SDK would pick (AWS_REGION, then AWS_DEFAULT_REGION). */
 export function ssmReader(env: Record<string, string | undefined> = process.env): ParameterReader {
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
-  if (!region) {
-    throw new ConfigError(
-      'API_TOKEN_PARAMETER needs AWS_REGION (the region of the SSM parameter, e.g. us-east-1)',
-    );
-  }
+  const needed = 'API_TOKEN_PARAMETER needs AWS_REGION (the region of the SSM parameter, e.g. us-east-1)';
+  if (!region) throw new ConfigError(needed);
   return (name, signal) => getParameter(name, { region, signal });
 }
 
