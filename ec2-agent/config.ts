@@ -4,33 +4,11 @@ import { AGENT_DEFAULTS, TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
 import { intVar, logLevelVar, parseEnv } from '../lib/env.ts';
 import { ConfigError } from '../lib/errors.ts';
 
-export interface AgentConfig {
-  serviceUrl: string;
-  /** A cron expression node-schedule understands: 5 fields, or 6 with seconds first. */
-  schedule: string;
-  outputFile: string;
-  /** The token itself, given directly; never logged. */
-  apiToken: string | undefined;
-  /** The name of an SSM SecureString holding the token, read once at start. */
-  apiTokenParameter: string | undefined;
-  requestTimeoutMs: number;
-  logLevel: string;
-}
-
-export const DEFAULTS = AGENT_DEFAULTS;
-
+// http and https URLs always have a host (WHATWG URL refuses `http://` with none).
 const httpUrl = z.string().check(
-  z.refine(
-    (value) => {
-      try {
-        const url = new URL(value);
-        return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-      } catch {
-        return false;
-      }
-    },
-    { error: 'must be an http:// or https:// URL, e.g. https://random-number.example.com/' },
-  ),
+  z.refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
+    error: 'must be an http:// or https:// URL, e.g. https://random-number.example.com/',
+  }),
 );
 
 const cron = z.string().check(
@@ -39,16 +17,14 @@ const cron = z.string().check(
   }),
 );
 
-const token = z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }));
-
 const schema = z.object({
   SERVICE_URL: httpUrl,
-  SCHEDULE: z._default(cron, DEFAULTS.schedule),
+  SCHEDULE: z._default(cron, AGENT_DEFAULTS.schedule),
   OUTPUT_FILE: z._default(
     z.string().check(z.regex(/^[^\0]+$/, { error: 'must be a file path' })),
-    DEFAULTS.outputFile,
+    AGENT_DEFAULTS.outputFile,
   ),
-  API_TOKEN: z.optional(token),
+  API_TOKEN: z.optional(z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }))),
   API_TOKEN_PARAMETER: z.optional(
     z.string().check(
       z.regex(/^[a-zA-Z0-9_.\-/]{1,2048}$/, {
@@ -56,7 +32,7 @@ const schema = z.object({
       }),
     ),
   ),
-  REQUEST_TIMEOUT_MS: z._default(intVar(100, 600_000), DEFAULTS.requestTimeoutMs),
+  REQUEST_TIMEOUT_MS: z._default(intVar(100, 600_000), AGENT_DEFAULTS.requestTimeoutMs),
   LOG_LEVEL: z._default(logLevelVar, 'info'),
 });
 
@@ -75,20 +51,23 @@ export function cronProblem(expression: string): string | undefined {
 }
 
 /** Reads the agent's environment once, at start. Throws ConfigError naming the bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): AgentConfig {
+export function loadConfig(env: Record<string, string | undefined> = process.env) {
   const parsed = parseEnv(schema, env);
-  if (parsed.API_TOKEN !== undefined && parsed.API_TOKEN_PARAMETER !== undefined) {
-    throw new ConfigError(
-      'invalid configuration: API_TOKEN and API_TOKEN_PARAMETER are both set; set only one (API_TOKEN_PARAMETER names an SSM SecureString holding the token)',
-    );
-  }
+  const both =
+    'invalid configuration: API_TOKEN and API_TOKEN_PARAMETER are both set; set only one (API_TOKEN_PARAMETER names an SSM SecureString holding the token)';
+  if (parsed.API_TOKEN !== undefined && parsed.API_TOKEN_PARAMETER !== undefined) throw new ConfigError(both);
   return {
     serviceUrl: parsed.SERVICE_URL,
+    /** A cron expression node-schedule understands: 5 fields, or 6 with seconds first. */
     schedule: parsed.SCHEDULE.trim(),
     outputFile: parsed.OUTPUT_FILE,
+    /** The token itself, given directly; never logged. */
     apiToken: parsed.API_TOKEN,
+    /** The name of an SSM SecureString holding the token, read once at start. */
     apiTokenParameter: parsed.API_TOKEN_PARAMETER,
     requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
     logLevel: parsed.LOG_LEVEL,
   };
 }
+
+export type AgentConfig = ReturnType<typeof loadConfig>;

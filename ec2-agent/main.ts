@@ -9,7 +9,6 @@ import { loadConfig } from './config.ts';
 import { createPoller } from './poll.ts';
 import { createScheduler } from './scheduler.ts';
 import { createFileSink } from './sink.ts';
-import { createTick } from './tick.ts';
 import { resolveToken } from './token.ts';
 
 /**
@@ -17,13 +16,6 @@ import { resolveToken } from './token.ts';
  * TimeoutStopSec (40 s), so systemd never has to SIGKILL us.
  */
 const SHUTDOWN_GRACE_MS = 25_000;
-
-/**
- * sysexits' EX_CONFIG: the configuration install.sh wrote is wrong, and restarting cannot fix it. The
- * unit's RestartPreventExitStatus=78 stops systemd from trying; any other failure (the token parameter
- * unreadable at boot, the network down) exits 1 and is retried.
- */
-export const EXIT_CONFIG = 78;
 
 /** The agent's only edge: config, token, wiring, signals. */
 runMain(
@@ -38,24 +30,24 @@ runMain(
     await checkWritable(config.outputFile);
     const token = await resolveToken(config);
 
-    const poll = createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs });
-    const sink = createFileSink({ path: config.outputFile });
     const scheduler = createScheduler({
       schedule: config.schedule,
-      task: createTick({ poll, sink, logger: logger.child({ module: 'poll' }) }),
-      logger: logger.child({ module: 'scheduler' }),
+      poll: createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs }),
+      sink: createFileSink({ path: config.outputFile }),
+      logger,
     });
     scheduler.start();
     log.info(
       {
-        serviceUrl: withoutCredentials(config.serviceUrl),
+        // user:password, if the URL carries them, stay out of the log.
+        serviceUrl: Object.assign(new URL(config.serviceUrl), { username: '', password: '' }).toString(),
         schedule: config.schedule,
         outputFile: config.outputFile,
         requestTimeoutMs: config.requestTimeoutMs,
         auth: token ? (config.apiTokenParameter ? 'bearer (SSM parameter)' : 'bearer') : 'none',
         // Read by Node itself at start; shown so a TLS failure can be matched with what was trusted.
         extraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null,
-        nextTick: scheduler.nextTick()?.toISOString(),
+        nextTick: scheduler.nextTick(),
         node: process.version,
       },
       'started',
@@ -65,7 +57,7 @@ runMain(
     const stop = async (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal, busy: scheduler.busy, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new polls');
+      log.info({ signal, busy: scheduler.busy(), graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new polls');
       const outcome = await scheduler.stop(SHUTDOWN_GRACE_MS);
       log.info({ outcome }, 'stopped');
       process.exit(0);
@@ -73,7 +65,10 @@ runMain(
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   },
-  { configExitCode: EXIT_CONFIG },
+  // sysexits' EX_CONFIG: the configuration install.sh wrote is wrong, and restarting cannot fix it. The
+  // unit's RestartPreventExitStatus=78 stops systemd from trying; any other failure (the token parameter
+  // unreadable at boot, the network down) exits 1 and is retried.
+  { configExitCode: 78 },
 );
 
 /**
@@ -101,11 +96,4 @@ function userName(): string {
   } catch {
     return `uid ${process.getuid?.()}`;
   }
-}
-
-function withoutCredentials(value: string): string {
-  const url = new URL(value);
-  url.username = '';
-  url.password = '';
-  return url.toString();
 }

@@ -1,12 +1,6 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-export interface FileSinkOptions {
-  path: string;
-  appendFile?: typeof appendFile;
-  mkdir?: typeof mkdir;
-}
-
 /**
  * The numbers file: one line `<ISO-8601 UTC> <number>` per number received.
  *
@@ -15,24 +9,21 @@ export interface FileSinkOptions {
  * numbers are not secret, and a reader that is not root (a log shipper, a person with sudo-less
  * access to /opt data) may want them; where they live (default /root) decides who can reach them.
  */
-export function createFileSink(options: FileSinkOptions) {
-  const { path, appendFile: append = appendFile, mkdir: makeDir = mkdir } = options;
+export function createFileSink(options: { path: string; appendFile?: typeof appendFile }) {
+  const { path, appendFile: append = appendFile } = options;
   return {
-    path,
     async write(at: Date, number: number): Promise<void> {
       const line = `${formatLine(at, number)}\n`;
       try {
         await append(path, line, { flag: 'a', mode: 0o644 });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await makeDir(dirname(path), { recursive: true, mode: 0o755 });
+        await mkdir(dirname(path), { recursive: true, mode: 0o755 });
         await append(path, line, { flag: 'a', mode: 0o644 });
       }
     },
   };
 }
-
-export type FileSink = ReturnType<typeof createFileSink>;
 
 /** `2026-11-25T00:01:00.123Z 42`: the time the number arrived, in UTC, then the number. */
 export function formatLine(at: Date, number: number): string {

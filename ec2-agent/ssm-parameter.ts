@@ -1,6 +1,8 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import { type BinaryLike, createHash, createHmac } from 'node:crypto';
+import { once } from 'node:events';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { text } from 'node:stream/consumers';
 import { fromEnv } from '@aws-sdk/credential-provider-env';
 import { fromInstanceMetadata } from '@smithy/credential-provider-imds';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -19,34 +21,21 @@ export interface ParameterOptions {
   /** AWS_ENDPOINT_URL_SSM or AWS_ENDPOINT_URL when set (moto in tests), else SSM's regional endpoint. */
   endpoint?: string;
   signal?: AbortSignal;
-  /** Where keys come from; by default the environment, else the instance role (see credentials()). */
+  /** Where keys come from; by default the environment, else the instance role (see getParameter). */
   credentials?: () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>;
 }
 
-/** An error SSM answered with; `name` is its error code (ParameterNotFound, AccessDeniedException, ...). */
-export class SsmError extends Error {
-  readonly status: number;
-  constructor(name: string, message: string, status: number) {
-    super(message);
-    this.name = name;
-    this.status = status;
-  }
-}
-
-const bytes = (data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
-  typeof data === 'string'
-    ? data
-    : ArrayBuffer.isView(data)
-      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-      : new Uint8Array(data);
+type Data = string | ArrayBuffer | ArrayBufferView;
+/** node:crypto takes strings and views but not a bare ArrayBuffer. */
+const bytes = (data: Data) => (data instanceof ArrayBuffer ? new Uint8Array(data) : data) as BinaryLike;
 
 /** node:crypto behind the hash interface SignatureV4 takes (the SDK's @smithy/hash-node does the same). */
 class Sha256 {
-  readonly #hash: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+  readonly #hash;
+  constructor(secret?: Data) {
     this.#hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
   }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
+  update(data: Data): void {
     this.#hash.update(bytes(data));
   }
   async digest(): Promise<Uint8Array> {
@@ -54,39 +43,27 @@ class Sha256 {
   }
 }
 
-/** Environment keys when given (as the SDK's chain tries first), else the instance role through IMDSv2. */
-function credentials() {
-  const env = fromEnv();
-  const imds = fromInstanceMetadata({ timeout: 2000, maxRetries: 2 });
-  return async () => {
-    try {
-      return await env();
-    } catch {
-      return imds();
-    }
-  };
-}
-
-export function ssmEndpoint(region: string, env: Record<string, string | undefined> = process.env): string {
-  return env.AWS_ENDPOINT_URL_SSM || env.AWS_ENDPOINT_URL || `https://ssm.${region}.amazonaws.com`;
-}
+/** How long and how often to ask the instance metadata service for the role's keys. */
+const IMDS = { timeout: 2000, maxRetries: 2 };
 
 /** GetParameter with decryption: the value, or undefined when the parameter has none. */
 export async function getParameter(name: string, options: ParameterOptions): Promise<string | undefined> {
-  const url = new URL(options.endpoint ?? ssmEndpoint(options.region));
+  const { env } = process;
+  const regional = `https://ssm.${options.region}.amazonaws.com`;
+  const url = new URL(options.endpoint ?? (env.AWS_ENDPOINT_URL_SSM || env.AWS_ENDPOINT_URL || regional));
   const signer = new SignatureV4({
     service: 'ssm',
     region: options.region,
-    credentials: options.credentials ?? credentials(),
+    // Environment keys when given (as the SDK's chain tries first), else the instance role through IMDSv2.
+    credentials: options.credentials ?? (() => fromEnv()().catch(() => fromInstanceMetadata(IMDS)())),
     sha256: Sha256,
   });
   const body = JSON.stringify({ Name: name, WithDecryption: true });
-  const signed = await signer.sign({
+  const { headers } = await signer.sign({
     method: 'POST',
     protocol: url.protocol,
     hostname: url.hostname,
-    port: url.port ? Number(url.port) : undefined,
-    path: url.pathname || '/',
+    path: url.pathname, // the host header carries the port; the signer reads only path, query and headers
     headers: {
       host: url.host,
       'content-type': 'application/x-amz-json-1.1',
@@ -94,52 +71,30 @@ export async function getParameter(name: string, options: ParameterOptions): Pro
     },
     body,
   });
-  const res = await post(url, signed.headers, body, options.signal);
-  const text = res.text;
+  // node:http(s) rather than fetch: fetch loads undici, about 10 MiB of resident memory for a request
+  // made once (docs/bench.md).
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const req = send(url, { method: 'POST', headers, signal: options.signal });
+  req.end(body);
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  const reply = await text(res);
   let answer: { Parameter?: { Value?: string }; __type?: string; message?: string; Message?: string } = {};
   try {
-    answer = text ? JSON.parse(text) : {};
+    answer = JSON.parse(reply);
   } catch {
     // Not JSON (a proxy's error page, say): reported below by status.
   }
-  if (res.status < 200 || res.status > 299) {
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status > 299) {
     // AWS JSON protocol: the code in x-amzn-errortype or __type, possibly as "namespace#Code:extra";
     // some front ends (and moto's signature check) answer in XML with <Code> and <Message>.
-    const xml = (tag: string) => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(text)?.[1];
-    answer.message ??= xml('Message');
-    const raw = res.errorType ?? answer.__type ?? xml('Code') ?? `HTTP${res.status}`;
+    const xml = (tag: string) => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(reply)?.[1];
+    const type = res.headers['x-amzn-errortype'] as string | undefined; // a single header: one string
+    const raw = type ?? answer.__type ?? xml('Code') ?? `HTTP${status}`;
     const code = (raw.split('#').pop() ?? raw).split(':')[0] ?? raw;
-    throw new SsmError(code, answer.message ?? answer.Message ?? `HTTP ${res.status}`, res.status);
+    // An error named by SSM's code (ParameterNotFound, AccessDeniedException, ...).
+    const message = answer.message ?? xml('Message') ?? answer.Message ?? `HTTP ${status}`;
+    throw Object.assign(new Error(message), { name: code, status });
   }
   return answer.Parameter?.Value;
-}
-
-/**
- * One POST with node:http(s) rather than fetch: fetch loads undici, about 10 MiB of resident memory
- * for a request made once (docs/bench.md). Resolves with the status and the whole body.
- */
-function post(
-  url: URL,
-  headers: Record<string, string>,
-  body: string,
-  signal: AbortSignal | undefined,
-): Promise<{ status: number; text: string; errorType: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(url, { method: 'POST', headers, ...(signal ? { signal } : {}) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const type = res.headers['x-amzn-errortype'];
-        resolve({
-          status: res.statusCode ?? 0,
-          text: Buffer.concat(chunks).toString('utf8'),
-          errorType: typeof type === 'string' ? type : undefined,
-        });
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }

@@ -1,11 +1,7 @@
 import { TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
 import { ConfigError, TransientError } from '../lib/errors.ts';
+import type { AgentConfig } from './config.ts';
 import { getParameter } from './ssm-parameter.ts';
-
-export interface TokenSource {
-  apiToken: string | undefined;
-  apiTokenParameter: string | undefined;
-}
 
 /** Reads a parameter, decrypted: SSM's GetParameter (ssm-parameter.ts), or a stand-in in unit tests. */
 export type ParameterReader = (name: string, signal: AbortSignal) => Promise<string | undefined>;
@@ -13,30 +9,23 @@ export type ParameterReader = (name: string, signal: AbortSignal) => Promise<str
 /** GetParameter in the region the SDK would pick (AWS_REGION, then AWS_DEFAULT_REGION). */
 export function ssmReader(env: Record<string, string | undefined> = process.env): ParameterReader {
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
-  if (!region) {
-    throw new ConfigError(
-      'API_TOKEN_PARAMETER needs AWS_REGION (the region of the SSM parameter, e.g. us-east-1)',
-    );
-  }
+  const needed = 'API_TOKEN_PARAMETER needs AWS_REGION (the region of the SSM parameter, e.g. us-east-1)';
+  if (!region) throw new ConfigError(needed);
   return (name, signal) => getParameter(name, { region, signal });
 }
-
-/** How long reading the parameter may take, SDK retries included. */
-export const TOKEN_TIMEOUT_MS = 15_000;
 
 /**
  * The Bearer token, if any: API_TOKEN as given, or the SecureString named by API_TOKEN_PARAMETER,
  * read once at start through the instance role (decrypted by SSM). Reading it once means a rotated
  * token needs `systemctl restart random-number-agent`; reading it per tick would add an AWS call and
- * a failure mode to every poll.
+ * a failure mode to every poll. `timeoutMs` bounds the read, SDK retries included.
  */
 export async function resolveToken(
-  source: TokenSource,
+  { apiToken, apiTokenParameter: name }: Pick<AgentConfig, 'apiToken' | 'apiTokenParameter'>,
   reader: () => ParameterReader = ssmReader,
-  timeoutMs = TOKEN_TIMEOUT_MS,
+  timeoutMs = 15_000,
 ): Promise<string | undefined> {
-  if (source.apiToken !== undefined || source.apiTokenParameter === undefined) return source.apiToken;
-  const name = source.apiTokenParameter;
+  if (apiToken !== undefined || name === undefined) return apiToken;
   const read = reader();
   let value: string | undefined;
   try {
@@ -48,12 +37,8 @@ export async function resolveToken(
     // Never a ConfigError, even for ParameterNotFound or AccessDenied: at boot the role's policy or the
     // parameter may still be on its way (IAM is eventually consistent), and either can be fixed in AWS
     // without touching the instance, so systemd retrying every few seconds is what recovers.
-    throw new TokenError(
-      `cannot read the API token from SSM parameter ${name} (API_TOKEN_PARAMETER): ${what}`,
-      {
-        cause: err,
-      },
-    );
+    const message = `cannot read the API token from SSM parameter ${name} (API_TOKEN_PARAMETER): ${what}`;
+    throw new TokenError(message, { cause: err });
   }
   const token = value?.trim();
   if (!token || !TOKEN_PATTERN.test(token)) {

@@ -14,18 +14,12 @@ export function runMain(
   Promise.resolve()
     .then(main)
     .catch((err: unknown) => {
-      process.exitCode = 1;
-      if (err instanceof ConfigError) {
-        process.exitCode = options.configExitCode ?? 1;
-        process.stderr.write(`${name}: ${err.message}\n`);
-        return;
-      }
-      if (err instanceof TransientError) {
-        process.stderr.write(`${name}: ${err.message}\n`);
-        return;
-      }
-      const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      process.exitCode = err instanceof ConfigError ? (options.configExitCode ?? 1) : 1;
+      // Known failures are their message alone; anything else also says what it is, and where with DEBUG.
+      const known = err instanceof ConfigError || err instanceof TransientError;
+      const message =
+        err instanceof Error ? (known ? err.message : `${err.name}: ${err.message}`) : String(err);
       process.stderr.write(`${name}: ${message}\n`);
-      if (process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+      if (!known && process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     });
 }

@@ -49,11 +49,7 @@ export interface PollFields {
 /** A `poll` line as read back from a log: the fields plus pino's `time` (ms since the epoch). */
 export type PollLine = PollFields & { time: number };
 
-interface LevelLogger {
-  info(fields: object, msg: string): void;
-  warn(fields: object, msg: string): void;
-  error(fields: object, msg: string): void;
-}
+type LevelLogger = Record<'info' | 'warn' | 'error', (fields: object, msg: string) => void>;
 
 /** Writes the one `poll` line of a tick; the level follows the outcome. */
 export function logPoll(logger: LevelLogger, fields: PollFields & Record<string, unknown>): void {
@@ -63,18 +59,11 @@ export function logPoll(logger: LevelLogger, fields: PollFields & Record<string,
 
 /** A `poll` line out of one line of the agent's log (journald's `-o cat`), or undefined for any other. */
 export function parsePollLine(line: string): PollLine | undefined {
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(line);
+    const entry = JSON.parse(line);
+    const poll = entry?.msg === POLL_MSG && typeof entry.scheduledAt === 'string';
+    return poll && typeof entry.outcome === 'string' ? entry : undefined;
   } catch {
     return undefined;
   }
-  const entry = parsed as Partial<PollLine> & { msg?: unknown };
-  return entry !== null &&
-    typeof entry === 'object' &&
-    entry.msg === POLL_MSG &&
-    typeof entry.scheduledAt === 'string' &&
-    typeof entry.outcome === 'string'
-    ? (entry as PollLine)
-    : undefined;
 }

@@ -33,11 +33,9 @@ export function parseEnv<S extends z.ZodMiniObject>(
 
 /** A whole number within [min, max]. */
 export function intVar(min: number, max: number) {
+  const inRange = (value: string) => /^\d+$/.test(value) && Number(value) >= min && Number(value) <= max;
   const error = `must be a whole number from ${min} to ${max}`;
-  return z.pipe(
-    z.string().check(z.regex(/^\d+$/, { error })),
-    z.pipe(z.transform(Number), z.number().check(z.gte(min, { error }), z.lte(max, { error }))),
-  );
+  return z.pipe(z.string().check(z.refine(inRange, { error })), z.transform(Number));
 }
 
 export const logLevelVar = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` });

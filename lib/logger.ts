@@ -10,20 +10,22 @@ export interface LoggerOptions {
   destination?: DestinationStream;
   /**
    * Hold up to this many bytes of lines before writing them to stdout in one write(2), and write
-   * whatever is held every `flushMs` and at exit. 0 (the default): every line is written as it is logged.
+   * whatever is held every FLUSH_MS and at exit. 0 (the default): every line is written as it is logged.
    * For a process that logs a line per request (the service): one write per line costs more than
    * making the line (docs/bench.md).
    */
   bufferBytes?: number;
-  flushMs?: number;
 }
+
+/** How long a buffered line may wait for its write. */
+const FLUSH_MS = 100;
 
 /**
  * Paths pino blanks before a line is written. Secrets are never logged on purpose; this is the net
  * under that rule for anything that logs a request, a config or an error carrying headers. Exact paths
  * only: wildcards cost about four times as much on every line (measured in docs/bench.md).
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'apiToken',
   'token',
   'authorization',
@@ -36,20 +38,11 @@ export const REDACT_PATHS = [
  * The one root logger of a process. Modules take `logger.child({ module })` from it.
  * JSON on stdout, as a pod or journald wants it; human-readable output only for a person at a terminal.
  */
-export function createLogger({
-  name,
-  level = 'info',
-  destination,
-  bufferBytes = 0,
-  flushMs = 100,
-}: LoggerOptions): Logger {
-  const options = {
-    name,
-    level,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    base: { pid: process.pid },
-  };
-  return pino(options, destination ?? prettyAtTerminal() ?? stdout(bufferBytes, flushMs));
+export function createLogger({ name, level = 'info', destination, bufferBytes = 0 }: LoggerOptions): Logger {
+  return pino(
+    { name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } },
+    destination ?? prettyAtTerminal() ?? stdout(bufferBytes),
+  );
 }
 
 /**
@@ -58,24 +51,22 @@ export function createLogger({
  * each small write went through libuv's thread pool (docs/bench.md). When buffering, what is held is
  * written on the 'exit' event (process.exit, the end of the event loop, an uncaught exception); only a
  * kill by a signal with no handler (SIGKILL, the OOM killer) or a crash of Node itself loses it: at
- * most `bufferBytes`, or `flushMs` of lines.
+ * most `bufferBytes`, or FLUSH_MS of lines.
  */
-function stdout(bufferBytes: number, flushMs: number): DestinationStream {
+function stdout(bufferBytes: number): DestinationStream {
   const destination = pino.destination({ sync: true });
   if (bufferBytes <= 0) return destination;
   // Batched here rather than with SonicBoom's own minLength, which measures the whole held string
   // again on every line: joining an array once per write costs a fifth as much (docs/bench.md).
-  let lines: string[] = [];
+  const lines: string[] = [];
   let size = 0;
   const flushSync = () => {
     if (size === 0) return;
-    const chunk = lines.join('');
-    lines = [];
     size = 0;
     // SonicBoom writes synchronously and retries on EAGAIN (a pipe whose reader is slow).
-    destination.write(chunk);
+    destination.write(lines.splice(0).join(''));
   };
-  setInterval(flushSync, flushMs).unref();
+  setInterval(flushSync, FLUSH_MS).unref();
   process.on('exit', () => {
     try {
       flushSync();
@@ -101,8 +92,7 @@ function prettyAtTerminal(): DestinationStream | undefined {
   try {
     // pino-pretty is a dev dependency: present in a checkout, absent from the image and the EC2 bundle,
     // where output is never a terminal anyway. Loaded lazily so that bundles do not carry it.
-    const require = createRequire(import.meta.url);
-    const pretty = require('pino-pretty') as (options: object) => DestinationStream;
+    const pretty = createRequire(import.meta.url)('pino-pretty') as (options: object) => DestinationStream;
     return pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
   } catch {
     return undefined;

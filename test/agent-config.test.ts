@@ -1,5 +1,6 @@
 import t from 'tap';
-import { cronProblem, DEFAULTS, loadConfig } from '../ec2-agent/config.ts';
+import { cronProblem, loadConfig } from '../ec2-agent/config.ts';
+import { AGENT_DEFAULTS as DEFAULTS } from '../lib/contract.ts';
 import { AGENT_BUNDLE } from './helpers/agent.ts';
 import { startProcess } from './helpers/process.ts';
 

@@ -18,7 +18,7 @@ t.test('parseResults splits the output file lines from the journal lines', async
     '2026-11-24T10:02:00.000Z 55',
     'garbage line',
     JOURNAL_MARKER,
-    // Lines as the agent logs them (ec2-agent/tick.ts, scheduler.ts), as journalctl -o cat prints them.
+    // Lines as the agent logs them (ec2-agent/scheduler.ts), as journalctl -o cat prints them.
     '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:03:00.000Z","outcome":"failed","number":null,"coldStart":null,"reason":"timeout after 20000 ms"}',
     '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:04:00.000Z","outcome":"write_failed","number":7,"reason":"cannot write the numbers file: EACCES"}',
     '{"level":30,"msg":"poll","scheduledAt":"2026-11-24T10:05:00.000Z","outcome":"ok","number":3,"coldStart":true}',

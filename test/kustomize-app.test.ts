@@ -1,7 +1,7 @@
 import cronParser from 'cron-parser';
 import t from 'tap';
-import { DEFAULTS as AGENT } from '../ec2-agent/config.ts';
 import { loadConfig } from '../functions/random-number/config.ts';
+import { AGENT_DEFAULTS as AGENT } from '../lib/contract.ts';
 import { ksvc, kustomize, type Manifest } from './helpers/kustomize.ts';
 import { startService } from './helpers/service.ts';
 
