@@ -43,23 +43,18 @@ const agentKeys = { accessKeyId: key?.AccessKeyId ?? '', secretAccessKey: key?.S
 await iam.send(new CreateUserCommand({ UserName: 'nobody' }));
 const other = (await iam.send(new CreateAccessKeyCommand({ UserName: 'nobody' }))).AccessKey;
 const noPolicyKeys = { accessKeyId: other?.AccessKeyId ?? '', secretAccessKey: other?.SecretAccessKey ?? '' };
+/** The agent's signed GetParameter of the token, with the keys `credentials` gives. */
+const readWith = (credentials: () => Promise<typeof admin>) =>
+  getParameter('/random-number/api-token', { region, endpoint: moto.endpoint, credentials });
 
 t.test('a correctly signed GetParameter with a permitted key gets the decrypted value', async (t) => {
-  const value = await getParameter('/random-number/api-token', {
-    region,
-    endpoint: moto.endpoint,
-    credentials: async () => agentKeys,
-  });
+  const value = await readWith(async () => agentKeys);
   t.equal(value, token, 'the SecureString, decrypted');
 });
 
 t.test('a wrong secret: moto rejects the signature, by its error code', async (t) => {
   await t.rejects(
-    getParameter('/random-number/api-token', {
-      region,
-      endpoint: moto.endpoint,
-      credentials: async () => ({ ...agentKeys, secretAccessKey: `${agentKeys.secretAccessKey}x` }),
-    }),
+    readWith(async () => ({ ...agentKeys, secretAccessKey: `${agentKeys.secretAccessKey}x` })),
     { name: /SignatureDoesNotMatch|InvalidSignatureException/ },
     'the signature is checked, and a bad one is refused',
   );
@@ -67,11 +62,7 @@ t.test('a wrong secret: moto rejects the signature, by its error code', async (t
 
 t.test('a key whose policy does not allow GetParameter: AccessDeniedException', async (t) => {
   await t.rejects(
-    getParameter('/random-number/api-token', {
-      region,
-      endpoint: moto.endpoint,
-      credentials: async () => noPolicyKeys,
-    }),
+    readWith(async () => noPolicyKeys),
     // Real SSM says AccessDeniedException; moto's IAM layer answers in the query protocol's AccessDenied.
     { name: /^AccessDenied(Exception)?$/, message: /GetParameter/ },
     'refused by its error code, with what was denied',
@@ -80,11 +71,7 @@ t.test('a key whose policy does not allow GetParameter: AccessDeniedException', 
 
 t.test('a key IAM does not know: refused by its error code', async (t) => {
   await t.rejects(
-    getParameter('/random-number/api-token', {
-      region,
-      endpoint: moto.endpoint,
-      credentials: async () => admin,
-    }),
+    readWith(async () => admin),
     { name: /InvalidClientTokenId|UnrecognizedClientException/ },
     'an unknown key is refused by name',
   );

@@ -11,19 +11,25 @@ const moto = await startMoto(t);
 // Independent tests (each its own parameter, service and agent): side by side.
 t.jobs = 2;
 
+/** Stores `value` as a SecureString in the emulator, as provision-ec2 does. */
+async function putToken(name: string, value: string) {
+  const ssm = new SSMClient({
+    endpoint: moto.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  try {
+    await ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'SecureString' }));
+  } finally {
+    ssm.destroy();
+  }
+}
+
 t.test(
   'API_TOKEN_PARAMETER: the SecureString is read once from SSM (moto) and sent, never logged',
   async (t) => {
     const token = 'ssm-held-token-31415926';
-    const ssm = new SSMClient({
-      endpoint: moto.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
-    t.teardown(() => ssm.destroy());
-    await ssm.send(
-      new PutParameterCommand({ Name: '/random-number/api-token', Value: token, Type: 'SecureString' }),
-    );
+    await putToken('/random-number/api-token', token);
     const service = await startService(t, { API_TOKEN: token });
     const output = join(t.testdir(), 'n.txt');
     const agent = startAgent(t, {
@@ -51,15 +57,7 @@ t.test(
   'no keys in the environment: credentials from the instance role through IMDSv2 (moto serves it)',
   async (t) => {
     const token = 'role-read-token-1618';
-    const ssm = new SSMClient({
-      endpoint: moto.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
-    t.teardown(() => ssm.destroy());
-    await ssm.send(
-      new PutParameterCommand({ Name: '/random-number/role-token', Value: token, Type: 'SecureString' }),
-    );
+    await putToken('/random-number/role-token', token);
     const service = await startService(t, { API_TOKEN: token });
     const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_EC2_METADATA_DISABLED, ...noKeys } = moto.env;
     const agent = startAgent(t, {
