@@ -296,8 +296,8 @@ t.test('credentials: missing or rejected credentials become one clear ConfigErro
   mock.on(GetCallerIdentityCommand).resolves({ Account: '123', Arn: 'arn:aws:iam::123:user/me' });
   t.same(
     await checkCredentials(client),
-    { account: '123', arn: 'arn:aws:iam::123:user/me', region: 'us-east-1' },
-    'the identity and region',
+    { account: '123', arn: 'arn:aws:iam::123:user/me', region: 'us-east-1', partition: 'aws' },
+    'the identity, region and partition',
   );
 });
 

@@ -30,15 +30,12 @@ export async function readCaCert(
   if (value === 'none') return 'none';
   if (value === '')
     throw new ConfigError('--ca-cert needs a PEM file (e.g. certs/ca.crt from make tls-cert) or none');
-  let pem: Buffer;
-  try {
-    pem = await readFile(value);
-  } catch (err) {
+  const pem = await readFile(value).catch((err: NodeJS.ErrnoException) => {
     throw new ConfigError(
-      `--ca-cert ${value}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); make tls-cert DOMAIN=<name> writes certs/ca.crt`,
+      `--ca-cert ${value}: cannot read it (${err.code ?? err.message}); make tls-cert DOMAIN=<name> writes certs/ca.crt`,
       { cause: err },
     );
-  }
+  });
   if (pem.length > MAX_CA_BYTES) {
     throw new ConfigError(
       `--ca-cert ${value} is ${pem.length} bytes; at most ${MAX_CA_BYTES} fit in the install command: give only the CA(s) that signed the service's certificate`,

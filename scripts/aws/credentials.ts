@@ -1,12 +1,7 @@
 import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
+import { parse as parseArn, validate as validateArn } from '@aws-sdk/util-arn-parser';
 import { ConfigError } from '../../lib/errors.ts';
 import { errorName } from './errors.ts';
-
-export interface Identity {
-  account: string;
-  arn: string;
-  region: string;
-}
 
 const CREDENTIAL_HELP =
   'set AWS_PROFILE (a profile from ~/.aws/config, e.g. after `aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary credentials)';
@@ -24,20 +19,26 @@ const BAD_CREDENTIALS = new Set([
 ]);
 
 /**
+ * The partition (aws, aws-us-gov, aws-cn, ...) of an ARN such as the caller identity's: ARNs built
+ * here must carry the caller's, or policies in GovCloud or China name resources that cannot exist.
+ */
+export function partitionOf(arn: string): string {
+  // No ARN at all (an emulator may send none): the commercial partition.
+  return validateArn(arn) ? parseArn(arn).partition : 'aws';
+}
+
+/**
  * Checks region and credentials before anything else: STS GetCallerIdentity needs no permission, so a
  * failure here is about the caller's setup and is reported as a ConfigError saying what to set.
  */
-export async function checkCredentials(sts: STSClient): Promise<Identity> {
-  let region: string;
-  try {
-    region = await sts.config.region();
-  } catch (err) {
-    throw new ConfigError(`no AWS region: ${REGION_HELP}`, { cause: err });
-  }
+export async function checkCredentials(sts: STSClient) {
+  const region = await sts.config.region().catch((cause: unknown) => {
+    throw new ConfigError(`no AWS region: ${REGION_HELP}`, { cause });
+  });
   if (!region) throw new ConfigError(`no AWS region: ${REGION_HELP}`);
   try {
-    const identity = await sts.send(new GetCallerIdentityCommand({}));
-    return { account: identity.Account ?? '', arn: identity.Arn ?? '', region };
+    const { Account = '', Arn = '' } = await sts.send(new GetCallerIdentityCommand({}));
+    return { account: Account, arn: Arn, region, partition: partitionOf(Arn) };
   } catch (err) {
     const name = errorName(err);
     if (NO_CREDENTIALS.has(name))

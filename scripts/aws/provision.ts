@@ -17,7 +17,6 @@ import {
   customerKeyOf,
   parameterArn,
   parameterExists,
-  partitionOf,
   putToken,
   reusableTokenParameter,
 } from './token.ts';
@@ -70,8 +69,7 @@ export async function provision(
     () => checkCredentials(clients.sts),
     (id) => `${id.arn} in ${id.region}`,
   );
-  const { region } = identity;
-  const partition = partitionOf(identity.arn);
+  const { region, partition } = identity;
   const boundaryArn = await report.step(
     'permissions boundary',
     () => requireBoundary(clients.iam, { partition, account: identity.account }),

@@ -13,25 +13,18 @@ import { type WaitForTiming, waitFor } from './wait.ts';
 
 /** The VPC to use: the subnet's when one is given, else the region's default VPC. */
 export async function resolveVpc(ec2: EC2Client, subnetId?: string): Promise<string> {
-  if (subnetId) {
-    try {
-      const { Subnets } = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }));
-      const vpc = Subnets?.[0]?.VpcId;
-      if (vpc) return vpc;
-    } catch (err) {
-      if (!errorName(err).startsWith('InvalidSubnet')) throw err;
-    }
-    throw new ConfigError(`--subnet ${subnetId}: no such subnet in this region`);
-  }
-  const { Vpcs } = await ec2.send(
-    new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }),
+  // A filter, not SubnetIds: an unknown subnet is then an empty answer rather than an error.
+  const vpc = subnetId
+    ? (await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'subnet-id', Values: [subnetId] }] })))
+        .Subnets?.[0]?.VpcId
+    : (await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] })))
+        .Vpcs?.[0]?.VpcId;
+  if (vpc) return vpc;
+  throw new ConfigError(
+    subnetId
+      ? `--subnet ${subnetId}: no such subnet in this region`
+      : 'this region has no default VPC: pass --subnet <subnet-id> (with a route to the internet)',
   );
-  const vpc = Vpcs?.[0]?.VpcId;
-  if (!vpc)
-    throw new ConfigError(
-      'this region has no default VPC: pass --subnet <subnet-id> (with a route to the internet)',
-    );
-  return vpc;
 }
 
 export async function findSecurityGroup(
@@ -91,23 +84,21 @@ export async function deleteSecurityGroups(
     new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) }),
   );
   const removed: string[] = [];
-  for (const group of SecurityGroups ?? []) {
-    const groupId = group.GroupId as string;
+  for (const { GroupId, GroupName } of SecurityGroups ?? []) {
     await waitFor({
       ...timing,
-      what: `security group ${groupId} to be released by its network interfaces`,
+      what: `security group ${GroupId} to be released by its network interfaces`,
       check: async () => {
         try {
-          await ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId }));
-          return true;
+          await ec2.send(new DeleteSecurityGroupCommand({ GroupId }));
         } catch (err) {
-          if (errorName(err) === 'InvalidGroup.NotFound') return true;
           if (errorName(err) === 'DependencyViolation') return undefined;
-          throw err;
+          if (errorName(err) !== 'InvalidGroup.NotFound') throw err;
         }
+        return true;
       },
     });
-    removed.push(`security group ${group.GroupName} (${groupId})`);
+    removed.push(`security group ${GroupName} (${GroupId})`);
   }
   return removed;
 }
