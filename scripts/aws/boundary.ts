@@ -93,10 +93,7 @@ async function findBoundary(iam: IAMClient, options: { partition: string; accoun
  * The administrator's step (npm run iam-bootstrap): creates the boundary policy, or brings an existing
  * one up to date with a new default version.
  */
-export async function ensureBoundary(
-  iam: IAMClient,
-  options: { partition: string; account: string },
-): Promise<{ arn: string; outcome: 'created' | 'updated' | 'found' }> {
+export async function ensureBoundary(iam: IAMClient, options: { partition: string; account: string }) {
   const { arn, policy } = await findBoundary(iam, options);
   const PolicyDocument = JSON.stringify(boundaryDocument(options.partition, options.account));
   if (!policy) {
@@ -130,10 +127,7 @@ export async function ensureBoundary(
 }
 
 /** The provisioner's check: the boundary must exist before a role can be created with it. */
-export async function requireBoundary(
-  iam: IAMClient,
-  options: { partition: string; account: string },
-): Promise<string> {
+export async function requireBoundary(iam: IAMClient, options: { partition: string; account: string }) {
   const { arn, policy } = await findBoundary(iam, options);
   if (policy) return arn;
   throw new ConfigError(

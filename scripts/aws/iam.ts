@@ -41,11 +41,8 @@ export function roleName(name: string): string {
  * touched.
  */
 async function findRole(iam: IAMClient, name: string) {
-  const found = await unlessAbsent(
-    iam.send(new GetRoleCommand({ RoleName: roleName(name) })),
-    NoSuchEntityException,
-  );
-  const role = found?.Role;
+  const command = new GetRoleCommand({ RoleName: roleName(name) });
+  const role = (await unlessAbsent(iam.send(command), NoSuchEntityException))?.Role;
   const ours = role?.Path === IAM_PATH && role.Tags?.some((t) => t.Key === 'Project' && t.Value === name);
   return { role, ours };
 }
@@ -55,16 +52,16 @@ async function findProfile(iam: IAMClient, name: string) {
   return (await unlessAbsent(iam.send(command), NoSuchEntityException))?.InstanceProfile;
 }
 
-export async function roleExists(iam: IAMClient, name: string): Promise<boolean> {
+export async function roleExists(iam: IAMClient, name: string) {
   return (await findRole(iam, name)).role !== undefined;
 }
 
-export async function instanceProfileExists(iam: IAMClient, name: string): Promise<boolean> {
+export async function instanceProfileExists(iam: IAMClient, name: string) {
   return (await findProfile(iam, name)) !== undefined;
 }
 
 /** The token parameter an earlier run recorded on the role (TOKEN_TAG), if the role is ours. */
-export async function recordedTokenParameter(iam: IAMClient, name: string): Promise<string | undefined> {
+export async function recordedTokenParameter(iam: IAMClient, name: string) {
   const { role, ours } = await findRole(iam, name);
   const value = ours ? role?.Tags?.find((t) => t.Key === TOKEN_TAG)?.Value : undefined;
   return value ? `/${value}` : undefined;
@@ -128,13 +125,11 @@ export async function ensureInstanceProfile(
   // Without a token a recorded one stays: dropping it would silently turn every poll of a protected
   // service into a 401. Teardown removes it with the role.
   if (token || !found.role?.Tags?.some((t) => t.Key === TOKEN_TAG)) {
-    const document = agentPolicyDocument({ ...options, tokenArn: token?.arn, keyId: token?.keyId });
+    const PolicyDocument = JSON.stringify(
+      agentPolicyDocument({ ...options, tokenArn: token?.arn, keyId: token?.keyId }),
+    );
     await iam.send(
-      new PutRolePolicyCommand({
-        RoleName: role,
-        PolicyName: AGENT_POLICY_NAME,
-        PolicyDocument: JSON.stringify(document),
-      }),
+      new PutRolePolicyCommand({ RoleName: role, PolicyName: AGENT_POLICY_NAME, PolicyDocument }),
     );
   }
 
@@ -164,10 +159,7 @@ export async function ensureInstanceProfile(
  * Removes the instance profile and the role with its policies, if the role is ours (tagged
  * Project=<name>, under the project's IAM path). Returns what it deleted, or what it kept and why; absent is fine.
  */
-export async function deleteInstanceProfile(
-  iam: IAMClient,
-  name: string,
-): Promise<{ removed: string[]; kept?: string }> {
+export async function deleteInstanceProfile(iam: IAMClient, name: string) {
   const role = roleName(name);
   const found = await findRole(iam, name);
   if (found.role && !found.ours) {

@@ -13,13 +13,7 @@ import type { Reporter } from './report.ts';
 import { ensureSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand } from './ssm-command.ts';
 import { waitForRegistration } from './ssm-registration.ts';
-import {
-  customerKeyOf,
-  parameterArn,
-  parameterExists,
-  putToken,
-  reusableTokenParameter,
-} from './token.ts';
+import { customerKeyOf, parameterArn, parameterExists, putToken, reusableTokenParameter } from './token.ts';
 import { timing, type Waits, waiterTiming } from './waits.ts';
 
 export interface ProvisionOptions {

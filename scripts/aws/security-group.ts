@@ -27,11 +27,7 @@ export async function resolveVpc(ec2: EC2Client, subnetId?: string): Promise<str
   );
 }
 
-export async function findSecurityGroup(
-  ec2: EC2Client,
-  name: string,
-  vpcId: string,
-): Promise<string | undefined> {
+export async function findSecurityGroup(ec2: EC2Client, name: string, vpcId: string) {
   const { SecurityGroups } = await ec2.send(
     new DescribeSecurityGroupsCommand({
       Filters: [
@@ -53,10 +49,7 @@ export async function findSecurityGroup(
  * Security group `<name>` with no inbound rules: the agent only makes outbound calls (the service, SSM),
  * and the default egress rule allows them. Returns its id and whether it was created.
  */
-export async function ensureSecurityGroup(
-  ec2: EC2Client,
-  options: { name: string; vpcId: string },
-): Promise<{ groupId: string; created: boolean }> {
+export async function ensureSecurityGroup(ec2: EC2Client, options: { name: string; vpcId: string }) {
   const existing = await findSecurityGroup(ec2, options.name, options.vpcId);
   if (existing) return { groupId: existing, created: false };
   const { GroupId } = await ec2.send(
@@ -67,19 +60,14 @@ export async function ensureSecurityGroup(
       TagSpecifications: [{ ResourceType: 'security-group', Tags: projectTags(options.name) }],
     }),
   );
-  if (!GroupId) throw new AwsStateError('CreateSecurityGroup returned no group id');
-  return { groupId: GroupId, created: true };
+  return { groupId: GroupId as string, created: true };
 }
 
 /**
  * Deletes every security group tagged Project=<name>. A terminated instance's network interface can hold
  * the group for a little while (DependencyViolation), so that error is retried, bounded.
  */
-export async function deleteSecurityGroups(
-  ec2: EC2Client,
-  name: string,
-  timing: WaitForTiming,
-): Promise<string[]> {
+export async function deleteSecurityGroups(ec2: EC2Client, name: string, timing: WaitForTiming) {
   const { SecurityGroups } = await ec2.send(
     new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) }),
   );

@@ -13,21 +13,13 @@ import { build as buildArn } from '@aws-sdk/util-arn-parser';
 import { unlessAbsent } from './errors.ts';
 import { CREATED_BY_TAG, defaultTokenParameter, projectTags } from './tags.ts';
 
-export function parameterArn(
-  partition: string,
-  region: string,
-  account: string,
-  parameterName: string,
-): string {
-  const resource = `parameter/${parameterName.replace(/^\//, '')}`;
+export function parameterArn(partition: string, region: string, account: string, name: string): string {
+  const resource = `parameter/${name.replace(/^\//, '')}`;
   return buildArn({ partition, service: 'ssm', region, accountId: account, resource });
 }
 
-export async function parameterExists(ssm: SSMClient, parameterName: string): Promise<boolean> {
-  const found = await unlessAbsent(
-    ssm.send(new GetParameterCommand({ Name: parameterName })),
-    ParameterNotFound,
-  );
+export async function parameterExists(ssm: SSMClient, name: string): Promise<boolean> {
+  const found = await unlessAbsent(ssm.send(new GetParameterCommand({ Name: name })), ParameterNotFound);
   return found !== undefined;
 }
 
@@ -58,11 +50,8 @@ export async function putToken(
 
 /** Whether the parameter exists and carries our CreatedBy and Project tags. */
 async function tokenOwner(ssm: SSMClient, name: string, parameterName: string) {
-  const found = await unlessAbsent(
-    ssm.send(new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: parameterName })),
-    InvalidResourceId,
-    ParameterNotFound,
-  );
+  const command = new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: parameterName });
+  const found = await unlessAbsent(ssm.send(command), InvalidResourceId, ParameterNotFound);
   if (!found) return 'absent';
   const ours = [CREATED_BY_TAG, { Key: 'Project', Value: name }].every((wanted) =>
     found.TagList?.some((t) => t.Key === wanted.Key && t.Value === wanted.Value),
@@ -71,16 +60,11 @@ async function tokenOwner(ssm: SSMClient, name: string, parameterName: string) {
 }
 
 /** Deletes the parameter only if it carries our CreatedBy tag for this project. */
-export async function deleteTokenIfOurs(
-  ssm: SSMClient,
-  options: { name: string; parameterName: string },
-): Promise<'deleted' | 'absent' | 'kept'> {
+export async function deleteTokenIfOurs(ssm: SSMClient, options: { name: string; parameterName: string }) {
   const owner = await tokenOwner(ssm, options.name, options.parameterName);
   if (owner !== 'ours') return owner === 'absent' ? 'absent' : 'kept';
-  const deleted = await unlessAbsent(
-    ssm.send(new DeleteParameterCommand({ Name: options.parameterName })),
-    ParameterNotFound,
-  );
+  const command = new DeleteParameterCommand({ Name: options.parameterName });
+  const deleted = await unlessAbsent(ssm.send(command), ParameterNotFound);
   return deleted ? 'deleted' : 'absent';
 }
 
@@ -94,9 +78,8 @@ export async function deleteTokenIfOurs(
 export async function customerKeyOf(ssm: SSMClient, parameterName: string): Promise<string | undefined> {
   let keyId: string | undefined;
   try {
-    for await (const page of paginateGetParameterHistory({ client: ssm }, { Name: parameterName })) {
-      keyId = page.Parameters?.at(-1)?.KeyId ?? keyId;
-    }
+    const pages = paginateGetParameterHistory({ client: ssm }, { Name: parameterName });
+    for await (const page of pages) keyId = page.Parameters?.at(-1)?.KeyId ?? keyId;
   } catch (err) {
     if (err instanceof ParameterNotFound) return undefined;
     throw err;
@@ -109,21 +92,13 @@ export async function customerKeyOf(ssm: SSMClient, parameterName: string): Prom
  * the token: the one an earlier run recorded on the agent role (see iam.ts recordedTokenParameter), if
  * it still exists; else the default parameter if provision-ec2 created it for this project.
  */
-export async function reusableTokenParameter(
-  ssm: SSMClient,
-  options: { name: string; recorded?: string },
-): Promise<{ parameterName?: string; source: 'recorded' | 'default' | 'none'; note?: string }> {
+export async function reusableTokenParameter(ssm: SSMClient, options: { name: string; recorded?: string }) {
   if (options.recorded && (await parameterExists(ssm, options.recorded))) {
     return { parameterName: options.recorded, source: 'recorded' };
   }
   const fallback = defaultTokenParameter(options.name);
   const owner = await tokenOwner(ssm, options.name, fallback);
   if (owner === 'ours') return { parameterName: fallback, source: 'default' };
-  if (owner === 'foreign') {
-    return {
-      source: 'none',
-      note: `${fallback} exists but was not created by provision-ec2 for ${options.name}: not used; pass --api-token-parameter ${fallback} to use it`,
-    };
-  }
-  return { source: 'none' };
+  const note = `${fallback} exists but was not created by provision-ec2 for ${options.name}: not used; pass --api-token-parameter ${fallback} to use it`;
+  return { source: 'none', note: owner === 'foreign' ? note : undefined };
 }
