@@ -22,7 +22,7 @@ import { AwsStateError, unlessAbsent } from './errors.ts';
 import { IAM_PATH, projectTags, TOKEN_TAG, tokenTagValue } from './tags.ts';
 
 /** The AWS managed policy the SSM agent needs, in the caller's partition (aws, aws-us-gov, aws-cn). */
-export function ssmCorePolicyArn(partition = 'aws'): string {
+export function ssmCorePolicyArn(partition: string): string {
   return `arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore`;
 }
 

@@ -11,10 +11,10 @@ import {
 } from '@aws-sdk/client-ssm';
 import { build as buildArn } from '@aws-sdk/util-arn-parser';
 import { unlessAbsent } from './errors.ts';
-import { CREATED_BY_TAG, defaultTokenParameter, projectTags } from './tags.ts';
+import { CREATED_BY_TAG, defaultTokenParameter, projectTags, tokenTagValue } from './tags.ts';
 
 export function parameterArn(partition: string, region: string, account: string, name: string): string {
-  const resource = `parameter/${name.replace(/^\//, '')}`;
+  const resource = `parameter/${tokenTagValue(name)}`;
   return buildArn({ partition, service: 'ssm', region, accountId: account, resource });
 }
 
