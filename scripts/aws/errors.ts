@@ -33,13 +33,11 @@ export function isThrottling(err: unknown): boolean {
   return err instanceof Error && isThrottlingError(err as Parameters<typeof isThrottlingError>[0]);
 }
 
+/** The SDK's class of an error (ParameterNotFound, NoSuchEntityException, ...), for `instanceof`. */
+type ErrorClass = new (...args: never[]) => Error;
+
 /** The call's result, or undefined when it fails with one of the SDK's `absent` errors (no such resource). */
-export async function unlessAbsent<T>(
-  call: Promise<T>,
-  ...absent: (new (
-    ...args: never[]
-  ) => Error)[]
-): Promise<T | undefined> {
+export async function unlessAbsent<T>(call: Promise<T>, ...absent: ErrorClass[]): Promise<T | undefined> {
   try {
     return await call;
   } catch (err) {

@@ -40,24 +40,16 @@ export function roleName(name: string): string {
  * path (the only place the operator policy may change roles). A same-named role of someone else is never
  * touched.
  */
-async function findRole(iam: IAMClient, name: string) {
+export async function findRole(iam: IAMClient, name: string) {
   const command = new GetRoleCommand({ RoleName: roleName(name) });
   const role = (await unlessAbsent(iam.send(command), NoSuchEntityException))?.Role;
   const ours = role?.Path === IAM_PATH && role.Tags?.some((t) => t.Key === 'Project' && t.Value === name);
   return { role, ours };
 }
 
-async function findProfile(iam: IAMClient, name: string) {
+export async function findProfile(iam: IAMClient, name: string) {
   const command = new GetInstanceProfileCommand({ InstanceProfileName: roleName(name) });
   return (await unlessAbsent(iam.send(command), NoSuchEntityException))?.InstanceProfile;
-}
-
-export async function roleExists(iam: IAMClient, name: string) {
-  return (await findRole(iam, name)).role !== undefined;
-}
-
-export async function instanceProfileExists(iam: IAMClient, name: string) {
-  return (await findProfile(iam, name)) !== undefined;
 }
 
 /** The token parameter an earlier run recorded on the role (TOKEN_TAG), if the role is ours. */
