@@ -32,9 +32,8 @@ export function partitionOf(arn: string): string {
  * failure here is about the caller's setup and is reported as a ConfigError saying what to set.
  */
 export async function checkCredentials(sts: STSClient) {
-  const region = await sts.config.region().catch((cause: unknown) => {
-    throw new ConfigError(`no AWS region: ${REGION_HELP}`, { cause });
-  });
+  // The SDK's region chain throws when it finds none: the same answer as an empty region.
+  const region = await sts.config.region().catch(() => undefined);
   if (!region) throw new ConfigError(`no AWS region: ${REGION_HELP}`);
   try {
     const { Account = '', Arn = '' } = await sts.send(new GetCallerIdentityCommand({}));

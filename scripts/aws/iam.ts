@@ -117,9 +117,8 @@ export async function ensureInstanceProfile(
   // Without a token a recorded one stays: dropping it would silently turn every poll of a protected
   // service into a 401. Teardown removes it with the role.
   if (token || !found.role?.Tags?.some((t) => t.Key === TOKEN_TAG)) {
-    const PolicyDocument = JSON.stringify(
-      agentPolicyDocument({ ...options, tokenArn: token?.arn, keyId: token?.keyId }),
-    );
+    const document = agentPolicyDocument({ ...options, tokenArn: token?.arn, keyId: token?.keyId });
+    const PolicyDocument = JSON.stringify(document);
     await iam.send(
       new PutRolePolicyCommand({ RoleName: role, PolicyName: AGENT_POLICY_NAME, PolicyDocument }),
     );
@@ -132,15 +131,8 @@ export async function ensureInstanceProfile(
     );
   }
   const profileCreated = !profile;
-  profile ??= (
-    await iam.send(
-      new CreateInstanceProfileCommand({
-        InstanceProfileName: role,
-        Path: IAM_PATH,
-        Tags: projectTags(name),
-      }),
-    )
-  ).InstanceProfile;
+  const create = { InstanceProfileName: role, Path: IAM_PATH, Tags: projectTags(name) };
+  profile ??= (await iam.send(new CreateInstanceProfileCommand(create))).InstanceProfile;
   if (!profile?.Roles?.some((r) => r.RoleName === role)) {
     await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: role, RoleName: role }));
   }

@@ -68,11 +68,10 @@ export async function ensureSecurityGroup(ec2: EC2Client, options: { name: strin
  * the group for a little while (DependencyViolation), so that error is retried, bounded.
  */
 export async function deleteSecurityGroups(ec2: EC2Client, name: string, timing: WaitForTiming) {
-  const { SecurityGroups } = await ec2.send(
-    new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) }),
-  );
+  const command = new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) });
+  const { SecurityGroups = [] } = await ec2.send(command);
   const removed: string[] = [];
-  for (const { GroupId, GroupName } of SecurityGroups ?? []) {
+  for (const { GroupId, GroupName } of SecurityGroups) {
     await waitFor({
       ...timing,
       what: `security group ${GroupId} to be released by its network interfaces`,
