@@ -10,6 +10,7 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { CredentialsProviderError } from '@smithy/core/config';
 import { mockClient } from 'aws-sdk-client-mock';
 import t from 'tap';
 import { ConfigError } from '../lib/errors.ts';
@@ -272,7 +273,7 @@ t.test('credentials: missing or rejected credentials become one clear ConfigErro
   t.teardown(() => mock.restore());
   mock
     .on(GetCallerIdentityCommand)
-    .rejects(named('CredentialsProviderError', 'Could not load credentials from any providers'));
+    .rejects(new CredentialsProviderError('Could not load credentials from any providers'));
   const err = await rejection(checkCredentials(client));
   t.ok(
     err instanceof ConfigError &&

@@ -1,5 +1,6 @@
 import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
 import { parse as parseArn, validate as validateArn } from '@aws-sdk/util-arn-parser';
+import { ProviderError } from '@smithy/core/config';
 import { ConfigError } from '../../lib/errors.ts';
 import { errorName } from './errors.ts';
 
@@ -7,8 +8,7 @@ const CREDENTIAL_HELP =
   'set AWS_PROFILE (a profile from ~/.aws/config, e.g. after `aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary credentials)';
 const REGION_HELP = 'set AWS_REGION (or pass --region, or set `region` in your AWS_PROFILE)';
 
-/** Errors the SDK's credential chain raises when it finds nothing usable, or STS rejects what it found. */
-const NO_CREDENTIALS = new Set(['CredentialsProviderError', 'ProviderError', 'TokenProviderError']);
+/** What STS answers when it rejects the credentials the SDK's chain found (its own names, not classes). */
 const BAD_CREDENTIALS = new Set([
   'InvalidClientTokenId',
   'SignatureDoesNotMatch',
@@ -39,9 +39,11 @@ export async function checkCredentials(sts: STSClient) {
     const { Account = '', Arn = '' } = await sts.send(new GetCallerIdentityCommand({}));
     return { account: Account, arn: Arn, region, partition: partitionOf(Arn) };
   } catch (err) {
-    const name = errorName(err);
-    if (NO_CREDENTIALS.has(name))
+    // The SDK's credential chain found nothing usable (CredentialsProviderError and its kin).
+    if (err instanceof ProviderError) {
       throw new ConfigError(`no AWS credentials found: ${CREDENTIAL_HELP}`, { cause: err });
+    }
+    const name = errorName(err);
     if (BAD_CREDENTIALS.has(name)) {
       throw new ConfigError(`AWS rejected the credentials (${name}): ${CREDENTIAL_HELP}`, { cause: err });
     }
