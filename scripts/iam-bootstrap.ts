@@ -24,7 +24,6 @@ runMain('iam-bootstrap', async () => {
   const { createClients } = await import('./aws/clients.ts');
   const { checkCredentials } = await import('./aws/credentials.ts');
   const { ensureBoundary } = await import('./aws/boundary.ts');
-  const { partitionOf } = await import('./aws/token.ts');
   const { createReporter } = await import('./aws/report.ts');
   const clients = createClients(flags.region);
   const report = createReporter();
@@ -33,10 +32,9 @@ runMain('iam-bootstrap', async () => {
     () => checkCredentials(clients.sts),
     (id) => `${id.arn} (account ${id.account})`,
   );
-  const partition = partitionOf(identity.arn);
   const boundary = await report.step(
     'permissions boundary',
-    () => ensureBoundary(clients.iam, { partition, account: identity.account }),
+    () => ensureBoundary(clients.iam, identity),
     (b) => `${b.arn} ${b.outcome === 'found' ? 'found, up to date' : b.outcome}`,
   );
   report.line('');

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { agentPolicyDocument, ssmViaService } from '../scripts/aws/agent-policy.ts';
 import { BOUNDARY_NAME, boundaryArn, boundaryDocument } from '../scripts/aws/boundary.ts';
+import { partitionOf } from '../scripts/aws/credentials.ts';
 import { ssmCorePolicyArn } from '../scripts/aws/iam.ts';
 import { CREATED_BY_TAG, TOKEN_TAG, tokenTagValue } from '../scripts/aws/tags.ts';
-import { parameterArn, partitionOf } from '../scripts/aws/token.ts';
+import { parameterArn } from '../scripts/aws/token.ts';
 import {
   ACCOUNT,
   AWS_OWNED,

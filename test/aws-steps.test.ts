@@ -10,6 +10,7 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { CredentialsProviderError } from '@smithy/core/config';
 import { mockClient } from 'aws-sdk-client-mock';
 import t from 'tap';
 import { ConfigError } from '../lib/errors.ts';
@@ -272,7 +273,7 @@ t.test('credentials: missing or rejected credentials become one clear ConfigErro
   t.teardown(() => mock.restore());
   mock
     .on(GetCallerIdentityCommand)
-    .rejects(named('CredentialsProviderError', 'Could not load credentials from any providers'));
+    .rejects(new CredentialsProviderError('Could not load credentials from any providers'));
   const err = await rejection(checkCredentials(client));
   t.ok(
     err instanceof ConfigError &&
@@ -296,8 +297,8 @@ t.test('credentials: missing or rejected credentials become one clear ConfigErro
   mock.on(GetCallerIdentityCommand).resolves({ Account: '123', Arn: 'arn:aws:iam::123:user/me' });
   t.same(
     await checkCredentials(client),
-    { account: '123', arn: 'arn:aws:iam::123:user/me', region: 'us-east-1' },
-    'the identity and region',
+    { account: '123', arn: 'arn:aws:iam::123:user/me', region: 'us-east-1', partition: 'aws' },
+    'the identity, region and partition',
   );
 });
 

@@ -30,44 +30,30 @@ export function ssmViaService(partition: string, region: string): string {
   return `ssm.${region}.amazonaws.com${partition === 'aws-cn' ? '.cn' : ''}`;
 }
 
-function decryptStatement(input: AgentPolicyInput & { keyId: string }) {
-  const via = { StringEquals: { 'kms:ViaService': ssmViaService(input.partition, input.region) } };
-  const keys = `arn:${input.partition}:kms:${input.region}:${input.account}:key`;
-  const alias = /(?:^|:)(alias\/.+)$/.exec(input.keyId)?.[1];
-  if (alias) {
-    // Decrypt names the key, never the alias: match the key by the alias it carries.
-    return {
-      Sid: 'DecryptTokenThroughSsm',
-      Effect: 'Allow',
-      Action: 'kms:Decrypt',
-      Resource: `${keys}/*`,
-      Condition: { ...via, 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': alias } },
-    };
-  }
-  const resource = input.keyId.startsWith('arn:') ? input.keyId : `${keys}/${input.keyId}`;
+function decryptStatement({ partition, region, account, keyId }: AgentPolicyInput & { keyId: string }) {
+  const keys = `arn:${partition}:kms:${region}:${account}:key`;
+  // Decrypt names the key, never the alias: an alias matches the key by the alias it carries.
+  const alias = /(?:^|:)(alias\/.+)$/.exec(keyId)?.[1];
   return {
     Sid: 'DecryptTokenThroughSsm',
     Effect: 'Allow',
     Action: 'kms:Decrypt',
-    Resource: resource,
-    Condition: via,
+    Resource: alias ? `${keys}/*` : keyId.startsWith('arn:') ? keyId : `${keys}/${keyId}`,
+    Condition: {
+      StringEquals: { 'kms:ViaService': ssmViaService(partition, region) },
+      ...(alias ? { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': alias } } : {}),
+    },
   };
 }
 
 export function agentPolicyDocument(input: AgentPolicyInput) {
-  const { tokenArn } = input;
-  if (!tokenArn) {
-    return {
-      Version: '2012-10-17',
-      Statement: [{ Sid: 'NoParameters', Effect: 'Deny', Action: READ_PARAMETER_ACTIONS, Resource: '*' }],
-    };
-  }
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'ReadApiToken', Effect: 'Allow', Action: 'ssm:GetParameter', Resource: tokenArn },
-      { Sid: 'NoOtherParameters', Effect: 'Deny', Action: READ_PARAMETER_ACTIONS, NotResource: tokenArn },
-      ...(input.keyId ? [decryptStatement({ ...input, keyId: input.keyId })] : []),
-    ],
-  };
+  const { tokenArn, keyId } = input;
+  const Statement = tokenArn
+    ? [
+        { Sid: 'ReadApiToken', Effect: 'Allow', Action: 'ssm:GetParameter', Resource: tokenArn },
+        { Sid: 'NoOtherParameters', Effect: 'Deny', Action: READ_PARAMETER_ACTIONS, NotResource: tokenArn },
+        ...(keyId ? [decryptStatement({ ...input, keyId })] : []),
+      ]
+    : [{ Sid: 'NoParameters', Effect: 'Deny', Action: READ_PARAMETER_ACTIONS, Resource: '*' }];
+  return { Version: '2012-10-17', Statement };
 }

@@ -3,13 +3,13 @@ import {
   CreatePolicyVersionCommand,
   DeletePolicyVersionCommand,
   GetPolicyCommand,
-  type GetPolicyCommandOutput,
   GetPolicyVersionCommand,
   type IAMClient,
   ListPolicyVersionsCommand,
+  NoSuchEntityException,
 } from '@aws-sdk/client-iam';
 import { ConfigError } from '../../lib/errors.ts';
-import { errorName } from './errors.ts';
+import { unlessAbsent } from './errors.ts';
 import { IAM_PATH, PARAMETER_PREFIX, projectTags, TOKEN_TAG } from './tags.ts';
 
 /**
@@ -82,77 +82,54 @@ export function boundaryDocument(partition: string, account: string) {
   };
 }
 
-/** IAM returns policy documents URL-encoded (RFC 3986). */
-function decodeDocument(document: string | undefined): unknown {
-  return document ? JSON.parse(decodeURIComponent(document)) : undefined;
-}
-
-async function defaultDocument(iam: IAMClient, arn: string): Promise<unknown | undefined> {
-  let policy: GetPolicyCommandOutput;
-  try {
-    policy = await iam.send(new GetPolicyCommand({ PolicyArn: arn }));
-  } catch (err) {
-    if (errorName(err) === 'NoSuchEntity' || errorName(err) === 'NoSuchEntityException') return undefined;
-    throw err;
-  }
-  const version = await iam.send(
-    new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.Policy?.DefaultVersionId }),
-  );
-  return decodeDocument(version.PolicyVersion?.Document) ?? {};
+/** The boundary's ARN in the caller's account, and the policy if it exists. */
+async function findBoundary(iam: IAMClient, options: { partition: string; account: string }) {
+  const arn = boundaryArn(options.partition, options.account);
+  const found = await unlessAbsent(iam.send(new GetPolicyCommand({ PolicyArn: arn })), NoSuchEntityException);
+  return { arn, policy: found?.Policy };
 }
 
 /**
  * The administrator's step (npm run iam-bootstrap): creates the boundary policy, or brings an existing
- * one up to date with a new default version (IAM keeps at most five: the oldest non-default one goes).
+ * one up to date with a new default version.
  */
-export async function ensureBoundary(
-  iam: IAMClient,
-  options: { partition: string; account: string },
-): Promise<{ arn: string; outcome: 'created' | 'updated' | 'found' }> {
-  const arn = boundaryArn(options.partition, options.account);
-  const wanted = boundaryDocument(options.partition, options.account);
-  const current = await defaultDocument(iam, arn);
-  if (current === undefined) {
+export async function ensureBoundary(iam: IAMClient, options: { partition: string; account: string }) {
+  const { arn, policy } = await findBoundary(iam, options);
+  const PolicyDocument = JSON.stringify(boundaryDocument(options.partition, options.account));
+  if (!policy) {
     await iam.send(
       new CreatePolicyCommand({
         PolicyName: BOUNDARY_NAME,
         Path: IAM_PATH,
-        PolicyDocument: JSON.stringify(wanted),
+        PolicyDocument,
         Description: 'Permissions boundary of the random-number agent roles (npm run iam-bootstrap)',
         Tags: projectTags('random-number'),
       }),
     );
     return { arn, outcome: 'created' };
   }
-  if (JSON.stringify(current) === JSON.stringify(wanted)) return { arn, outcome: 'found' };
-  const { Versions } = await iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }));
-  const old = (Versions ?? []).filter((v) => !v.IsDefaultVersion);
-  if ((Versions ?? []).length >= 5 && old.length) {
-    const oldest = old.sort((a, b) => Number(a.CreateDate ?? 0) - Number(b.CreateDate ?? 0))[0];
-    await iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: oldest?.VersionId }));
-  }
-  await iam.send(
-    new CreatePolicyVersionCommand({
-      PolicyArn: arn,
-      PolicyDocument: JSON.stringify(wanted),
-      SetAsDefault: true,
-    }),
+  const { PolicyVersion } = await iam.send(
+    new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }),
   );
+  // IAM returns policy documents URL-encoded (RFC 3986).
+  const current = JSON.parse(decodeURIComponent(PolicyVersion?.Document ?? '{}'));
+  if (JSON.stringify(current) === PolicyDocument) return { arn, outcome: 'found' };
+  // IAM keeps at most five versions: the oldest non-default one goes.
+  const { Versions = [] } = await iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }));
+  const [oldest] = Versions.filter((v) => !v.IsDefaultVersion).sort(
+    (a, b) => Number(a.CreateDate ?? 0) - Number(b.CreateDate ?? 0),
+  );
+  if (Versions.length >= 5 && oldest) {
+    await iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: oldest.VersionId }));
+  }
+  await iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument, SetAsDefault: true }));
   return { arn, outcome: 'updated' };
 }
 
 /** The provisioner's check: the boundary must exist before a role can be created with it. */
-export async function requireBoundary(
-  iam: IAMClient,
-  options: { partition: string; account: string },
-): Promise<string> {
-  const arn = boundaryArn(options.partition, options.account);
-  try {
-    await iam.send(new GetPolicyCommand({ PolicyArn: arn }));
-    return arn;
-  } catch (err) {
-    if (errorName(err) !== 'NoSuchEntity' && errorName(err) !== 'NoSuchEntityException') throw err;
-  }
+export async function requireBoundary(iam: IAMClient, options: { partition: string; account: string }) {
+  const { arn, policy } = await findBoundary(iam, options);
+  if (policy) return arn;
   throw new ConfigError(
     `the agent roles' permissions boundary ${arn} does not exist: an administrator of the account runs \`npm run iam-bootstrap\` once (see docs/iam.md)`,
   );

@@ -22,23 +22,17 @@ const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g;
  * travel through SSM), each parseable, at least one a CA (the server's own certificate is the usual
  * mistake), not expired.
  */
-export async function readCaCert(
-  value: string | undefined,
-  now = new Date(),
-): Promise<CaCertChoice | undefined> {
+export async function readCaCert(value: string | undefined): Promise<CaCertChoice | undefined> {
   if (value === undefined) return undefined;
   if (value === 'none') return 'none';
   if (value === '')
     throw new ConfigError('--ca-cert needs a PEM file (e.g. certs/ca.crt from make tls-cert) or none');
-  let pem: Buffer;
-  try {
-    pem = await readFile(value);
-  } catch (err) {
+  const pem = await readFile(value).catch((err: NodeJS.ErrnoException) => {
     throw new ConfigError(
-      `--ca-cert ${value}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); make tls-cert DOMAIN=<name> writes certs/ca.crt`,
+      `--ca-cert ${value}: cannot read it (${err.code ?? err.message}); make tls-cert DOMAIN=<name> writes certs/ca.crt`,
       { cause: err },
     );
-  }
+  });
   if (pem.length > MAX_CA_BYTES) {
     throw new ConfigError(
       `--ca-cert ${value} is ${pem.length} bytes; at most ${MAX_CA_BYTES} fit in the install command: give only the CA(s) that signed the service's certificate`,
@@ -46,14 +40,13 @@ export async function readCaCert(
   }
   const text = pem.toString('utf8');
   const blocks = [...text.matchAll(PEM_BLOCK)];
-  const kinds = new Set(blocks.map((b) => b[1]));
-  if ([...kinds].some((k) => k?.includes('PRIVATE KEY'))) {
+  if (blocks.some((b) => b[1]?.includes('PRIVATE KEY'))) {
     throw new ConfigError(
       `--ca-cert ${value} holds a private key: refusing to send it; give only the CA certificate (certs/ca.crt)`,
     );
   }
   const certs = blocks.filter((b) => b[1] === 'CERTIFICATE');
-  if (certs.length === 0 || kinds.size !== 1) {
+  if (certs.length === 0 || certs.length !== blocks.length) {
     throw new ConfigError(
       `--ca-cert ${value} is not a PEM file of certificates (-----BEGIN CERTIFICATE-----); give the CA certificate, e.g. certs/ca.crt`,
     );
@@ -71,7 +64,7 @@ export async function readCaCert(
       `--ca-cert ${value} holds no CA certificate (${parsed[0]?.subject.replace(/\n/g, ', ')} is a server's own): give the CA that signed it, e.g. certs/ca.crt`,
     );
   }
-  const expired = cas.find((c) => new Date(c.validTo) < now);
+  const expired = cas.find((c) => new Date(c.validTo) < new Date());
   if (expired) {
     throw new ConfigError(
       `--ca-cert ${value}: the CA ${expired.subject.replace(/\n/g, ', ')} expired on ${expired.validTo}; make a new one (see make tls-cert)`,

@@ -3,19 +3,12 @@ import { IAMClient } from '@aws-sdk/client-iam';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
 
-export interface Clients {
-  ec2: EC2Client;
-  iam: IAMClient;
-  ssm: SSMClient;
-  sts: STSClient;
-}
-
 /**
  * One client per service for one region. Credentials and endpoints come from the SDK's usual chain
  * (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO, AWS_ENDPOINT_URL for an emulator, ...). The SDK retries throttling
  * and 5xx itself; `maxAttempts` gives a busy account a little more room than the default three.
  */
-export function createClients(region: string | undefined): Clients {
+export function createClients(region: string | undefined) {
   // The SDK's 9-line NodeVersionSupportWarning (Node < 22) would bury our one-line errors; Node 20 is
   // supported here on purpose. The SDK reads this variable when a client is built; a user's own value wins.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -27,3 +20,5 @@ export function createClients(region: string | undefined): Clients {
     sts: new STSClient(config),
   };
 }
+
+export type Clients = ReturnType<typeof createClients>;

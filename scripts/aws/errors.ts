@@ -1,3 +1,5 @@
+import { isThrottlingError } from '@smithy/core/retry';
+
 /** A bounded wait ran out. The message says what was awaited and what to check. */
 export class WaitTimeoutError extends Error {
   override name = 'WaitTimeoutError';
@@ -18,20 +20,28 @@ export class AwsStateError extends Error {
   override name = 'AwsStateError';
 }
 
-/** The error's name, for matching known AWS errors (`err.name` is the service's error code in SDK v3). */
+/**
+ * The error's name, for matching AWS errors the SDK has no class for (EC2's: `err.name` is the service's
+ * error code in SDK v3).
+ */
 export function errorName(err: unknown): string {
   return err instanceof Error ? err.name : '';
 }
 
-/** Throttling is transient: poll loops treat it as "not yet" (the SDK already retried a few times). */
-const THROTTLING = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-  'TooManyUpdates',
-]);
-
+/** Throttling is transient: wait loops treat it as "not yet" (the SDK already retried a few times). */
 export function isThrottling(err: unknown): boolean {
-  return THROTTLING.has(errorName(err));
+  return err instanceof Error && isThrottlingError(err as Parameters<typeof isThrottlingError>[0]);
+}
+
+/** The SDK's class of an error (ParameterNotFound, NoSuchEntityException, ...), for `instanceof`. */
+type ErrorClass = new (...args: never[]) => Error;
+
+/** The call's result, or undefined when it fails with one of the SDK's `absent` errors (no such resource). */
+export async function unlessAbsent<T>(call: Promise<T>, ...absent: ErrorClass[]): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (err) {
+    if (absent.some((type) => err instanceof type)) return undefined;
+    throw err;
+  }
 }

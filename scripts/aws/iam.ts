@@ -12,17 +12,17 @@ import {
   type IAMClient,
   ListAttachedRolePoliciesCommand,
   ListRolePoliciesCommand,
+  NoSuchEntityException,
   PutRolePolicyCommand,
   RemoveRoleFromInstanceProfileCommand,
-  type Role,
   TagRoleCommand,
 } from '@aws-sdk/client-iam';
 import { AGENT_POLICY_NAME, agentPolicyDocument } from './agent-policy.ts';
-import { AwsStateError, errorName } from './errors.ts';
-import { IAM_PATH, parameterFromTag, projectTags, TOKEN_TAG, tokenTagValue } from './tags.ts';
+import { AwsStateError, unlessAbsent } from './errors.ts';
+import { IAM_PATH, projectTags, TOKEN_TAG, tokenTagValue } from './tags.ts';
 
 /** The AWS managed policy the SSM agent needs, in the caller's partition (aws, aws-us-gov, aws-cn). */
-export function ssmCorePolicyArn(partition = 'aws'): string {
+export function ssmCorePolicyArn(partition: string): string {
   return `arn:${partition}:iam::aws:policy/AmazonSSMManagedInstanceCore`;
 }
 
@@ -35,69 +35,28 @@ export function roleName(name: string): string {
   return `${name}-agent`;
 }
 
-export interface InstanceProfileResult {
-  roleName: string;
-  profileName: string;
-  profileArn: string;
-  roleCreated: boolean;
-  profileCreated: boolean;
-}
-
-async function ignoreNotFound<T>(call: Promise<T>): Promise<T | undefined> {
-  try {
-    return await call;
-  } catch (err) {
-    if (errorName(err) === 'NoSuchEntity' || errorName(err) === 'NoSuchEntityException') return undefined;
-    throw err;
-  }
-}
-
-async function getRole(iam: IAMClient, name: string): Promise<Role | undefined> {
-  return (await ignoreNotFound(iam.send(new GetRoleCommand({ RoleName: roleName(name) }))))?.Role;
-}
-
-function owner(role: Role | undefined, name: string): 'absent' | 'ours' | 'foreign' {
-  if (!role) return 'absent';
-  const tagged = role.Tags?.some((t) => t.Key === 'Project' && t.Value === name);
-  return tagged && role.Path === IAM_PATH ? 'ours' : 'foreign';
-}
-
-export async function roleExists(iam: IAMClient, name: string): Promise<boolean> {
-  return (await roleOwner(iam, name)) !== 'absent';
-}
-
 /**
- * Whether `<name>-agent` exists, and is ours: tagged Project=<name> under the project's IAM path (the
- * only place the operator policy may change roles). A same-named role of someone else is never touched.
+ * Role `<name>-agent` if it exists, and whether it is ours: tagged Project=<name> under the project's IAM
+ * path (the only place the operator policy may change roles). A same-named role of someone else is never
+ * touched.
  */
-export async function roleOwner(iam: IAMClient, name: string): Promise<'absent' | 'ours' | 'foreign'> {
-  return owner(await getRole(iam, name), name);
+export async function findRole(iam: IAMClient, name: string) {
+  const command = new GetRoleCommand({ RoleName: roleName(name) });
+  const role = (await unlessAbsent(iam.send(command), NoSuchEntityException))?.Role;
+  const ours = role?.Path === IAM_PATH && role.Tags?.some((t) => t.Key === 'Project' && t.Value === name);
+  return { role, ours };
+}
+
+export async function findProfile(iam: IAMClient, name: string) {
+  const command = new GetInstanceProfileCommand({ InstanceProfileName: roleName(name) });
+  return (await unlessAbsent(iam.send(command), NoSuchEntityException))?.InstanceProfile;
 }
 
 /** The token parameter an earlier run recorded on the role (TOKEN_TAG), if the role is ours. */
-export async function recordedTokenParameter(iam: IAMClient, name: string): Promise<string | undefined> {
-  const role = await getRole(iam, name);
-  if (owner(role, name) !== 'ours') return undefined;
-  const value = role?.Tags?.find((t) => t.Key === TOKEN_TAG)?.Value;
-  return value ? parameterFromTag(value) : undefined;
-}
-
-export async function instanceProfileExists(iam: IAMClient, name: string): Promise<boolean> {
-  const found = await ignoreNotFound(
-    iam.send(new GetInstanceProfileCommand({ InstanceProfileName: roleName(name) })),
-  );
-  return found !== undefined;
-}
-
-export interface EnsureInstanceProfileOptions {
-  name: string;
-  partition: string;
-  region: string;
-  account: string;
-  /** The permissions boundary every agent role carries (npm run iam-bootstrap made it). */
-  boundaryArn: string;
-  /** The token parameter the agent reads, and its customer managed KMS key if it has one. */
-  token?: { parameterName: string; arn: string; keyId?: string };
+export async function recordedTokenParameter(iam: IAMClient, name: string) {
+  const { role, ours } = await findRole(iam, name);
+  const value = ours ? role?.Tags?.find((t) => t.Key === TOKEN_TAG)?.Value : undefined;
+  return value ? `/${value}` : undefined;
 }
 
 /**
@@ -110,39 +69,45 @@ export interface EnsureInstanceProfileOptions {
  */
 export async function ensureInstanceProfile(
   iam: IAMClient,
-  options: EnsureInstanceProfileOptions,
-): Promise<InstanceProfileResult> {
-  const role = roleName(options.name);
+  options: {
+    name: string;
+    partition: string;
+    region: string;
+    account: string;
+    /** The permissions boundary every agent role carries (npm run iam-bootstrap made it). */
+    boundaryArn: string;
+    /** The token parameter the agent reads, and its customer managed KMS key if it has one. */
+    token?: { parameterName: string; arn: string; keyId?: string };
+  },
+) {
+  const { name, token } = options;
+  const role = roleName(name);
   const corePolicyArn = ssmCorePolicyArn(options.partition);
-  let roleCreated = false;
-  const found = await getRole(iam, options.name);
-  if (owner(found, options.name) === 'foreign') {
+  const found = await findRole(iam, name);
+  if (found.role && !found.ours) {
     throw new AwsStateError(
-      `IAM role ${role} exists (${found?.Arn}) but is not tagged Project=${options.name} under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
+      `IAM role ${role} exists (${found.role.Arn}) but is not tagged Project=${name} under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
     );
   }
-  if (found && !found.PermissionsBoundary?.PermissionsBoundaryArn) {
+  if (found.role && !found.role.PermissionsBoundary?.PermissionsBoundaryArn) {
     // The operator policy may change a role's policies only while it has the boundary.
     throw new AwsStateError(
       `IAM role ${role} has no permissions boundary, so the operator policy may not change it: an administrator adds it (aws iam put-role-permissions-boundary --role-name ${role} --permissions-boundary ${options.boundaryArn}) or deletes the role; then run again`,
     );
   }
-  const tokenTag = options.token
-    ? [{ Key: TOKEN_TAG, Value: tokenTagValue(options.token.parameterName) }]
-    : [];
-  if (!found) {
+  const tokenTag = token ? [{ Key: TOKEN_TAG, Value: tokenTagValue(token.parameterName) }] : [];
+  if (!found.role) {
     await iam.send(
       new CreateRoleCommand({
         RoleName: role,
         Path: IAM_PATH,
         AssumeRolePolicyDocument: TRUST_POLICY,
         PermissionsBoundary: options.boundaryArn,
-        Description: `random-number agent on EC2 (${options.name})`,
-        Tags: [...projectTags(options.name), ...tokenTag],
+        Description: `random-number agent on EC2 (${name})`,
+        Tags: [...projectTags(name), ...tokenTag],
       }),
     );
-    roleCreated = true;
-  } else if (options.token) {
+  } else if (token) {
     await iam.send(new TagRoleCommand({ RoleName: role, Tags: tokenTag }));
   }
   const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
@@ -151,79 +116,49 @@ export async function ensureInstanceProfile(
   }
   // Without a token a recorded one stays: dropping it would silently turn every poll of a protected
   // service into a 401. Teardown removes it with the role.
-  const keepRecorded = !options.token && found?.Tags?.some((t) => t.Key === TOKEN_TAG);
-  if (!keepRecorded) {
-    const document = agentPolicyDocument({
-      partition: options.partition,
-      region: options.region,
-      account: options.account,
-      tokenArn: options.token?.arn,
-      keyId: options.token?.keyId,
-    });
+  if (token || !found.role?.Tags?.some((t) => t.Key === TOKEN_TAG)) {
+    const document = agentPolicyDocument({ ...options, tokenArn: token?.arn, keyId: token?.keyId });
+    const PolicyDocument = JSON.stringify(document);
     await iam.send(
-      new PutRolePolicyCommand({
-        RoleName: role,
-        PolicyName: AGENT_POLICY_NAME,
-        PolicyDocument: JSON.stringify(document),
-      }),
+      new PutRolePolicyCommand({ RoleName: role, PolicyName: AGENT_POLICY_NAME, PolicyDocument }),
     );
   }
 
-  let profile = await ignoreNotFound(iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })));
-  if (profile && profile.InstanceProfile?.Path !== IAM_PATH) {
+  let profile = await findProfile(iam, name);
+  if (profile && profile.Path !== IAM_PATH) {
     throw new AwsStateError(
-      `instance profile ${role} exists (${profile.InstanceProfile?.Arn}) but not under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
+      `instance profile ${role} exists (${profile.Arn}) but not under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
     );
   }
-  let profileCreated = false;
-  if (!profile) {
-    await iam.send(
-      new CreateInstanceProfileCommand({
-        InstanceProfileName: role,
-        Path: IAM_PATH,
-        Tags: projectTags(options.name),
-      }),
-    );
-    profileCreated = true;
-    profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role }));
-  }
-  if (!profile.InstanceProfile?.Roles?.some((r) => r.RoleName === role)) {
+  const profileCreated = !profile;
+  const create = { InstanceProfileName: role, Path: IAM_PATH, Tags: projectTags(name) };
+  profile ??= (await iam.send(new CreateInstanceProfileCommand(create))).InstanceProfile;
+  if (!profile?.Roles?.some((r) => r.RoleName === role)) {
     await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: role, RoleName: role }));
   }
-  return {
-    roleName: role,
-    profileName: role,
-    profileArn: profile.InstanceProfile?.Arn ?? '',
-    roleCreated,
-    profileCreated,
-  };
+  return { roleName: role, profileName: role, roleCreated: !found.role, profileCreated };
 }
 
 /**
  * Removes the instance profile and the role with its policies, if the role is ours (tagged
  * Project=<name>, under the project's IAM path). Returns what it deleted, or what it kept and why; absent is fine.
  */
-export async function deleteInstanceProfile(
-  iam: IAMClient,
-  name: string,
-): Promise<{ removed: string[]; kept?: string }> {
+export async function deleteInstanceProfile(iam: IAMClient, name: string) {
   const role = roleName(name);
-  const removed: string[] = [];
-  const whose = await roleOwner(iam, name);
-  if (whose === 'foreign') {
+  const found = await findRole(iam, name);
+  if (found.role && !found.ours) {
     return {
-      removed,
+      removed: [],
       kept: `role ${role} and its profile kept: not tagged Project=${name} under ${IAM_PATH}, not ours`,
     };
   }
-  const profile = await ignoreNotFound(
-    iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role })),
-  );
-  if (profile && profile.InstanceProfile?.Path !== IAM_PATH) {
-    return { removed, kept: `instance profile ${role} kept: not under ${IAM_PATH}, not ours` };
+  const profile = await findProfile(iam, name);
+  if (profile && profile.Path !== IAM_PATH) {
+    return { removed: [], kept: `instance profile ${role} kept: not under ${IAM_PATH}, not ours` };
   }
+  const removed: string[] = [];
   if (profile) {
-    for (const r of profile.InstanceProfile?.Roles ?? []) {
+    for (const r of profile.Roles ?? []) {
       await iam.send(
         new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: role, RoleName: r.RoleName }),
       );
@@ -231,7 +166,7 @@ export async function deleteInstanceProfile(
     await iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName: role }));
     removed.push(`instance profile ${role}`);
   }
-  if (whose === 'ours') {
+  if (found.role) {
     const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
     for (const p of attached.AttachedPolicies ?? []) {
       await iam.send(new DetachRolePolicyCommand({ RoleName: role, PolicyArn: p.PolicyArn }));

@@ -1,5 +1,5 @@
 import type { Clients } from './clients.ts';
-import { instanceProfileExists, roleExists, roleName } from './iam.ts';
+import { findProfile, findRole, roleName } from './iam.ts';
 import { findInstances } from './instances.ts';
 import { findSecurityGroup } from './security-group.ts';
 import { parameterExists } from './token.ts';
@@ -33,8 +33,8 @@ export async function plan(
   const role = roleName(name);
   const existing = await findInstances(clients.ec2, name);
   const lines = [
-    `${verb(await roleExists(clients.iam, name))} IAM role ${role} (AmazonSSMManagedInstanceCore, permissions boundary${input.tokenReadable ? ', ssm:GetParameter on the token' : ', no parameter'}${input.keyId ? `, kms:Decrypt on ${input.keyId} through SSM` : ''})`,
-    `${verb(await instanceProfileExists(clients.iam, name))} instance profile ${role}`,
+    `${verb((await findRole(clients.iam, name)).role !== undefined)} IAM role ${role} (AmazonSSMManagedInstanceCore, permissions boundary${input.tokenReadable ? ', ssm:GetParameter on the token' : ', no parameter'}${input.keyId ? `, kms:Decrypt on ${input.keyId} through SSM` : ''})`,
+    `${verb((await findProfile(clients.iam, name)) !== undefined)} instance profile ${role}`,
     `${verb((await findSecurityGroup(clients.ec2, name, input.vpcId)) !== undefined)} security group ${name} in ${input.vpcId} (no inbound rules)`,
   ];
   if (input.tokenParameter) {

@@ -13,14 +13,7 @@ import type { Reporter } from './report.ts';
 import { ensureSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand } from './ssm-command.ts';
 import { waitForRegistration } from './ssm-registration.ts';
-import {
-  customerKeyOf,
-  parameterArn,
-  parameterExists,
-  partitionOf,
-  putToken,
-  reusableTokenParameter,
-} from './token.ts';
+import { customerKeyOf, parameterArn, parameterExists, putToken, reusableTokenParameter } from './token.ts';
 import { timing, type Waits, waiterTiming } from './waits.ts';
 
 export interface ProvisionOptions {
@@ -70,8 +63,7 @@ export async function provision(
     () => checkCredentials(clients.sts),
     (id) => `${id.arn} in ${id.region}`,
   );
-  const { region } = identity;
-  const partition = partitionOf(identity.arn);
+  const { region, partition } = identity;
   const boundaryArn = await report.step(
     'permissions boundary',
     () => requireBoundary(clients.iam, { partition, account: identity.account }),

@@ -13,32 +13,21 @@ import { type WaitForTiming, waitFor } from './wait.ts';
 
 /** The VPC to use: the subnet's when one is given, else the region's default VPC. */
 export async function resolveVpc(ec2: EC2Client, subnetId?: string): Promise<string> {
-  if (subnetId) {
-    try {
-      const { Subnets } = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }));
-      const vpc = Subnets?.[0]?.VpcId;
-      if (vpc) return vpc;
-    } catch (err) {
-      if (!errorName(err).startsWith('InvalidSubnet')) throw err;
-    }
-    throw new ConfigError(`--subnet ${subnetId}: no such subnet in this region`);
-  }
-  const { Vpcs } = await ec2.send(
-    new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }),
+  // A filter, not SubnetIds: an unknown subnet is then an empty answer rather than an error.
+  const vpc = subnetId
+    ? (await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'subnet-id', Values: [subnetId] }] })))
+        .Subnets?.[0]?.VpcId
+    : (await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] })))
+        .Vpcs?.[0]?.VpcId;
+  if (vpc) return vpc;
+  throw new ConfigError(
+    subnetId
+      ? `--subnet ${subnetId}: no such subnet in this region`
+      : 'this region has no default VPC: pass --subnet <subnet-id> (with a route to the internet)',
   );
-  const vpc = Vpcs?.[0]?.VpcId;
-  if (!vpc)
-    throw new ConfigError(
-      'this region has no default VPC: pass --subnet <subnet-id> (with a route to the internet)',
-    );
-  return vpc;
 }
 
-export async function findSecurityGroup(
-  ec2: EC2Client,
-  name: string,
-  vpcId: string,
-): Promise<string | undefined> {
+export async function findSecurityGroup(ec2: EC2Client, name: string, vpcId: string) {
   const { SecurityGroups } = await ec2.send(
     new DescribeSecurityGroupsCommand({
       Filters: [
@@ -60,10 +49,7 @@ export async function findSecurityGroup(
  * Security group `<name>` with no inbound rules: the agent only makes outbound calls (the service, SSM),
  * and the default egress rule allows them. Returns its id and whether it was created.
  */
-export async function ensureSecurityGroup(
-  ec2: EC2Client,
-  options: { name: string; vpcId: string },
-): Promise<{ groupId: string; created: boolean }> {
+export async function ensureSecurityGroup(ec2: EC2Client, options: { name: string; vpcId: string }) {
   const existing = await findSecurityGroup(ec2, options.name, options.vpcId);
   if (existing) return { groupId: existing, created: false };
   const { GroupId } = await ec2.send(
@@ -74,40 +60,32 @@ export async function ensureSecurityGroup(
       TagSpecifications: [{ ResourceType: 'security-group', Tags: projectTags(options.name) }],
     }),
   );
-  if (!GroupId) throw new AwsStateError('CreateSecurityGroup returned no group id');
-  return { groupId: GroupId, created: true };
+  return { groupId: GroupId as string, created: true };
 }
 
 /**
  * Deletes every security group tagged Project=<name>. A terminated instance's network interface can hold
  * the group for a little while (DependencyViolation), so that error is retried, bounded.
  */
-export async function deleteSecurityGroups(
-  ec2: EC2Client,
-  name: string,
-  timing: WaitForTiming,
-): Promise<string[]> {
-  const { SecurityGroups } = await ec2.send(
-    new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) }),
-  );
+export async function deleteSecurityGroups(ec2: EC2Client, name: string, timing: WaitForTiming) {
+  const command = new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) });
+  const { SecurityGroups = [] } = await ec2.send(command);
   const removed: string[] = [];
-  for (const group of SecurityGroups ?? []) {
-    const groupId = group.GroupId as string;
+  for (const { GroupId, GroupName } of SecurityGroups) {
     await waitFor({
       ...timing,
-      what: `security group ${groupId} to be released by its network interfaces`,
+      what: `security group ${GroupId} to be released by its network interfaces`,
       check: async () => {
         try {
-          await ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId }));
-          return true;
+          await ec2.send(new DeleteSecurityGroupCommand({ GroupId }));
         } catch (err) {
-          if (errorName(err) === 'InvalidGroup.NotFound') return true;
           if (errorName(err) === 'DependencyViolation') return undefined;
-          throw err;
+          if (errorName(err) !== 'InvalidGroup.NotFound') throw err;
         }
+        return true;
       },
     });
-    removed.push(`security group ${group.GroupName} (${groupId})`);
+    removed.push(`security group ${GroupName} (${GroupId})`);
   }
   return removed;
 }

@@ -25,10 +25,6 @@ export function tokenTagValue(parameterName: string): string {
   return parameterName.replace(/^\//, '');
 }
 
-export function parameterFromTag(value: string): string {
-  return `/${value}`;
-}
-
 /** The tags every created resource carries; teardown and idempotent re-runs find resources by them. */
 export function projectTags(name: string): { Key: string; Value: string }[] {
   return [{ Key: 'Name', Value: name }, { Key: 'Project', Value: name }, CREATED_BY_TAG];

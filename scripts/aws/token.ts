@@ -1,45 +1,26 @@
 import {
   DeleteParameterCommand,
   GetParameterCommand,
-  GetParameterHistoryCommand,
+  InvalidResourceId,
   ListTagsForResourceCommand,
+  ParameterAlreadyExists,
+  ParameterNotFound,
   PutParameterCommand,
+  paginateGetParameterHistory,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { build as buildArn, parse as parseArn, validate as validateArn } from '@aws-sdk/util-arn-parser';
+import { build as buildArn } from '@aws-sdk/util-arn-parser';
+import { unlessAbsent } from './errors.ts';
+import { CREATED_BY_TAG, defaultTokenParameter, projectTags, tokenTagValue } from './tags.ts';
 
-import { errorName } from './errors.ts';
-import { CREATED_BY_TAG, defaultTokenParameter, projectTags } from './tags.ts';
-
-export { CREATED_BY_TAG, defaultTokenParameter };
-
-/**
- * The partition (aws, aws-us-gov, aws-cn, ...) of an ARN such as the caller identity's: ARNs built
- * here must carry the caller's, or policies in GovCloud or China name resources that cannot exist.
- */
-export function partitionOf(arn: string): string {
-  // No ARN at all (an emulator may send none): the commercial partition.
-  return validateArn(arn) ? parseArn(arn).partition : 'aws';
-}
-
-export function parameterArn(
-  partition: string,
-  region: string,
-  account: string,
-  parameterName: string,
-): string {
-  const resource = `parameter/${parameterName.replace(/^\//, '')}`;
+export function parameterArn(partition: string, region: string, account: string, name: string): string {
+  const resource = `parameter/${tokenTagValue(name)}`;
   return buildArn({ partition, service: 'ssm', region, accountId: account, resource });
 }
 
-export async function parameterExists(ssm: SSMClient, parameterName: string): Promise<boolean> {
-  try {
-    await ssm.send(new GetParameterCommand({ Name: parameterName }));
-    return true;
-  } catch (err) {
-    if (errorName(err) === 'ParameterNotFound') return false;
-    throw err;
-  }
+export async function parameterExists(ssm: SSMClient, name: string): Promise<boolean> {
+  const found = await unlessAbsent(ssm.send(new GetParameterCommand({ Name: name })), ParameterNotFound);
+  return found !== undefined;
 }
 
 /**
@@ -50,67 +31,41 @@ export async function putToken(
   ssm: SSMClient,
   options: { name: string; parameterName: string; token: string },
 ): Promise<{ created: boolean }> {
+  const input = { Name: options.parameterName, Value: options.token, Type: 'SecureString' as const };
   try {
     await ssm.send(
       new PutParameterCommand({
-        Name: options.parameterName,
-        Value: options.token,
-        Type: 'SecureString',
+        ...input,
         Description: `API token the random-number agent (${options.name}) sends to the service`,
         Tags: projectTags(options.name),
       }),
     );
     return { created: true };
   } catch (err) {
-    if (errorName(err) !== 'ParameterAlreadyExists') throw err;
+    if (!(err instanceof ParameterAlreadyExists)) throw err;
   }
-  await ssm.send(
-    new PutParameterCommand({
-      Name: options.parameterName,
-      Value: options.token,
-      Type: 'SecureString',
-      Overwrite: true,
-    }),
-  );
+  await ssm.send(new PutParameterCommand({ ...input, Overwrite: true }));
   return { created: false };
 }
 
 /** Whether the parameter exists and carries our CreatedBy and Project tags. */
-export async function tokenOwner(
-  ssm: SSMClient,
-  options: { name: string; parameterName: string },
-): Promise<'absent' | 'ours' | 'foreign'> {
-  let tags: { Key?: string; Value?: string }[];
-  try {
-    const out = await ssm.send(
-      new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: options.parameterName }),
-    );
-    tags = out.TagList ?? [];
-  } catch (err) {
-    if (['InvalidResourceId', 'ParameterNotFound'].includes(errorName(err))) return 'absent';
-    throw err;
-  }
-  const ours =
-    tags.some((t) => t.Key === CREATED_BY_TAG.Key && t.Value === CREATED_BY_TAG.Value) &&
-    tags.some((t) => t.Key === 'Project' && t.Value === options.name);
+async function tokenOwner(ssm: SSMClient, name: string, parameterName: string) {
+  const command = new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: parameterName });
+  const found = await unlessAbsent(ssm.send(command), InvalidResourceId, ParameterNotFound);
+  if (!found) return 'absent';
+  const ours = [CREATED_BY_TAG, { Key: 'Project', Value: name }].every((wanted) =>
+    found.TagList?.some((t) => t.Key === wanted.Key && t.Value === wanted.Value),
+  );
   return ours ? 'ours' : 'foreign';
 }
 
 /** Deletes the parameter only if it carries our CreatedBy tag for this project. */
-export async function deleteTokenIfOurs(
-  ssm: SSMClient,
-  options: { name: string; parameterName: string },
-): Promise<'deleted' | 'absent' | 'kept'> {
-  const owner = await tokenOwner(ssm, options);
-  if (owner === 'absent') return 'absent';
-  if (owner === 'foreign') return 'kept';
-  try {
-    await ssm.send(new DeleteParameterCommand({ Name: options.parameterName }));
-  } catch (err) {
-    if (errorName(err) === 'ParameterNotFound') return 'absent';
-    throw err;
-  }
-  return 'deleted';
+export async function deleteTokenIfOurs(ssm: SSMClient, options: { name: string; parameterName: string }) {
+  const owner = await tokenOwner(ssm, options.name, options.parameterName);
+  if (owner !== 'ours') return owner === 'absent' ? 'absent' : 'kept';
+  const command = new DeleteParameterCommand({ Name: options.parameterName });
+  const deleted = await unlessAbsent(ssm.send(command), ParameterNotFound);
+  return deleted ? 'deleted' : 'absent';
 }
 
 /**
@@ -122,43 +77,28 @@ export async function deleteTokenIfOurs(
  */
 export async function customerKeyOf(ssm: SSMClient, parameterName: string): Promise<string | undefined> {
   let keyId: string | undefined;
-  let NextToken: string | undefined;
   try {
-    do {
-      const page = await ssm.send(new GetParameterHistoryCommand({ Name: parameterName, NextToken }));
-      keyId = page.Parameters?.at(-1)?.KeyId ?? keyId;
-      NextToken = page.NextToken;
-    } while (NextToken);
+    const pages = paginateGetParameterHistory({ client: ssm }, { Name: parameterName });
+    for await (const page of pages) keyId = page.Parameters?.at(-1)?.KeyId ?? keyId;
   } catch (err) {
-    if (errorName(err) === 'ParameterNotFound') return undefined;
+    if (err instanceof ParameterNotFound) return undefined;
     throw err;
   }
-  if (!keyId || /(^|:)alias\/aws\/ssm$/.test(keyId)) return undefined;
-  return keyId;
+  return keyId && !/(^|:)alias\/aws\/ssm$/.test(keyId) ? keyId : undefined;
 }
-
-export type TokenOrigin = 'given' | 'recorded' | 'default' | 'none';
 
 /**
  * Which token parameter a run uses when no token flag was given, so that a re-run (an upgrade) keeps
  * the token: the one an earlier run recorded on the agent role (see iam.ts recordedTokenParameter), if
  * it still exists; else the default parameter if provision-ec2 created it for this project.
  */
-export async function reusableTokenParameter(
-  ssm: SSMClient,
-  options: { name: string; recorded?: string },
-): Promise<{ parameterName?: string; source: TokenOrigin; note?: string }> {
+export async function reusableTokenParameter(ssm: SSMClient, options: { name: string; recorded?: string }) {
   if (options.recorded && (await parameterExists(ssm, options.recorded))) {
     return { parameterName: options.recorded, source: 'recorded' };
   }
   const fallback = defaultTokenParameter(options.name);
-  const owner = await tokenOwner(ssm, { name: options.name, parameterName: fallback });
+  const owner = await tokenOwner(ssm, options.name, fallback);
   if (owner === 'ours') return { parameterName: fallback, source: 'default' };
-  if (owner === 'foreign') {
-    return {
-      source: 'none',
-      note: `${fallback} exists but was not created by provision-ec2 for ${options.name}: not used; pass --api-token-parameter ${fallback} to use it`,
-    };
-  }
-  return { source: 'none' };
+  const note = `${fallback} exists but was not created by provision-ec2 for ${options.name}: not used; pass --api-token-parameter ${fallback} to use it`;
+  return { source: 'none', note: owner === 'foreign' ? note : undefined };
 }
