@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { installArgs, readAgentFiles } from '../scripts/aws/agent-files.ts';
-import { buildDelivery, sha256 } from '../scripts/aws/delivery.ts';
+import { buildDelivery, readAgentFiles, sha256 } from '../scripts/aws/delivery.ts';
 import { LINE } from './helpers/agent.ts';
 import { bootHost } from './helpers/host.ts';
 import {
@@ -68,7 +67,8 @@ t.test(
     const upgrade = buildDelivery({
       ...files,
       bundle,
-      installArgs: installArgs({ serviceUrl: url, schedule: FAST_SCHEDULE }),
+      serviceUrl: url,
+      schedule: FAST_SCHEDULE,
     });
     const upgraded = await runPayloads(
       host,
