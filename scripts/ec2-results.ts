@@ -1,6 +1,6 @@
 import { runMain } from '../lib/cli.ts';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
-import { AGENT_FLAGS, awsCliFlags, flag, parseDelaySeconds, parseIntFlag, parseName } from './aws/args.ts';
+import { awsCliFlags, flag, parseDelaySeconds, parseIntFlag, parseName } from './aws/args.ts';
 import { startSession } from './aws/report.ts';
 
 const USAGE = `Usage: npm run ec2-results -- [options]
@@ -15,7 +15,8 @@ runMain('ec2-results', async () => {
     'N',
     'how many of the last lines to read (default 60, at most 500:\nSSM returns at most 24,000 characters of output)',
   );
-  const flags = awsCliFlags(USAGE, { lines, 'output-file': AGENT_FLAGS['output-file'] });
+  const outputFile = flag('PATH', `the agent's output file (default ${AGENT_DEFAULTS.outputFile})`);
+  const flags = awsCliFlags(USAGE, { lines, 'output-file': outputFile });
   if (!flags) return;
   const options = {
     name: parseName(flags.name),

@@ -35,14 +35,18 @@ export async function waitFor<T>(
   options: WaitForTiming & { what: string; hint?: string; check: () => Promise<T | undefined> },
 ): Promise<T> {
   let value: T | undefined;
+  let throttled: Error | undefined;
   const { state } = await createWaiter(waiterConfig(undefined, options), undefined, async () => {
-    value = await options.check().catch((err: unknown) => {
-      if (isThrottling(err)) return undefined;
-      throw err;
+    value = await options.check().catch((err: Error) => {
+      if (!isThrottling(err)) throw err;
+      throttled = err;
+      return undefined;
     });
     return { state: value === undefined ? WaiterState.RETRY : WaiterState.SUCCESS };
   });
   if (state === WaiterState.SUCCESS) return value as T;
+  const last = throttled ? ` (last error: ${throttled.name})` : '';
   const hint = options.hint ? `; ${options.hint}` : '';
-  throw new WaitTimeoutError(`gave up waiting for ${options.what} after ${options.maxWaitSeconds} s${hint}`);
+  const message = `gave up waiting for ${options.what} after ${options.maxWaitSeconds} s${last}${hint}`;
+  throw new WaitTimeoutError(message, { cause: throttled });
 }
