@@ -8,7 +8,7 @@ import { isThrottling, WaitTimeoutError } from './errors.ts';
  * new instance profile reaching EC2, a security group released by a terminated instance.
  */
 export interface WaitForTiming {
-  /** The first delay between checks (--poll-interval-ms), backing off to three times that. */
+  /** The first delay between checks (--poll-interval-ms), backing off to three times that (at least 1 s). */
   delaySeconds: number;
   maxWaitSeconds: number;
 }
