@@ -3,9 +3,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { tlsProblem } from '../ec2-agent/poll.ts';
-import { readAgentFiles } from '../scripts/aws/agent-files.ts';
 import { MAX_CA_BYTES, readCaCert } from '../scripts/aws/ca-cert.ts';
-import { buildDelivery } from '../scripts/aws/delivery.ts';
+import { buildDelivery, readAgentFiles } from '../scripts/aws/delivery.ts';
 import { MAX_PARAMETERS_BYTES, payloadBytes } from '../scripts/aws/ssm-command.ts';
 import { startAwsCli } from './helpers/aws-cli.ts';
 import { cliBundle } from './helpers/cli-bundle.ts';
@@ -124,8 +123,9 @@ t.test('the largest CA file accepted still fits the install command', async (t) 
   t.equal(ca.subjects.length, pems.length, `${pems.length} CA certificates read`);
   const delivery = buildDelivery({
     ...(await readAgentFiles()),
-    installArgs: ['--service-url', `https://${DOMAIN}/`],
-    caCert: ca.pem,
+    serviceUrl: `https://${DOMAIN}/`,
+    schedule: '* * * * *',
+    caCert: ca,
   });
   const bytes = payloadBytes(delivery.commands.at(-1)?.commands ?? []);
   t.ok(

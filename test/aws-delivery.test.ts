@@ -6,12 +6,7 @@ import t from 'tap';
 import { buildDelivery } from '../scripts/aws/delivery.ts';
 import { PayloadTooLargeError } from '../scripts/aws/errors.ts';
 import { resultsScript } from '../scripts/aws/results.ts';
-import {
-  assertPayloadFits,
-  MAX_PARAMETERS_BYTES,
-  payloadBytes,
-  SSM_LIMIT_BYTES,
-} from '../scripts/aws/ssm-command.ts';
+import { assertPayloadFits, MAX_PARAMETERS_BYTES, payloadBytes } from '../scripts/aws/ssm-command.ts';
 
 const INSTALL_SH = readFileSync('ec2-agent/install.sh');
 const UNIT = readFileSync('ec2-agent/random-number-agent.service');
@@ -24,7 +19,8 @@ t.test(
       bundle: randomBytes(300 * 1024),
       installScript: INSTALL_SH,
       unit: UNIT,
-      installArgs: ['--service-url', 'https://x'],
+      serviceUrl: 'https://x',
+      schedule: '* * * * *',
     });
     t.ok(
       delivery.commands.length >= 8,
@@ -33,13 +29,18 @@ t.test(
     for (const command of delivery.commands) {
       t.ok(payloadBytes(command.commands) <= MAX_PARAMETERS_BYTES, `${command.comment} fits the budget`);
     }
-    t.ok(MAX_PARAMETERS_BYTES < SSM_LIMIT_BYTES, 'the budget is below 64 KB');
+    t.ok(MAX_PARAMETERS_BYTES < 64 * 1024, 'the budget is below 64 KB');
   },
 );
 
 t.test('a payload over the limit is refused before anything is sent', async (t) => {
   t.throws(
-    () => assertPayloadFits({ comment: 'too big', commands: ['x'.repeat(MAX_PARAMETERS_BYTES)] }),
+    () =>
+      assertPayloadFits({
+        comment: 'too big',
+        commands: ['x'.repeat(MAX_PARAMETERS_BYTES)],
+        timeoutSeconds: 60,
+      }),
     PayloadTooLargeError,
     'PayloadTooLargeError',
   );
@@ -49,7 +50,8 @@ t.test('a payload over the limit is refused before anything is sent', async (t) 
         bundle: randomBytes(1000),
         installScript: randomBytes(70_000),
         unit: UNIT,
-        installArgs: [],
+        serviceUrl: 'https://x',
+        schedule: '* * * * *',
       }),
     { name: 'PayloadTooLargeError', message: /verify and install.*over the 60000-byte budget/ },
     'an install.sh too large for one command is caught by name, with the command and the budget',
@@ -61,7 +63,8 @@ t.test('every generated script passes shellcheck as a POSIX sh script', async (t
     bundle: randomBytes(60 * 1024),
     installScript: INSTALL_SH,
     unit: UNIT,
-    installArgs: ['--service-url', "https://x/?q='1'", '--schedule', '* * * * *'],
+    serviceUrl: "https://x/?q='1'",
+    schedule: '* * * * *',
   });
   const dir = t.testdir();
   const scripts = [

@@ -40,7 +40,7 @@ t.test('stopping instances are awaited until stopped, then started with the stop
       { instanceId: 'i-stopped', state: 'stopped' },
       { instanceId: 'i-running', state: 'running' },
     ],
-    { maxWaitSeconds: 5, minDelaySeconds: 1 },
+    { delaySeconds: 0.01, maxWaitSeconds: 5 },
   );
   t.same(started.sort(), ['i-stopped', 'i-stopping'], 'both were started, the running one left alone');
   t.same(
@@ -64,10 +64,10 @@ t.test('an instance stuck stopping fails with a message naming it and what to do
   });
   await t.rejects(
     startStopped(ec2, [{ instanceId: 'i-stuck', state: 'stopping' }], {
-      maxWaitSeconds: 1,
-      minDelaySeconds: 1,
+      delaySeconds: 0.01,
+      maxWaitSeconds: 0.1,
     }),
-    { name: AwsStateError.name, message: /i-stuck still stopping after 1 s.*run again later/ },
+    { name: AwsStateError.name, message: /i-stuck still stopping after 0.1 s.*run again later/ },
     'names the instance and what to do',
   );
   t.equal(mock.commandCalls(StartInstancesCommand).length, 0, 'StartInstances was not tried');

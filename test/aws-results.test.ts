@@ -18,12 +18,13 @@ t.test('parseResults splits the output file lines from the journal lines', async
     '2026-11-24T10:02:00.000Z 55',
     'garbage line',
     JOURNAL_MARKER,
-    // Lines as the agent logs them (ec2-agent/scheduler.ts), as journalctl -o cat prints them.
+    // Lines as the agent logs them (ec2-agent/scheduler.ts), as journalctl -o cat prints them;
+    // the script sends only the failures, then the counts of the hour.
     '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:03:00.000Z","outcome":"failed","number":null,"coldStart":null,"reason":"timeout after 20000 ms"}',
     '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:04:00.000Z","outcome":"write_failed","number":7,"reason":"cannot write the numbers file: EACCES"}',
     '{"level":30,"msg":"poll","scheduledAt":"2026-11-24T10:05:00.000Z","outcome":"ok","number":3,"coldStart":true}',
-    '{"level":40,"msg":"poll","scheduledAt":"2026-11-24T10:06:00.000Z","outcome":"skipped","number":null,"coldStart":null,"reason":"the previous poll is still running"}',
     'not json',
+    'counts failed=2 cold=1 skipped=1',
     '',
   ].join('\n');
   const parsed = parseResults(stdout);
@@ -35,18 +36,23 @@ t.test('parseResults splits the output file lines from the journal lines', async
   t.equal(parsed.samples[0]?.time, '2026-11-24T10:00:00.000Z', 'the timestamp is kept');
   t.same(parsed.unparsed, ['garbage line'], 'a malformed output line is reported, not dropped silently');
   t.equal(parsed.failures.length, 2, 'a failed poll and a failed write are failures');
-  t.equal(parsed.skipped, 1, 'one skipped tick');
+  t.same(parsed.counts, { failed: 2, coldStarts: 1, skipped: 1 }, 'the counts line');
   const text = formatResults('i-1', parsed);
   t.match(text, /failures in the last hour: 2/, 'the report counts the failures');
   t.match(text, /2026-11-24T10:03:00.000Z failed: timeout after 20000 ms/, 'and shows when and why');
   t.match(text, /skipped ticks in the last hour: 1/, 'and the skipped tick');
   t.match(text, /cold starts in the last hour: 1/, 'and the cold start');
-  t.equal(parsed.coldStarts.length, 1, 'one logged cold start');
+  const { counts: _, ...uncounted } = parsed;
+  t.match(
+    formatResults('i-1', uncounted),
+    /failures in the last hour: 2/,
+    'without the count line (output cut short), the failures that came back are counted',
+  );
 });
 
 t.test('parseResults of empty output (what the emulator returns) has nothing', async (t) => {
   const parsed = parseResults('');
-  t.same(parsed, { samples: [], unparsed: [], failures: [], coldStarts: [], skipped: 0 }, 'all empty');
+  t.same(parsed, { samples: [], unparsed: [], failures: [] }, 'all empty');
 });
 
 t.test('summarize computes count, min, max, mean and ten buckets with 100 in the last', async (t) => {

@@ -14,19 +14,17 @@ import { CredentialsProviderError } from '@smithy/core/config';
 import { mockClient } from 'aws-sdk-client-mock';
 import t from 'tap';
 import { ConfigError } from '../lib/errors.ts';
-import { isGraviton } from '../scripts/aws/ami.ts';
 import { checkCredentials } from '../scripts/aws/credentials.ts';
 import { CommandFailedError, WaitTimeoutError } from '../scripts/aws/errors.ts';
-import { launchInstances } from '../scripts/aws/instances.ts';
-import { readResults } from '../scripts/aws/read-results.ts';
+import { isGraviton, launchInstances } from '../scripts/aws/instances.ts';
 import { createReporter } from '../scripts/aws/report.ts';
-import { runCommand, sendCommandInput, waitForInvocation } from '../scripts/aws/ssm-command.ts';
-import { waitForRegistration } from '../scripts/aws/ssm-registration.ts';
+import { printResults } from '../scripts/aws/results.ts';
+import { runCommand, sendCommandInput, waitForRegistration } from '../scripts/aws/ssm-command.ts';
 import { waitFor } from '../scripts/aws/wait.ts';
-import { DEFAULT_WAITS } from '../scripts/aws/waits.ts';
 
 // These cover what the local emulator cannot produce; the happy paths run against moto elsewhere.
-const FAST = { intervalMs: 1, maxWaitMs: 2_000 };
+const FAST = { delaySeconds: 0.001, maxWaitSeconds: 2 };
+const SHORT = { delaySeconds: 0.001, maxWaitSeconds: 0.02 };
 const meta = { $metadata: {} };
 
 function named(name: string, message = name, extra: object = {}): Error {
@@ -50,22 +48,28 @@ function ssmMock(t: { teardown(fn: () => unknown): void }) {
   return { client, mock };
 }
 
-t.test('waitForInvocation: not-yet, throttling and in-progress are waited through', async (t) => {
+/** runCommand with a command that may take `timeoutSeconds`, on i-1 (or `instanceId`), waits starting at 1 ms. */
+function run(client: SSMClient, comment: string, timeoutSeconds = 2, instanceId = 'i-1') {
+  const command = { comment, commands: ['true'], timeoutSeconds };
+  return runCommand(client, {
+    command,
+    target: { tagProject: 'rn' },
+    instanceIds: [instanceId],
+    delaySeconds: 0.001,
+  });
+}
+
+t.test('runCommand: not-yet, throttling and in-progress are waited through', async (t) => {
   const { client, mock } = ssmMock(t);
+  mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-1' } });
   mock
     .on(GetCommandInvocationCommand)
     .rejectsOnce(new InvocationDoesNotExist({ message: 'not yet', ...meta }))
     .rejectsOnce(named('ThrottlingException', 'Rate exceeded'))
     .resolvesOnce({ Status: 'InProgress' })
     .resolves({ Status: 'Success', StandardOutputContent: 'done\n', ResponseCode: 0 });
-  const result = await waitForInvocation(client, {
-    commandId: 'c-1',
-    instanceId: 'i-1',
-    comment: 'install',
-    timing: FAST,
-  });
-  t.equal(result.status, 'Success', 'ends in Success');
-  t.equal(result.stdout, 'done\n', 'carries the remote stdout');
+  const { results } = await run(client, 'install');
+  t.same(results, [{ instanceId: 'i-1', stdout: 'done\n' }], 'ends in Success, with the remote stdout');
   t.equal(mock.commandCalls(GetCommandInvocationCommand).length, 4, 'asked four times');
 });
 
@@ -77,14 +81,7 @@ t.test('a Failed command throws with the remote stderr', async (t) => {
     ResponseCode: 1,
     StandardErrorContent: 'install.sh: error: dnf install nodejs22 failed\n',
   });
-  const err = await rejection(
-    runCommand(client, {
-      command: { comment: 'verify and install', commands: ['bash install.sh'] },
-      target: { tagProject: 'rn' },
-      instanceIds: ['i-1'],
-      timing: FAST,
-    }),
-  );
+  const err = await rejection(run(client, 'verify and install'));
   t.ok(
     err instanceof CommandFailedError &&
       /verify and install" Failed on i-1 \(exit 1\): install\.sh: error: dnf install nodejs22 failed/.test(
@@ -107,14 +104,10 @@ t.test('a Failed command throws with the remote stderr', async (t) => {
 
 t.test('a command that never finishes times out with a message saying how to look', async (t) => {
   const { client, mock } = ssmMock(t);
+  mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-3' } });
   mock.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
   await t.rejects(
-    waitForInvocation(client, {
-      commandId: 'c-3',
-      instanceId: 'i-1',
-      comment: 'part 1 of 6',
-      timing: { intervalMs: 1, maxWaitMs: 20 },
-    }),
+    run(client, 'part 1 of 6', 0.02),
     { name: 'WaitTimeoutError', message: /part 1 of 6.*aws ssm get-command-invocation --command-id c-3/ },
     'WaitTimeoutError with the aws command to inspect it',
   );
@@ -122,17 +115,15 @@ t.test('a command that never finishes times out with a message saying how to loo
 
 t.test('an invocation that never appears ends with a message about targeting', async (t) => {
   const { client, mock } = ssmMock(t);
+  mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-4' } });
   mock.on(GetCommandInvocationCommand).rejects(new InvocationDoesNotExist({ message: 'no', ...meta }));
   await t.rejects(
-    waitForInvocation(client, {
-      commandId: 'c-4',
-      instanceId: 'i-7',
-      comment: 'part 2 of 6',
-      timing: FAST,
-      appearMaxMs: 10,
-    }),
-    { name: 'WaitTimeoutError', message: /never reached i-7 .*registered with SSM and tagged/ },
-    'WaitTimeoutError before the long command wait runs out',
+    run(client, 'part 2 of 6', 0.02, 'i-7'),
+    {
+      name: 'WaitTimeoutError',
+      message: /never reached i-7 within 0.02 s: is .*registered with SSM and tagged/,
+    },
+    'WaitTimeoutError when the waiter gives up, saying the instance was not targeted',
   );
 });
 
@@ -147,7 +138,7 @@ t.test('registration: DescribeInstanceInformation decides where it exists', asyn
         { InstanceId: 'i-2', PingStatus: 'Online' },
       ],
     });
-  const how = await waitForRegistration(client, { instanceIds: ['i-1', 'i-2'], timing: FAST });
+  const how = await waitForRegistration(client, ['i-1', 'i-2'], FAST);
   t.equal(how, 'DescribeInstanceInformation', 'decided by DescribeInstanceInformation');
   t.equal(mock.commandCalls(DescribeInstanceInformationCommand).length, 2, 'waited until both were online');
   t.equal(mock.commandCalls(SendCommandCommand).length, 0, 'no probe command was sent');
@@ -163,7 +154,7 @@ t.test('registration: without DescribeInstanceInformation, InvalidInstanceId mea
     .on(SendCommandCommand)
     .rejectsOnce(new InvalidInstanceId({ message: 'not registered', ...meta }))
     .resolves({ Command: { CommandId: 'probe' } });
-  const how = await waitForRegistration(client, { instanceIds: ['i-1'], timing: FAST });
+  const how = await waitForRegistration(client, ['i-1'], FAST);
   t.equal(how, 'SendCommand probe', 'decided by the SendCommand probe');
   t.equal(mock.commandCalls(SendCommandCommand).length, 2, 'the probe was retried after InvalidInstanceId');
   t.equal(
@@ -179,7 +170,7 @@ t.test("registration: a real service's own 500 is an error, not a missing operat
     .on(DescribeInstanceInformationCommand)
     .rejects(new InternalServerError({ message: 'try later', ...meta, $metadata: { httpStatusCode: 500 } }));
   await t.rejects(
-    waitForRegistration(client, { instanceIds: ['i-1'], timing: FAST }),
+    waitForRegistration(client, ['i-1'], FAST),
     { name: 'InternalServerError' },
     "rethrown: a modelled AWS error carries $fault, the emulator's web page does not",
   );
@@ -189,9 +180,7 @@ t.test("registration: a real service's own 500 is an error, not a missing operat
 t.test('registration that never happens times out with what to check', async (t) => {
   const { client, mock } = ssmMock(t);
   mock.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
-  const err = await rejection(
-    waitForRegistration(client, { instanceIds: ['i-9'], timing: { intervalMs: 1, maxWaitMs: 20 } }),
-  );
+  const err = await rejection(waitForRegistration(client, ['i-9'], SHORT));
   t.ok(
     err instanceof WaitTimeoutError &&
       /SSM registration of i-9/.test(err?.message ?? '') &&
@@ -205,7 +194,7 @@ t.test('registration: an unexpected error is not swallowed', async (t) => {
   const { client, mock } = ssmMock(t);
   mock.on(DescribeInstanceInformationCommand).rejects(named('AccessDeniedException', 'not allowed'));
   await t.rejects(
-    waitForRegistration(client, { instanceIds: ['i-1'], timing: FAST }),
+    waitForRegistration(client, ['i-1'], FAST),
     { name: 'AccessDeniedException' },
     'rethrown as is',
   );
@@ -227,19 +216,14 @@ t.test('launch retries only the instance-profile propagation error, bounded', as
   const options = {
     name: 'rn',
     count: 1,
-    imageId: 'ami-1',
-    rootDeviceName: '/dev/xvda',
+    ami: { imageId: 'ami-1', rootDeviceName: '/dev/xvda' },
     instanceType: 't3.micro',
     instanceProfileName: 'rn-agent',
     securityGroupId: 'sg-1',
     profileRetry: FAST,
   };
   const launched = await launchInstances(client, options);
-  t.same(
-    launched.map((i) => i.InstanceId),
-    ['i-new'],
-    'launched after the profile became usable',
-  );
+  t.same(launched, ['i-new'], 'launched after the profile became usable');
   t.equal(mock.commandCalls(RunInstancesCommand).length, 3, 'RunInstances was retried twice');
   const input = mock.commandCalls(RunInstancesCommand)[0]?.args[0].input;
   t.equal(input?.MetadataOptions?.HttpTokens, 'required', 'IMDSv2 required');
@@ -261,7 +245,7 @@ t.test('launch retries only the instance-profile propagation error, bounded', as
   mock.reset();
   mock.on(RunInstancesCommand).rejects(notReady);
   await t.rejects(
-    launchInstances(client, { ...options, profileRetry: { intervalMs: 1, maxWaitMs: 20 } }),
+    launchInstances(client, { ...options, profileRetry: SHORT }),
     { name: 'WaitTimeoutError', message: /instance profile rn-agent to become usable/ },
     'a profile that never propagates ends in a clear timeout',
   );
@@ -339,7 +323,10 @@ t.test('Graviton instance types get the arm64 AMI', async (t) => {
 });
 
 t.test('sendCommandInput targets the fleet by tag, or instance ids', async (t) => {
-  const byTag = sendCommandInput({ comment: 'c', commands: ['true'] }, { tagProject: 'rn' });
+  const byTag = sendCommandInput(
+    { comment: 'c', commands: ['true'], timeoutSeconds: 60 },
+    { tagProject: 'rn' },
+  );
   t.same(
     byTag.Targets,
     [
@@ -349,23 +336,21 @@ t.test('sendCommandInput targets the fleet by tag, or instance ids', async (t) =
     'by tag',
   );
   t.equal(byTag.DocumentName, 'AWS-RunShellScript', 'AWS-RunShellScript');
-  const byId = sendCommandInput({ comment: 'c', commands: ['true'] }, { instanceIds: ['i-1'] });
+  const byId = sendCommandInput(
+    { comment: 'c', commands: ['true'], timeoutSeconds: 60 },
+    { instanceIds: ['i-1'] },
+  );
   t.same(byId.InstanceIds, ['i-1'], 'by instance id');
   t.notOk('Targets' in byId, 'no tag target then');
 });
 
 t.test('ec2-results on an instance SSM cannot reach yet says so', async (t) => {
-  const clients = {
-    ec2: new EC2Client({ region: 'us-east-1' }),
-    iam: new IAMClient({ region: 'us-east-1' }),
-    ssm: new SSMClient({ region: 'us-east-1' }),
-    sts: new STSClient({ region: 'us-east-1' }),
-  };
-  const mocks = [mockClient(clients.ec2), mockClient(clients.ssm), mockClient(clients.sts)] as const;
+  const ec2 = new EC2Client({ region: 'us-east-1' });
+  const ssm = new SSMClient({ region: 'us-east-1' });
+  const mocks = [mockClient(ec2), mockClient(ssm)] as const;
   t.teardown(() => {
     for (const m of mocks) m.restore();
   });
-  mocks[2].on(GetCallerIdentityCommand).resolves({ Account: '1', Arn: 'arn:aws:iam::1:user/me' });
   mocks[0]
     .on(DescribeInstancesCommand)
     .resolves({ Reservations: [{ Instances: [{ InstanceId: 'i-new', State: { Name: 'running' } }] }] });
@@ -373,16 +358,20 @@ t.test('ec2-results on an instance SSM cannot reach yet says so', async (t) => {
     .on(SendCommandCommand)
     .rejects(new InvalidInstanceId({ message: 'Instances not in a valid state', ...meta }));
   const lines: string[] = [];
+  const session = {
+    ec2,
+    ssm,
+    iam: new IAMClient({ region: 'us-east-1' }),
+    sts: new STSClient({ region: 'us-east-1' }),
+    report: createReporter({ write: (text) => void lines.push(text) }),
+    identity: { account: '1', arn: 'arn:aws:iam::1:user/me', region: 'us-east-1', partition: 'aws' },
+  };
   await t.rejects(
-    readResults(
-      clients,
-      { name: 'rn', lines: 10, outputFile: '/root/randomNumber.txt', waits: DEFAULT_WAITS },
-      createReporter({ write: (text) => void lines.push(text) }),
-    ),
+    printResults(session, { name: 'rn', lines: 10, outputFile: '/root/randomNumber.txt', delaySeconds: 5 }),
     { name: 'AwsStateError', message: /i-new not reachable through SSM yet \(InvalidInstanceId\)/ },
     'AwsStateError saying the instance is not registered yet',
   );
-  t.match(lines.join(''), /✓ credentials/, 'the steps before were reported');
+  t.equal(lines.length, 0, 'no step finished');
 });
 
 t.test(
@@ -395,7 +384,7 @@ t.test(
       release = resolve;
     });
     const report = createReporter({
-      progressEveryMs: 10,
+      progressEverySeconds: 0.01,
       write: (text) => {
         lines.push(text);
         if (text.includes('still waiting') && ++progress === 2) release();

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
-import { installArgs, readAgentFiles } from '../scripts/aws/agent-files.ts';
-import { buildDelivery, sha256 } from '../scripts/aws/delivery.ts';
+import { buildDelivery, readAgentFiles, sha256 } from '../scripts/aws/delivery.ts';
 import { LINE } from './helpers/agent.ts';
 import { bootHost } from './helpers/host.ts';
 import { AGENT, agentCommandPayloads, FAST_SCHEDULE, fastAgent, runPayloads } from './helpers/host-agent.ts';
@@ -62,7 +61,8 @@ t.test(
     const upgrade = buildDelivery({
       ...files,
       bundle,
-      installArgs: installArgs({ serviceUrl: url, schedule: FAST_SCHEDULE }),
+      serviceUrl: url,
+      schedule: FAST_SCHEDULE,
     });
     const upgraded = await runPayloads(
       host,

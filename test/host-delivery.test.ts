@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { readAgentFiles } from '../scripts/aws/agent-files.ts';
-import { buildDelivery, STAGING_ROOT } from '../scripts/aws/delivery.ts';
+import { buildDelivery, readAgentFiles, STAGING_ROOT } from '../scripts/aws/delivery.ts';
 import { bootHost } from './helpers/host.ts';
 import { runPayloads } from './helpers/host-agent.ts';
 
@@ -20,7 +19,8 @@ t.test('parts: re-sending is harmless, a missing or corrupted one stops the inst
   const delivery = buildDelivery({
     ...files,
     bundle,
-    installArgs: ['--service-url', 'http://x/'],
+    serviceUrl: 'http://x/',
+    schedule: '* * * * *',
     chunkChars: 30_000,
   });
   const parts = delivery.commands.slice(0, -1).map((c) => c.commands);

@@ -2,17 +2,15 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { cronProblem } from '../../ec2-agent/config.ts';
 import { AGENT_DEFAULTS } from '../../lib/contract.ts';
 import { ConfigError } from '../../lib/errors.ts';
+import { readCaCert } from './ca-cert.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/**
- * node:util parseArgs, strict, with its errors turned into one ConfigError line that points at --help.
- * Returns `undefined` when --help was asked for (the caller prints its usage).
- */
-export type FlagValues<O extends Options> = {
+type FlagValues<O extends Options> = {
   [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : string;
 } & { help?: boolean };
 
+/** node:util parseArgs, strict, with its errors turned into one ConfigError line that points at --help. */
 export function parseFlags<O extends Options>(argv: string[], options: O): FlagValues<O> {
   try {
     const { values } = parseArgs({
@@ -26,6 +24,65 @@ export function parseFlags<O extends Options>(argv: string[], options: O): FlagV
     const message = (err as Error).message.split('. ')[0];
     throw new ConfigError(`${message}; see --help`, { cause: err });
   }
+}
+
+/** A flag as the CLIs declare it: its parseArgs type and its --help line (`arg` names the value). */
+type Flag = { type: 'string' | 'boolean'; arg?: string; help: string };
+
+export const flag = (arg: string, help: string) => ({ type: 'string', arg, help }) as const;
+export const toggle = (help: string) => ({ type: 'boolean', help }) as const;
+
+/** The agent's flags, shared by provision-ec2 and agent-command. */
+export const AGENT_FLAGS = {
+  'service-url': flag('URL', 'the random-number service the agent polls (required)'),
+  schedule: flag('CRON', `the agent's cron schedule (default '${AGENT_DEFAULTS.schedule}': every minute)`),
+  'output-file': flag('PATH', `where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})`),
+  'ca-cert': flag(
+    'FILE',
+    'a PEM CA the agent trusts besides the public CAs (a service behind a\nprivate certificate, e.g. certs/ca.crt from make tls-cert); a re-run\nwithout it keeps the installed one; --ca-cert none removes it',
+  ),
+  bundle: flag('FILE', 'agent bundle (default dist/ec2-agent.mjs, from `npm run build`)'),
+  'install-script': flag('FILE', 'default ec2-agent/install.sh'),
+};
+
+/** The flags of every command that calls AWS. */
+const AWS_FLAGS = {
+  name: flag('NAME', 'resources are named and tagged NAME (default random-number)'),
+  region: flag('REGION', "AWS region (default: AWS_REGION or your profile's region)"),
+  'poll-interval-ms': flag('N', 'how often waits poll at first (default 5000; small against an emulator)'),
+};
+
+/** The process's flags; on --help, prints `usage`, a line per flag and `end`, and returns undefined. */
+export function cliFlags<O extends Record<string, Flag>>(
+  usage: string,
+  flags: O,
+  end = '',
+): FlagValues<O> | undefined {
+  const values = parseFlags(process.argv.slice(2), flags);
+  if (!values.help) return values;
+  const lines = Object.entries(flags).map(([name, { arg = '', help }]) =>
+    `  ${`--${name} ${arg}`.padEnd(24)}${help.replaceAll('\n', `\n${' '.repeat(26)}`)}`.trimEnd(),
+  );
+  process.stdout.write(`${usage}\n${lines.join('\n')}\n  -h, --help              this text\n${end}`);
+}
+
+/** cliFlags for a command that calls AWS: `flags` and AWS_FLAGS, and where the credentials come from. */
+export function awsCliFlags<O extends Record<string, Flag>>(usage: string, flags: O) {
+  const end =
+    '\nCredentials come from the usual AWS chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, ...\n';
+  return cliFlags(usage, { ...flags, ...AWS_FLAGS }, end);
+}
+
+/** The agent's settings from AGENT_FLAGS, each checked here so that a bad one fails before anything is sent. */
+export async function agentSettings(flags: FlagValues<typeof AGENT_FLAGS>) {
+  return {
+    serviceUrl: parseServiceUrl(flags['service-url']),
+    schedule: parseSchedule(flags.schedule),
+    outputFile: parseOutputFile(flags['output-file']),
+    caCert: await readCaCert(flags['ca-cert']),
+    bundlePath: flags.bundle,
+    installScriptPath: flags['install-script'],
+  };
 }
 
 export function parseName(value: string | undefined): string {
@@ -45,7 +102,7 @@ export function parseIntFlag(
   fallback: number,
   min: number,
   max: number,
-): number {
+) {
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
     throw new ConfigError(
@@ -55,19 +112,17 @@ export function parseIntFlag(
   return Number(value);
 }
 
-export function parseServiceUrl(value: string | undefined): string {
+/** --poll-interval-ms (a name users' scripts use) as the waits' first delay, in seconds as every wait takes it. */
+export const parseDelaySeconds = (value: string | undefined) =>
+  parseIntFlag('--poll-interval-ms', value, 5_000, 10, 60_000) / 1000;
+
+function parseServiceUrl(value: string | undefined): string {
   if (!value) {
     throw new ConfigError(
       '--service-url is required: the URL of the random-number service the agent polls (e.g. https://random-number.default.example.com)',
     );
   }
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(`--service-url must be an http(s) URL (got ${JSON.stringify(value)})`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
     throw new ConfigError(`--service-url must be an http(s) URL (got ${JSON.stringify(value)})`);
   }
   return value;
@@ -89,9 +144,8 @@ export function parseSchedule(value: string | undefined): string {
 }
 
 /** The agent's output file: an absolute path install.sh accepts (it also checks, on the instance). */
-export function parseOutputFile(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\/[^\s]*[^/\s]$/.test(value)) {
+function parseOutputFile(value: string | undefined): string | undefined {
+  if (value !== undefined && !/^\/[^\s]*[^/\s]$/.test(value)) {
     throw new ConfigError(
       `--output-file must be an absolute file path without spaces, e.g. /var/lib/random-number/numbers.txt (got ${JSON.stringify(value)})`,
     );
@@ -99,10 +153,9 @@ export function parseOutputFile(value: string | undefined): string | undefined {
   return value;
 }
 
-export function parseInstanceType(value: string | undefined): string {
-  const type = value ?? 't3.micro';
-  if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(type)) {
-    throw new ConfigError(`--instance-type must look like t3.micro (got ${JSON.stringify(type)})`);
+export function parseInstanceType(value = 't3.micro'): string {
+  if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(value)) {
+    throw new ConfigError(`--instance-type must look like t3.micro (got ${JSON.stringify(value)})`);
   }
-  return type;
+  return value;
 }

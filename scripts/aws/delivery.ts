@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
+import { ConfigError } from '../../lib/errors.ts';
+import type { CaCertChoice } from './ca-cert.ts';
 import { assertPayloadFits, type ShellCommand } from './ssm-command.ts';
 
 /**
@@ -11,86 +14,92 @@ import { assertPayloadFits, type ShellCommand } from './ssm-command.ts';
  * `sh` on a real systemd host (test/helpers/host.ts), as AWS-RunShellScript does.
  */
 export const STAGING_ROOT = '/var/lib/random-number-agent/staging';
-/** Base64 characters per part command: about 48 KB of payload, well under the budget. */
-export const DEFAULT_CHUNK_CHARS = 48_000;
 /** Characters per printf line, so that no single script line is huge. */
 const LINE_CHARS = 8_000;
 
-export function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
+export const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
+
+export const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** The built agent bundle, install.sh and the systemd unit, read from the checkout. */
+export async function readAgentFiles(paths: { bundlePath?: string; installScriptPath?: string } = {}) {
+  const read = (path: string, help: string) =>
+    readFile(path).catch((cause: unknown) => {
+      throw new ConfigError(`cannot read ${path}: ${help}`, { cause });
+    });
+  const checkout = 'run from the root of the random-number checkout';
+  const build = 'build the agent first with `npm run build` (or `make build`)';
+  return {
+    bundle: await read(paths.bundlePath ?? 'dist/ec2-agent.mjs', build),
+    installScript: await read(paths.installScriptPath ?? 'ec2-agent/install.sh', checkout),
+    unit: await read('ec2-agent/random-number-agent.service', checkout),
+  };
 }
 
-export function sha256(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-export interface DeliveryOptions {
+interface DeliveryOptions {
   bundle: Buffer;
   installScript: Buffer;
   /** ec2-agent/random-number-agent.service: install.sh installs it with this instance's values. */
   unit: Buffer;
-  /** Flags for install.sh after --bundle and --sha256 (--service-url, --schedule, ...). */
-  installArgs: string[];
+  /** What install.sh is told besides --bundle and --sha256: the agent's settings, flag by flag. */
+  serviceUrl: string;
+  schedule: string;
+  outputFile?: string;
+  tokenParameter?: string;
+  /** Where the agent reads the token parameter. */
+  region?: string;
   /**
    * The agent's extra CA (--ca-cert): a PEM written next to the bundle and installed with
    * --extra-ca-certs; `none` removes the installed one; undefined leaves it as it is.
    */
-  caCert?: Buffer | 'none';
+  caCert?: CaCertChoice;
+  /** Base64 characters per part command: about 48 KB of payload by default, well under the budget. */
   chunkChars?: number;
 }
 
-export interface Delivery {
-  sha256: string;
-  bundleBytes: number;
-  encodedChars: number;
-  /** The part commands in order, then the install command. */
-  commands: ShellCommand[];
-}
+const splitEvery = (text: string, size: number) => text.match(new RegExp(`.{1,${size}}`, 'gs')) ?? [];
 
-function partName(index: number): string {
-  return `part-${String(index + 1).padStart(3, '0')}`;
-}
-
-function stagingLines(hash: string): string[] {
-  return ['set -eu', 'umask 077', `d=${STAGING_ROOT}/${hash}`, 'mkdir -p "$d"'];
-}
-
-function splitEvery(text: string, size: number): string[] {
-  const pieces: string[] = [];
-  for (let i = 0; i < text.length; i += size) pieces.push(text.slice(i, i + size));
-  return pieces;
-}
-
-export function buildDelivery(options: DeliveryOptions): Delivery {
-  const hash = sha256(options.bundle);
-  const encoded = gzipSync(options.bundle, { level: 9 }).toString('base64');
-  const chunks = splitEvery(encoded, options.chunkChars ?? DEFAULT_CHUNK_CHARS);
+/** The part commands in order, then the install command; each checked against the payload budget. */
+export function buildDelivery(options: DeliveryOptions) {
+  const { bundle, caCert } = options;
+  const hash = sha256(bundle);
+  const label = `random-number agent ${hash.slice(0, 12)}`;
+  const encoded = gzipSync(bundle, { level: 9 }).toString('base64');
+  const chunks = splitEvery(encoded, options.chunkChars ?? 48_000);
   const total = chunks.length;
-  const commands: ShellCommand[] = chunks.map((chunk, index) => {
-    const part = partName(index);
-    return {
-      comment: `random-number agent ${hash.slice(0, 12)}: part ${index + 1} of ${total}`,
-      timeoutSeconds: 120,
-      commands: [
-        ...stagingLines(hash),
-        '{',
-        ...splitEvery(chunk, LINE_CHARS).map((line) => `printf '%s' '${line}'`),
-        `} > "$d/${part}.tmp"`,
-        `mv -f "$d/${part}.tmp" "$d/${part}"`,
-        `echo "staged ${part} of ${total} in $d"`,
-      ],
-    };
-  });
-  const parts = chunks.map((_, index) => partName(index));
-  const args = ['--bundle', '"$d/ec2-agent.mjs"', '--sha256', hash, ...options.installArgs.map(shellQuote)];
-  const { caCert } = options;
-  if (caCert === 'none') args.push('--extra-ca-certs', 'none');
-  else if (caCert) args.push('--extra-ca-certs', '"$d/extra-ca.pem"');
+  const parts = chunks.map((_, index) => `part-${String(index + 1).padStart(3, '0')}`);
+  const staging = ['set -eu', 'umask 077', `d=${STAGING_ROOT}/${hash}`, 'mkdir -p "$d"'];
+  // Files carried inline: base64 keeps their lines and any odd byte out of the shell's way.
+  const write = (data: Buffer, file: string) =>
+    `printf '%s' '${data.toString('base64')}' | base64 -d > "$d/${file}"`;
+  const commands: ShellCommand[] = chunks.map((chunk, index) => ({
+    comment: `${label}: part ${index + 1} of ${total}`,
+    timeoutSeconds: 120,
+    commands: [
+      ...staging,
+      '{',
+      ...splitEvery(chunk, LINE_CHARS).map((line) => `printf '%s' '${line}'`),
+      `} > "$d/${parts[index]}.tmp"`,
+      `mv -f "$d/${parts[index]}.tmp" "$d/${parts[index]}"`,
+      `echo "staged ${parts[index]} of ${total} in $d"`,
+    ],
+  }));
+  const pem = caCert === 'none' ? undefined : caCert?.pem;
+  const settings = {
+    '--service-url': options.serviceUrl,
+    '--schedule': options.schedule,
+    '--output-file': options.outputFile,
+    '--api-token-parameter': options.tokenParameter,
+    '--aws-region': options.region,
+  };
+  const given = Object.entries(settings).flatMap(([flag, value]) => (value ? [flag, value] : []));
+  const args = ['--bundle', '"$d/ec2-agent.mjs"', '--sha256', hash, ...given.map(shellQuote)];
+  if (caCert) args.push('--extra-ca-certs', pem ? '"$d/extra-ca.pem"' : 'none');
   commands.push({
-    comment: `random-number agent ${hash.slice(0, 12)}: verify and install`,
+    comment: `${label}: verify and install`,
     timeoutSeconds: 900,
     commands: [
-      ...stagingLines(hash),
+      ...staging,
       `for p in ${parts.join(' ')}; do`,
       `  [ -s "$d/$p" ] || { echo "$p of ${total} is missing from $d: send the part commands first" >&2; exit 1; }`,
       'done',
@@ -100,18 +109,15 @@ export function buildDelivery(options: DeliveryOptions): Delivery {
       `  echo "bundle checksum mismatch: expected ${hash}, got $got" >&2; rm -f "$d/ec2-agent.mjs.tmp"; exit 1`,
       'fi',
       'mv -f "$d/ec2-agent.mjs.tmp" "$d/ec2-agent.mjs"',
-      `printf '%s' '${options.installScript.toString('base64')}' | base64 -d > "$d/install.sh"`,
-      `printf '%s' '${options.unit.toString('base64')}' | base64 -d > "$d/random-number-agent.service"`,
-      // A PEM is public, but base64 keeps its lines and any odd byte out of the shell's way.
-      ...(caCert && caCert !== 'none'
-        ? [`printf '%s' '${caCert.toString('base64')}' | base64 -d > "$d/extra-ca.pem"`]
-        : []),
-      `echo "bundle ${hash} verified (${options.bundle.length} bytes)"`,
+      write(options.installScript, 'install.sh'),
+      write(options.unit, 'random-number-agent.service'),
+      ...(pem ? [write(pem, 'extra-ca.pem')] : []),
+      `echo "bundle ${hash} verified (${bundle.length} bytes)"`,
       // Older staged versions are no longer needed once this one is verified.
       `find "$(dirname "$d")" -mindepth 1 -maxdepth 1 ! -name ${hash} -exec rm -rf {} +`,
       `bash "$d/install.sh" ${args.join(' ')}`,
     ],
   });
   for (const command of commands) assertPayloadFits(command);
-  return { sha256: hash, bundleBytes: options.bundle.length, encodedChars: encoded.length, commands };
+  return { sha256: hash, bundleBytes: bundle.length, encodedChars: encoded.length, commands };
 }

@@ -1,240 +1,200 @@
 import { ConfigError } from '../../lib/errors.ts';
-import { installArgs, readAgentFiles } from './agent-files.ts';
-import { resolveAmi } from './ami.ts';
+import type { agentSettings } from './args.ts';
 import { requireBoundary } from './boundary.ts';
-import { type CaCertChoice, describeCaCert } from './ca-cert.ts';
-import type { Clients } from './clients.ts';
-import { checkCredentials } from './credentials.ts';
-import { buildDelivery } from './delivery.ts';
-import { ensureInstanceProfile, recordedTokenParameter } from './iam.ts';
-import { findInstances, launchInstances, startStopped, waitRunning } from './instances.ts';
-import { plan, plural } from './plan.ts';
-import type { Reporter } from './report.ts';
-import { ensureSecurityGroup, resolveVpc } from './security-group.ts';
-import { runCommand } from './ssm-command.ts';
-import { waitForRegistration } from './ssm-registration.ts';
+import { describeCaCert } from './ca-cert.ts';
+import { buildDelivery, readAgentFiles } from './delivery.ts';
+import { ensureInstanceProfile, findProfile, findRole, recordedTokenParameter, roleName } from './iam.ts';
+import {
+  type FoundInstance,
+  findInstances,
+  launchInstances,
+  resolveAmi,
+  startStopped,
+  waitRunning,
+} from './instances.ts';
+import type { Session } from './report.ts';
+import { ensureSecurityGroup, findSecurityGroup, resolveVpc } from './security-group.ts';
+import { runCommand, waitForRegistration } from './ssm-command.ts';
 import { customerKeyOf, parameterArn, parameterExists, putToken, reusableTokenParameter } from './token.ts';
-import { timing, type Waits, waiterTiming } from './waits.ts';
+import { MAX_WAIT_SECONDS } from './wait.ts';
 
-export interface ProvisionOptions {
+/** The agent's settings (args.ts) and where and how to run it. */
+type ProvisionOptions = Awaited<ReturnType<typeof agentSettings>> & {
   name: string;
-  serviceUrl: string;
+  /** --region as given: repeated in the commands printed at the end. */
+  region?: string;
   instanceType: string;
   count: number;
-  schedule: string;
-  /** The agent's output file; install.sh's default (/root/randomNumber.txt) when not given. */
-  outputFile?: string;
   subnetId?: string;
   tokenParameter?: string;
   /** Written to `tokenParameter`; never printed. */
   token?: string;
-  /** --ca-cert: a CA the agent trusts besides the system's, `none` to remove it, undefined to keep. */
-  caCert?: CaCertChoice;
+  /** Print what would be created or reused, from read-only calls, and change nothing. */
   dryRun: boolean;
-  bundlePath?: string;
-  installScriptPath?: string;
-  waits: Waits;
-}
+  /** The first delay of every wait (--poll-interval-ms). */
+  delaySeconds: number;
+};
 
-export interface ProvisionResult {
-  region: string;
-  instanceIds: string[];
-  created: string[];
-  reused: string[];
-  dryRun: boolean;
-}
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const isStopped = (i: FoundInstance) => i.state === 'stopped' || i.state === 'stopping';
 
 /**
  * The provisioning scenario: each step is a small AWS function; this composes them in order and tells
  * the reporter about each. Idempotent: every resource is found by name/tag first and reused.
  */
-export async function provision(
-  clients: Clients,
-  options: ProvisionOptions,
-  report: Reporter,
-): Promise<ProvisionResult> {
-  const { name, waits } = options;
+export async function provision(session: Session, options: ProvisionOptions): Promise<void> {
+  const { name, token, delaySeconds } = options;
+  const { ec2, iam, ssm, identity } = session;
+  const { step, line } = session.report;
+  const { region, account, partition } = identity;
   const created: string[] = [];
   const reused: string[] = [];
   const note = (isNew: boolean, what: string) => (isNew ? created : reused).push(what);
+  const wait = (maxWaitSeconds: number) => ({ delaySeconds, maxWaitSeconds });
 
-  const identity = await report.step(
-    'credentials',
-    () => checkCredentials(clients.sts),
-    (id) => `${id.arn} in ${id.region}`,
-  );
-  const { region, partition } = identity;
-  const boundaryArn = await report.step(
+  const boundaryArn = await step(
     'permissions boundary',
-    () => requireBoundary(clients.iam, { partition, account: identity.account }),
-    (arn) => arn,
+    () => requireBoundary(iam, { partition, account }),
+    String,
   );
-  const tokenParameter = await resolveTokenParameter(clients, options, report);
-  const files = await readAgentFiles({
-    bundle: options.bundlePath,
-    installScript: options.installScriptPath,
-  });
-  const delivery = await report.step(
+  const tokenParameter = await resolveTokenParameter(session, options);
+  const delivery = await step(
     'agent bundle',
-    async () =>
-      buildDelivery({
-        ...files,
-        installArgs: installArgs({ ...options, tokenParameter, region }),
-        caCert: options.caCert === 'none' ? 'none' : options.caCert?.pem,
-      }),
+    async () => buildDelivery({ ...(await readAgentFiles(options)), ...options, tokenParameter, region }),
     (d) =>
       `${d.bundleBytes} bytes, sha256 ${d.sha256.slice(0, 12)}…, ${d.encodedChars} chars gzip+base64 in ${plural(d.commands.length, 'command')}`,
   );
-  report.line(`agent CA: ${describeCaCert(options.caCert)}`);
-  const ami = await report.step(
+  line(`agent CA: ${describeCaCert(options.caCert)}`);
+  const ami = await step(
     'AMI',
-    () => resolveAmi(clients.ssm, clients.ec2, options.instanceType),
+    () => resolveAmi(ssm, ec2, options.instanceType),
     (a) => `${a.imageId} (Amazon Linux 2023 ${a.architecture}, root ${a.rootDeviceName})`,
   );
-  const vpcId = await report.step(
-    'VPC',
-    () => resolveVpc(clients.ec2, options.subnetId),
-    (v) => v,
-  );
-
-  const tokenArn = tokenParameter
-    ? parameterArn(partition, region, identity.account, tokenParameter)
-    : undefined;
-  if (tokenParameter && !options.token && !options.dryRun) {
-    if (!(await parameterExists(clients.ssm, tokenParameter))) {
-      throw new ConfigError(
-        `--api-token-parameter ${tokenParameter} does not exist: pass --api-token (or set API_TOKEN) to create it`,
-      );
-    }
+  const vpcId = await step('VPC', () => resolveVpc(ec2, options.subnetId), String);
+  if (tokenParameter && !token && !options.dryRun && !(await parameterExists(ssm, tokenParameter))) {
+    throw new ConfigError(
+      `--api-token-parameter ${tokenParameter} does not exist: pass --api-token (or set API_TOKEN) to create it`,
+    );
   }
+  const existing = await findInstances(ec2, name);
 
   if (options.dryRun) {
-    const keyId = tokenParameter ? await customerKeyOf(clients.ssm, tokenParameter) : undefined;
-    const { lines, instanceIds } = await plan(clients, {
-      ...options,
-      tokenParameter,
-      vpcId,
-      imageId: ami.imageId,
-      commandCount: delivery.commands.length,
-      tokenReadable: tokenArn !== undefined,
-      keyId,
-    });
-    report.line('dry run: nothing was changed. The plan:');
-    for (const line of lines) report.line(`  ${line}`);
-    return { region, instanceIds, created: [], reused: [], dryRun: true };
-  }
-
-  if (tokenParameter && options.token) {
-    const parameterName = tokenParameter;
-    const token = options.token;
-    const result = await report.step(
-      'API token',
-      () => putToken(clients.ssm, { name, parameterName, token }),
-      (r) => `SecureString ${parameterName} ${r.created ? 'created' : 'updated'}`,
+    const keyId = tokenParameter && (await customerKeyOf(ssm, tokenParameter));
+    const verb = (exists: boolean) => (exists ? 'reuse' : 'create').padEnd(6);
+    const lines = [
+      `${verb((await findRole(iam, name)).role !== undefined)} IAM role ${roleName(name)} (AmazonSSMManagedInstanceCore, permissions boundary${tokenParameter ? ', ssm:GetParameter on the token' : ', no parameter'}${keyId ? `, kms:Decrypt on ${keyId} through SSM` : ''})`,
+      `${verb((await findProfile(iam, name)) !== undefined)} instance profile ${roleName(name)}`,
+      `${verb((await findSecurityGroup(ec2, name, vpcId)) !== undefined)} security group ${name} in ${vpcId} (no inbound rules)`,
+    ];
+    if (tokenParameter) {
+      const exists = await parameterExists(ssm, tokenParameter);
+      lines.push(
+        `${(token ? (exists ? 'update' : 'create') : 'use').padEnd(6)} SecureString ${tokenParameter}`,
+      );
+    }
+    const start = (i: FoundInstance) => (isStopped(i) ? ', would be started' : '');
+    lines.push(...existing.map((i) => `${verb(true)} instance ${i.instanceId} (${i.state}${start(i)})`));
+    if (existing.length < options.count) {
+      lines.push(
+        `create ${plural(options.count - existing.length, 'instance')} ${options.instanceType} from ${ami.imageId}, IMDSv2 required, encrypted gp3 root volume, tags Name=${name} Project=${name}`,
+      );
+    }
+    lines.push(
+      `send   ${plural(delivery.commands.length, 'Run Command')} (AWS-RunShellScript) to tag:Project=${name} and tag:CreatedBy: install the agent polling ${options.serviceUrl} on '${options.schedule}'`,
     );
-    note(result.created, `SecureString ${parameterName}`);
+    line(`dry run: nothing was changed. The plan:\n${lines.map((line) => `  ${line}`).join('\n')}`);
+    return;
   }
 
-  const token =
-    tokenParameter && tokenArn
-      ? {
-          parameterName: tokenParameter,
-          arn: tokenArn,
-          keyId: await customerKeyOf(clients.ssm, tokenParameter),
-        }
-      : undefined;
-  const profile = await report.step(
+  if (tokenParameter && token) {
+    const { created: isNew } = await step(
+      'API token',
+      () => putToken(ssm, { name, parameterName: tokenParameter, token }),
+      (r) => `SecureString ${tokenParameter} ${r.created ? 'created' : 'updated'}`,
+    );
+    note(isNew, `SecureString ${tokenParameter}`);
+  }
+  // After putToken: an overwrite may change the parameter's key.
+  const readable = tokenParameter
+    ? {
+        parameterName: tokenParameter,
+        arn: parameterArn(partition, region, account, tokenParameter),
+        keyId: await customerKeyOf(ssm, tokenParameter),
+      }
+    : undefined;
+  const profile = await step(
     'IAM role and instance profile',
-    () =>
-      ensureInstanceProfile(clients.iam, {
-        name,
-        partition,
-        region,
-        account: identity.account,
-        boundaryArn,
-        token,
-      }),
+    () => ensureInstanceProfile(iam, { name, partition, region, account, boundaryArn, token: readable }),
     (p) =>
       `${p.roleName} ${p.roleCreated ? 'created' : 'reused'}, profile ${p.profileCreated ? 'created' : 'reused'}`,
   );
   note(profile.roleCreated, `IAM role ${profile.roleName}`);
   note(profile.profileCreated, `instance profile ${profile.profileName}`);
-
-  const group = await report.step(
+  const group = await step(
     'security group',
-    () => ensureSecurityGroup(clients.ec2, { name, vpcId }),
+    () => ensureSecurityGroup(ec2, { name, vpcId }),
     (g) => `${g.groupId} ${g.created ? 'created' : 'reused'} (no inbound rules)`,
   );
   note(group.created, `security group ${group.groupId}`);
 
-  const existing = await findInstances(clients.ec2, name);
-  for (const i of existing) reused.push(`instance ${i.instanceId}`);
-  if (existing.some((i) => i.state === 'stopped' || i.state === 'stopping')) {
-    await report.step(
+  for (const i of existing) note(false, `instance ${i.instanceId}`);
+  if (existing.some(isStopped)) {
+    await step(
       'start stopped instances',
-      () => startStopped(clients.ec2, existing, waiterTiming(waits, waits.runningMaxSeconds)),
+      () => startStopped(ec2, existing, wait(MAX_WAIT_SECONDS.running)),
       (ids) => `started ${ids.join(', ')} (found stopped or stopping; reused, not replaced)`,
     );
   }
   const missing = Math.max(0, options.count - existing.length);
   const launched = missing
-    ? await report.step(
+    ? await step(
         'launch',
         () =>
-          launchInstances(clients.ec2, {
-            name,
+          launchInstances(ec2, {
+            ...options,
             count: missing,
-            imageId: ami.imageId,
-            rootDeviceName: ami.rootDeviceName,
-            instanceType: options.instanceType,
+            ami,
             instanceProfileName: profile.profileName,
             securityGroupId: group.groupId,
-            subnetId: options.subnetId,
-            profileRetry: timing(waits, waits.profilePropagationMaxMs),
+            profileRetry: wait(MAX_WAIT_SECONDS.profile),
           }),
-        (list) => list.map((i) => i.InstanceId).join(', '),
+        (ids) => ids.join(', '),
       )
     : [];
-  for (const i of launched) created.push(`instance ${i.InstanceId}`);
-  const instanceIds = [...existing.map((i) => i.instanceId), ...launched.map((i) => i.InstanceId as string)];
-  if (!missing) report.line(`reusing ${plural(existing.length, 'instance')}: ${instanceIds.join(', ')}`);
-
-  await report.step(
+  for (const id of launched) note(true, `instance ${id}`);
+  const instanceIds = [...existing.map((i) => i.instanceId), ...launched];
+  if (!missing) line(`reusing ${plural(existing.length, 'instance')}: ${instanceIds.join(', ')}`);
+  await step(
     'running',
-    () => waitRunning(clients.ec2, instanceIds, waiterTiming(waits, waits.runningMaxSeconds)),
+    () => waitRunning(ec2, instanceIds, wait(MAX_WAIT_SECONDS.running)),
     () => instanceIds.join(', '),
   );
-  await report.step(
+  await step(
     'SSM registration',
-    () =>
-      waitForRegistration(clients.ssm, {
-        instanceIds,
-        timing: timing(waits, waits.registrationMaxMs),
-      }),
+    () => waitForRegistration(ssm, instanceIds, wait(MAX_WAIT_SECONDS.registered)),
     (how) => `all registered (${how})`,
   );
 
+  let installed: { instanceId: string; stdout: string }[] = [];
   for (const command of delivery.commands) {
-    const { results } = await report.step(
+    ({ results: installed } = await step(
       command.comment,
-      () =>
-        runCommand(clients.ssm, {
-          command,
-          target: { tagProject: name },
-          instanceIds,
-          timing: timing(waits, waits.commandMaxMs),
-        }),
+      () => runCommand(ssm, { command, target: { tagProject: name }, instanceIds, delaySeconds }),
       (r) => `command ${r.commandId} succeeded on ${plural(r.results.length, 'instance')}`,
-    );
-    if (command === delivery.commands.at(-1)) {
-      for (const r of results) {
-        const lines = r.stdout.trim().split('\n').filter(Boolean).slice(-8);
-        report.line(`  ${r.instanceId}: ${lines.length ? '' : '(no output)'}`);
-        for (const line of lines) report.line(`    ${line}`);
-      }
-    }
+    ));
   }
-  return { region, instanceIds, created, reused, dryRun: false };
+  for (const { instanceId, stdout } of installed) {
+    const tail = stdout.trim().split('\n').filter(Boolean).slice(-8);
+    line(`  ${instanceId}: ${tail.length ? tail.map((text) => `\n    ${text}`).join('') : '(no output)'}`);
+  }
+
+  const flags = `${name === 'random-number' ? '' : ` --name ${name}`}${options.region ? ` --region ${region}` : ''}`;
+  const args = flags ? ` --${flags}` : '';
+  line(`\ndone: the agent is installed on ${instanceIds.join(', ')} in ${region}`);
+  line(`  created: ${created.join(', ') || 'nothing (everything existed)'}`);
+  line(`  reused:  ${reused.join(', ') || 'nothing'}`);
+  line(`  results:  npm run ec2-results${args}   (numbers appear after the first schedule tick)`);
+  line(`  teardown: npm run teardown-ec2${args}`);
 }
 
 /**
@@ -242,27 +202,24 @@ export async function provision(
  * a re-run keeps what the earlier run set up (see reusableTokenParameter) and says so, because
  * installing without it would make every poll of a protected service fail with 401.
  */
-async function resolveTokenParameter(
-  clients: Clients,
-  options: ProvisionOptions,
-  report: Reporter,
-): Promise<string | undefined> {
+async function resolveTokenParameter(session: Session, options: ProvisionOptions) {
+  const { line } = session.report;
   if (options.tokenParameter || options.token) return options.tokenParameter;
-  const recorded = await recordedTokenParameter(clients.iam, options.name);
-  const found = await reusableTokenParameter(clients.ssm, { name: options.name, recorded });
+  const recorded = await recordedTokenParameter(session.iam, options.name);
+  const found = await reusableTokenParameter(session.ssm, { name: options.name, recorded });
   if (found.parameterName) {
     const from =
       found.source === 'recorded'
         ? 'the one the agent role may read since an earlier run'
         : 'created by an earlier run';
-    report.line(
+    line(
       `API token: reusing SecureString ${found.parameterName} (${from}); pass --api-token-parameter or --api-token to change it`,
     );
   } else if (recorded) {
-    report.line(
+    line(
       `API token: none; the role keeps its permission to read ${recorded} from an earlier run, but that parameter is gone`,
     );
   }
-  if (found.note) report.line(`API token: ${found.note}`);
+  if (found.note) line(`API token: ${found.note}`);
   return found.parameterName;
 }

@@ -1,39 +1,51 @@
 /**
  * The CLI edge's output: one line per finished step with the time since the command started, and a
- * "still waiting" line every `progressEveryMs` while a step runs, so that no wait (SDK waiters
+ * "still waiting" line every `progressEverySeconds` while a step runs, so that no wait (SDK waiters
  * included) is silent for minutes.
  */
-export interface Reporter {
-  step<T>(label: string, run: () => Promise<T>, describe?: (value: T) => string): Promise<T>;
-  line(text: string): void;
-}
-
 export function createReporter(
-  options: { write?: (text: string) => void; now?: () => number; progressEveryMs?: number } = {},
-): Reporter {
+  options: { write?: (text: string) => void; progressEverySeconds?: number } = {},
+) {
   const write = options.write ?? ((text: string) => void process.stdout.write(text));
-  const now = options.now ?? Date.now;
-  const every = options.progressEveryMs ?? 15_000;
-  const start = now();
-  const stamp = () => `[${((now() - start) / 1000).toFixed(1).padStart(6)} s]`;
+  const secondsSince = (time: number) => (Date.now() - time) / 1000;
+  const start = Date.now();
+  const stamp = () => `[${secondsSince(start).toFixed(1).padStart(6)} s]`;
   return {
-    async step(label, run, describe) {
-      const stepStart = now();
-      const timer = setInterval(() => {
-        write(`${stamp()} … ${label}: still waiting (${Math.round((now() - stepStart) / 1000)} s)\n`);
-      }, every);
+    async step<T>(label: string, run: () => Promise<T>, describe?: (value: T) => string): Promise<T> {
+      const stepStart = Date.now();
+      const progress = () =>
+        write(`${stamp()} … ${label}: still waiting (${Math.round(secondsSince(stepStart))} s)\n`);
+      const timer = setInterval(progress, (options.progressEverySeconds ?? 15) * 1000);
       try {
         const value = await run();
-        const detail = describe ? describe(value) : '';
-        const took = ((now() - stepStart) / 1000).toFixed(1);
-        write(`${stamp()} ✓ ${label}${detail ? `: ${detail}` : ''} (${took} s)\n`);
+        const detail = describe?.(value);
+        write(
+          `${stamp()} ✓ ${label}${detail ? `: ${detail}` : ''} (${secondsSince(stepStart).toFixed(1)} s)\n`,
+        );
         return value;
       } finally {
         clearInterval(timer);
       }
     },
-    line(text) {
-      write(`${text}\n`);
-    },
+    line: (text: string) => write(`${text}\n`),
   };
 }
+
+/**
+ * What an AWS command runs with: the clients, the reporter, and the caller's identity, checked first.
+ * The AWS SDK takes a second to load: it is imported only here, not for --help or a flag error.
+ */
+export async function startSession(region: string | undefined) {
+  const { createClients } = await import('./clients.ts');
+  const { checkCredentials } = await import('./credentials.ts');
+  const clients = createClients(region);
+  const report = createReporter();
+  const identity = await report.step(
+    'credentials',
+    () => checkCredentials(clients.sts),
+    (id) => `${id.arn} in ${id.region}`,
+  );
+  return { ...clients, report, identity };
+}
+
+export type Session = Awaited<ReturnType<typeof startSession>>;

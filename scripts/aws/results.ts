@@ -1,104 +1,61 @@
 import { FAILED_OUTCOMES, type PollLine, parsePollLine } from '../../lib/contract.ts';
+import { ConfigError } from '../../lib/errors.ts';
 import { shellQuote } from './delivery.ts';
+import { AwsStateError, errorName } from './errors.ts';
+import { findInstances } from './instances.ts';
+import type { Session } from './report.ts';
+import { runCommand } from './ssm-command.ts';
 
 /**
- * Parsing and summarising what ec2-results reads from an instance: pure functions, no AWS.
- * The remote script prints the output file's last lines, then a marker, then the agent's last few
- * failure lines from journald and one `counts ...` line (counted remotely: SSM returns at most 24,000
- * characters of output, so an hour of log lines cannot come back whole).
+ * What ec2-results reads from an instance through Run Command, and the report made of it. The remote
+ * script prints the output file's last lines, then a marker, then the agent's last few failure lines
+ * from journald and one `counts ...` line (counted remotely: SSM returns at most 24,000 characters of
+ * output, so an hour of log lines cannot come back whole).
  */
 export const JOURNAL_MARKER = '--- random-number-agent journal ---';
 
-export interface Sample {
-  time: string;
-  number: number;
-}
-
-export interface ParsedResults {
-  samples: Sample[];
+interface ParsedResults {
+  samples: { time: string; number: number }[];
   /** Output lines that did not parse as `<timestamp> <number>`. */
   unparsed: string[];
+  /** The last failed polls in the journal. */
   failures: PollLine[];
-  coldStarts: PollLine[];
-  /** Ticks the agent skipped because the previous poll was still running. */
-  skipped: number;
-  /** Counts over the last hour as the instance computed them, when it sent them. */
+  /** Over the last hour, as the instance counted them (absent without its count line). */
   counts?: { failed: number; coldStarts: number; skipped: number };
 }
 
-export interface Summary {
-  count: number;
-  min: number;
-  max: number;
-  mean: number;
-  /** Ten buckets: 0–9, 10–19, …, 80–89, 90–100. */
-  histogram: number[];
-}
-
 const COUNTS = /^counts failed=(\d+) cold=(\d+) skipped=(\d+)$/;
-
-const LINE = /^(\d{4}-\d{2}-\d{2}T\S+)\s+(-?\d+)$/;
+const SAMPLE = /^(\d{4}-\d{2}-\d{2}T\S+)\s+(-?\d+)$/;
 
 export function parseResults(stdout: string): ParsedResults {
   const [fileText = '', journalText = ''] = stdout.split(JOURNAL_MARKER);
-  const samples: Sample[] = [];
-  const unparsed: string[] = [];
-  for (const raw of fileText.split('\n')) {
-    const line = raw.trim();
-    if (!line) continue;
-    const match = LINE.exec(line);
-    if (match) samples.push({ time: match[1] as string, number: Number(match[2]) });
-    else unparsed.push(line);
+  const parsed: ParsedResults = { samples: [], unparsed: [], failures: [] };
+  for (const line of fileText.split('\n').map((raw) => raw.trim())) {
+    const match = SAMPLE.exec(line);
+    if (match) parsed.samples.push({ time: match[1] as string, number: Number(match[2]) });
+    else if (line) parsed.unparsed.push(line);
   }
-  const failures: PollLine[] = [];
-  const coldStarts: PollLine[] = [];
-  let skipped = 0;
-  let counts: ParsedResults['counts'];
-  for (const raw of journalText.split('\n')) {
-    const countLine = COUNTS.exec(raw.trim());
-    if (countLine) {
-      counts = {
-        failed: Number(countLine[1]),
-        coldStarts: Number(countLine[2]),
-        skipped: Number(countLine[3]),
-      };
-      continue;
-    }
-    const entry = parsePollLine(raw);
-    if (!entry) continue;
-    if (FAILED_OUTCOMES.includes(entry.outcome)) failures.push(entry);
-    if (entry.outcome === 'skipped') skipped += 1;
-    if (entry.coldStart === true) coldStarts.push(entry);
+  for (const line of journalText.split('\n')) {
+    const [, failed, coldStarts, skipped] = COUNTS.exec(line.trim()) ?? [];
+    if (failed)
+      parsed.counts = { failed: Number(failed), coldStarts: Number(coldStarts), skipped: Number(skipped) };
+    const entry = parsePollLine(line);
+    if (entry && FAILED_OUTCOMES.includes(entry.outcome)) parsed.failures.push(entry);
   }
-  return { samples, unparsed, failures, coldStarts, skipped, ...(counts ? { counts } : {}) };
+  return parsed;
 }
 
-export function summarize(numbers: number[]): Summary | undefined {
+/** Count, min, max, mean and ten buckets: 0–9, 10–19, …, 80–89, 90–100. */
+export function summarize(numbers: number[]) {
   if (!numbers.length) return undefined;
-  const histogram = Array.from({ length: 10 }, () => 0);
-  let sum = 0;
-  for (const n of numbers) {
-    sum += n;
-    const bucket = Math.min(9, Math.max(0, Math.floor(n / 10)));
-    histogram[bucket] = (histogram[bucket] ?? 0) + 1;
-  }
-  return {
-    count: numbers.length,
-    min: Math.min(...numbers),
-    max: Math.max(...numbers),
-    mean: sum / numbers.length,
-    histogram,
-  };
-}
-
-function bucketLabel(index: number): string {
-  const low = index * 10;
-  const high = index === 9 ? 100 : low + 9;
-  return `${String(low).padStart(2)}–${String(high).padEnd(3)}`;
+  const bucket = (n: number) => Math.min(9, Math.max(0, Math.floor(n / 10)));
+  const histogram = Array.from({ length: 10 }, (_, b) => numbers.filter((n) => bucket(n) === b).length);
+  const mean = numbers.reduce((a, b) => a + b, 0) / numbers.length;
+  return { count: numbers.length, min: Math.min(...numbers), max: Math.max(...numbers), mean, histogram };
 }
 
 /** Human-readable report for one instance. */
-export function formatResults(instanceId: string, parsed: ParsedResults, width = 40): string {
+export function formatResults(instanceId: string, parsed: ParsedResults): string {
   const lines = [`== ${instanceId}`];
   const summary = summarize(parsed.samples.map((s) => s.number));
   if (!summary) {
@@ -106,32 +63,28 @@ export function formatResults(instanceId: string, parsed: ParsedResults, width =
       'nothing yet: the agent has not written any number (it polls once per schedule tick; try again in a minute)',
     );
   } else {
-    lines.push('last lines:');
-    for (const s of parsed.samples) lines.push(`  ${s.time} ${s.number}`);
-    lines.push(
-      `count ${summary.count}  min ${summary.min}  max ${summary.max}  mean ${summary.mean.toFixed(1)}`,
-      'histogram:',
-    );
-    const peak = Math.max(...summary.histogram);
-    summary.histogram.forEach((n, i) => {
-      const bar = '#'.repeat(peak ? Math.round((n / peak) * width) : 0);
-      lines.push(`  ${bucketLabel(i)} ${String(n).padStart(4)} ${bar}`.trimEnd());
+    lines.push('last lines:', ...parsed.samples.map((s) => `  ${s.time} ${s.number}`));
+    const { count, min, max, mean, histogram } = summary;
+    lines.push(`count ${count}  min ${min}  max ${max}  mean ${mean.toFixed(1)}`, 'histogram:');
+    const peak = Math.max(...histogram);
+    histogram.forEach((n, i) => {
+      const label = `${String(i * 10).padStart(2)}–${String(i === 9 ? 100 : i * 10 + 9).padEnd(3)}`;
+      const bar = '#'.repeat(peak ? Math.round((n / peak) * 40) : 0);
+      lines.push(`  ${label} ${String(n).padStart(4)} ${bar}`.trimEnd());
     });
   }
   if (parsed.unparsed.length)
     lines.push(`${parsed.unparsed.length} line(s) not in "<timestamp> <number>" form`);
-  const counts = parsed.counts ?? {
+  // Without the instance's count line (the emulator runs nothing), what came back is all there is.
+  const { failed, coldStarts, skipped } = parsed.counts ?? {
     failed: parsed.failures.length,
-    coldStarts: parsed.coldStarts.length,
-    skipped: parsed.skipped,
+    coldStarts: 0,
+    skipped: 0,
   };
-  lines.push(`failures in the last hour: ${counts.failed}`);
-  for (const f of parsed.failures.slice(-5)) {
-    lines.push(`  ${f.scheduledAt} ${f.outcome}: ${f.reason ?? ''}`);
-  }
-  lines.push(`cold starts in the last hour: ${counts.coldStarts}`);
-  if (counts.skipped)
-    lines.push(`skipped ticks in the last hour: ${counts.skipped} (a poll was still running)`);
+  lines.push(`failures in the last hour: ${failed}`);
+  for (const f of parsed.failures.slice(-5)) lines.push(`  ${f.scheduledAt} ${f.outcome}: ${f.reason ?? ''}`);
+  lines.push(`cold starts in the last hour: ${coldStarts}`);
+  if (skipped) lines.push(`skipped ticks in the last hour: ${skipped} (a poll was still running)`);
   return lines.join('\n');
 }
 
@@ -150,4 +103,39 @@ export function resultsScript(options: { outputFile: string; lines: number }): s
     `skipped=$(printf '%s\\n' "$j" | grep -c '"outcome":"skipped"')`,
     'echo "counts failed=$failed cold=$cold skipped=$skipped"',
   ];
+}
+
+/** Reads and prints, through SSM, the results of every running instance tagged Project=<name>. */
+export async function printResults(
+  { ec2, ssm, report }: Session,
+  options: { name: string; lines: number; outputFile: string; delaySeconds: number },
+): Promise<void> {
+  const instances = await findInstances(ec2, options.name);
+  const instanceIds = instances.filter((i) => i.state === 'running').map((i) => i.instanceId);
+  if (!instanceIds.length) {
+    throw new ConfigError(
+      `no running instance tagged Project=${options.name}: run \`npm run provision-ec2 -- --service-url <url>\` first`,
+    );
+  }
+  const comment = 'random-number agent: read results';
+  const command = { comment, commands: resultsScript(options), timeoutSeconds: 60 };
+  const { results } = await report.step(
+    'read results',
+    () =>
+      runCommand(ssm, {
+        command,
+        target: { instanceIds },
+        instanceIds,
+        delaySeconds: options.delaySeconds,
+      }).catch((err: unknown) => {
+        if (errorName(err) !== 'InvalidInstanceId') throw err;
+        throw new AwsStateError(
+          `${instanceIds.join(', ')} not reachable through SSM yet (InvalidInstanceId): a new instance registers within a few minutes; if it persists, check its outbound HTTPS and its role`,
+          { cause: err },
+        );
+      }),
+    (r) => `command ${r.commandId} on ${instanceIds.join(', ')}`,
+  );
+  for (const { instanceId, stdout } of results)
+    report.line(`\n${formatResults(instanceId, parseResults(stdout))}`);
 }

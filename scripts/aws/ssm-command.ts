@@ -1,31 +1,31 @@
 import {
+  DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   type GetCommandInvocationCommandOutput,
   SendCommandCommand,
   type SSMClient,
+  waitUntilCommandExecuted,
 } from '@aws-sdk/client-ssm';
 import { CommandFailedError, errorName, PayloadTooLargeError, WaitTimeoutError } from './errors.ts';
 import { CREATED_BY_TAG } from './tags.ts';
-import { type WaitForTiming, waitFor } from './wait.ts';
+import { type WaitForTiming, waiterConfig, waitFor } from './wait.ts';
 
 /**
  * SSM caps a command's document plus its runtime parameters at 64 KB. AWS-RunShellScript's own
  * document is about 1.5 KB, so the parameters get what is left minus a margin.
  */
-export const SSM_LIMIT_BYTES = 64 * 1024;
 export const MAX_PARAMETERS_BYTES = 60_000;
 
-export const DOCUMENT = 'AWS-RunShellScript';
-
 /** Where a command goes: the fleet by tag (one command for N instances) or explicit instance ids. */
-export type CommandTarget = { tagProject: string } | { instanceIds: string[] };
+type CommandTarget = { tagProject: string } | { instanceIds: string[] };
 
 export interface ShellCommand {
   /** Short label for output and the command's Comment. */
   comment: string;
   /** The lines of the shell script (AWS-RunShellScript's `commands` parameter). */
   commands: string[];
-  timeoutSeconds?: number;
+  /** SSM's TimeoutSeconds, and how long the provisioner waits for the command on each instance. */
+  timeoutSeconds: number;
 }
 
 /** Byte size of what the `commands` parameter adds to the request. */
@@ -60,116 +60,106 @@ export function sendCommandInput(command: ShellCommand, target: CommandTarget) {
         }
       : { InstanceIds: target.instanceIds };
   return {
-    DocumentName: DOCUMENT,
+    DocumentName: 'AWS-RunShellScript',
     Comment: command.comment.slice(0, 100),
-    TimeoutSeconds: command.timeoutSeconds ?? 600,
+    TimeoutSeconds: command.timeoutSeconds,
     Parameters: { commands: command.commands },
     ...where,
   };
 }
 
-export async function sendCommand(
+/**
+ * Sends one command to the target and waits for it on each of `instanceIds` with the SDK's waiter,
+ * which retries while the invocation does not exist yet (right after SendCommand). Its errors are a
+ * JSON dump, so one more read says how the command ended: failed (CommandFailedError with the remote
+ * stderr), still running, or never there (the target did not include the instance).
+ */
+export async function runCommand(
   ssm: SSMClient,
-  command: ShellCommand,
-  target: CommandTarget,
-): Promise<string> {
-  const { Command } = await ssm.send(new SendCommandCommand(sendCommandInput(command, target)));
-  if (!Command?.CommandId)
-    throw new CommandFailedError(`SendCommand for "${command.comment}" returned no command id`);
-  return Command.CommandId;
-}
-
-/** Right after SendCommand an invocation can be unknown for a few seconds; minutes mean it will not come. */
-export const DEFAULT_APPEAR_MAX_MS = 180_000;
-
-const TERMINAL = new Set(['Success', 'Failed', 'Cancelled', 'TimedOut', 'Cancelling']);
-
-export interface InvocationResult {
-  instanceId: string;
-  status: string;
-  stdout: string;
-  stderr: string;
-  responseCode: number;
+  options: { command: ShellCommand; target: CommandTarget; instanceIds: string[]; delaySeconds: number },
+): Promise<{ commandId: string; results: { instanceId: string; stdout: string }[] }> {
+  const { command, delaySeconds } = options;
+  const seconds = command.timeoutSeconds;
+  const what = `command "${command.comment}"`;
+  const { Command } = await ssm.send(new SendCommandCommand(sendCommandInput(command, options.target)));
+  const commandId = Command?.CommandId;
+  if (!commandId) throw new CommandFailedError(`SendCommand for "${command.comment}" returned no command id`);
+  const config = waiterConfig(ssm, { delaySeconds, maxWaitSeconds: seconds });
+  const results = [];
+  for (const instanceId of options.instanceIds) {
+    const input = { CommandId: commandId, InstanceId: instanceId };
+    const out = await waitUntilCommandExecuted(config, input)
+      .then((result) => result.final as GetCommandInvocationCommandOutput)
+      .catch(() => ssm.send(new GetCommandInvocationCommand(input)))
+      .catch((err: unknown) => {
+        if (errorName(err) !== 'InvocationDoesNotExist') throw err;
+        throw new WaitTimeoutError(
+          `${what} (${commandId}) never reached ${instanceId} within ${seconds} s: is the instance registered with SSM and tagged as the command's target?`,
+          { cause: err },
+        );
+      });
+    const { Status = 'unknown', StandardOutputContent: stdout = '', StandardErrorContent: stderr = '' } = out;
+    if (['Pending', 'InProgress', 'Delayed'].includes(Status)) {
+      throw new WaitTimeoutError(
+        `gave up waiting for ${what} (${commandId}) on ${instanceId} after ${seconds} s; see: aws ssm get-command-invocation --command-id ${commandId} --instance-id ${instanceId}`,
+      );
+    }
+    if (Status !== 'Success') {
+      throw new CommandFailedError(
+        `${what} ${Status} on ${instanceId} (exit ${out.ResponseCode ?? -1}): ${stderr.trim() || stdout.trim() || '(no output)'}`,
+      );
+    }
+    results.push({ instanceId, stdout });
+  }
+  return { commandId, results };
 }
 
 /**
- * Waits until the command has finished on one instance. Right after SendCommand the invocation may not
- * exist yet (InvocationDoesNotExist): that is "not yet", not an error. A non-Success end throws
- * CommandFailedError carrying the remote stderr.
+ * The endpoint does not offer the operation: HTTP 501, an error named so, or an HTTP 500 that is not an
+ * AWS error at all (no `$fault`: a real service's own 500 is modelled and carries `$fault: 'server'`).
+ * Real SSM offers DescribeInstanceInformation; an emulator without it answers the 500 with a web page.
  */
-export async function waitForInvocation(
-  ssm: SSMClient,
-  options: {
-    commandId: string;
-    instanceId: string;
-    comment: string;
-    timing: WaitForTiming;
-    /** How long the invocation may stay unknown before we conclude the command never reached the instance. */
-    appearMaxMs?: number;
-    now?: () => number;
-  },
-): Promise<InvocationResult> {
-  const now = options.now ?? Date.now;
-  const start = now();
-  const appearMaxMs = options.appearMaxMs ?? DEFAULT_APPEAR_MAX_MS;
-  const out: GetCommandInvocationCommandOutput = await waitFor({
-    ...options.timing,
-    what: `command "${options.comment}" (${options.commandId}) on ${options.instanceId}`,
-    hint: `see: aws ssm get-command-invocation --command-id ${options.commandId} --instance-id ${options.instanceId}`,
-    check: async () => {
-      try {
-        const invocation = await ssm.send(
-          new GetCommandInvocationCommand({ CommandId: options.commandId, InstanceId: options.instanceId }),
-        );
-        return TERMINAL.has(invocation.Status ?? '') ? invocation : undefined;
-      } catch (err) {
-        if (errorName(err) !== 'InvocationDoesNotExist') throw err;
-        // Briefly normal (eventual consistency); for minutes it means the target did not include the instance.
-        if (now() - start < appearMaxMs) return undefined;
-        throw new WaitTimeoutError(
-          `command "${options.comment}" (${options.commandId}) never reached ${options.instanceId} within ${Math.round(appearMaxMs / 1000)} s: is the instance registered with SSM and tagged as the command's target?`,
-          { cause: err },
-        );
-      }
-    },
-  });
-  const result = {
-    instanceId: options.instanceId,
-    status: out.Status ?? 'unknown',
-    stdout: out.StandardOutputContent ?? '',
-    stderr: out.StandardErrorContent ?? '',
-    responseCode: out.ResponseCode ?? -1,
-  };
-  if (result.status !== 'Success') {
-    const stderr = result.stderr.trim() || result.stdout.trim() || '(no output)';
-    throw new CommandFailedError(
-      `command "${options.comment}" ${result.status} on ${options.instanceId} (exit ${result.responseCode}): ${stderr}`,
-    );
-  }
-  return result;
+function isUnsupportedOperation(err: unknown): boolean {
+  const { $metadata, $fault } = err as { $metadata?: { httpStatusCode?: number }; $fault?: string };
+  const status = $metadata?.httpStatusCode;
+  const named = /^(NotImplemented|UnknownOperation|InvalidAction)/.test(errorName(err));
+  return named || status === 501 || (status === 500 && $fault === undefined);
 }
 
-/** Sends one command to the target and waits for it on each of `instanceIds`. */
-export async function runCommand(
-  ssm: SSMClient,
-  options: {
-    command: ShellCommand;
-    target: CommandTarget;
-    instanceIds: string[];
-    timing: WaitForTiming;
-  },
-): Promise<{ commandId: string; results: InvocationResult[] }> {
-  const commandId = await sendCommand(ssm, options.command, options.target);
-  const results: InvocationResult[] = [];
-  for (const instanceId of options.instanceIds) {
-    results.push(
-      await waitForInvocation(ssm, {
-        commandId,
-        instanceId,
-        comment: options.command.comment,
-        timing: options.timing,
-      }),
-    );
-  }
-  return { commandId, results };
+/**
+ * Waits until every instance is a managed instance Run Command can reach: all Online per
+ * DescribeInstanceInformation where the endpoint offers it; where it does not, a harmless `true` sent to
+ * the instance ids, which SSM refuses with InvalidInstanceId until the agent on each has registered.
+ * Returns which of the two decided.
+ */
+export async function waitForRegistration(ssm: SSMClient, instanceIds: string[], timing: WaitForTiming) {
+  let describe = true;
+  return waitFor({
+    ...timing,
+    what: `SSM registration of ${instanceIds.join(', ')}`,
+    hint: 'the instance needs outbound HTTPS to the SSM endpoints (a public IP or a NAT in its subnet) and the AmazonSSMManagedInstanceCore role; see Fleet Manager in the SSM console',
+    check: async () => {
+      if (describe) {
+        try {
+          const filter = { Key: 'InstanceIds', Values: instanceIds };
+          const { InstanceInformationList: list = [] } = await ssm.send(
+            new DescribeInstanceInformationCommand({ Filters: [filter] }),
+          );
+          const online = new Set(list.filter((i) => i.PingStatus === 'Online').map((i) => i.InstanceId));
+          return instanceIds.every((id) => online.has(id)) ? 'DescribeInstanceInformation' : undefined;
+        } catch (err) {
+          if (!isUnsupportedOperation(err)) throw err;
+          describe = false;
+        }
+      }
+      const probe = { comment: 'registration probe', commands: ['true'], timeoutSeconds: 60 };
+      return ssm.send(new SendCommandCommand(sendCommandInput(probe, { instanceIds }))).then(
+        () => 'SendCommand probe',
+        (err: unknown) => {
+          if (errorName(err) !== 'InvalidInstanceId') throw err;
+          return undefined; // not registered yet
+        },
+      );
+    },
+  });
 }

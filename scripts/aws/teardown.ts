@@ -1,72 +1,55 @@
-import type { Clients } from './clients.ts';
-import { checkCredentials } from './credentials.ts';
 import { deleteInstanceProfile, recordedTokenParameter } from './iam.ts';
 import { findInstances, terminateInstances } from './instances.ts';
-import type { Reporter } from './report.ts';
+import type { Session } from './report.ts';
 import { deleteSecurityGroups } from './security-group.ts';
 import { defaultTokenParameter } from './tags.ts';
 import { deleteTokenIfOurs } from './token.ts';
-import { timing, type Waits, waiterTiming } from './waits.ts';
-
-export interface TeardownOptions {
-  name: string;
-  /** Default: the one recorded on the agent role, else the default name. */
-  tokenParameter?: string;
-  waits: Waits;
-}
+import { MAX_WAIT_SECONDS } from './wait.ts';
 
 /**
  * Removes what provision created, found by tag and name: instances (terminated and waited for, which
  * also deletes their volumes), then the security group they held, the instance profile and role, and the
- * token parameter only if provisioning created it. Anything already gone is skipped.
+ * token parameter only if provisioning created it. Anything already gone is skipped. Prints what went.
  */
 export async function teardown(
-  clients: Clients,
-  options: TeardownOptions,
-  report: Reporter,
-): Promise<string[]> {
-  const { name, waits } = options;
-  const removed: string[] = [];
-  await report.step(
-    'credentials',
-    () => checkCredentials(clients.sts),
-    (id) => `${id.arn} in ${id.region}`,
-  );
+  { ec2, iam, ssm, report }: Session,
+  options: { name: string; tokenParameter?: string; delaySeconds: number },
+): Promise<void> {
+  const { name, delaySeconds } = options;
   // Read before the role goes: the parameter the last run installed the agent with.
-  const tokenParameter =
-    options.tokenParameter ??
-    (await recordedTokenParameter(clients.iam, name)) ??
-    defaultTokenParameter(name);
-  const instances = await findInstances(clients.ec2, name);
-  const ids = instances.map((i) => i.instanceId);
+  const parameter =
+    options.tokenParameter ?? (await recordedTokenParameter(iam, name)) ?? defaultTokenParameter(name);
+  const ids = (await findInstances(ec2, name)).map((i) => i.instanceId);
   await report.step(
     'instances',
-    () => terminateInstances(clients.ec2, ids, waiterTiming(waits, waits.terminatedMaxSeconds)),
+    () => terminateInstances(ec2, ids, { delaySeconds, maxWaitSeconds: MAX_WAIT_SECONDS.terminated }),
     () => (ids.length ? `terminated ${ids.join(', ')}` : 'none'),
   );
-  removed.push(...ids.map((id) => `instance ${id} (and its root volume)`));
   const groups = await report.step(
     'security group',
-    () => deleteSecurityGroups(clients.ec2, name, timing(waits, waits.securityGroupReleaseMaxMs)),
-    (g) => (g.length ? g.join(', ') : 'none'),
+    () => deleteSecurityGroups(ec2, name, { delaySeconds, maxWaitSeconds: MAX_WAIT_SECONDS.released }),
+    (g) => g.join(', ') || 'none',
   );
-  removed.push(...groups);
-  const iam = await report.step(
+  const role = await report.step(
     'IAM role and instance profile',
-    () => deleteInstanceProfile(clients.iam, name),
-    (r) => [r.removed.length ? r.removed.join(', ') : 'none', r.kept].filter(Boolean).join('; '),
+    () => deleteInstanceProfile(iam, name),
+    (r) => [r.removed.join(', ') || 'none', r.kept].filter(Boolean).join('; '),
   );
-  removed.push(...iam.removed);
   const token = await report.step(
     'API token parameter',
-    () => deleteTokenIfOurs(clients.ssm, { name, parameterName: tokenParameter }),
+    () => deleteTokenIfOurs(ssm, { name, parameterName: parameter }),
     (outcome) =>
-      outcome === 'deleted'
-        ? `${tokenParameter} deleted`
-        : outcome === 'kept'
-          ? `${tokenParameter} kept (not created by provision-ec2)`
-          : 'none',
+      outcome === 'absent'
+        ? 'none'
+        : `${parameter} ${outcome === 'kept' ? 'kept (not created by provision-ec2)' : outcome}`,
   );
-  if (token === 'deleted') removed.push(`SecureString ${tokenParameter}`);
-  return removed;
+  const removed = [
+    ...ids.map((id) => `instance ${id} (and its root volume)`),
+    ...groups,
+    ...role.removed,
+    ...(token === 'deleted' ? [`SecureString ${parameter}`] : []),
+  ];
+  report.line('');
+  if (!removed.length) report.line(`nothing to remove: no resources of ${name} were found`);
+  else report.line(`removed ${removed.length}:\n${removed.map((what) => `  ${what}`).join('\n')}`);
 }

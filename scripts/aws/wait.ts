@@ -1,49 +1,52 @@
-import { setTimeout as delay } from 'node:timers/promises';
+import { createWaiter, WaiterState } from '@smithy/core/client';
 import { isThrottling, WaitTimeoutError } from './errors.ts';
 
-/** How long a bounded wait polls; every wait in the provisioner takes one so tests can shrink it. */
+/**
+ * Every wait of the EC2 commands is an AWS SDK waiter, with every duration in seconds as the waiters
+ * take them: the SDK's own where it has one (instance running, stopped, terminated; a command executed),
+ * and `waitFor`, the same machinery (createWaiter), for the waits it has none for: SSM registration, a
+ * new instance profile reaching EC2, a security group released by a terminated instance.
+ */
 export interface WaitForTiming {
-  intervalMs: number;
-  maxWaitMs: number;
+  /** The first delay between checks (--poll-interval-ms), backing off to three times that (at least 1 s). */
+  delaySeconds: number;
+  maxWaitSeconds: number;
 }
 
-export interface WaitForOptions<T> extends WaitForTiming {
-  /** What is awaited, for the timeout message ("SSM registration of i-123"). */
-  what: string;
-  /** Appended to the timeout message: what the user can check. */
-  hint?: string;
-  /** Returns the value when done, `undefined` when not yet. Throttling errors count as "not yet". */
-  check: () => Promise<T | undefined>;
-  sleep?: (ms: number) => Promise<unknown>;
-  now?: () => number;
+/** The bound of each wait the provisioner and teardown run. */
+export const MAX_WAIT_SECONDS = {
+  /** RunInstances retried while a new instance profile propagates to EC2. */
+  profile: 120,
+  running: 300,
+  /** The SSM agent on a new instance registering with Systems Manager. */
+  registered: 600,
+  terminated: 600,
+  /** A terminated instance's network interface releasing the security group. */
+  released: 300,
+};
+
+export function waiterConfig<C>(client: C, timing: WaitForTiming) {
+  const { delaySeconds: minDelay, maxWaitSeconds: maxWaitTime } = timing;
+  return { client, minDelay, maxDelay: Math.max(1, 3 * minDelay), maxWaitTime };
 }
 
-/** Calls `check` until it returns a value or `maxWaitMs` has passed (then WaitTimeoutError). */
-export async function waitFor<T>(options: WaitForOptions<T>): Promise<T> {
-  const { check, intervalMs, maxWaitMs, what } = options;
-  const sleep = options.sleep ?? ((ms: number) => delay(ms));
-  const now = options.now ?? Date.now;
-  const start = now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
+/** Calls `check` until it returns a value (throttling counts as not yet); WaitTimeoutError when time is up. */
+export async function waitFor<T>(
+  options: WaitForTiming & { what: string; hint?: string; check: () => Promise<T | undefined> },
+): Promise<T> {
+  let value: T | undefined;
+  let throttled: Error | undefined;
+  const { state } = await createWaiter(waiterConfig(undefined, options), undefined, async () => {
+    value = await options.check().catch((err: Error) => {
       if (!isThrottling(err)) throw err;
-      last = err;
-    }
-    const elapsed = now() - start;
-    if (elapsed >= maxWaitMs) {
-      const seconds = Math.round(maxWaitMs / 1000);
-      const cause = last ? ` (last error: ${(last as Error).name})` : '';
-      throw new WaitTimeoutError(
-        `gave up waiting for ${what} after ${seconds} s${cause}${options.hint ? `; ${options.hint}` : ''}`,
-        {
-          cause: last,
-        },
-      );
-    }
-    await sleep(Math.min(intervalMs, Math.max(0, maxWaitMs - elapsed)));
-  }
+      throttled = err;
+      return undefined;
+    });
+    return { state: value === undefined ? WaiterState.RETRY : WaiterState.SUCCESS };
+  });
+  if (state === WaiterState.SUCCESS) return value as T;
+  const last = throttled ? ` (last error: ${throttled.name})` : '';
+  const hint = options.hint ? `; ${options.hint}` : '';
+  const message = `gave up waiting for ${options.what} after ${options.maxWaitSeconds} s${last}${hint}`;
+  throw new WaitTimeoutError(message, { cause: throttled });
 }
