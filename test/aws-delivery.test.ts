@@ -10,18 +10,14 @@ import { assertPayloadFits, MAX_PARAMETERS_BYTES, payloadBytes } from '../script
 
 const INSTALL_SH = readFileSync('ec2-agent/install.sh');
 const UNIT = readFileSync('ec2-agent/random-number-agent.service');
+/** What buildDelivery needs besides the bundle: the real install.sh and unit, and minimal settings. */
+const FILES = { installScript: INSTALL_SH, unit: UNIT, serviceUrl: 'https://x', schedule: '* * * * *' };
 
 t.test(
   'a 300 KB bundle is split into parts that each fit SSM (run on a real host: host-delivery)',
   async (t) => {
     // Random bytes do not compress: the worst case for the number and size of parts.
-    const delivery = buildDelivery({
-      bundle: randomBytes(300 * 1024),
-      installScript: INSTALL_SH,
-      unit: UNIT,
-      serviceUrl: 'https://x',
-      schedule: '* * * * *',
-    });
+    const delivery = buildDelivery({ ...FILES, bundle: randomBytes(300 * 1024) });
     t.ok(
       delivery.commands.length >= 8,
       `several part commands plus the install (${delivery.commands.length})`,
@@ -45,14 +41,7 @@ t.test('a payload over the limit is refused before anything is sent', async (t) 
     'PayloadTooLargeError',
   );
   t.throws(
-    () =>
-      buildDelivery({
-        bundle: randomBytes(1000),
-        installScript: randomBytes(70_000),
-        unit: UNIT,
-        serviceUrl: 'https://x',
-        schedule: '* * * * *',
-      }),
+    () => buildDelivery({ ...FILES, bundle: randomBytes(1000), installScript: randomBytes(70_000) }),
     { name: 'PayloadTooLargeError', message: /verify and install.*over the 60000-byte budget/ },
     'an install.sh too large for one command is caught by name, with the command and the budget',
   );
@@ -60,11 +49,9 @@ t.test('a payload over the limit is refused before anything is sent', async (t) 
 
 t.test('every generated script passes shellcheck as a POSIX sh script', async (t) => {
   const delivery = buildDelivery({
+    ...FILES,
     bundle: randomBytes(60 * 1024),
-    installScript: INSTALL_SH,
-    unit: UNIT,
     serviceUrl: "https://x/?q='1'",
-    schedule: '* * * * *',
   });
   const dir = t.testdir();
   const scripts = [

@@ -197,25 +197,11 @@ t.test(
         KeyId: 'alias/rn-tokens',
       }),
     );
-    const dry = await aws.cli('provision-ec2', [
-      '--service-url',
-      URL_,
-      '--name',
-      name,
-      '--api-token-parameter',
-      parameter,
-      '--dry-run',
-    ]);
+    const args = ['--service-url', URL_, '--name', name, '--api-token-parameter', parameter];
+    const dry = await aws.cli('provision-ec2', [...args, '--dry-run']);
     t.equal(dry.code, 0, `dry run exits 0 (${dry.stderr})`);
     t.match(dry.stdout, /kms:Decrypt on alias\/rn-tokens through SSM/, 'the plan says so');
-    const run = await aws.cli('provision-ec2', [
-      '--service-url',
-      URL_,
-      '--name',
-      name,
-      '--api-token-parameter',
-      parameter,
-    ]);
+    const run = await aws.cli('provision-ec2', args);
     t.equal(run.code, 0, `exit 0 (${run.stderr})`);
     const policy = await aws.iam.send(
       new GetRolePolicyCommand({ RoleName: `${name}-agent`, PolicyName: 'agent-parameters' }),
