@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Context, Hono } from 'hono';
 import { accepts } from 'hono/accepts';
@@ -6,10 +7,8 @@ import { LinearRouter } from 'hono/router/linear-router';
 import { NUMBER_RANGE } from '../../lib/contract.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { bearerToken } from './auth.ts';
-import { json } from './json.ts';
 import { lightResponse } from './light-response.ts';
 import type { RequestBindings } from './node-listener.ts';
-import { uniformInt } from './random.ts';
 
 /** The range every number is drawn from (lib/contract.ts: the agent accepts exactly this). */
 const { min: MIN, max: MAX } = NUMBER_RANGE;
@@ -32,14 +31,18 @@ export interface AppOptions {
   isShuttingDown?: () => boolean;
 }
 
-export interface RandomNumber {
-  number: number;
-  min: number;
-  max: number;
-  generatedAt: string;
-  coldStart: boolean;
-  instance: string;
-}
+/**
+ * A uniform integer in [min, max], both inclusive, from the operating system's CSPRNG.
+ * crypto.randomInt rejects and redraws rather than taking a modulo, so there is no bias.
+ */
+export const uniformInt = (min: number, max: number): number => randomInt(min, max + 1);
+
+/** A JSON answer as a light response (see createApp for why not `c.json`). */
+const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
+  lightResponse(JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  });
 
 /** Text unless the client prefers JSON; the common Accept values skip parsing. */
 function wantsJson(c: Context): boolean {
@@ -86,15 +89,10 @@ export function createApp(options: AppOptions): Hono<Env> {
     const coldStart = served === 0;
     served += 1;
     if (type === TEXT) return lightResponse(`${number}\n`, { headers });
-    const body: RandomNumber = {
-      number,
-      min: MIN,
-      max: MAX,
-      generatedAt: clock().toISOString(),
-      coldStart,
-      instance,
-    };
-    return lightResponse(JSON.stringify(body), { headers });
+    const generatedAt = clock().toISOString();
+    return lightResponse(JSON.stringify({ number, min: MIN, max: MAX, generatedAt, coldStart, instance }), {
+      headers,
+    });
   };
   // No pass-through middleware when there is no token: every step costs on every request.
   if (apiToken) app.get('/', bearerToken(apiToken), number);
