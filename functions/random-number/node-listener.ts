@@ -1,6 +1,7 @@
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, OutgoingHttpHeaders, RequestListener } from 'node:http';
+import type { Logger } from '../../lib/logger.ts';
 import { LightResponse } from './light-response.ts';
-import { type RequestLine, requestId } from './request-log.ts';
 
 /** What the handler gets besides the request (Hono: `c.env`). */
 export interface RequestBindings {
@@ -10,15 +11,7 @@ export interface RequestBindings {
 /** What a Hono app's `fetch` is given and returns, as far as this listener is concerned. */
 export type FetchHandler = (request: Request, env: RequestBindings) => Response | Promise<Response>;
 
-export interface ListenerOptions {
-  /** Told of every request once its response is written (request-log.ts). */
-  log: (line: RequestLine) => void;
-  /** Told of a failure after the handler (which turns its own errors into 500 answers). */
-  onError: (err: unknown, reqId: string) => void;
-  now?: () => number;
-}
-
-/** Request headers as the fetch API reads them, straight from Node's already-parsed object. */
+/** Request headers as the fetch API reads them (Hono only calls `get`), from Node's parsed object. */
 class IncomingHeaders {
   readonly #headers: IncomingMessage['headers'];
   constructor(headers: IncomingMessage['headers']) {
@@ -26,29 +19,7 @@ class IncomingHeaders {
   }
   get(name: string): string | null {
     const value = this.#headers[name.toLowerCase()];
-    if (value === undefined) return null;
-    return typeof value === 'string' ? value : value.join(', ');
-  }
-  has(name: string): boolean {
-    return this.#headers[name.toLowerCase()] !== undefined;
-  }
-  forEach(callback: (value: string, key: string) => void): void {
-    for (const key of Object.keys(this.#headers).sort()) callback(this.get(key) as string, key);
-  }
-}
-
-/**
- * The part of a fetch Request this service's routes read (method, url, headers): they carry no body,
- * so none is offered. Costs two fields per request instead of an undici Request.
- */
-class IncomingRequest {
-  readonly method: string;
-  readonly url: string;
-  readonly headers: IncomingHeaders;
-  constructor(method: string, url: string, headers: IncomingMessage['headers']) {
-    this.method = method;
-    this.url = url;
-    this.headers = new IncomingHeaders(headers);
+    return Array.isArray(value) ? value.join(', ') : (value ?? null);
   }
 }
 
@@ -59,6 +30,8 @@ const PLAIN_HOST =
 // An origin-form target needing no normalisation (no dot segments, backslashes or odd characters).
 const PLAIN_TARGET = /^\/[!#$&-;=?-[\]_a-z~]*$/i;
 const DOT_SEGMENT = /\/\.\.?(?:[/?#]|$)/;
+// What hono/request-id accepts of an incoming X-Request-Id: word characters, '-' and '=', at most 255.
+const SANE_ID = /^[\w\-=]{1,255}$/;
 
 /** The absolute URL of a request, or undefined when its Host or target cannot make one (→ 400). */
 export function requestUrl(host: string | undefined, target: string | undefined): string | undefined {
@@ -80,98 +53,78 @@ export function requestUrl(host: string | undefined, target: string | undefined)
   }
 }
 
-function writeLight(res: LightResponse, outgoing: ServerResponse, reqId: string): void {
-  const headers = res.headers.record;
-  const body = res.text_;
-  headers['x-request-id'] = reqId;
-  if (body !== null) headers['content-length'] = String(Buffer.byteLength(body));
-  outgoing.writeHead(res.status, headers);
-  outgoing.end(body ?? undefined);
-}
-
-/** Anything else Hono may hand back (a real Response, say with a stream body): read it whole, then write. */
-async function writeReal(res: Response, outgoing: ServerResponse, reqId: string): Promise<void> {
-  const headers: Record<string, string | string[]> = {};
-  res.headers.forEach((value, key) => {
-    headers[key] = value;
-  });
-  const cookies = res.headers.getSetCookie();
-  if (cookies.length > 0) headers['set-cookie'] = cookies;
-  const body = res.body ? Buffer.from(await res.arrayBuffer()) : undefined;
-  headers['x-request-id'] = reqId;
-  if (body) headers['content-length'] = String(body.length);
-  outgoing.writeHead(res.status, headers);
-  outgoing.end(body);
-}
-
 const BAD_REQUEST = JSON.stringify({
   error: 'bad_request',
   message: 'the Host header or request target is invalid',
 });
 const INTERNAL = JSON.stringify({ error: 'internal', message: 'internal error' });
-
-/** The path of an absolute URL this listener built (`http://authority/path?query`), query left out. */
-function pathOf(url: string): string {
-  const from = url.indexOf('/', 7);
-  const query = url.indexOf('?', from);
-  return url.slice(from, query === -1 ? undefined : query);
-}
+const JSON_TYPE = { 'content-type': 'application/json' };
 
 /**
  * A node:http request listener that runs a fetch handler (Hono's `app.fetch`): a lean stand-in for
  * @hono/node-server, which loads undici and node:http2 at import (most of the service's start-up) and
  * allocates more per request than these routes need. It also does what every request needs, without
- * a Hono middleware (which would make every request asynchronous): the request id, echoed as
- * X-Request-Id and handed to the app as `c.env.requestId`, and the log line. A handler that answers
- * synchronously is written synchronously.
+ * a Hono middleware (which would make every request asynchronous, about a quarter of the service's CPU
+ * per request: docs/bench.md): the request id (a sane incoming X-Request-Id, a proxy's or a client's,
+ * else a fresh UUID), echoed as X-Request-Id and handed to the app as `c.env.requestId`, and the log
+ * line. A handler that answers synchronously is written synchronously.
+ * `logger` gets a line per request; `onError` a failure after the handler (which turns its own errors
+ * into 500 answers).
  */
 export function createListener(
   fetch: FetchHandler,
-  { log, onError, now = performance.now.bind(performance) }: ListenerOptions,
+  { logger, onError }: { logger: Logger; onError: (err: unknown, reqId: string) => void },
 ): RequestListener {
   return (incoming, outgoing) => {
-    const start = now();
-    const reqId = requestId(incoming.headers['x-request-id']);
+    const start = performance.now();
+    const given = incoming.headers['x-request-id'];
+    const reqId = typeof given === 'string' && SANE_ID.test(given) ? given : randomUUID();
     const method = incoming.method ?? 'GET';
     const url = requestUrl(incoming.headers.host, incoming.url);
-    const done = (status: number) =>
-      log({ reqId, method, path: url === undefined ? (incoming.url ?? '') : pathOf(url), status, start });
+    // Request id, method, path (of the URL above, query left out), status, duration; `error` for a 5xx.
+    const done = (status: number) => {
+      const level = status >= 500 ? 'error' : 'info';
+      // With request lines off (LOG_LEVEL=warn) not even the object is built.
+      if (!logger.isLevelEnabled(level)) return;
+      const path = url?.slice(url.indexOf('/', 7)).split('?', 1)[0] ?? incoming.url ?? '';
+      const durationMs = Math.round((performance.now() - start) * 1000) / 1000;
+      logger[level](
+        { reqId, method, path, status, durationMs },
+        level === 'error' ? 'request failed' : 'request',
+      );
+    };
+    // A whole answer with its request id, and a Content-Length rather than chunks.
+    const send = (status: number, headers: OutgoingHttpHeaders, body: string | Buffer | null) => {
+      headers['x-request-id'] = reqId;
+      if (body !== null) headers['content-length'] = String(Buffer.byteLength(body));
+      outgoing.writeHead(status, headers);
+      outgoing.end(body ?? undefined);
+      done(status);
+    };
     const fail = (err: unknown) => {
       onError(err, reqId);
       if (outgoing.headersSent) outgoing.destroy();
-      else {
-        outgoing.writeHead(500, { 'content-type': 'application/json', 'x-request-id': reqId });
-        outgoing.end(INTERNAL);
-      }
-      done(500);
+      else send(500, { ...JSON_TYPE }, INTERNAL);
+    };
+    // Anything else Hono may hand back (HEAD, bearer-auth's 401, a stream body): read whole, then written.
+    const writeReal = async (res: Response) => {
+      const body = res.body ? Buffer.from(await res.arrayBuffer()) : null;
+      outgoing.setHeaders(res.headers);
+      send(res.status, {}, body);
     };
     const write = (res: Response) => {
-      if (LightResponse.isLight(res)) {
-        writeLight(res, outgoing, reqId);
-        done(res.status);
-      } else {
-        writeReal(res, outgoing, reqId).then(() => done(res.status), fail);
-      }
+      if (res instanceof LightResponse) send(res.status, res.headers.record, res.text_);
+      else writeReal(res).catch(fail);
     };
 
-    if (url === undefined) {
-      outgoing.writeHead(400, {
-        'content-type': 'application/json',
-        'x-request-id': reqId,
-        connection: 'close',
-      });
-      outgoing.end(BAD_REQUEST);
-      done(400);
-      return;
-    }
+    if (url === undefined) return send(400, { ...JSON_TYPE, connection: 'close' }, BAD_REQUEST);
     let res: Response | Promise<Response>;
     try {
-      res = fetch(new IncomingRequest(method, url, incoming.headers) as unknown as Request, {
+      res = fetch({ method, url, headers: new IncomingHeaders(incoming.headers) } as unknown as Request, {
         requestId: reqId,
       });
     } catch (err) {
-      fail(err);
-      return;
+      return fail(err);
     }
     if (res instanceof Promise) res.then(write, fail);
     else write(res);
