@@ -13,8 +13,6 @@ import type { RequestBindings } from './node-listener.ts';
 /** The range every number is drawn from (lib/contract.ts: the agent accepts exactly this). */
 const { min: MIN, max: MAX } = NUMBER_RANGE;
 const TEXT = 'text/plain; charset=utf-8';
-/** Every route is GET (and so HEAD); any other method on a known path is 405, not 404. */
-const ALLOW = 'GET, HEAD';
 
 /** `c.env` as the listener fills it (node-listener.ts); undefined under `app.request()` in tests. */
 type Env = { Bindings: RequestBindings | undefined };
@@ -103,8 +101,9 @@ export function createApp(options: AppOptions): Hono<Env> {
     isShuttingDown() ? json(503, { status: 'shutting down' }) : json(200, { status: 'ready' }),
   );
 
-  // Unmatched requests only, so the hot path never pays for this: a known path with another method is
-  // 405 with Allow (what hono/method-not-allowed does, without a middleware on every request).
+  // Unmatched requests only, so the hot path never pays for this: every route is GET (and so HEAD), so a
+  // known path with another method is 405 with Allow, not 404 (what hono/method-not-allowed does,
+  // without a middleware on every request).
   const paths = new Set(app.routes.map((r) => r.path).filter((p) => p !== '/*'));
   app.notFound((c) => {
     const { method, path } = c.req;
@@ -112,7 +111,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       return json(
         405,
         { error: 'method_not_allowed', message: `${method} is not allowed here; use GET or HEAD` },
-        { Allow: ALLOW },
+        { Allow: 'GET, HEAD' },
       );
     }
     return json(404, { error: 'not_found', message: `no route for ${method} ${path}` });
