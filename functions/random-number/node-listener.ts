@@ -88,10 +88,8 @@ export function createListener(
       if (!logger.isLevelEnabled(level)) return;
       const path = url?.slice(url.indexOf('/', 7)).split('?', 1)[0] ?? incoming.url ?? '';
       const durationMs = Math.round((performance.now() - start) * 1000) / 1000;
-      logger[level](
-        { reqId, method, path, status, durationMs },
-        level === 'error' ? 'request failed' : 'request',
-      );
+      if (level === 'error') logger.error({ reqId, method, path, status, durationMs }, 'request failed');
+      else logger.info({ reqId, method, path, status, durationMs }, 'request');
     };
     // A whole answer with its request id, and a Content-Length rather than chunks.
     const send = (status: number, headers: OutgoingHttpHeaders, body: string | Buffer | null) => {
@@ -103,8 +101,9 @@ export function createListener(
     };
     const fail = (err: unknown) => {
       onError(err, reqId);
-      if (outgoing.headersSent) outgoing.destroy();
-      else send(500, { ...JSON_TYPE }, INTERNAL);
+      if (!outgoing.headersSent) return send(500, { ...JSON_TYPE }, INTERNAL);
+      outgoing.destroy();
+      done(500);
     };
     // Anything else Hono may hand back (HEAD, bearer-auth's 401, a stream body): read whole, then written.
     const writeReal = async (res: Response) => {
