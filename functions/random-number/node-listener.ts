@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, OutgoingHttpHeaders, RequestListener } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from '../../lib/logger.ts';
 import { LightResponse } from './light-response.ts';
 
@@ -32,6 +32,8 @@ const PLAIN_TARGET = /^\/[!#$&-;=?-[\]_a-z~]*$/i;
 const DOT_SEGMENT = /\/\.\.?(?:[/?#]|$)/;
 // What hono/request-id accepts of an incoming X-Request-Id: word characters, '-' and '=', at most 255.
 const SANE_ID = /^[\w\-=]{1,255}$/;
+// Bound once: `performance` is a getter on the global object, and this runs twice per request.
+const now = performance.now.bind(performance);
 
 /** The absolute URL of a request, or undefined when its Host or target cannot make one (→ 400). */
 export function requestUrl(host: string | undefined, target: string | undefined): string | undefined {
@@ -60,6 +62,35 @@ const BAD_REQUEST = JSON.stringify({
 const INTERNAL = JSON.stringify({ error: 'internal', message: 'internal error' });
 const JSON_TYPE = { 'content-type': 'application/json' };
 
+/** The path of an absolute URL that requestUrl built (`http://authority/path?query`), query left out. */
+function pathOf(url: string): string {
+  const from = url.indexOf('/', 7);
+  const query = url.indexOf('?', from);
+  return url.slice(from, query === -1 ? undefined : query);
+}
+
+/** Writes a whole answer with its request id, and a Content-Length rather than chunks. */
+function send(
+  outgoing: ServerResponse,
+  reqId: string,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  body: string | Buffer | null,
+): void {
+  headers['x-request-id'] = reqId;
+  if (body !== null) headers['content-length'] = String(Buffer.byteLength(body));
+  outgoing.writeHead(status, headers);
+  outgoing.end(body ?? undefined);
+}
+
+/** Anything else Hono may hand back (HEAD, bearer-auth's 401, a stream body): read whole, then written. */
+async function sendReal(outgoing: ServerResponse, reqId: string, res: Response): Promise<number> {
+  const body = res.body ? Buffer.from(await res.arrayBuffer()) : null;
+  outgoing.setHeaders(res.headers);
+  send(outgoing, reqId, res.status, {}, body);
+  return res.status;
+}
+
 /**
  * A node:http request listener that runs a fetch handler (Hono's `app.fetch`): a lean stand-in for
  * @hono/node-server, which loads undici and node:http2 at import (most of the service's start-up) and
@@ -76,47 +107,39 @@ export function createListener(
   { logger, onError }: { logger: Logger; onError: (err: unknown, reqId: string) => void },
 ): RequestListener {
   return (incoming, outgoing) => {
-    const start = performance.now();
+    const start = now();
     const given = incoming.headers['x-request-id'];
     const reqId = typeof given === 'string' && SANE_ID.test(given) ? given : randomUUID();
     const method = incoming.method ?? 'GET';
     const url = requestUrl(incoming.headers.host, incoming.url);
-    // Request id, method, path (of the URL above, query left out), status, duration; `error` for a 5xx.
+    // No closure per request beyond these three (the writing is in module functions): one more, and an
+    // async one, measured about 0.3 µs a request each.
+    // Request id, method, path, status, duration; `error` for a 5xx, `info` otherwise.
     const done = (status: number) => {
       const level = status >= 500 ? 'error' : 'info';
       // With request lines off (LOG_LEVEL=warn) not even the object is built.
       if (!logger.isLevelEnabled(level)) return;
-      const path = url?.slice(url.indexOf('/', 7)).split('?', 1)[0] ?? incoming.url ?? '';
-      const durationMs = Math.round((performance.now() - start) * 1000) / 1000;
+      const path = url === undefined ? (incoming.url ?? '') : pathOf(url);
+      const durationMs = Math.round((now() - start) * 1000) / 1000;
       if (level === 'error') logger.error({ reqId, method, path, status, durationMs }, 'request failed');
       else logger.info({ reqId, method, path, status, durationMs }, 'request');
     };
-    // A whole answer with its request id, and a Content-Length rather than chunks.
-    const send = (status: number, headers: OutgoingHttpHeaders, body: string | Buffer | null) => {
-      headers['x-request-id'] = reqId;
-      if (body !== null) headers['content-length'] = String(Buffer.byteLength(body));
-      outgoing.writeHead(status, headers);
-      outgoing.end(body ?? undefined);
-      done(status);
-    };
     const fail = (err: unknown) => {
       onError(err, reqId);
-      if (!outgoing.headersSent) return send(500, { ...JSON_TYPE }, INTERNAL);
-      outgoing.destroy();
+      if (outgoing.headersSent) outgoing.destroy();
+      else send(outgoing, reqId, 500, { ...JSON_TYPE }, INTERNAL);
       done(500);
     };
-    // Anything else Hono may hand back (HEAD, bearer-auth's 401, a stream body): read whole, then written.
-    const writeReal = async (res: Response) => {
-      const body = res.body ? Buffer.from(await res.arrayBuffer()) : null;
-      outgoing.setHeaders(res.headers);
-      send(res.status, {}, body);
-    };
     const write = (res: Response) => {
-      if (res instanceof LightResponse) send(res.status, res.headers.record, res.text_);
-      else writeReal(res).catch(fail);
+      if (!(res instanceof LightResponse)) return sendReal(outgoing, reqId, res).then(done, fail);
+      send(outgoing, reqId, res.status, res.headers.record, res.text_);
+      done(res.status);
     };
 
-    if (url === undefined) return send(400, { ...JSON_TYPE, connection: 'close' }, BAD_REQUEST);
+    if (url === undefined) {
+      send(outgoing, reqId, 400, { ...JSON_TYPE, connection: 'close' }, BAD_REQUEST);
+      return done(400);
+    }
     let res: Response | Promise<Response>;
     try {
       res = fetch({ method, url, headers: new IncomingHeaders(incoming.headers) } as unknown as Request, {
