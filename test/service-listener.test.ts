@@ -6,7 +6,6 @@ import t from 'tap';
 import { createApp } from '../functions/random-number/app.ts';
 import { LightResponse } from '../functions/random-number/light-response.ts';
 import { createListener, type FetchHandler } from '../functions/random-number/node-listener.ts';
-import { requestLog } from '../functions/random-number/request-log.ts';
 import { memoryLogger } from './helpers/logs.ts';
 import type { Teardown } from './helpers/process.ts';
 import { rawRequest } from './helpers/raw.ts';
@@ -17,7 +16,7 @@ async function serve(t: Teardown, fetch: FetchHandler, level = 'info') {
   const errors: unknown[] = [];
   const server = createServer(
     createListener(fetch, {
-      log: requestLog(logs.logger.child({ module: 'http' })),
+      logger: logs.logger.child({ module: 'http' }),
       onError: (err) => errors.push(err),
     }),
   );
@@ -134,7 +133,7 @@ t.test('a handler answering with a stream: the real Response is written whole', 
       },
     });
     const res = new Response(body, { status: 201, headers: { 'X-Kind': 'stream' } });
-    t.notOk(LightResponse.isLight(res), 'a real Response, as Hono and other code may return');
+    t.notOk(res instanceof LightResponse, 'a real Response, as Hono and other code may return');
     return res;
   });
   const { url, logs } = await serve(t, app.fetch as FetchHandler);
@@ -147,7 +146,7 @@ t.test('a handler answering with a stream: the real Response is written whole', 
 
 t.test('LightResponse reads like a Response', async (t) => {
   const res = new LightResponse('{"a":1}', { status: 202, headers: { 'Content-Type': 'application/json' } });
-  t.ok(LightResponse.isLight(res), 'a string body stays light');
+  t.ok(res instanceof LightResponse, 'a string body stays light');
   t.equal(res.status, 202, 'status');
   t.equal(res.ok, true, 'ok');
   t.equal(res.headers.get('CONTENT-TYPE'), 'application/json', 'headers are case-insensitive');
@@ -161,6 +160,6 @@ t.test('LightResponse reads like a Response', async (t) => {
   const real = new Response(null, res as unknown as Response);
   t.equal(real.status, 202, 'a real Response made from a light one (Hono, for HEAD) keeps the status');
   t.equal(real.headers.get('content-type'), 'application/json', '... and the headers');
-  t.ok(LightResponse.isLight(new LightResponse(null)), 'isLight tells them apart');
-  t.notOk(LightResponse.isLight(real), '... both ways');
+  t.ok(new LightResponse(null) instanceof LightResponse, 'instanceof tells them apart');
+  t.notOk(real instanceof LightResponse, '... both ways');
 });

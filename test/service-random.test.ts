@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import t from 'tap';
-import { uniformInt } from '../functions/random-number/random.ts';
+import { uniformInt } from '../functions/random-number/app.ts';
 import { startService } from './helpers/service.ts';
 
 /**

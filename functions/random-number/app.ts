@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Context, Hono } from 'hono';
 import { accepts } from 'hono/accepts';
@@ -6,16 +7,12 @@ import { LinearRouter } from 'hono/router/linear-router';
 import { NUMBER_RANGE } from '../../lib/contract.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { bearerToken } from './auth.ts';
-import { json } from './json.ts';
 import { lightResponse } from './light-response.ts';
 import type { RequestBindings } from './node-listener.ts';
-import { uniformInt } from './random.ts';
 
 /** The range every number is drawn from (lib/contract.ts: the agent accepts exactly this). */
 const { min: MIN, max: MAX } = NUMBER_RANGE;
 const TEXT = 'text/plain; charset=utf-8';
-/** Every route is GET (and so HEAD); any other method on a known path is 405, not 404. */
-const ALLOW = 'GET, HEAD';
 
 /** `c.env` as the listener fills it (node-listener.ts); undefined under `app.request()` in tests. */
 type Env = { Bindings: RequestBindings | undefined };
@@ -32,14 +29,18 @@ export interface AppOptions {
   isShuttingDown?: () => boolean;
 }
 
-export interface RandomNumber {
-  number: number;
-  min: number;
-  max: number;
-  generatedAt: string;
-  coldStart: boolean;
-  instance: string;
-}
+/**
+ * A uniform integer in [min, max], both inclusive, from the operating system's CSPRNG.
+ * crypto.randomInt rejects and redraws rather than taking a modulo, so there is no bias.
+ */
+export const uniformInt = (min: number, max: number): number => randomInt(min, max + 1);
+
+/** A JSON answer as a light response (see createApp for why not `c.json`). */
+const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
+  lightResponse(JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  });
 
 /** Text unless the client prefers JSON; the common Accept values skip parsing. */
 function wantsJson(c: Context): boolean {
@@ -86,15 +87,10 @@ export function createApp(options: AppOptions): Hono<Env> {
     const coldStart = served === 0;
     served += 1;
     if (type === TEXT) return lightResponse(`${number}\n`, { headers });
-    const body: RandomNumber = {
-      number,
-      min: MIN,
-      max: MAX,
-      generatedAt: clock().toISOString(),
-      coldStart,
-      instance,
-    };
-    return lightResponse(JSON.stringify(body), { headers });
+    const generatedAt = clock().toISOString();
+    return lightResponse(JSON.stringify({ number, min: MIN, max: MAX, generatedAt, coldStart, instance }), {
+      headers,
+    });
   };
   // No pass-through middleware when there is no token: every step costs on every request.
   if (apiToken) app.get('/', bearerToken(apiToken), number);
@@ -105,8 +101,9 @@ export function createApp(options: AppOptions): Hono<Env> {
     isShuttingDown() ? json(503, { status: 'shutting down' }) : json(200, { status: 'ready' }),
   );
 
-  // Unmatched requests only, so the hot path never pays for this: a known path with another method is
-  // 405 with Allow (what hono/method-not-allowed does, without a middleware on every request).
+  // Unmatched requests only, so the hot path never pays for this: every route is GET (and so HEAD), so a
+  // known path with another method is 405 with Allow, not 404 (what hono/method-not-allowed does,
+  // without a middleware on every request).
   const paths = new Set(app.routes.map((r) => r.path).filter((p) => p !== '/*'));
   app.notFound((c) => {
     const { method, path } = c.req;
@@ -114,7 +111,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       return json(
         405,
         { error: 'method_not_allowed', message: `${method} is not allowed here; use GET or HEAD` },
-        { Allow: ALLOW },
+        { Allow: 'GET, HEAD' },
       );
     }
     return json(404, { error: 'not_found', message: `no route for ${method} ${path}` });

@@ -4,8 +4,6 @@ import { bearerAuth } from 'hono/bearer-auth';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-const REALM = 'random-number';
-
 /**
  * Requires `Authorization: Bearer <token>` (hono/bearer-auth), answering in the service's JSON:
  * no header → 401 with `WWW-Authenticate: Bearer realm="random-number"`; a header that is not a
@@ -16,7 +14,7 @@ const REALM = 'random-number';
 export function bearerToken(token: string): MiddlewareHandler {
   const expected = digest(token);
   return bearerAuth({
-    realm: REALM,
+    realm: 'random-number',
     verifyToken: (given) => timingSafeEqual(digest(given), expected),
     noAuthenticationHeader: {
       message: { error: 'unauthorized', message: 'send Authorization: Bearer <token>' },

@@ -2,17 +2,9 @@ import * as z from 'zod/mini';
 import { TOKEN_PATTERN, TOKEN_RULE } from '../../lib/contract.ts';
 import { intVar, logLevelVar, parseEnv } from '../../lib/env.ts';
 
-export interface ServiceConfig {
-  port: number;
-  /** undefined: every interface (IPv6 and IPv4), as a pod needs. */
-  host: string | undefined;
-  logLevel: string;
-  apiToken: string | undefined;
-  shutdownTimeoutMs: number;
-}
-
 const schema = z.object({
   PORT: z._default(intVar(0, 65535), 8080),
+  // Unset: every interface (IPv6 and IPv4), as a pod needs.
   HOST: z.optional(z.string()),
   LOG_LEVEL: z._default(logLevelVar, 'info'),
   API_TOKEN: z.optional(z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }))),
@@ -20,13 +12,13 @@ const schema = z.object({
 });
 
 /** Reads the service's environment once, at start. Throws ConfigError naming the bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): ServiceConfig {
-  const parsed = parseEnv(schema, env);
+export function loadConfig(env: Record<string, string | undefined> = process.env) {
+  const { PORT, HOST, LOG_LEVEL, API_TOKEN, SHUTDOWN_TIMEOUT_MS } = parseEnv(schema, env);
   return {
-    port: parsed.PORT,
-    host: parsed.HOST,
-    logLevel: parsed.LOG_LEVEL,
-    apiToken: parsed.API_TOKEN,
-    shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
+    port: PORT,
+    host: HOST,
+    logLevel: LOG_LEVEL,
+    apiToken: API_TOKEN,
+    shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS,
   };
 }

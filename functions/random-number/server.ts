@@ -5,8 +5,6 @@ import { createLogger } from '../../lib/logger.ts';
 import { createApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { createListener } from './node-listener.ts';
-import { requestLog } from './request-log.ts';
-import { type HttpServer, tuneTimeouts } from './timeouts.ts';
 
 // Required, not imported: on Node 22 an ESM import of node:http builds its namespace, which reads the
 // module's lazy fetch-related exports and so loads undici (10 ms or more of start-up, measured).
@@ -20,13 +18,20 @@ runMain('random-number', () => {
   let shuttingDown = false;
   const app = createApp({ logger, apiToken: config.apiToken, isShuttingDown: () => shuttingDown });
   const log = logger.child({ module: 'server' });
-  const server: HttpServer = createServer(
+  // Node's server timeouts, set on purpose rather than left to defaults:
+  // - headersTimeout 20 s: a client that trickles its headers (slowloris) is cut off well before it can
+  //   pin a socket; honest clients, including Knative's queue-proxy over loopback, send them in microseconds.
+  // - requestTimeout 30 s: no request here has a body or takes real work; 30 s bounds any stuck one.
+  // - keepAliveTimeout 65 s: longer than the idle timeouts of the proxies in front (60 s on common load
+  //   balancers), so the proxy, not us, closes an idle connection and never reuses one we just closed.
+  // - maxHeaderSize stays Node's 16 KiB: a larger header block gets 431.
+  const server = createServer(
+    { headersTimeout: 20_000, requestTimeout: 30_000, keepAliveTimeout: 65_000 },
     createListener(app.fetch, {
-      log: requestLog(logger.child({ module: 'http' })),
+      logger: logger.child({ module: 'http' }),
       onError: (err, reqId) => log.error({ err, reqId }, 'response failed'),
     }),
   );
-  tuneTimeouts(server);
 
   server.on('error', (err) => {
     log.fatal({ err }, 'server error');
