@@ -170,9 +170,11 @@ t.test(
 
 /** SIGTERM while stdout is not read; reading resumes after `stallMs`. The exit code, once stdout is drained. */
 async function stopWhileReaderStalls(service: Service, stallMs: number): Promise<number | null> {
+  // Listen for the close before anything can end: stdout may close before or after the exit event.
+  const drained = new Promise((resolve) => service.child.stdout?.once('close', resolve));
   service.kill('SIGTERM');
   setTimeout(() => service.child.stdout?.resume(), stallMs);
   const { code } = await service.exited;
-  await new Promise((resolve) => service.child.stdout?.once('close', resolve));
+  await drained;
   return code;
 }
