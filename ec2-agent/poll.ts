@@ -16,13 +16,17 @@ export interface PollResult {
  */
 export class PollError extends Error {
   override name = 'PollError';
+  /** How many attempts the poll made: set when the poll gives up. */
+  attempts: number;
+  /** Whether another attempt could help (a timeout, a network error, 429, 5xx). */
+  readonly retryable: boolean;
   constructor(
     readonly reason: string,
-    public attempts = 1,
-    readonly retryable = false,
-    options?: { cause?: unknown },
+    options: { attempts?: number; retryable?: boolean; cause?: unknown } = {},
   ) {
-    super(reason, options);
+    super(reason, { cause: options.cause });
+    this.attempts = options.attempts ?? 1;
+    this.retryable = options.retryable ?? false;
   }
 }
 
@@ -71,19 +75,22 @@ export function createPoller(options: PollerOptions) {
       return parseAnswer(response.headers.get('content-type') ?? '', body);
     } catch (err) {
       if (err instanceof PollError) throw err;
-      const cause = { cause: err };
-      if (outer.aborted) throw new PollError('aborted: the agent is stopping', 1, false, cause);
-      if (signal.aborted) throw new PollError(`timed out after ${timeoutMs} ms`, 1, true, cause);
+      const cause = err;
+      if (outer.aborted) throw new PollError('aborted: the agent is stopping', { cause });
+      if (signal.aborted) throw new PollError(`timed out after ${timeoutMs} ms`, { retryable: true, cause });
       if (err instanceof HTTPError) {
         const { status } = err.response;
         const reason = `HTTP ${status}${HINTS[status] ?? ''}`;
-        throw new PollError(reason, 1, status >= 500 || status === 429, cause);
+        throw new PollError(reason, { retryable: status >= 500 || status === 429, cause });
       }
       const net = (err as { cause?: { code?: string; message?: string } }).cause;
       const code = net?.code ?? net?.message ?? (err as Error).message;
       const tls = tlsProblem(code);
       // Retrying cannot fix trust, a wrong name or an expired certificate: say what would, and stop.
-      throw new PollError(tls ? `TLS: ${tls} (${code})` : `network error: ${code}`, 1, !tls, cause);
+      throw new PollError(tls ? `TLS: ${tls} (${code})` : `network error: ${code}`, {
+        retryable: !tls,
+        cause,
+      });
     }
   }
 
@@ -102,7 +109,7 @@ export function createPoller(options: PollerOptions) {
           throw failure;
         }
         await sleep(wait, undefined, { signal }).catch(() => {
-          throw new PollError(`${failure.reason}; aborted: the agent is stopping`, attempts);
+          throw new PollError(`${failure.reason}; aborted: the agent is stopping`, { attempts });
         });
       }
     }

@@ -168,7 +168,7 @@ t.test('a tick: one `poll` line per outcome; a number is written, a failure is n
 
   await tick({
     poll: async () => {
-      throw new PollError('HTTP 500', 3);
+      throw new PollError('HTTP 500', { attempts: 3 });
     },
   });
   t.same(written, [9], 'nothing written on failure');

@@ -113,6 +113,34 @@ t.test('a command that never finishes times out with a message saying how to loo
   );
 });
 
+t.test('any other error reading the invocation ends the wait at once, as it is', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-5' } });
+  mock
+    .on(GetCommandInvocationCommand)
+    .rejects(named('AccessDeniedException', 'not allowed: ssm:GetCommandInvocation'));
+  await t.rejects(
+    run(client, 'install', 60),
+    { name: 'AccessDeniedException' },
+    'the AWS error, not a timeout',
+  );
+  t.equal(mock.commandCalls(GetCommandInvocationCommand).length, 1, 'asked once: not retried for minutes');
+});
+
+t.test('the command may wait its timeout to start and as long again to run', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-6' } });
+  mock.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0 });
+  await run(client, 'install', 900);
+  const sent = mock.commandCalls(SendCommandCommand)[0]?.args[0].input;
+  t.equal(sent?.TimeoutSeconds, 900, 'TimeoutSeconds: SSM starts it within 900 s or not at all');
+  t.same(
+    sent?.Parameters?.executionTimeout,
+    ['900'],
+    "executionTimeout: AWS-RunShellScript's bound on the run",
+  );
+});
+
 t.test('an invocation that never appears ends with a message about targeting', async (t) => {
   const { client, mock } = ssmMock(t);
   mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-4' } });

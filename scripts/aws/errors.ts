@@ -28,9 +28,13 @@ export function errorName(err: unknown): string {
   return err instanceof Error ? err.name : '';
 }
 
-/** Throttling is transient: wait loops treat it as "not yet" (the SDK already retried a few times). */
+/**
+ * Throttling is transient: wait loops treat it as "not yet" (the SDK already retried a few times). The
+ * SDK's rule, plus SSM's TooManyUpdates, which it does not list.
+ */
 export function isThrottling(err: unknown): boolean {
-  return err instanceof Error && isThrottlingError(err as Parameters<typeof isThrottlingError>[0]);
+  if (!(err instanceof Error)) return false;
+  return err.name === 'TooManyUpdates' || isThrottlingError(err as Parameters<typeof isThrottlingError>[0]);
 }
 
 /** The SDK's class of an error (ParameterNotFound, NoSuchEntityException, ...), for `instanceof`. */

@@ -81,8 +81,14 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   if (options.dryRun) {
     const keyId = tokenParameter && (await customerKeyOf(ssm, tokenParameter));
     const verb = (exists: boolean) => (exists ? 'reuse' : 'create').padEnd(6);
+    const rolePolicies = [
+      'AmazonSSMManagedInstanceCore',
+      'permissions boundary',
+      tokenParameter ? 'ssm:GetParameter on the token' : 'no parameter',
+      ...(keyId ? [`kms:Decrypt on ${keyId} through SSM`] : []),
+    ];
     const lines = [
-      `${verb((await findRole(iam, name)).role !== undefined)} IAM role ${roleName(name)} (AmazonSSMManagedInstanceCore, permissions boundary${tokenParameter ? ', ssm:GetParameter on the token' : ', no parameter'}${keyId ? `, kms:Decrypt on ${keyId} through SSM` : ''})`,
+      `${verb((await findRole(iam, name)).role !== undefined)} IAM role ${roleName(name)} (${rolePolicies.join(', ')})`,
       `${verb((await findProfile(iam, name)) !== undefined)} instance profile ${roleName(name)}`,
       `${verb((await findSecurityGroup(ec2, name, vpcId)) !== undefined)} security group ${name} in ${vpcId} (no inbound rules)`,
     ];
@@ -188,8 +194,12 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
     line(`  ${instanceId}: ${tail.length ? tail.map((text) => `\n    ${text}`).join('') : '(no output)'}`);
   }
 
-  const flags = `${name === 'random-number' ? '' : ` --name ${name}`}${options.region ? ` --region ${region}` : ''}`;
-  const args = flags ? ` --${flags}` : '';
+  // The flags to repeat in the commands printed below: only what differs from the defaults.
+  const flags = [
+    ...(name === 'random-number' ? [] : [`--name ${name}`]),
+    ...(options.region ? [`--region ${region}`] : []),
+  ].join(' ');
+  const args = flags ? ` -- ${flags}` : '';
   line(`\ndone: the agent is installed on ${instanceIds.join(', ')} in ${region}`);
   line(`  created: ${created.join(', ') || 'nothing (everything existed)'}`);
   line(`  reused:  ${reused.join(', ') || 'nothing'}`);

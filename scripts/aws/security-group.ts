@@ -60,7 +60,8 @@ export async function ensureSecurityGroup(ec2: EC2Client, options: { name: strin
       TagSpecifications: [{ ResourceType: 'security-group', Tags: projectTags(options.name) }],
     }),
   );
-  return { groupId: GroupId as string, created: true };
+  if (!GroupId) throw new Error(`CreateSecurityGroup for ${options.name} returned no group id`);
+  return { groupId: GroupId, created: true };
 }
 
 /**

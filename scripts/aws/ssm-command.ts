@@ -1,14 +1,12 @@
 import {
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
-  type GetCommandInvocationCommandOutput,
   SendCommandCommand,
   type SSMClient,
-  waitUntilCommandExecuted,
 } from '@aws-sdk/client-ssm';
 import { CommandFailedError, errorName, PayloadTooLargeError, WaitTimeoutError } from './errors.ts';
 import { CREATED_BY_TAG } from './tags.ts';
-import { type WaitForTiming, waiterConfig, waitFor } from './wait.ts';
+import { type WaitForTiming, waitFor } from './wait.ts';
 
 /**
  * SSM caps a command's document plus its runtime parameters at 64 KB. AWS-RunShellScript's own
@@ -24,7 +22,10 @@ export interface ShellCommand {
   comment: string;
   /** The lines of the shell script (AWS-RunShellScript's `commands` parameter). */
   commands: string[];
-  /** SSM's TimeoutSeconds, and how long the provisioner waits for the command on each instance. */
+  /**
+   * How long the command may wait to start (SSM's TimeoutSeconds: SSM starts no command after it) and
+   * then how long it may run (AWS-RunShellScript's executionTimeout): the provisioner waits for both.
+   */
   timeoutSeconds: number;
 }
 
@@ -63,16 +64,20 @@ export function sendCommandInput(command: ShellCommand, target: CommandTarget) {
     DocumentName: 'AWS-RunShellScript',
     Comment: command.comment.slice(0, 100),
     TimeoutSeconds: command.timeoutSeconds,
-    Parameters: { commands: command.commands },
+    Parameters: { commands: command.commands, executionTimeout: [String(command.timeoutSeconds)] },
     ...where,
   };
 }
 
+/** Invocation states SSM has not finished with yet. */
+const RUNNING = new Set(['Pending', 'InProgress', 'Delayed', 'Cancelling']);
+
 /**
- * Sends one command to the target and waits for it on each of `instanceIds` with the SDK's waiter,
- * which retries while the invocation does not exist yet (right after SendCommand). Its errors are a
- * JSON dump, so one more read says how the command ended: failed (CommandFailedError with the remote
- * stderr), still running, or never there (the target did not include the instance).
+ * Sends one command to the target and waits for it to end on each of `instanceIds`: a failed command
+ * is a CommandFailedError with the remote stderr; one still missing when SSM would no longer start it
+ * means the target did not include the instance. Not the SDK's waitUntilCommandExecuted: its acceptors
+ * retry every error (AccessDenied, expired credentials) until the wait is over; here only
+ * InvocationDoesNotExist (right after SendCommand) and throttling are "not yet".
  */
 export async function runCommand(
   ssm: SSMClient,
@@ -84,26 +89,29 @@ export async function runCommand(
   const { Command } = await ssm.send(new SendCommandCommand(sendCommandInput(command, options.target)));
   const commandId = Command?.CommandId;
   if (!commandId) throw new CommandFailedError(`SendCommand for "${command.comment}" returned no command id`);
-  const config = waiterConfig(ssm, { delaySeconds, maxWaitSeconds: seconds });
+  const sentAt = Date.now();
   const results = [];
   for (const instanceId of options.instanceIds) {
     const input = { CommandId: commandId, InstanceId: instanceId };
-    const out = await waitUntilCommandExecuted(config, input)
-      .then((result) => result.final as GetCommandInvocationCommandOutput)
-      .catch(() => ssm.send(new GetCommandInvocationCommand(input)))
-      .catch((err: unknown) => {
-        if (errorName(err) !== 'InvocationDoesNotExist') throw err;
-        throw new WaitTimeoutError(
-          `${what} (${commandId}) never reached ${instanceId} within ${seconds} s: is the instance registered with SSM and tagged as the command's target?`,
-          { cause: err },
-        );
-      });
+    const out = await waitFor({
+      delaySeconds,
+      maxWaitSeconds: 2 * seconds,
+      what: `${what} (${commandId}) on ${instanceId}`,
+      hint: `see: aws ssm get-command-invocation --command-id ${commandId} --instance-id ${instanceId}`,
+      check: () =>
+        ssm.send(new GetCommandInvocationCommand(input)).then(
+          (invocation) => (RUNNING.has(invocation.Status ?? '') ? undefined : invocation),
+          (err: unknown) => {
+            if (errorName(err) !== 'InvocationDoesNotExist') throw err;
+            if (Date.now() - sentAt < seconds * 1000) return undefined;
+            throw new WaitTimeoutError(
+              `${what} (${commandId}) never reached ${instanceId} within ${seconds} s: is the instance registered with SSM and tagged as the command's target?`,
+              { cause: err },
+            );
+          },
+        ),
+    });
     const { Status = 'unknown', StandardOutputContent: stdout = '', StandardErrorContent: stderr = '' } = out;
-    if (['Pending', 'InProgress', 'Delayed'].includes(Status)) {
-      throw new WaitTimeoutError(
-        `gave up waiting for ${what} (${commandId}) on ${instanceId} after ${seconds} s; see: aws ssm get-command-invocation --command-id ${commandId} --instance-id ${instanceId}`,
-      );
-    }
     if (Status !== 'Success') {
       throw new CommandFailedError(
         `${what} ${Status} on ${instanceId} (exit ${out.ResponseCode ?? -1}): ${stderr.trim() || stdout.trim() || '(no output)'}`,

@@ -3,9 +3,10 @@ import { isThrottling, WaitTimeoutError } from './errors.ts';
 
 /**
  * Every wait of the EC2 commands is an AWS SDK waiter, with every duration in seconds as the waiters
- * take them: the SDK's own where it has one (instance running, stopped, terminated; a command executed),
- * and `waitFor`, the same machinery (createWaiter), for the waits it has none for: SSM registration, a
- * new instance profile reaching EC2, a security group released by a terminated instance.
+ * take them: the SDK's own where it has one (instance running, stopped, terminated),
+ * and `waitFor`, the same machinery (createWaiter), for the waits it has none for (SSM registration, a
+ * new instance profile reaching EC2, a security group released by a terminated instance) or whose SDK
+ * waiter retries every error (a command's invocation: see runCommand).
  */
 export interface WaitForTiming {
   /** The first delay between checks (--poll-interval-ms), backing off to three times that (at least 1 s). */
@@ -25,8 +26,10 @@ export const MAX_WAIT_SECONDS = {
   released: 300,
 };
 
+/** The SDK's waiter configuration; the first delay is kept under the maximum, which the SDK requires. */
 export function waiterConfig<C>(client: C, timing: WaitForTiming) {
-  const { delaySeconds: minDelay, maxWaitSeconds: maxWaitTime } = timing;
+  const { maxWaitSeconds: maxWaitTime } = timing;
+  const minDelay = Math.min(timing.delaySeconds, maxWaitTime / 2);
   return { client, minDelay, maxDelay: Math.max(1, 3 * minDelay), maxWaitTime };
 }
 
