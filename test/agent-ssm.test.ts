@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { fileLines, startAgent } from './helpers/agent.ts';
 import { startMoto } from './helpers/moto.ts';
 import { startProcess } from './helpers/process.ts';
@@ -25,21 +25,28 @@ async function putToken(name: string, value: string) {
   }
 }
 
+/**
+ * `token` stored as the SecureString `parameter` and a service that requires it; returns the agent's
+ * environment for polling that service with the token read from `parameter`, every second.
+ */
+async function serviceWithSsmToken(t: Test, parameter: string, token: string) {
+  await putToken(parameter, token);
+  const service = await startService(t, { API_TOKEN: token });
+  return {
+    SERVICE_URL: service.url,
+    SCHEDULE: '*/1 * * * * *',
+    OUTPUT_FILE: join(t.testdir(), 'n.txt'),
+    API_TOKEN_PARAMETER: parameter,
+  };
+}
+
 t.test(
   'API_TOKEN_PARAMETER: the SecureString is read once from SSM (moto) and sent, never logged',
   async (t) => {
     const token = 'ssm-held-token-31415926';
-    await putToken('/random-number/api-token', token);
-    const service = await startService(t, { API_TOKEN: token });
-    const output = join(t.testdir(), 'n.txt');
-    const agent = startAgent(t, {
-      ...moto.env,
-      SERVICE_URL: service.url,
-      SCHEDULE: '*/1 * * * * *',
-      OUTPUT_FILE: output,
-      API_TOKEN_PARAMETER: '/random-number/api-token',
-      LOG_LEVEL: 'trace',
-    });
+    const env = await serviceWithSsmToken(t, '/random-number/api-token', token);
+    const output = env.OUTPUT_FILE;
+    const agent = startAgent(t, { ...moto.env, ...env, LOG_LEVEL: 'trace' });
     t.match(await agent.waitForPoll(), { outcome: 'ok' }, 'the service accepted the token from SSM');
     t.match(
       agent.stdout[0],
@@ -57,18 +64,10 @@ t.test(
   'no keys in the environment: credentials from the instance role through IMDSv2 (moto serves it)',
   async (t) => {
     const token = 'role-read-token-1618';
-    await putToken('/random-number/role-token', token);
-    const service = await startService(t, { API_TOKEN: token });
+    const env = await serviceWithSsmToken(t, '/random-number/role-token', token);
     const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_EC2_METADATA_DISABLED, ...noKeys } = moto.env;
-    const agent = startAgent(t, {
-      ...noKeys,
-      // Where an instance finds 169.254.169.254; moto answers the IMDSv2 token and role credentials.
-      AWS_EC2_METADATA_SERVICE_ENDPOINT: moto.endpoint,
-      SERVICE_URL: service.url,
-      SCHEDULE: '*/1 * * * * *',
-      OUTPUT_FILE: join(t.testdir(), 'n.txt'),
-      API_TOKEN_PARAMETER: '/random-number/role-token',
-    });
+    // Where an instance finds 169.254.169.254; moto answers the IMDSv2 token and role credentials.
+    const agent = startAgent(t, { ...noKeys, ...env, AWS_EC2_METADATA_SERVICE_ENDPOINT: moto.endpoint });
     t.match(
       await agent.waitForPoll(),
       { outcome: 'ok' },
