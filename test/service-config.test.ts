@@ -12,18 +12,16 @@ t.test('defaults', async (t) => {
 });
 
 t.test('values are parsed into types', async (t) => {
-  const c = loadConfig({
-    PORT: '9000',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'debug',
-    API_TOKEN: 'abc',
-    SHUTDOWN_TIMEOUT_MS: '0',
-  });
-  t.same(
-    c,
-    { port: 9000, host: '127.0.0.1', logLevel: 'debug', apiToken: 'abc', shutdownTimeoutMs: 0 },
-    'all set',
-  );
+  // Each variable, as the environment gives it, and the typed field it becomes.
+  const cases: [string, string, string, unknown][] = [
+    ['PORT', '9000', 'port', 9000],
+    ['HOST', '127.0.0.1', 'host', '127.0.0.1'],
+    ['LOG_LEVEL', 'debug', 'logLevel', 'debug'],
+    ['API_TOKEN', 'abc', 'apiToken', 'abc'],
+    ['SHUTDOWN_TIMEOUT_MS', '0', 'shutdownTimeoutMs', 0],
+  ];
+  const config = loadConfig(Object.fromEntries(cases.map(([name, value]) => [name, value])));
+  t.same(config, Object.fromEntries(cases.map(([, , key, parsed]) => [key, parsed])), 'all set');
 });
 
 t.test('bad values throw one ConfigError naming every bad variable', async (t) => {
