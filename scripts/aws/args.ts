@@ -85,8 +85,11 @@ export async function agentSettings(flags: FlagValues<typeof AGENT_FLAGS>) {
   };
 }
 
+/** --name when none is given. */
+export const DEFAULT_NAME = 'random-number';
+
 export function parseName(value: string | undefined): string {
-  const name = value ?? 'random-number';
+  const name = value ?? DEFAULT_NAME;
   // Used as a security group name, in the IAM role name `<name>-agent` and in an SSM parameter path.
   if (!/^[a-zA-Z][a-zA-Z0-9-]{0,40}$/.test(name)) {
     throw new ConfigError(

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../lib/errors.ts';
-import type { agentSettings } from './args.ts';
+import { type agentSettings, DEFAULT_NAME } from './args.ts';
 import { requireBoundary } from './boundary.ts';
 import { describeCaCert } from './ca-cert.ts';
 import { buildDelivery, readAgentFiles } from './delivery.ts';
@@ -196,7 +196,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
 
   // The flags to repeat in the commands printed below: only what differs from the defaults.
   const flags = [
-    ...(name === 'random-number' ? [] : [`--name ${name}`]),
+    ...(name === DEFAULT_NAME ? [] : [`--name ${name}`]),
     ...(options.region ? [`--region ${region}`] : []),
   ].join(' ');
   const args = flags ? ` -- ${flags}` : '';
