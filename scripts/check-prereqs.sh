@@ -10,22 +10,25 @@ lack() { # lack <what> <how to install>
 }
 need() { command -v "$1" >/dev/null 2>&1 || lack "$@"; } # need <command> <how to install>
 
-if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing shellcheck (Debian package)..." >&2
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck) >&2 || true
-fi
-
-# The TLS tests: openssl makes and checks certificates, nginx (Debian's package) terminates TLS in front
-# of the service, unshare gives the agent a private /etc/hosts. nginx is installed without being started
-# (policy-rc.d), so no system nginx takes port 80 on a shared machine.
-if ! command -v openssl >/dev/null 2>&1 || ! [ -x /usr/sbin/nginx ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ! -e /usr/sbin/policy-rc.d ]; then
-    echo "installing openssl and nginx (Debian packages, not started)..." >&2
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl nginx) >&2 || true
-    rm -f /usr/sbin/policy-rc.d
+# Debian packages as root, none of their services started: a policy-rc.d answering 101 is added for the
+# install and removed after, unless one is already there (container images ship one), which is left as
+# it is. Whether the install worked is judged by the checks below, which fail loudly.
+apt_install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
+  echo "installing $* (Debian packages, not started)..." >&2
+  local added=''
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && added=1
   fi
-fi
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@") >&2 || true
+  [ -z "$added" ] || rm -f /usr/sbin/policy-rc.d
+}
+# The TLS tests: openssl makes and checks certificates, nginx terminates TLS in front of the service.
+packages=()
+command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+[ -x /usr/sbin/nginx ] || packages+=(nginx)
+[ ${#packages[@]} = 0 ] || apt_install "${packages[@]}"
 need openssl "install it: apt-get install openssl (or brew install openssl)"
 [ -x /usr/sbin/nginx ] || lack /usr/sbin/nginx "install it: apt-get install nginx (the TLS tests run it on loopback)"
 need unshare "install util-linux (the TLS test runs the agent with a private /etc/hosts; needs root)"
