@@ -1,4 +1,4 @@
-import { runMain } from '../lib/cli.ts';
+import { runCli } from '../lib/cli.ts';
 import { parseFlags } from './aws/args.ts';
 
 const HELP = `Usage: npm run iam-bootstrap -- [--region REGION]
@@ -17,7 +17,7 @@ and need iam:GetPolicy, iam:GetPolicyVersion, iam:CreatePolicy, iam:ListPolicyVe
 iam:CreatePolicyVersion, iam:DeletePolicyVersion and iam:TagPolicy.
 `;
 
-runMain('iam-bootstrap', async () => {
+runCli('iam-bootstrap', async () => {
   const flags = parseFlags(process.argv.slice(2), { region: { type: 'string' } } as const);
   if (flags.help) return void process.stdout.write(HELP);
   // The AWS SDK takes a second to load: not for --help or a flag error.
