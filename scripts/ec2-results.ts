@@ -25,5 +25,5 @@ runCli('ec2-results', async () => {
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
   };
   const { printResults } = await import('./aws/results.ts');
-  await printResults(await startSession(flags.region), options);
+  await printResults(await startSession(flags), options);
 });

@@ -60,5 +60,5 @@ runCli('provision-ec2', async () => {
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
   };
   const { provision } = await import('./aws/provision.ts');
-  await provision(await startSession(flags.region), options);
+  await provision(await startSession(flags), options);
 });

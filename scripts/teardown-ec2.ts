@@ -20,5 +20,5 @@ runCli('teardown-ec2', async () => {
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
   };
   const { teardown } = await import('./aws/teardown.ts');
-  await teardown(await startSession(flags.region), options);
+  await teardown(await startSession(flags), options);
 });

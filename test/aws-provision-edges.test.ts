@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import {
@@ -60,7 +61,7 @@ t.test('missing credentials, region or --service-url give one clear line and exi
   t.equal(noCreds.code, 2, 'exit 2 without credentials');
   t.match(
     noCreds.stderr,
-    /no AWS credentials found: set AWS_PROFILE .* AWS_ACCESS_KEY_ID/,
+    /no AWS credentials found: pass --profile or set AWS_PROFILE .* AWS_ACCESS_KEY_ID/,
     'says what to set',
   );
   noStack(t, noCreds);
@@ -304,6 +305,54 @@ t.test('a token the agent would refuse is refused before any AWS call, exit 2', 
   t.equal(good.code, 0, 'a token of the alphabet passes the same check (dry run)');
   t.same(await snapshot('rn-badtok'), before, 'nothing was created or sent');
 });
+
+t.test(
+  '--profile and AWS_PROFILE take credentials and region from a profile, as the AWS CLI does',
+  async (t) => {
+    const dir = t.testdir({
+      config: '[profile rn-try]\nregion = eu-west-1\n',
+      credentials: '[rn-try]\naws_access_key_id = test\naws_secret_access_key = test\n',
+    });
+    const files = {
+      AWS_CONFIG_FILE: join(dir, 'config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_REGION: undefined,
+    };
+    const profile = ['--profile', 'rn-try', '--name', 'rn-prof'];
+    const [provision, results, teardown, bootstrap, fromEnv, unknown] = await Promise.all([
+      cli('provision-ec2', ['--service-url', URL_, ...profile, '--dry-run'], files),
+      cli('ec2-results', profile, files),
+      cli('teardown-ec2', profile, files),
+      cli('iam-bootstrap', ['--profile', 'rn-try'], files),
+      cli('ec2-results', ['--name', 'rn-prof'], { ...files, AWS_PROFILE: 'rn-try' }),
+      cli('ec2-results', ['--profile', 'nope', '--name', 'rn-prof'], files),
+    ]);
+    for (const [run, what] of [
+      [provision, 'provision-ec2 --profile'],
+      [teardown, 'teardown-ec2 --profile'],
+    ] as const) {
+      t.match(run.stdout, /✓ credentials: \S+ in eu-west-1/, `${what}: the profile's region and keys`);
+      t.equal(run.code, 0, `${what}: exit 0`);
+    }
+    for (const [run, what] of [
+      [results, 'ec2-results --profile'],
+      [fromEnv, 'ec2-results with AWS_PROFILE'],
+    ] as const) {
+      t.match(run.stdout, /✓ credentials: \S+ in eu-west-1/, `${what}: the profile's region and keys`);
+      t.match(run.stderr, /no running instance tagged Project=rn-prof/, `${what}: then looks there`);
+    }
+    t.equal(bootstrap.code, 0, 'iam-bootstrap --profile: exit 0');
+    t.equal(unknown.code, 2, 'a profile that does not exist: exit 2');
+    t.match(
+      unknown.stderr,
+      /^ec2-results: no AWS region \(profile nope has none, or does not exist\)/,
+      'names the profile',
+    );
+    t.equal(unknown.stderr.trimEnd().split('\n').length, 1, 'in one line');
+  },
+);
 
 t.test('setup errors are one stderr line, without the SDK Node version warning', async (t) => {
   // NODE_NO_WARNINGS removed: a user's shell does not set it.
