@@ -9,7 +9,7 @@ OVERLAY ?= minikube
 IMAGE ?=
 TESTS ?= test/*.test.ts
 
-.PHONY: help deps bundles node22 test-host prereqs lint format typecheck build start test bench demo \
+.PHONY: help deps bundles try-ec2 node22 test-host prereqs lint format typecheck build start test bench demo \
         setup-minikube deploy-knative undeploy-knative tls-cert expose-minikube provision-ec2 teardown-ec2 ec2-results clean
 
 help: ## list the targets
@@ -68,6 +68,9 @@ demo: build ## the service and the agent here; numbers go to data/randomNumber.t
 
 test: deps prereqs $(NODE22) test-host lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
 	NODE22=$(NODE22) $(NPM_BIN)/tap $(TESTS) 2>&1 | node test/helpers/tap-summary.mjs
+
+try-ec2: deps prereqs $(NODE22) test-host bundles ## the EC2 path with no AWS account: emulator, provision-ec2, the payloads on a local systemd host; numbers as they land (SCHEDULE=; root)
+	NODE22=$(NODE22) node --import tsx scripts/try-ec2.ts
 
 bench: build ## benchmark the service against a bare node:http baseline (ratios)
 	npm run --silent bench
