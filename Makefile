@@ -9,7 +9,7 @@ OVERLAY ?= minikube
 IMAGE ?=
 TESTS ?= test/*.test.ts
 
-.PHONY: help deps node22 test-host prereqs lint format typecheck build start test bench demo \
+.PHONY: help deps bundles try-ec2 node22 test-host prereqs lint format typecheck build start test bench demo \
         setup-minikube deploy-knative undeploy-knative tls-cert expose-minikube provision-ec2 teardown-ec2 ec2-results clean
 
 help: ## list the targets
@@ -53,6 +53,13 @@ typecheck: deps ## tsc --noEmit over everything
 build: deps ## type-check and bundle dist/random-number.mjs (and the agent)
 	npm run --silent build
 
+# The bundles alone, remade only when a source is newer: npm run provision-ec2 and agent-command ask for
+# them first, so what they send is never older than the checkout.
+BUNDLE_SOURCES := $(shell find functions ec2-agent lib -name "*.ts" 2>/dev/null) scripts/build.ts package-lock.json
+dist/random-number.mjs dist/ec2-agent.mjs &: $(BUNDLE_SOURCES)
+	$(NPM_BIN)/tsx scripts/build.ts
+bundles: dist/random-number.mjs dist/ec2-agent.mjs
+
 start: build ## run the service locally (PORT, LOG_LEVEL, API_TOKEN, ... from the environment)
 	node dist/random-number.mjs
 
@@ -61,6 +68,9 @@ demo: build ## the service and the agent here; numbers go to data/randomNumber.t
 
 test: deps prereqs $(NODE22) test-host lint build ## everything: lint, type-check, build, every test; ends with `N passed, N failed`
 	NODE22=$(NODE22) $(NPM_BIN)/tap $(TESTS) 2>&1 | node test/helpers/tap-summary.mjs
+
+try-ec2: deps prereqs $(NODE22) test-host bundles ## the EC2 path with no AWS account: emulator, provision-ec2, the payloads on a local systemd host; numbers as they land (SCHEDULE=; root)
+	NODE22=$(NODE22) node --import tsx scripts/try-ec2.ts
 
 bench: build ## benchmark the service against a bare node:http baseline (ratios)
 	npm run --silent bench
@@ -124,5 +134,5 @@ teardown-ec2: deps ## remove the instance(s), security group, role and profile m
 ec2-results: deps ## read the agent's numbers through SSM: last lines and a summary (ARGS="--lines 60 ...")
 	npm run --silent ec2-results -- $(ARGS)
 
-clean: ## remove build output and local data
-	rm -rf dist .tap data
+clean: ## remove build output (dist/, .tap/); the demo's numbers in data/ stay
+	rm -rf dist .tap

@@ -3,8 +3,8 @@ import { ConfigError, TransientError } from './errors.ts';
 /**
  * Runs a process's main function and turns known failures into one clear line on stderr and exit
  * code 1, never a stack trace. Unknown errors are printed with their message only, then exit 1;
- * set DEBUG=1 to see the stack. `configExitCode` sets the status of a ConfigError (the agent uses 78,
- * EX_CONFIG, which its systemd unit does not restart).
+ * set DEBUG=1 to see the stack. `configExitCode` sets the status of a ConfigError: the agent uses 78
+ * (EX_CONFIG, which its systemd unit does not restart), the EC2 CLIs 2 (runCli).
  */
 export function runMain(
   name: string,
@@ -23,3 +23,10 @@ export function runMain(
       if (!known && process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     });
 }
+
+/**
+ * runMain for the EC2 CLIs: what the caller gave them (flags, environment, credentials) and cannot work
+ * exits 2, so a script can tell "fix the input" from 1, a failure while working.
+ */
+export const runCli = (name: string, main: () => unknown | Promise<unknown>) =>
+  runMain(name, main, { configExitCode: 2 });

@@ -15,6 +15,10 @@ export const TOKEN_PATTERN = /^[A-Za-z0-9._~+/-]+=*$/;
 export const TOKEN_RULE =
   'a Bearer token: letters, digits and -._~+/ (then = padding), as `openssl rand -hex 32` makes';
 
+/** The one message for a token that breaks the rule, whoever is given it (`what`: the flag or variable). */
+export const tokenProblem = (what: string, token: string): string | undefined =>
+  TOKEN_PATTERN.test(token) ? undefined : `${what} must be ${TOKEN_RULE}`;
+
 /** The agent's defaults, wherever they are applied: its config, install.sh, the EC2 CLIs. */
 export const AGENT_DEFAULTS = {
   /** Every minute, on the minute. */

@@ -38,4 +38,11 @@ export function intVar(min: number, max: number) {
   return z.pipe(z.string().check(z.refine(inRange, { error })), z.transform(Number));
 }
 
-export const logLevelVar = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` });
+/** Any case (`DEBUG` as well as `debug`): pino's own names are lower case. */
+export const logLevelVar = z.pipe(
+  z.pipe(
+    z.string(),
+    z.transform((value: string) => value.toLowerCase()),
+  ),
+  z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }),
+);

@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runMain } from '../lib/cli.ts';
+import { runCli } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { AGENT_FLAGS, agentSettings, cliFlags, flag, parseName } from './aws/args.ts';
 import { describeCaCert } from './aws/ca-cert.ts';
@@ -15,7 +15,7 @@ and prints the aws commands to run in order. Needs no AWS access itself; the ins
 provision-ec2, or your own with the AmazonSSMManagedInstanceCore role and both tags).
 `;
 
-runMain('agent-command', async () => {
+runCli('agent-command', async () => {
   const flags = cliFlags(USAGE, {
     ...AGENT_FLAGS,
     name: flag('NAME', 'target instances tagged Project=NAME (default random-number)'),

@@ -49,15 +49,21 @@ start_service() {
     }
     sleep 0.1
   done
-  echo "demo: the service did not start; see $SERVICE_LOG" >&2
   return 1
 }
 
+# The service's own reason (the last line it wrote) on the terminal, not only in its log.
+service_failed() {
+  tail -n 1 "$SERVICE_LOG" >&2
+  echo "demo: the service could not start (its reason above; its log: $SERVICE_LOG)" >&2
+  exit 1
+}
 if [[ -n ${PORT:-} ]]; then
-  start_service "$PORT" || { echo "demo: the service could not start on port $PORT; see $SERVICE_LOG" >&2; exit 1; }
+  start_service "$PORT" || service_failed
 elif ! start_service 8080; then
+  grep -q 'is in use' "$SERVICE_LOG" || service_failed
   echo "demo: port 8080 is taken; letting the OS pick a free one"
-  start_service 0 || { echo "demo: the service could not start; see $SERVICE_LOG" >&2; exit 1; }
+  start_service 0 || service_failed
 fi
 url=http://127.0.0.1:$port/
 echo "demo: service  $url (pid $service_pid, log $SERVICE_LOG)"

@@ -1,4 +1,4 @@
-import { runMain } from '../lib/cli.ts';
+import { runCli } from '../lib/cli.ts';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { awsCliFlags, flag, parseDelaySeconds, parseIntFlag, parseName } from './aws/args.ts';
 import { startSession } from './aws/report.ts';
@@ -10,7 +10,7 @@ Reads the agent's output file on each running instance tagged Project=NAME throu
 failures and cold starts the agent logged in the last hour.
 `;
 
-runMain('ec2-results', async () => {
+runCli('ec2-results', async () => {
   const lines = flag(
     'N',
     'how many of the last lines to read (default 60, at most 500:\nSSM returns at most 24,000 characters of output)',
@@ -25,5 +25,5 @@ runMain('ec2-results', async () => {
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
   };
   const { printResults } = await import('./aws/results.ts');
-  await printResults(await startSession(flags.region), options);
+  await printResults(await startSession(flags), options);
 });

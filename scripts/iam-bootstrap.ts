@@ -1,7 +1,7 @@
-import { runMain } from '../lib/cli.ts';
+import { runCli } from '../lib/cli.ts';
 import { parseFlags } from './aws/args.ts';
 
-const HELP = `Usage: npm run iam-bootstrap -- [--region REGION]
+const HELP = `Usage: npm run iam-bootstrap -- [--region REGION] [--profile NAME]
 
 Run once per AWS account by an administrator, before anyone runs provision-ec2 with the operator policy
 (docs/iam-policy.json). Creates the IAM policy random-number-agent-boundary under the path
@@ -10,26 +10,30 @@ role can ever do, whatever its holder attaches to it. Safe to run again: it says
 policy, found it up to date, or updated it.
 
   --region REGION         any region (IAM is global; STS needs one): default AWS_REGION or your profile's
+  --profile NAME          AWS profile for credentials and region, as the AWS CLI uses it (default AWS_PROFILE)
   -h, --help              this text
 
-Credentials come from the usual AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, ...)
+Credentials come from the usual AWS chain (--profile or AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, ...)
 and need iam:GetPolicy, iam:GetPolicyVersion, iam:CreatePolicy, iam:ListPolicyVersions,
 iam:CreatePolicyVersion, iam:DeletePolicyVersion and iam:TagPolicy.
 `;
 
-runMain('iam-bootstrap', async () => {
-  const flags = parseFlags(process.argv.slice(2), { region: { type: 'string' } } as const);
+runCli('iam-bootstrap', async () => {
+  const flags = parseFlags(process.argv.slice(2), {
+    region: { type: 'string' },
+    profile: { type: 'string' },
+  } as const);
   if (flags.help) return void process.stdout.write(HELP);
   // The AWS SDK takes a second to load: not for --help or a flag error.
   const { createClients } = await import('./aws/clients.ts');
   const { checkCredentials } = await import('./aws/credentials.ts');
   const { ensureBoundary } = await import('./aws/boundary.ts');
   const { createReporter } = await import('./aws/report.ts');
-  const clients = createClients(flags.region);
+  const clients = createClients(flags);
   const report = createReporter();
   const identity = await report.step(
     'credentials',
-    () => checkCredentials(clients.sts),
+    () => checkCredentials(clients.sts, flags.profile),
     (id) => `${id.arn} (account ${id.account})`,
   );
   const boundary = await report.step(

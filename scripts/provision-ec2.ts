@@ -1,4 +1,5 @@
-import { runMain } from '../lib/cli.ts';
+import { runCli } from '../lib/cli.ts';
+import { tokenProblem } from '../lib/contract.ts';
 import { ConfigError } from '../lib/errors.ts';
 import {
   AGENT_FLAGS,
@@ -21,7 +22,7 @@ through SSM Run Command: no SSH, no inbound ports. Running it again reuses every
 the agent (an upgrade).
 `;
 
-runMain('provision-ec2', async () => {
+runCli('provision-ec2', async () => {
   const flags = awsCliFlags(USAGE, {
     ...AGENT_FLAGS,
     'instance-type': flag('TYPE', 'default t3.micro; Graviton types (t4g.micro, ...) get the arm64 AMI'),
@@ -40,6 +41,9 @@ runMain('provision-ec2', async () => {
   if (!flags) return;
   const name = parseName(flags.name);
   const token = flags['api-token'] || process.env.API_TOKEN || undefined;
+  // The agent's own rule, before anything is created: a token it would refuse must never reach SSM.
+  const bad = token && tokenProblem(flags['api-token'] ? '--api-token' : 'API_TOKEN', token);
+  if (bad) throw new ConfigError(bad);
   const given = flags['api-token-parameter'];
   const problem = given ? tokenParameterProblem(given) : undefined;
   if (problem) throw new ConfigError(`--api-token-parameter ${JSON.stringify(given)} ${problem}`);
@@ -56,5 +60,5 @@ runMain('provision-ec2', async () => {
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
   };
   const { provision } = await import('./aws/provision.ts');
-  await provision(await startSession(flags.region), options);
+  await provision(await startSession(flags), options);
 });

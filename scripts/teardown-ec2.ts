@@ -1,4 +1,4 @@
-import { runMain } from '../lib/cli.ts';
+import { runCli } from '../lib/cli.ts';
 import { awsCliFlags, flag, parseDelaySeconds, parseName } from './aws/args.ts';
 import { startSession } from './aws/report.ts';
 
@@ -9,7 +9,7 @@ deletes the security group, the instance profile and role, and the API token par
 provision-ec2 created it. Safe to run again.
 `;
 
-runMain('teardown-ec2', async () => {
+runCli('teardown-ec2', async () => {
   const parameterHelp =
     'the token parameter to check (default: the one the agent role records,\nelse /random-number/NAME/api-token)';
   const flags = awsCliFlags(USAGE, { 'api-token-parameter': flag('P', parameterHelp) });
@@ -20,5 +20,5 @@ runMain('teardown-ec2', async () => {
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
   };
   const { teardown } = await import('./aws/teardown.ts');
-  await teardown(await startSession(flags.region), options);
+  await teardown(await startSession(flags), options);
 });

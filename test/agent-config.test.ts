@@ -39,6 +39,7 @@ t.test('accepts what it should', async (t) => {
     'parameter name',
   );
   t.equal(loadConfig({ ...URL_OK, SCHEDULE: '' }).schedule, '* * * * *', 'empty means default');
+  t.equal(loadConfig({ ...URL_OK, LOG_LEVEL: 'Warn' }).logLevel, 'warn', 'LOG_LEVEL in any case');
   for (const ok of ['* * * * *', '0 */2 * * *', '*/1 * * * * *', '30 * * * * 1-5']) {
     t.equal(cronProblem(ok), undefined, `cron ok: ${ok}`);
   }

@@ -109,22 +109,22 @@ t.test('writes one send-command JSON per command; run in order they deliver the 
 
 t.test('clear errors for bad input', async (t) => {
   const noUrl = agentCommand([]);
-  t.equal(noUrl.status, 1, 'exit 1 without --service-url');
+  t.equal(noUrl.status, 2, 'exit 2 without --service-url');
   t.match(noUrl.stderr, /--service-url is required/, 'names --service-url');
   t.notMatch(noUrl.stderr, /\n\s+at /, 'no stack trace');
 
   const noRegion = agentCommand(['--service-url', 'https://x', '--api-token-parameter', '/p'], {
     AWS_REGION: '',
   });
-  t.equal(noRegion.status, 1, 'exit 1 for a token parameter without a region');
+  t.equal(noRegion.status, 2, 'exit 2 for a token parameter without a region');
   t.match(noRegion.stderr, /--region or set AWS_REGION/, 'says how to give the region');
 
   const relative = agentCommand(['--service-url', 'https://x', '--output-file', 'numbers.txt']);
-  t.equal(relative.status, 1, 'exit 1 for a relative --output-file');
+  t.equal(relative.status, 2, 'exit 2 for a relative --output-file');
   t.match(relative.stderr, /--output-file must be an absolute file path/, 'says what an output file must be');
 
   const unknown = agentCommand(['--service-url', 'https://x', '--bogus']);
-  t.equal(unknown.status, 1, 'exit 1 for an unknown flag');
+  t.equal(unknown.status, 2, 'exit 2 for an unknown flag');
   t.match(unknown.stderr, /Unknown option '--bogus'.*see --help/, 'names the flag and points at --help');
 
   // The entry users run: `npm run agent-command` (tsx).

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import {
@@ -9,6 +10,7 @@ import {
   PutParameterCommand,
 } from '@aws-sdk/client-ssm';
 import t from 'tap';
+import { tokenProblem } from '../lib/contract.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { parseSchedule } from '../scripts/aws/args.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
@@ -31,7 +33,7 @@ t.test('without moto_server the harness fails and says how to install it', async
   for (const fn of teardowns) await fn();
 });
 
-t.test('missing credentials, region or --service-url give one clear line and exit 1', async (t) => {
+t.test('missing credentials, region or --service-url give one clear line and exit 2', async (t) => {
   // Independent processes: run side by side to keep the file fast.
   const [noCreds, noRegion, noUrl, unknown, help, badCount, noParameter, badSubnet, noBundle, outside] =
     await Promise.all([
@@ -56,42 +58,42 @@ t.test('missing credentials, region or --service-url give one clear line and exi
       cli('provision-ec2', ['--service-url', URL_, '--bundle', 'dist/not-built.mjs', '--dry-run']),
       cli('provision-ec2', ['--service-url', URL_, '--api-token-parameter', '/prod/token', '--dry-run']),
     ]);
-  t.equal(noCreds.code, 1, 'exit 1 without credentials');
+  t.equal(noCreds.code, 2, 'exit 2 without credentials');
   t.match(
     noCreds.stderr,
-    /no AWS credentials found: set AWS_PROFILE .* AWS_ACCESS_KEY_ID/,
+    /no AWS credentials found: pass --profile or set AWS_PROFILE .* AWS_ACCESS_KEY_ID/,
     'says what to set',
   );
   noStack(t, noCreds);
 
-  t.equal(noRegion.code, 1, 'exit 1 without a region');
+  t.equal(noRegion.code, 2, 'exit 2 without a region');
   t.match(noRegion.stderr, /no AWS region: set AWS_REGION/, 'says to set AWS_REGION');
   noStack(t, noRegion);
 
-  t.equal(noUrl.code, 1, 'exit 1 without --service-url');
+  t.equal(noUrl.code, 2, 'exit 2 without --service-url');
   t.match(noUrl.stderr, /--service-url is required/, 'names --service-url');
   noStack(t, noUrl);
 
-  t.equal(unknown.code, 1, 'exit 1 for an unknown flag');
+  t.equal(unknown.code, 2, 'exit 2 for an unknown flag');
   t.match(unknown.stderr, /Unknown option '--instance-count'.*see --help/, 'names the unknown flag');
 
   t.equal(help.code, 0, '--help exits 0');
   t.match(help.stdout, /--service-url URL/, '--help lists the flags');
 
-  t.equal(badCount.code, 1, 'exit 1 for --count 0');
+  t.equal(badCount.code, 2, 'exit 2 for --count 0');
   t.match(badCount.stderr, /--count must be a whole number from 1 to 50 \(got "0"\)/, 'says what is allowed');
 
-  t.equal(noBundle.code, 1, 'exit 1 without the built agent');
+  t.equal(noBundle.code, 2, 'exit 2 without the built agent');
   t.match(
     noBundle.stderr,
     /cannot read dist\/not-built\.mjs: build the agent first with `npm run build`/,
     'says to build',
   );
 
-  t.equal(badSubnet.code, 1, 'exit 1 for a subnet that does not exist');
+  t.equal(badSubnet.code, 2, 'exit 2 for a subnet that does not exist');
   t.match(badSubnet.stderr, /--subnet subnet-0000000000: no such subnet in this region/, 'names the subnet');
 
-  t.equal(outside.code, 1, 'exit 1 for a token parameter outside /random-number/');
+  t.equal(outside.code, 2, 'exit 2 for a token parameter outside /random-number/');
   t.match(
     outside.stderr,
     /^provision-ec2: --api-token-parameter "\/prod\/token" must be under \/random-number\/ \(the operator policy and the agent role's permissions boundary allow no other parameter\)/,
@@ -99,7 +101,7 @@ t.test('missing credentials, region or --service-url give one clear line and exi
   );
   noStack(t, outside);
 
-  t.equal(noParameter.code, 1, 'exit 1 for a token parameter that does not exist');
+  t.equal(noParameter.code, 2, 'exit 2 for a token parameter that does not exist');
   t.match(
     noParameter.stderr,
     /\/random-number\/rn-none\/t does not exist: pass --api-token \(or set API_TOKEN\)/,
@@ -273,6 +275,85 @@ t.test('a schedule the agent would refuse is refused before anything happens', a
   t.ok(new ConfigError('x') instanceof Error, 'ConfigError is an Error');
 });
 
+t.test('a token the agent would refuse is refused before any AWS call, exit 2', async (t) => {
+  const before = await snapshot('rn-badtok');
+  const args = ['--service-url', URL_, '--name', 'rn-badtok'];
+  const [flagged, fromEnv, noCreds, good] = await Promise.all([
+    cli('provision-ec2', [...args, '--api-token', 'bad token']),
+    cli('provision-ec2', args, { API_TOKEN: 'bad token' }),
+    // No credentials at all: the token is still what is reported, so no AWS call came first.
+    cli('provision-ec2', [...args, '--api-token', 'bad token'], {
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+    }),
+    cli('provision-ec2', [...args, '--api-token', 'a'.repeat(40), '--dry-run']),
+  ]);
+  for (const [run, what] of [
+    [flagged, '--api-token'],
+    [fromEnv, 'API_TOKEN'],
+    [noCreds, '--api-token'],
+  ] as const) {
+    t.equal(run.code, 2, `${what}: exit 2`);
+    t.equal(
+      run.stderr,
+      `provision-ec2: ${tokenProblem(what, 'bad token')}\n`,
+      `${what}: the one line of the rule in lib/contract.ts`,
+    );
+    t.notMatch(run.stdout + run.stderr, /bad token/, `${what}: the token itself is never printed`);
+  }
+  t.match(noCreds.stderr, /--api-token must be a Bearer token/, 'reported before the missing credentials');
+  t.equal(good.code, 0, 'a token of the alphabet passes the same check (dry run)');
+  t.same(await snapshot('rn-badtok'), before, 'nothing was created or sent');
+});
+
+t.test(
+  '--profile and AWS_PROFILE take credentials and region from a profile, as the AWS CLI does',
+  async (t) => {
+    const dir = t.testdir({
+      config: '[profile rn-try]\nregion = eu-west-1\n',
+      credentials: '[rn-try]\naws_access_key_id = test\naws_secret_access_key = test\n',
+    });
+    const files = {
+      AWS_CONFIG_FILE: join(dir, 'config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_REGION: undefined,
+    };
+    const profile = ['--profile', 'rn-try', '--name', 'rn-prof'];
+    const [provision, results, teardown, bootstrap, fromEnv, unknown] = await Promise.all([
+      cli('provision-ec2', ['--service-url', URL_, ...profile, '--dry-run'], files),
+      cli('ec2-results', profile, files),
+      cli('teardown-ec2', profile, files),
+      cli('iam-bootstrap', ['--profile', 'rn-try'], files),
+      cli('ec2-results', ['--name', 'rn-prof'], { ...files, AWS_PROFILE: 'rn-try' }),
+      cli('ec2-results', ['--profile', 'nope', '--name', 'rn-prof'], files),
+    ]);
+    for (const [run, what] of [
+      [provision, 'provision-ec2 --profile'],
+      [teardown, 'teardown-ec2 --profile'],
+    ] as const) {
+      t.match(run.stdout, /✓ credentials: \S+ in eu-west-1/, `${what}: the profile's region and keys`);
+      t.equal(run.code, 0, `${what}: exit 0`);
+    }
+    for (const [run, what] of [
+      [results, 'ec2-results --profile'],
+      [fromEnv, 'ec2-results with AWS_PROFILE'],
+    ] as const) {
+      t.match(run.stdout, /✓ credentials: \S+ in eu-west-1/, `${what}: the profile's region and keys`);
+      t.match(run.stderr, /no running instance tagged Project=rn-prof/, `${what}: then looks there`);
+    }
+    t.equal(bootstrap.code, 0, 'iam-bootstrap --profile: exit 0');
+    t.equal(unknown.code, 2, 'a profile that does not exist: exit 2');
+    t.match(
+      unknown.stderr,
+      /^ec2-results: no AWS region \(profile nope has none, or does not exist\)/,
+      'names the profile',
+    );
+    t.equal(unknown.stderr.trimEnd().split('\n').length, 1, 'in one line');
+  },
+);
+
 t.test('setup errors are one stderr line, without the SDK Node version warning', async (t) => {
   // NODE_NO_WARNINGS removed: a user's shell does not set it.
   const before = await snapshot('rn-sched');
@@ -310,7 +391,7 @@ t.test('setup errors are one stderr line, without the SDK Node version warning',
       return { code: code as number | null, stderr };
     })(),
   ]);
-  t.equal(noRegion.code, 1, 'exit 1 without a region');
+  t.equal(noRegion.code, 2, 'exit 2 without a region');
   t.match(noRegion.stderr, /^provision-ec2: no AWS region: set AWS_REGION/, 'says what to set');
   t.equal(noRegion.stderr.trimEnd().split('\n').length, 1, `stderr is exactly one line:\n${noRegion.stderr}`);
   if (Number(process.versions.node.split('.')[0]) < 22) {
@@ -321,7 +402,7 @@ t.test('setup errors are one stderr line, without the SDK Node version warning',
     );
   }
 
-  t.equal(badSchedule.code, 1, 'provision-ec2 refuses --schedule 99 * * * *');
+  t.equal(badSchedule.code, 2, 'provision-ec2 refuses --schedule 99 * * * *');
   t.match(
     badSchedule.stderr,
     /--schedule must be a cron expression .*"99 \* \* \* \*".*expected range 0-59/,
@@ -334,6 +415,6 @@ t.test('setup errors are one stderr line, without the SDK Node version warning',
     { instances: 0, groups: 0, role: false, profile: false, token: false, commands: before.commands },
     'nothing was created or sent',
   );
-  t.equal(agentBadSchedule.code, 1, 'agent-command refuses it too');
+  t.equal(agentBadSchedule.code, 2, 'agent-command refuses it too');
   t.match(agentBadSchedule.stderr, /--schedule must be a cron expression/, 'with the same message');
 });

@@ -16,7 +16,7 @@ t.test('values are parsed into types', async (t) => {
   const cases: [string, string, string, unknown][] = [
     ['PORT', '9000', 'port', 9000],
     ['HOST', '127.0.0.1', 'host', '127.0.0.1'],
-    ['LOG_LEVEL', 'debug', 'logLevel', 'debug'],
+    ['LOG_LEVEL', 'DEBUG', 'logLevel', 'debug'], // any case
     ['API_TOKEN', 'abc', 'apiToken', 'abc'],
     ['SHUTDOWN_TIMEOUT_MS', '0', 'shutdownTimeoutMs', 0],
   ];

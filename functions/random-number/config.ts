@@ -22,3 +22,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS,
   };
 }
+
+/** The start-up warning for an API_TOKEN that is set but empty: read as unset, so nothing is protected. */
+export function emptyTokenWarning(env: Record<string, string | undefined> = process.env) {
+  if (env.API_TOKEN !== '') return undefined;
+  return 'API_TOKEN is set but empty: treated as unset, so the service runs WITHOUT auth; set a token or unset it';
+}

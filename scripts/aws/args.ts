@@ -49,6 +49,10 @@ export const AGENT_FLAGS = {
 const AWS_FLAGS = {
   name: flag('NAME', 'resources are named and tagged NAME (default random-number)'),
   region: flag('REGION', "AWS region (default: AWS_REGION or your profile's region)"),
+  profile: flag(
+    'NAME',
+    'AWS profile for credentials and region, as the AWS CLI uses it\n(default AWS_PROFILE)',
+  ),
   'poll-interval-ms': flag('N', 'how often waits poll at first (default 5000; small against an emulator)'),
 };
 
@@ -69,7 +73,7 @@ export function cliFlags<O extends Record<string, Flag>>(
 /** cliFlags for a command that calls AWS: `flags` and AWS_FLAGS, and where the credentials come from. */
 export function awsCliFlags<O extends Record<string, Flag>>(usage: string, flags: O) {
   const end =
-    '\nCredentials come from the usual AWS chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, ...\n';
+    '\nCredentials come from the usual AWS chain: --profile or AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, ...\n';
   return cliFlags(usage, { ...flags, ...AWS_FLAGS }, end);
 }
 

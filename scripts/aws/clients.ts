@@ -8,11 +8,12 @@ import { STSClient } from '@aws-sdk/client-sts';
  * (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO, AWS_ENDPOINT_URL for an emulator, ...). The SDK retries throttling
  * and 5xx itself; `maxAttempts` gives a busy account a little more room than the default three.
  */
-export function createClients(region: string | undefined) {
+export function createClients({ region, profile }: AwsTarget) {
   // The SDK's 9-line NodeVersionSupportWarning (Node < 22) would bury our one-line errors; Node 20 is
   // supported here on purpose. The SDK reads this variable when a client is built; a user's own value wins.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const config = { ...(region ? { region } : {}), maxAttempts: 5 };
+  // `profile` is the SDK's own: it picks the profile's credentials and region, as AWS_PROFILE does.
+  const config = { ...(region ? { region } : {}), ...(profile ? { profile } : {}), maxAttempts: 5 };
   return {
     ec2: new EC2Client(config),
     iam: new IAMClient(config),
@@ -22,3 +23,6 @@ export function createClients(region: string | undefined) {
 }
 
 export type Clients = ReturnType<typeof createClients>;
+
+/** --region and --profile as given; unset ones come from the SDK's chain (AWS_REGION, AWS_PROFILE, ...). */
+export type AwsTarget = { region?: string | undefined; profile?: string | undefined };

@@ -5,7 +5,7 @@ import { ConfigError } from '../../lib/errors.ts';
 import { errorName } from './errors.ts';
 
 const CREDENTIAL_HELP =
-  'set AWS_PROFILE (a profile from ~/.aws/config, e.g. after `aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary credentials)';
+  'pass --profile or set AWS_PROFILE (a profile from ~/.aws/config, e.g. after `aws sso login`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary credentials)';
 const REGION_HELP = 'set AWS_REGION (or pass --region, or set `region` in your AWS_PROFILE)';
 
 /** What STS answers when it rejects the credentials the SDK's chain found (its own names, not classes). */
@@ -31,17 +31,19 @@ export function partitionOf(arn: string): string {
  * Checks region and credentials before anything else: STS GetCallerIdentity needs no permission, so a
  * failure here is about the caller's setup and is reported as a ConfigError saying what to set.
  */
-export async function checkCredentials(sts: STSClient) {
+export async function checkCredentials(sts: STSClient, profile = process.env.AWS_PROFILE) {
   // The SDK's region chain throws when it finds none: the same answer as an empty region.
   const region = await sts.config.region().catch(() => undefined);
-  if (!region) throw new ConfigError(`no AWS region: ${REGION_HELP}`);
+  const named = profile ? ` (profile ${profile} has none, or does not exist)` : '';
+  if (!region) throw new ConfigError(`no AWS region${named}: ${REGION_HELP}`);
   try {
     const { Account = '', Arn = '' } = await sts.send(new GetCallerIdentityCommand({}));
     return { account: Account, arn: Arn, region, partition: partitionOf(Arn) };
   } catch (err) {
     // The SDK's credential chain found nothing usable (CredentialsProviderError and its kin).
     if (err instanceof ProviderError) {
-      throw new ConfigError(`no AWS credentials found: ${CREDENTIAL_HELP}`, { cause: err });
+      const where = profile ? ` for profile ${profile} (${err.message})` : '';
+      throw new ConfigError(`no AWS credentials found${where}: ${CREDENTIAL_HELP}`, { cause: err });
     }
     const name = errorName(err);
     if (BAD_CREDENTIALS.has(name)) {

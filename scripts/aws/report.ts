@@ -1,3 +1,5 @@
+import type { AwsTarget } from './clients.ts';
+
 /**
  * The CLI edge's output: one line per finished step with the time since the command started, and a
  * "still waiting" line every `progressEverySeconds` while a step runs, so that no wait (SDK waiters
@@ -35,14 +37,14 @@ export function createReporter(
  * What an AWS command runs with: the clients, the reporter, and the caller's identity, checked first.
  * The AWS SDK takes a second to load: it is imported only here, not for --help or a flag error.
  */
-export async function startSession(region: string | undefined) {
+export async function startSession(target: AwsTarget) {
   const { createClients } = await import('./clients.ts');
   const { checkCredentials } = await import('./credentials.ts');
-  const clients = createClients(region);
+  const clients = createClients(target);
   const report = createReporter();
   const identity = await report.step(
     'credentials',
-    () => checkCredentials(clients.sts),
+    () => checkCredentials(clients.sts, target.profile),
     (id) => `${id.arn} in ${id.region}`,
   );
   return { ...clients, report, identity };

@@ -2,7 +2,7 @@
 # Builds the root file system of the test host: Debian bookworm (systemd 252, the version Amazon Linux
 # 2023 ships) with systemd as PID 1, booted by test/helpers/host.ts under systemd-nspawn as the
 # stand-in for the EC2 instance. Run by `make test` (through the Makefile's rule for DIR) once; the
-# result is cached in DIR and reused until removed (`make clean`).
+# result is cached in DIR and reused until removed (`rm -rf .cache/test-host`).
 #
 #   test/helpers/host-rootfs.sh DIR
 set -euo pipefail

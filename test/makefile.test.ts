@@ -1,0 +1,80 @@
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { sha256 } from '../scripts/aws/delivery.ts';
+
+// The Makefile's housekeeping as a user meets it, each in a folder of its own so that the checkout's
+// dist/ (which other test files run) is never rebuilt or removed under them.
+const ROOT = resolve(import.meta.dirname, '..');
+const run = promisify(execFile);
+const env = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1' };
+
+t.test('make clean removes build output only; the demo numbers in data/ stay', async (t) => {
+  const dir = t.testdir({
+    dist: { 'ec2-agent.mjs': 'x' },
+    '.tap': { 'cache.json': '{}' },
+    data: { 'randomNumber.txt': '2026-12-04T00:00:00.000Z 42\n' },
+  });
+  await run('make', ['-s', '-f', join(ROOT, 'Makefile'), 'clean'], { cwd: dir, env });
+  t.notOk(existsSync(join(dir, 'dist')), 'dist/ removed');
+  t.notOk(existsSync(join(dir, '.tap')), '.tap/ removed');
+  t.equal(
+    readFileSync(join(dir, 'data/randomNumber.txt'), 'utf8'),
+    '2026-12-04T00:00:00.000Z 42\n',
+    'data/randomNumber.txt kept, byte for byte',
+  );
+});
+
+t.test('npm run agent-command rebuilds the agent bundle first when a source is newer', async (t) => {
+  // A copy of what the bundles are made from, with the checkout's node_modules linked in.
+  const dir = t.testdir();
+  for (const path of [
+    'functions',
+    'ec2-agent',
+    'lib',
+    'scripts',
+    'Makefile',
+    'package.json',
+    'package-lock.json',
+  ]) {
+    cpSync(join(ROOT, path), join(dir, path), { recursive: true, preserveTimestamps: true });
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const bundle = join(dir, 'dist/ec2-agent.mjs');
+  const agentCommand = async () => {
+    const args = [
+      'run',
+      '--silent',
+      'agent-command',
+      '--',
+      '--service-url',
+      'https://x.example/',
+      '--out',
+      'out',
+    ];
+    const { stdout } = await run('npm', args, { cwd: dir, env });
+    return /bundle sha256 ([0-9a-f]{64})/.exec(stdout)?.[1];
+  };
+
+  t.equal(await agentCommand(), sha256(readFileSync(bundle)), 'no dist/ yet: built, and that bundle is sent');
+  const built = statSync(bundle).mtimeMs;
+  t.equal(await agentCommand(), sha256(readFileSync(bundle)), 'a second run sends the same bundle');
+  t.equal(statSync(bundle).mtimeMs, built, 'without rebuilding it: nothing changed');
+
+  // An edit made after the last build, with a message that ends up in the bundle.
+  const main = join(dir, 'ec2-agent/main.ts');
+  writeFileSync(main, readFileSync(main, 'utf8').replace("'started'", "'started (edited)'"));
+  utimesSync(bundle, new Date(built - 60_000), new Date(built - 60_000));
+  const sent = await agentCommand();
+  t.match(readFileSync(bundle, 'utf8'), 'started (edited)', 'the edit was built into dist/ec2-agent.mjs');
+  t.equal(sent, sha256(readFileSync(bundle)), 'and the rebuilt bundle is the one sent');
+
+  const scripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts;
+  t.match(
+    scripts['provision-ec2'],
+    /^make -s bundles && /,
+    'npm run provision-ec2 asks for fresh bundles the same way',
+  );
+});
