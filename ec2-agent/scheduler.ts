@@ -20,6 +20,9 @@ export interface SchedulerOptions {
 /** A day of the default once-a-minute schedule: a full disk has that long to be freed. */
 export const BACKLOG_LIMIT = 1440;
 
+/** A number the file has not taken yet, with the time it arrived. */
+type Waiting = { at: Date; number: number };
+
 /** The share of the gap to the next tick that a tick may use, leaving room to write and log. */
 const BUDGET_SHARE = 0.9;
 
@@ -33,19 +36,14 @@ const BUDGET_SHARE = 0.9;
  * time order.
  */
 export function createScheduler(options: SchedulerOptions) {
-  const {
-    poll,
-    sink,
-    backlogLimit = BACKLOG_LIMIT,
-    now = Date.now,
-    scheduleJob = schedule.scheduleJob,
-  } = options;
+  const { poll, sink, now = Date.now, scheduleJob = schedule.scheduleJob } = options;
+  const backlogLimit = options.backlogLimit ?? BACKLOG_LIMIT;
   const logger = options.logger.child({ module: 'scheduler' });
   const pollLogger = options.logger.child({ module: 'poll' });
   let running: { done: Promise<void>; controller: AbortController; scheduledAt: Date } | undefined;
   let job: schedule.Job | undefined;
   let stopped = false;
-  const backlog: { at: Date; number: number }[] = [];
+  const backlog: Waiting[] = [];
   let dropped = 0;
 
   /** Writes the waiting numbers, oldest first; stops at the first the file refuses and returns why. */
@@ -59,12 +57,9 @@ export function createScheduler(options: SchedulerOptions) {
   }
 
   /** A number that will never reach the file: its own log line, so it is still on record. */
-  function drop(entry: { at: Date; number: number }, reason: string) {
+  function drop({ at, number }: Waiting, reason: string) {
     dropped += 1;
-    logger.error(
-      { arrivedAt: entry.at.toISOString(), number: entry.number, dropped, reason },
-      'number dropped',
-    );
+    logger.error({ arrivedAt: at.toISOString(), number, dropped, reason }, 'number dropped');
   }
 
   /** Epoch ms by which the tick's work must be over: before the next tick is due. */
