@@ -1,5 +1,4 @@
-import { constants } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { runMain } from '../lib/cli.ts';
@@ -72,20 +71,16 @@ runMain(
 );
 
 /**
- * Fail at start, with one clear line, rather than on every tick, when the file cannot be written:
- * the file itself when it exists (appending needs nothing of the folder), else its folder.
+ * Fail at start, with one clear line, rather than on every tick, when the file cannot be opened for
+ * appending (a folder by that name, no write permission): opened as the sink opens it.
  */
 async function checkWritable(file: string): Promise<void> {
-  const folder = dirname(file);
   try {
-    await mkdir(folder, { recursive: true, mode: 0o755 });
-    await access(file, constants.W_OK).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-      return access(folder, constants.W_OK);
-    });
+    await mkdir(dirname(file), { recursive: true, mode: 0o755 });
+    await (await open(file, 'a', 0o644)).close();
   } catch (err) {
     throw new ConfigError(
-      `OUTPUT_FILE ${file}: it or its folder ${folder} cannot be created or written as ${userName()} (${(err as Error).message})`,
+      `OUTPUT_FILE ${file} cannot be opened for appending as ${userName()} (${(err as Error).message}); give a file path whose folder that user can write`,
     );
   }
 }

@@ -1,25 +1,47 @@
-import { appendFile, mkdir } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
  * The numbers file: one line `<ISO-8601 UTC> <number>` per number received.
  *
- * Each line is one appendFile call (O_APPEND, a single write of a few bytes), so a crash leaves a
- * whole line or none, never half of one. A missing folder is created 0755 and the file 0644: the
- * numbers are not secret, and a reader that is not root (a log shipper, a person with sudo-less
- * access to /opt data) may want them; where they live (default /root) decides who can reach them.
+ * An append writes the whole line or leaves the file exactly as it was: one write on a descriptor
+ * opened with O_APPEND, and a short write or an error (a full disk) cut back to the length the file had
+ * before, so no torn line is left for the next one to be joined to. A missing folder is created 0755
+ * and the file 0644: the numbers are not secret, and a reader that is not root (a log shipper, a person
+ * with sudo-less access to /opt data) may want them; where they live (default /root) decides who can
+ * reach them.
  */
-export function createFileSink(options: { path: string; appendFile?: typeof appendFile }) {
-  const { path, appendFile: append = appendFile } = options;
+export function createFileSink(options: { path: string }) {
+  const { path } = options;
+  async function openForAppend() {
+    try {
+      return await open(path, 'a', 0o644);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+      return open(path, 'a', 0o644);
+    }
+  }
   return {
     async write(at: Date, number: number): Promise<void> {
-      const line = `${formatLine(at, number)}\n`;
+      const line = Buffer.from(`${formatLine(at, number)}\n`);
+      const file = await openForAppend();
       try {
-        await append(path, line, { flag: 'a', mode: 0o644 });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-        await append(path, line, { flag: 'a', mode: 0o644 });
+        const { size } = await file.stat();
+        try {
+          const { bytesWritten } = await file.write(line);
+          if (bytesWritten < line.length) {
+            // libuv retried the rest itself and kept the kernel's error (ENOSPC, EDQUOT, EFBIG) to
+            // itself: asking once more brings it back for the log.
+            await file.write(line, bytesWritten);
+            throw new Error(`short write: ${bytesWritten} of ${line.length} bytes`);
+          }
+        } catch (err) {
+          await file.truncate(size);
+          throw err;
+        }
+      } finally {
+        await file.close();
       }
     },
   };

@@ -47,6 +47,8 @@ export interface PollFields {
   attempts: number;
   /** The service's flag: the first number its process served (scale from zero). */
   coldStart: boolean | null;
+  /** How many numbers wait in memory for the numbers file (a full disk), after this tick. */
+  backlog: number;
   reason?: string;
 }
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { cronProblem, loadConfig } from '../ec2-agent/config.ts';
 import { AGENT_DEFAULTS as DEFAULTS } from '../lib/contract.ts';
 import { AGENT_BUNDLE } from './helpers/agent.ts';
-import { startProcess } from './helpers/process.ts';
+import { json, startProcess } from './helpers/process.ts';
 
 const URL_OK = { SERVICE_URL: 'http://127.0.0.1:9/' };
 
@@ -126,5 +126,24 @@ t.test('the bundle: an OUTPUT_FILE whose folder cannot be made stops it at start
     env: { ...URL_OK, OUTPUT_FILE: `${dir}/a-file/n.txt` },
   });
   t.equal((await agent.exited).code, 78, 'exit 78 (EX_CONFIG)');
-  t.match(agent.stderr.join('\n'), /OUTPUT_FILE .*a-file\/n.txt: it or its folder/, 'names OUTPUT_FILE');
+  t.match(agent.stderr.join('\n'), /OUTPUT_FILE .*a-file\/n.txt cannot be opened/, 'names OUTPUT_FILE');
+});
+
+t.test('the bundle: an OUTPUT_FILE that is a folder is refused at start, in one line', async (t) => {
+  const dir = t.testdir({ 'a-folder': {} });
+  const agent = startProcess(t, process.execPath, [AGENT_BUNDLE], {
+    env: { ...URL_OK, OUTPUT_FILE: `${dir}/a-folder`, SCHEDULE: '* * * * * *' },
+  });
+  t.equal((await agent.exited).code, 78, 'exit 78 (EX_CONFIG): not started, so not restarted');
+  t.equal(agent.stderr.length, 1, 'one stderr line');
+  t.match(
+    agent.stderr[0],
+    /^random-number-agent: OUTPUT_FILE .*a-folder cannot be opened for appending .*EISDIR/,
+    'says what is wrong with OUTPUT_FILE',
+  );
+  t.same(
+    agent.stdout.filter((l) => json(l).msg === 'poll'),
+    [],
+    'it never polled',
+  );
 });

@@ -187,9 +187,144 @@ t.test('a tick: one `poll` line per outcome; a number is written, a failure is n
     },
   });
   t.match(
-    lines().at(-1),
-    { msg: 'poll', outcome: 'write_failed', number: 33, reason: /ENOSPC/ },
+    lines()
+      .filter((l) => l.msg === 'poll')
+      .at(-1),
+    { msg: 'poll', outcome: 'write_failed', number: 33, reason: /ENOSPC/, backlog: 1 },
     'a number that cannot be written is still in the log',
   );
+  t.match(lines().at(-1), { msg: 'number dropped', number: 33 }, 'and, at the stop, said to be lost');
   t.equal(lines().filter((l) => l.msg === 'poll').length, 3, 'exactly one line per tick');
+});
+
+/** A sink over an array that refuses every line while `full` is set, as a full disk does. */
+function diskSink() {
+  const state = { full: true, lines: [] as { at: Date; number: number }[] };
+  const write = async (at: Date, number: number) => {
+    if (state.full)
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    state.lines.push({ at, number });
+  };
+  return { state, sink: { write } };
+}
+
+/** Polls that answer 1, 2, 3, … in turn, or fail while `down` is set. */
+function counting() {
+  const state = { down: false, served: 0 };
+  const poll = async () => {
+    if (state.down) throw new PollError('HTTP 503', { attempts: 1 });
+    state.served += 1;
+    return { number: state.served, attempts: 1, coldStart: undefined };
+  };
+  return { state, poll };
+}
+
+/** Fires one tick and waits until it has ended. */
+async function tickAndWait(made: ReturnType<typeof make>) {
+  made.jobs.fire(new Date());
+  while (made.scheduler.busy()) await new Promise((r) => setTimeout(r, 1));
+}
+
+t.test('numbers the file refuses wait in order with their own time, then go in first', async (t) => {
+  const { logger, lines } = memoryLogger();
+  const disk = diskSink();
+  const service = counting();
+  const made = make({ logger, sink: disk.sink, poll: service.poll });
+  await tickAndWait(made);
+  await tickAndWait(made);
+  service.state.down = true;
+  await tickAndWait(made);
+  t.match(
+    lines(),
+    [
+      { outcome: 'write_failed', number: 1, backlog: 1, reason: /cannot write the numbers file: ENOSPC/ },
+      { outcome: 'write_failed', number: 2, backlog: 2 },
+      { outcome: 'failed', number: null, backlog: 2 },
+    ],
+    'each poll line says how many numbers wait',
+  );
+  t.same(disk.state.lines, [], 'nothing reached the file while it was full');
+
+  await new Promise((r) => setTimeout(r, 20));
+  const freedAt = Date.now();
+  disk.state.full = false;
+  await tickAndWait(made);
+  t.same(
+    disk.state.lines.map((l) => l.number),
+    [1, 2],
+    'a tick with no number still writes the waiting ones as soon as the file takes them',
+  );
+  t.match(lines().at(-1), { outcome: 'failed', backlog: 0 }, 'and says none wait');
+  service.state.down = false;
+  await tickAndWait(made);
+  t.same(
+    disk.state.lines.map((l) => l.number),
+    [1, 2, 3],
+    'the next number after them, oldest first',
+  );
+  const times = disk.state.lines.map((l) => l.at.getTime());
+  t.same(
+    times,
+    [...times].sort((a, b) => a - b),
+    'in time order',
+  );
+  t.ok(
+    times.slice(0, 2).every((time) => time < freedAt),
+    'the waiting numbers keep the time they arrived, not the time they were written',
+  );
+  t.match(lines().at(-1), { outcome: 'ok', number: 3, backlog: 0 }, 'ok, nothing waits');
+});
+
+t.test('past the bound the oldest waiting number is dropped, counted and logged as such', async (t) => {
+  const { logger, lines } = memoryLogger();
+  const disk = diskSink();
+  const service = counting();
+  const made = make({ logger, sink: disk.sink, poll: service.poll, backlogLimit: 2 });
+  for (let i = 0; i < 4; i++) await tickAndWait(made);
+  const dropped = lines().filter((l) => l.msg === 'number dropped');
+  t.match(
+    dropped,
+    [
+      { level: 50, number: 1, dropped: 1, arrivedAt: String, reason: /the backlog is full \(2 numbers/ },
+      { number: 2, dropped: 2 },
+    ],
+    'one error line per dropped number, with the running count',
+  );
+  t.match(lines().at(-1), { outcome: 'write_failed', number: 4, backlog: 2 }, 'the bound holds');
+  disk.state.full = false;
+  await tickAndWait(made);
+  t.same(
+    disk.state.lines.map((l) => l.number),
+    [3, 4, 5],
+    'the newest ones waited and are written',
+  );
+});
+
+t.test('stop: one last try at the backlog; what still cannot be written is logged', async (t) => {
+  const { logger, lines } = memoryLogger();
+  const disk = diskSink();
+  const service = counting();
+  const full = make({ logger, sink: disk.sink, poll: service.poll });
+  await tickAndWait(full);
+  await tickAndWait(full);
+  t.equal(await full.scheduler.stop(100), 'idle', 'stopped');
+  t.match(
+    lines().filter((l) => l.msg === 'number dropped'),
+    [
+      { number: 1, reason: /the agent is stopping and the file cannot take it: ENOSPC/ },
+      { number: 2, reason: /stopping/ },
+    ],
+    'a full disk at stop: each number not written is logged',
+  );
+
+  const freed = diskSink();
+  const again = make({ logger, sink: freed.sink, poll: counting().poll });
+  await tickAndWait(again);
+  freed.state.full = false;
+  await again.scheduler.stop(100);
+  t.same(
+    freed.state.lines.map((l) => l.number),
+    [1],
+    'space back before the stop: the waiting number is written at stop',
+  );
 });

@@ -1,8 +1,9 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { createFileSink, formatLine } from '../ec2-agent/sink.ts';
 import { LINE } from './helpers/agent.ts';
+import { fillToWithinALine, mountTmpfs } from './helpers/tmpfs.ts';
 
 t.test('formatLine: `<ISO-8601 UTC> <number>`', async (t) => {
   t.equal(
@@ -30,19 +31,23 @@ t.test('creates the folder (0755) and the file (0644), then appends one line per
   t.equal((await stat(join(dir, 'new', 'deeper'))).mode & 0o777, 0o755, 'folder mode 0755');
 });
 
-t.test('each line is a single append call (no half lines on a crash)', async (t) => {
-  const calls: { data: string; flag: string | undefined }[] = [];
-  const sink = createFileSink({
-    path: '/nowhere/n.txt',
-    appendFile: (async (_p: unknown, data: string, options: { flag?: string }) => {
-      calls.push({ data, flag: options.flag });
-    }) as never,
-  });
-  await sink.write(new Date(0), 5);
-  t.same(
-    calls,
-    [{ data: '1970-01-01T00:00:00.000Z 5\n', flag: 'a' }],
-    'one call with the whole line, flag a',
+t.test('a full disk: the append fails with ENOSPC and leaves the file exactly as it was', async (t) => {
+  const dir = mountTmpfs(t);
+  const path = join(dir, 'randomNumber.txt');
+  const filler = join(dir, 'filler');
+  const { content, left } = fillToWithinALine(path, filler);
+  t.ok(left > 0 && left < 27, `the file's last block has ${left} bytes left: a line can start, not end`);
+  const sink = createFileSink({ path });
+  for (const number of [7, 100]) {
+    await t.rejects(sink.write(new Date(), number), { code: 'ENOSPC' }, `${number}: ENOSPC, said as such`);
+    t.equal(await readFile(path, 'utf8'), content, `${number}: not one byte of it is left in the file`);
+  }
+  await unlink(filler);
+  await sink.write(new Date(Date.UTC(2026, 0, 1)), 5);
+  t.equal(
+    await readFile(path, 'utf8'),
+    `${content}2026-01-01T00:00:00.000Z 5\n`,
+    'with space back, the next line is whole and joined to nothing',
   );
 });
 

@@ -35,6 +35,11 @@ t.test('parseResults splits the output file lines from the journal lines', async
   );
   t.equal(parsed.samples[0]?.time, '2026-11-24T10:00:00.000Z', 'the timestamp is kept');
   t.same(parsed.unparsed, ['garbage line'], 'a malformed output line is reported, not dropped silently');
+  t.match(
+    formatResults('i-1', parsed),
+    /1 torn or unparsable line\(s\), left out; the first: "garbage line"/,
+    'the report counts them and shows the first',
+  );
   t.equal(parsed.failures.length, 2, 'a failed poll and a failed write are failures');
   t.same(parsed.counts, { failed: 2, coldStarts: 1, skipped: 1 }, 'the counts line');
   const text = formatResults('i-1', parsed);
@@ -49,6 +54,41 @@ t.test('parseResults splits the output file lines from the journal lines', async
     'without the count line (output cut short), the failures that came back are counted',
   );
 });
+
+t.test(
+  'a torn line, or one joined to the next, is reported as such, never read for a timestamp',
+  async (t) => {
+    const parsed = parseResults(
+      [
+        '2026-12-04T14:26:45.007Z 41',
+        // A full disk took the first 8 bytes of a line, and the next number was appended to them.
+        '2026-12-2026-12-04T14:26:46.007Z 88',
+        '2026-12-04T14:26:47.007Z 101',
+        '2026-12-04T14:26:48Z 5',
+        '2026-12-04T14:26:49.007Z  6',
+        '2026-12-04T14:26:50.007Z 07',
+        '2026-12-04T14:26:51.007Z 100',
+        '2026-12-04T14',
+        JOURNAL_MARKER,
+      ].join('\n'),
+    );
+    t.same(
+      parsed.samples,
+      [
+        { time: '2026-12-04T14:26:45.007Z', number: 41 },
+        { time: '2026-12-04T14:26:51.007Z', number: 100 },
+      ],
+      'only lines exactly as the agent writes them count',
+    );
+    t.equal(parsed.unparsed.length, 6, 'the six others are set apart');
+    t.match(
+      formatResults('i-1', parsed),
+      /6 torn or unparsable line\(s\), left out; the first: "2026-12-2026-12-04T14:26:46.007Z 88"/,
+      'the report says how many and shows the first',
+    );
+    t.match(formatResults('i-1', parsed), /count 2 /, 'the summary is over the whole lines only');
+  },
+);
 
 t.test('parseResults of empty output (what the emulator returns) has nothing', async (t) => {
   const parsed = parseResults('');
@@ -67,9 +107,12 @@ t.test('summarize computes count, min, max, mean and ten buckets with 100 in the
 });
 
 t.test('formatResults prints the last lines, the summary and a histogram', async (t) => {
-  const text = formatResults('i-1', parseResults('2026-11-24T10:00:00Z 42\n2026-11-24T10:01:00Z 47\n'));
+  const text = formatResults(
+    'i-1',
+    parseResults('2026-11-24T10:00:00.000Z 42\n2026-11-24T10:01:00.000Z 47\n'),
+  );
   t.match(text, /== i-1/, 'names the instance');
-  t.match(text, /2026-11-24T10:01:00Z 47/, 'shows the last lines');
+  t.match(text, /2026-11-24T10:01:00.000Z 47/, 'shows the last lines');
   t.match(text, /count 2 {2}min 42 {2}max 47 {2}mean 44\.5/, 'shows the summary');
   t.match(text, /40–49\s+2 #+/, 'the 40–49 bucket has both, with a bar');
   t.match(text, /90–100\s+0$/m, 'the last bucket is labelled 90–100');

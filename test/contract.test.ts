@@ -37,7 +37,7 @@ t.test('every poll line logPoll writes is read back by parsePollLine; other line
   const write = (level: string) => (fields: object, msg: string) =>
     lines.push(JSON.stringify({ level, time: Date.now(), ...fields, msg }));
   const logger = { info: write('info'), warn: write('warn'), error: write('error') };
-  const base = { scheduledAt: new Date().toISOString(), driftMs: 3, latencyMs: 5, attempts: 1 };
+  const base = { scheduledAt: new Date().toISOString(), driftMs: 3, latencyMs: 5, attempts: 1, backlog: 0 };
   logPoll(logger, { ...base, outcome: 'ok', number: 42, coldStart: true });
   logPoll(logger, { ...base, outcome: 'failed', number: null, coldStart: null, reason: 'ECONNREFUSED' });
   logPoll(logger, { ...base, outcome: 'write_failed', number: 7, coldStart: false, reason: 'EACCES' });

@@ -16,7 +16,7 @@ export const JOURNAL_MARKER = '--- random-number-agent journal ---';
 
 interface ParsedResults {
   samples: { time: string; number: number }[];
-  /** Output lines that did not parse as `<timestamp> <number>`. */
+  /** Output lines that are not exactly `<timestamp> <number>`: torn, joined or foreign. */
   unparsed: string[];
   /** The last failed polls in the journal. */
   failures: PollLine[];
@@ -25,12 +25,16 @@ interface ParsedResults {
 }
 
 const COUNTS = /^counts failed=(\d+) cold=(\d+) skipped=(\d+)$/;
-const SAMPLE = /^(\d{4}-\d{2}-\d{2}T\S+)\s+(-?\d+)$/;
+/**
+ * Exactly the line the agent writes, nothing looser: a torn line that another was appended to
+ * (`2026-12-2026-12-04T14:26:46.007Z 88`) must not lend its last part a timestamp.
+ */
+const SAMPLE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z) (100|[1-9]?[0-9])$/;
 
 export function parseResults(stdout: string): ParsedResults {
   const [fileText = '', journalText = ''] = stdout.split(JOURNAL_MARKER);
   const parsed: ParsedResults = { samples: [], unparsed: [], failures: [] };
-  for (const line of fileText.split('\n').map((raw) => raw.trim())) {
+  for (const line of fileText.split('\n')) {
     const match = SAMPLE.exec(line);
     if (match) parsed.samples.push({ time: match[1] as string, number: Number(match[2]) });
     else if (line) parsed.unparsed.push(line);
@@ -73,8 +77,11 @@ export function formatResults(instanceId: string, parsed: ParsedResults): string
       lines.push(`  ${label} ${String(n).padStart(4)} ${bar}`.trimEnd());
     });
   }
-  if (parsed.unparsed.length)
-    lines.push(`${parsed.unparsed.length} line(s) not in "<timestamp> <number>" form`);
+  const [first] = parsed.unparsed;
+  if (first !== undefined) {
+    const shown = JSON.stringify(first.slice(0, 100));
+    lines.push(`${parsed.unparsed.length} torn or unparsable line(s), left out; the first: ${shown}`);
+  }
   // Without the instance's count line (the emulator runs nothing), what came back is all there is.
   const { failed, coldStarts, skipped } = parsed.counts ?? {
     failed: parsed.failures.length,
