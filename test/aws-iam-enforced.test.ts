@@ -23,9 +23,9 @@ import {
 } from '@aws-sdk/client-iam';
 import { ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t from 'tap';
-import { boundaryArn, boundaryDocument } from '../scripts/aws/boundary.ts';
+import { boundaryArn } from '../scripts/aws/boundary.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
-import { OPERATOR_POLICY } from './helpers/iam-eval.ts';
+import { BOUNDARY_POLICY, OPERATOR_POLICY } from './helpers/iam-eval.ts';
 import { type Output, outputOf } from './helpers/process.ts';
 
 // The README's path, run as a new user runs it: an administrator bootstraps the account, then the real
@@ -186,6 +186,11 @@ t.test(
           /aws iam create-policy .*--policy-document file:\/\/docs\/iam-policy\.json/,
           'and what comes next',
         );
+        t.match(
+          first.stdout,
+          /aws organizations create-policy --type SERVICE_CONTROL_POLICY .*\n.*--content file:\/\/docs\/iam-guardrail\.json\n.*aws organizations attach-policy --policy-id .* --target-id 123456789012/,
+          'and how to apply the guardrail to this account',
+        );
         const again = await aws.cli('iam-bootstrap', [], admin);
         t.equal(again.code, 0, `again: exit 0 (${again.stderr})`);
         t.match(again.stdout, /random-number-agent-boundary found, up to date/, 'found, nothing changed');
@@ -211,8 +216,8 @@ t.test(
         );
         t.same(
           JSON.parse(decodeURIComponent(PolicyVersion?.Document ?? '')),
-          boundaryDocument('aws', '123456789012'),
-          'the default version is the boundary again',
+          BOUNDARY_POLICY,
+          'the default version is docs/iam-boundary.json again',
         );
         const { Versions } = await iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }));
         t.equal(Versions?.length, 5, 'still five versions: the oldest went');

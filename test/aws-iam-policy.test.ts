@@ -1,16 +1,22 @@
 import { readFileSync } from 'node:fs';
+import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
 import t, { type Test } from 'tap';
 import { agentPolicyDocument, ssmViaService } from '../scripts/aws/agent-policy.ts';
-import { BOUNDARY_NAME, boundaryArn, boundaryDocument } from '../scripts/aws/boundary.ts';
+import { parseInstanceType } from '../scripts/aws/args.ts';
+import { BOUNDARY_NAME, boundaryArn } from '../scripts/aws/boundary.ts';
 import { partitionOf } from '../scripts/aws/credentials.ts';
-import { ssmCorePolicyArn } from '../scripts/aws/iam.ts';
-import { CREATED_BY_TAG, TOKEN_TAG, tokenTagValue } from '../scripts/aws/tags.ts';
+import { roleName, ssmCorePolicyArn } from '../scripts/aws/iam.ts';
+import { isGraviton, launchInstances } from '../scripts/aws/instances.ts';
+import { CREATED_BY_TAG, IAM_PATH, PARAMETER_PREFIX, TOKEN_TAG, tokenTagValue } from '../scripts/aws/tags.ts';
 import { parameterArn } from '../scripts/aws/token.ts';
 import {
   ACCOUNT,
   AWS_OWNED,
+  BOUNDARY_POLICY,
   type Decision,
   decide,
+  GUARDRAIL_POLICY,
   OPERATOR_POLICY,
   OTHER_ACCOUNT,
   type Principal,
@@ -18,8 +24,9 @@ import {
   trustingResourcePolicy,
 } from './helpers/iam-eval.ts';
 
-// What docs/iam-policy.json (the operator's policy), the permissions boundary and the agent role's
-// policies allow and deny, request by request, with an IAM policy evaluator that understands resources,
+// What docs/iam-policy.json (the operator's policy), docs/iam-boundary.json (the agent roles' permissions
+// boundary), docs/iam-guardrail.json (the account's guardrail) and the agent role's policies allow and
+// deny, request by request, with an IAM policy evaluator that understands resources,
 // policy variables and conditions (helpers/iam-eval.ts). moto's enforcement (aws-iam-enforced.test.ts)
 // proves the CLIs need no action outside the policy; this file proves what the resources and conditions
 // let through. Context keys that AWS derives from a request (the tags on a resource, the tags and the
@@ -49,6 +56,8 @@ const arn = {
   parameter: (name: string, account = ACCOUNT) => parameterArn(P, REGION, account, name),
 };
 const token = '/random-number/rn/api-token';
+// What AWS adds to every request made with the credentials an instance gets from its instance profile.
+const onInstance = { 'ec2:SourceInstanceARN': arn.ec2('instance', 'i-0123456789abcdef0') };
 const awsDocument = (name: string, partition = P, region = REGION) =>
   `arn:${partition}:ssm:${region}:${AWS_OWNED}:document/${name}`;
 const publicParameter = (name: string) => `arn:${P}:ssm:${REGION}:${AWS_OWNED}:parameter${name}`;
@@ -62,12 +71,46 @@ const keyPolicy = {
 
 type Case = [action: string, resource: string, context?: Record<string, string | string[]>];
 
+/**
+ * The keys AWS sets on the instance of a RunInstances request, read from the request launchInstances
+ * (scripts/aws/instances.ts) actually sends: its tags, instance type, IMDS setting and instance profile
+ * (which ensureInstanceProfile makes under IAM_PATH).
+ */
+async function launchContext(instanceType: string) {
+  const client = new EC2Client({ region: REGION });
+  const mock = mockClient(client);
+  mock.on(RunInstancesCommand).resolves({ Instances: [{ InstanceId: 'i-1' }] });
+  await launchInstances(client, {
+    name: 'rn',
+    count: 1,
+    ami: { imageId: 'ami-1', rootDeviceName: '/dev/xvda' },
+    instanceType,
+    instanceProfileName: roleName('rn'),
+    securityGroupId: 'sg-1',
+    profileRetry: { delaySeconds: 1, maxWaitSeconds: 1 },
+  });
+  const input = mock.commandCalls(RunInstancesCommand)[0]?.args[0].input;
+  mock.restore();
+  const tags = input?.TagSpecifications?.find((s) => s.ResourceType === 'instance')?.Tags ?? [];
+  const context: Record<string, string | string[]> = {
+    ...Object.fromEntries(tags.map((tag) => [`aws:RequestTag/${tag.Key}`, tag.Value as string])),
+    'aws:TagKeys': tags.map((tag) => tag.Key as string),
+    'ec2:InstanceType': input?.InstanceType as string,
+    // Unset, an instance takes the account's default, which is IMDSv1 allowed unless changed.
+    'ec2:MetadataHttpTokens': input?.MetadataOptions?.HttpTokens ?? 'optional',
+  };
+  const profile = input?.IamInstanceProfile?.Name;
+  if (profile) context['ec2:InstanceProfile'] = arn.profile(profile, ACCOUNT, IAM_PATH);
+  return context;
+}
+const launching = await launchContext(parseInstanceType());
+
 async function expectAll(
   t: Test,
   who: Principal,
   expected: Decision | 'denied',
   cases: Case[],
-  options: { resourcePolicy?: unknown } = {},
+  options: { resourcePolicy?: unknown; scps?: unknown[] } = {},
 ) {
   for (const [action, resource, context] of cases) {
     const decision = await decide(who, action, resource, context, options);
@@ -146,12 +189,12 @@ t.test(
         arn.ec2('security-group', 'sg-1'),
         { ...tagging, 'ec2:CreateAction': 'CreateSecurityGroup' },
       ],
-      ['ec2:RunInstances', arn.ec2('instance', '*'), tagging],
+      ['ec2:RunInstances', arn.ec2('instance', '*'), launching],
       ['ec2:RunInstances', arn.ec2('volume', '*'), tagging],
       ['ec2:RunInstances', arn.ec2('network-interface', '*')],
       ['ec2:RunInstances', arn.ec2('subnet', 'subnet-1')],
       ['ec2:RunInstances', arn.ec2('security-group', 'sg-1'), ours],
-      ['ec2:RunInstances', `arn:${P}:ec2:${REGION}::image/ami-0123456789abcdef0`],
+      ['ec2:RunInstances', `arn:${P}:ec2:${REGION}::image/ami-0123456789abcdef0`, { 'ec2:Owner': 'amazon' }],
       ['ec2:CreateTags', arn.ec2('instance', 'i-1'), { ...tagging, 'ec2:CreateAction': 'RunInstances' }],
       ['ec2:CreateTags', arn.ec2('volume', 'vol-1'), { ...tagging, 'ec2:CreateAction': 'RunInstances' }],
       ['ec2:StartInstances', arn.ec2('instance', 'i-1'), ours],
@@ -282,6 +325,7 @@ t.test('the operator may touch only the project instances, security groups and p
     ['ec2:DeleteTags', arn.ec2('instance', 'i-1'), ours],
     // launching untagged instances, or with a security group not ours
     ['ec2:RunInstances', arn.ec2('instance', '*')],
+    ['ec2:RunInstances', arn.ec2('instance', '*'), { ...launching, 'aws:RequestTag/CreatedBy': 'x' }],
     ['ec2:RunInstances', arn.ec2('volume', '*')],
     ['ec2:RunInstances', arn.ec2('security-group', 'sg-theirs')],
     ['ec2:CreateSecurityGroup', arn.ec2('security-group', 'sg-2')],
@@ -296,6 +340,46 @@ t.test('the operator may touch only the project instances, security groups and p
     ['ssm:DeleteParameter', arn.parameter('/prod/db-password')],
     ['ssm:AddTagsToResource', arn.parameter('/prod/db-password'), tagging],
     ['ssm:GetParameter', publicParameter('/aws/service/global-infrastructure/regions')],
+  ]);
+});
+
+t.test('the operator may launch only what provision-ec2 launches', async (t) => {
+  const sizes = OPERATOR_POLICY.Statement.flatMap(
+    (s) => s.Condition?.StringEquals?.['ec2:InstanceType'] ?? [],
+  );
+  t.ok(sizes.includes(parseInstanceType()), `the default, ${parseInstanceType()}, is one of ${sizes}`);
+  t.ok(sizes.some(isGraviton), 'so is a Graviton size (the arm64 AMI)');
+  for (const size of sizes) {
+    await expectAll(t, operator, 'Allowed', [
+      ['ec2:RunInstances', arn.ec2('instance', '*'), await launchContext(size)],
+    ]);
+  }
+  const image = `arn:${P}:ec2:${REGION}::image/ami-0123456789abcdef0`;
+  const { 'ec2:InstanceProfile': _, ...noProfile } = launching;
+  await expectAll(t, operator, 'denied', [
+    // larger or other instance types, as provision-ec2 --instance-type would send them
+    ['ec2:RunInstances', arn.ec2('instance', '*'), await launchContext('t3.medium')],
+    ['ec2:RunInstances', arn.ec2('instance', '*'), await launchContext('m7g.large')],
+    ['ec2:RunInstances', arn.ec2('instance', '*'), await launchContext('p5.48xlarge')],
+    // IMDSv1 allowed
+    ['ec2:RunInstances', arn.ec2('instance', '*'), { ...launching, 'ec2:MetadataHttpTokens': 'optional' }],
+    // no instance profile, or one that is not a project agent's
+    ['ec2:RunInstances', arn.ec2('instance', '*'), noProfile],
+    [
+      'ec2:RunInstances',
+      arn.ec2('instance', '*'),
+      { ...launching, 'ec2:InstanceProfile': arn.profile('admin', ACCOUNT, '/') },
+    ],
+    [
+      'ec2:RunInstances',
+      arn.ec2('instance', '*'),
+      { ...launching, 'ec2:InstanceProfile': arn.profile('rn-agent', ACCOUNT, '/other/') },
+    ],
+    // an image not owned by Amazon: the Marketplace, this account, any other account, or unknown
+    ['ec2:RunInstances', image, { 'ec2:Owner': 'aws-marketplace' }],
+    ['ec2:RunInstances', image, { 'ec2:Owner': ACCOUNT }],
+    ['ec2:RunInstances', image, { 'ec2:Owner': OTHER_ACCOUNT }],
+    ['ec2:RunInstances', image],
   ]);
 });
 
@@ -386,8 +470,9 @@ t.test('the agent role: Run Command, and exactly its token parameter', async (t)
   const agent = (inline: unknown, tokenParameter?: string): Principal => ({
     arn: role,
     policies: [core, { name: 'agent-parameters', policy: inline }],
-    boundary: boundaryDocument(P, ACCOUNT),
+    boundary: BOUNDARY_POLICY,
     tags: { Project: 'rn', ...(tokenParameter ? { [TOKEN_TAG]: tokenTagValue(tokenParameter) } : {}) },
+    session: onInstance,
   });
   const input = { partition: P, region: REGION, account: ACCOUNT };
   const asKey = { resourcePolicy: keyPolicy };
@@ -482,8 +567,9 @@ t.test('whatever the operator writes or attaches, the boundary caps the agent ro
   const written = (tokenParameter?: string): Principal => ({
     arn: `arn:${P}:iam::${ACCOUNT}:role/random-number/rn-agent`,
     policies: [{ name: 'written-by-operator', policy: everything }],
-    boundary: boundaryDocument(P, ACCOUNT),
+    boundary: BOUNDARY_POLICY,
     tags: tokenParameter ? { [TOKEN_TAG]: tokenTagValue(tokenParameter) } : {},
+    session: onInstance,
   });
   const agent = written(token);
   await expectAll(t, agent, 'denied', [
@@ -514,5 +600,146 @@ t.test('whatever the operator writes or attaches, the boundary caps the agent ro
     JSON.stringify(OPERATOR_POLICY),
     `policy/random-number/${BOUNDARY_NAME}`,
     'and the policy names it',
+  );
+});
+
+t.test('the agent role does nothing away from an instance it was delivered to', async (t) => {
+  const core = { name: 'AmazonSSMManagedInstanceCore', policy: ssmCoreDocument() };
+  const input = { partition: P, region: REGION, account: ACCOUNT };
+  const key = `arn:${P}:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+  const inline = agentPolicyDocument({ ...input, tokenArn: arn.parameter(token), keyId: key });
+  const role = (boundary: unknown, session?: Record<string, string>): Principal => ({
+    arn: `arn:${P}:iam::${ACCOUNT}:role/random-number/rn-agent`,
+    policies: [core, { name: 'agent-parameters', policy: inline }],
+    boundary,
+    tags: { Project: 'rn', [TOKEN_TAG]: tokenTagValue(token) },
+    ...(session ? { session } : {}),
+  });
+  // SSM decrypting the token for the agent: a request KMS receives from SSM, on the agent's behalf.
+  const viaSsm = { 'kms:ViaService': ssmViaService(P, REGION), 'aws:ViaAWSService': 'true' };
+  const asKey = { resourcePolicy: keyPolicy };
+  await expectAll(t, role(BOUNDARY_POLICY, onInstance), 'Allowed', [
+    ['ssm:GetParameter', arn.parameter(token)],
+    ['ssm:UpdateInstanceInformation', '*'],
+    ['ec2messages:GetMessages', '*'],
+  ]);
+  await expectAll(t, role(BOUNDARY_POLICY, onInstance), 'Allowed', [['kms:Decrypt', key, viaSsm]], asKey);
+  await expectAll(t, role(BOUNDARY_POLICY, onInstance), 'denied', [
+    ['ssm:GetParameter', arn.parameter('/random-number/other/api-token')],
+    ['ssm:GetParameter', arn.parameter('/random-number/rn/api-token', OTHER_ACCOUNT)],
+  ]);
+  // The same role's credentials anywhere else: taken off the instance, or from a trust policy the
+  // operator wrote for someone to assume it.
+  const away = [
+    ['ssm:GetParameter', arn.parameter(token)],
+    ['ssm:UpdateInstanceInformation', '*'],
+    ['ec2messages:GetMessages', '*'],
+    ['ssmmessages:OpenControlChannel', '*'],
+  ] satisfies Case[];
+  await expectAll(t, role(BOUNDARY_POLICY), 'denied', away);
+  // KMS itself, asked directly. (What a service asks on the role's behalf, SSM decrypting the token, is
+  // not refused for lacking the key: the request that would start it, GetParameter, already is.)
+  await expectAll(t, role(BOUNDARY_POLICY), 'denied', [['kms:Decrypt', key]], asKey);
+  const everything = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] };
+  await expectAll(
+    t,
+    { ...role(BOUNDARY_POLICY), policies: [{ name: 'written-by-operator', policy: everything }] },
+    'denied',
+    away,
+  );
+  // Control: the boundary without its first statement lets the same requests through.
+  const without = {
+    ...BOUNDARY_POLICY,
+    Statement: BOUNDARY_POLICY.Statement.filter((s) => s.Sid !== 'NothingAwayFromItsInstances'),
+  };
+  t.equal(without.Statement.length, BOUNDARY_POLICY.Statement.length - 1, 'control: one statement less');
+  await expectAll(t, role(without), 'Allowed', away);
+});
+
+t.test('the boundary file: one reviewable document, as iam-bootstrap applies it', async (t) => {
+  const text = readFileSync('docs/iam-boundary.json', 'utf8');
+  const size = text.replace(/\s/g, '').length;
+  t.ok(size <= 6144, `${size} characters without white space: within a managed policy's 6,144`);
+  t.notMatch(text, /arn:aws(-[a-z]+)?:/, 'no ARN names a partition');
+  t.notMatch(text, /\d{12}/, 'no account id: the same document in every account');
+  const core = ssmCoreDocument() as { Statement: { Action: string[] }[] };
+  const coreActions = core.Statement.flatMap((s) => s.Action);
+  const runCommand = BOUNDARY_POLICY.Statement.find((s) => s.Sid === 'RunCommandAgent')?.Action;
+  t.same(
+    [runCommand].flat().sort(),
+    coreActions.filter((a) => !/^ssm:GetParameters?$/.test(a)).sort(),
+    "AmazonSSMManagedInstanceCore's actions, as AWS publishes them, but reading parameters",
+  );
+  t.match(
+    text,
+    `\${aws:PrincipalTag/${TOKEN_TAG}}`,
+    'the token parameter comes from the tag provision-ec2 sets',
+  );
+  t.match(text, `parameter${PARAMETER_PREFIX}*`, 'and is under the prefix provision-ec2 uses');
+});
+
+t.test('with the guardrail, no one else can set or remove CreatedBy on what exists', async (t) => {
+  // Another principal of the account, with EC2 tagging on everything (as AmazonEC2FullAccess gives).
+  const other: Principal = {
+    arn: `arn:${P}:iam::${ACCOUNT}:user/ec2-admin`,
+    policies: [
+      {
+        name: 'ec2-admin',
+        policy: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Action: ['ec2:CreateTags', 'ec2:DeleteTags', 'ec2:RunInstances'],
+              Resource: '*',
+            },
+          ],
+        },
+      },
+    ],
+  };
+  const production = arn.ec2('instance', 'i-production');
+  const set = (key: string) => ({
+    [`aws:RequestTag/${key}`]: CREATED_BY_TAG.Value,
+    'aws:TagKeys': ['Name', key],
+  });
+  const adopt: Case[] = [
+    ['ec2:CreateTags', production, set(CREATED_BY_TAG.Key)],
+    // IAM matches a tag key in a condition key whatever its case: createdby would pass for CreatedBy
+    ['ec2:CreateTags', production, set('createdby')],
+    ['ec2:CreateTags', arn.ec2('security-group', 'sg-production'), set(CREATED_BY_TAG.Key)],
+    // removing it, by name or with every tag (DeleteTags without keys)
+    ['ec2:DeleteTags', production, { ...ours, 'aws:TagKeys': [CREATED_BY_TAG.Key] }],
+    ['ec2:DeleteTags', production, ours],
+  ];
+  const guarded = { scps: [GUARDRAIL_POLICY] };
+  await expectAll(t, other, 'ExplicitlyDenied', adopt, guarded);
+  await expectAll(
+    t,
+    other,
+    'Allowed',
+    [
+      // launching with the tag, and tagging while launching
+      ['ec2:RunInstances', arn.ec2('instance', '*'), launching],
+      ['ec2:CreateTags', arn.ec2('instance', 'i-new'), { ...tagging, 'ec2:CreateAction': 'RunInstances' }],
+      // other tags, on any instance, ours too
+      ['ec2:CreateTags', production, { 'aws:RequestTag/Owner': 'ops', 'aws:TagKeys': ['Owner'] }],
+      ['ec2:CreateTags', production, { ...ours, 'aws:RequestTag/Owner': 'ops', 'aws:TagKeys': ['Owner'] }],
+      ['ec2:DeleteTags', production, { ...ours, 'aws:TagKeys': ['Owner'] }],
+      ['ec2:DeleteTags', production],
+    ],
+    guarded,
+  );
+  // Without Organizations: the same statements in the principal's own policies (or its boundary).
+  const self = { ...other, policies: [...other.policies, { name: 'guardrail', policy: GUARDRAIL_POLICY }] };
+  await expectAll(t, self, 'ExplicitlyDenied', adopt);
+  // Control: without the guardrail, the account's other principals could adopt any instance.
+  await expectAll(t, other, 'Allowed', adopt, { scps: [] });
+  const text = readFileSync('docs/iam-guardrail.json', 'utf8');
+  const size = text.replace(/\s/g, '').length;
+  t.ok(size <= 5120, `${size} characters without white space: within a service control policy's 5,120`);
+  t.ok(
+    GUARDRAIL_POLICY.Statement.every((s) => s.Effect === 'Deny'),
+    'only denials: it takes nothing away but the tag',
   );
 });

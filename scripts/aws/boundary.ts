@@ -8,78 +8,22 @@ import {
   ListPolicyVersionsCommand,
   NoSuchEntityException,
 } from '@aws-sdk/client-iam';
+import boundaryDocument from '../../docs/iam-boundary.json' with { type: 'json' };
 import { ConfigError } from '../../lib/errors.ts';
 import { unlessAbsent } from './errors.ts';
-import { IAM_PATH, PARAMETER_PREFIX, projectTags, TOKEN_TAG } from './tags.ts';
+import { IAM_PATH, projectTags } from './tags.ts';
 
 /**
  * The permissions boundary every agent role is created with. An administrator makes it once per account
  * (`npm run iam-bootstrap`); the operator policy lets its holder create roles only with it and change a
  * role's policies only while it is there. Whatever the operator attaches or writes, an agent role can then
- * do no more than this: what AmazonSSMManagedInstanceCore grants for Run Command, minus reading
- * parameters, plus reading the one parameter the role's TokenParameter tag names, if it is under the
- * project's prefix, and decrypting it through SSM. A role without the tag may read no parameter.
+ * do no more than the document allows (docs/iam.md): Run Command, the one token parameter its
+ * TokenParameter tag names, and nothing at all away from its instances.
  */
 export const BOUNDARY_NAME = 'random-number-agent-boundary';
 
 export function boundaryArn(partition: string, account: string): string {
   return `arn:${partition}:iam::${account}:policy${IAM_PATH}${BOUNDARY_NAME}`;
-}
-
-/** AmazonSSMManagedInstanceCore's actions except ssm:GetParameter(s), which it grants on every parameter. */
-const SSM_CORE_ACTIONS = [
-  'ssm:DescribeAssociation',
-  'ssm:GetDeployablePatchSnapshotForInstance',
-  'ssm:GetDocument',
-  'ssm:DescribeDocument',
-  'ssm:GetManifest',
-  'ssm:ListAssociations',
-  'ssm:ListInstanceAssociations',
-  'ssm:PutInventory',
-  'ssm:PutComplianceItems',
-  'ssm:PutConfigurePackageResult',
-  'ssm:UpdateAssociationStatus',
-  'ssm:UpdateInstanceAssociationStatus',
-  'ssm:UpdateInstanceInformation',
-  'ssmmessages:CreateControlChannel',
-  'ssmmessages:CreateDataChannel',
-  'ssmmessages:OpenControlChannel',
-  'ssmmessages:OpenDataChannel',
-  'ec2messages:AcknowledgeMessage',
-  'ec2messages:DeleteMessage',
-  'ec2messages:FailMessage',
-  'ec2messages:GetEndpoint',
-  'ec2messages:GetMessages',
-  'ec2messages:SendReply',
-];
-
-export function boundaryDocument(partition: string, account: string) {
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'RunCommandAgent', Effect: 'Allow', Action: SSM_CORE_ACTIONS, Resource: '*' },
-      {
-        Sid: 'ReadTheTaggedTokenParameter',
-        Effect: 'Allow',
-        Action: 'ssm:GetParameter',
-        // A policy variable, not a template: IAM fills in the role's tag (no tag: no match).
-        Resource: `arn:${partition}:ssm:*:${account}:parameter/\${aws:PrincipalTag/${TOKEN_TAG}}`,
-      },
-      {
-        Sid: 'NoParameterOutsideTheProject',
-        Effect: 'Deny',
-        Action: 'ssm:GetParameter*',
-        NotResource: `arn:${partition}:ssm:*:${account}:parameter${PARAMETER_PREFIX}*`,
-      },
-      {
-        Sid: 'DecryptThroughSsmOnly',
-        Effect: 'Allow',
-        Action: 'kms:Decrypt',
-        Resource: `arn:${partition}:kms:*:${account}:key/*`,
-        Condition: { StringLike: { 'kms:ViaService': ['ssm.*.amazonaws.com', 'ssm.*.amazonaws.com.cn'] } },
-      },
-    ],
-  };
 }
 
 /** The boundary's ARN in the caller's account, and the policy if it exists. */
@@ -95,7 +39,8 @@ async function findBoundary(iam: IAMClient, options: { partition: string; accoun
  */
 export async function ensureBoundary(iam: IAMClient, options: { partition: string; account: string }) {
   const { arn, policy } = await findBoundary(iam, options);
-  const PolicyDocument = JSON.stringify(boundaryDocument(options.partition, options.account));
+  // docs/iam-boundary.json, the document's only copy: what an administrator reviews is what is applied.
+  const PolicyDocument = JSON.stringify(boundaryDocument);
   if (!policy) {
     await iam.send(
       new CreatePolicyCommand({

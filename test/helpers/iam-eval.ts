@@ -33,11 +33,32 @@ export interface Principal {
   boundary?: unknown;
   /** The principal's tags (a role session carries its role's): aws:PrincipalTag/<key> in every request. */
   tags?: Record<string, string>;
+  /**
+   * Keys every request of the session carries: `ec2:SourceInstanceARN` when the credentials were
+   * delivered to an EC2 instance (its instance profile, through the instance metadata service).
+   */
+  session?: Record<string, string>;
 }
 
-export const OPERATOR_POLICY = JSON.parse(
-  readFileSync(resolve(import.meta.dirname, '../../docs/iam-policy.json'), 'utf8'),
-) as { Statement: { Sid: string; Action: string | string[]; Resource: string | string[] }[] };
+type PolicyFile = {
+  Statement: {
+    Sid: string;
+    Effect: string;
+    Action: string | string[];
+    Resource: string | string[];
+    Condition?: Record<string, Record<string, string | string[]>>;
+  }[];
+};
+const docsFile = (name: string) =>
+  JSON.parse(readFileSync(resolve(import.meta.dirname, '../../docs', name), 'utf8')) as PolicyFile;
+export const OPERATOR_POLICY = docsFile('iam-policy.json');
+export const BOUNDARY_POLICY = docsFile('iam-boundary.json');
+export const GUARDRAIL_POLICY = docsFile('iam-guardrail.json');
+/** The service control policy every account has unless an administrator removed it. */
+const FULL_AWS_ACCESS = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+};
 
 /** AmazonSSMManagedInstanceCore as AWS publishes it (moto ships AWS's managed policies verbatim). */
 export function ssmCoreDocument(): unknown {
@@ -76,7 +97,8 @@ export async function decide(
   action: string,
   resource: string,
   context: Record<string, string | string[]> = {},
-  options: { resourcePolicy?: unknown } = {},
+  /** scps: service control policies attached to the account, beside FullAWSAccess. */
+  options: { resourcePolicy?: unknown; scps?: unknown[] } = {},
 ): Promise<Decision> {
   const resourceAccount = accountOf(resource);
   const principalAccount = accountOf(who.arn);
@@ -84,7 +106,14 @@ export async function decide(
     {
       identityPolicies: who.policies,
       permissionBoundaryPolicies: who.boundary ? [{ name: 'boundary', policy: who.boundary }] : undefined,
-      serviceControlPolicies: [],
+      serviceControlPolicies: options.scps
+        ? [
+            {
+              orgIdentifier: principalAccount,
+              policies: [FULL_AWS_ACCESS, ...options.scps].map((policy, i) => ({ name: `scp-${i}`, policy })),
+            },
+          ]
+        : [],
       resourceControlPolicies: [],
       resourcePolicy: options.resourcePolicy ?? (resourceAccount === AWS_OWNED ? PUBLIC : undefined),
       request: {
@@ -94,6 +123,9 @@ export async function decide(
         contextVariables: {
           'aws:PrincipalAccount': principalAccount,
           'aws:PrincipalArn': who.arn,
+          // In every request: true only when a service calls another on the principal's behalf.
+          'aws:ViaAWSService': 'false',
+          ...who.session,
           ...Object.fromEntries(
             Object.entries(who.tags ?? {}).map(([key, value]) => [`aws:PrincipalTag/${key}`, value]),
           ),
