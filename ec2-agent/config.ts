@@ -13,28 +13,78 @@ const httpUrl = z.string().check(
 
 const cron = z.string().check(
   z.refine((value) => cronProblem(value) === undefined, {
-    error: 'must be a cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first',
+    error: (issue) =>
+      `must be a cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first, e.g. '*/5 * * * *' (${cronProblem(String(issue.input))})`,
   }),
 );
 
-const schema = z.object({
-  SERVICE_URL: httpUrl,
-  SCHEDULE: z._default(cron, AGENT_DEFAULTS.schedule),
-  OUTPUT_FILE: z._default(
-    z.string().check(z.regex(/^[^\0]+$/, { error: 'must be a file path' })),
-    AGENT_DEFAULTS.outputFile,
-  ),
-  API_TOKEN: z.optional(z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }))),
-  API_TOKEN_PARAMETER: z.optional(
-    z.string().check(
-      z.regex(/^[a-zA-Z0-9_.\-/]{1,2048}$/, {
-        error: 'must be an SSM parameter name (letters, digits, _ . - /), e.g. /random-number/api-token',
-      }),
+// It becomes a BindPaths= line of the unit, where `:` separates options: only plain path characters.
+const outputFile = z.string().check(
+  z.refine((value) => /^\/[A-Za-z0-9._/-]*[^/]$/.test(value) && !value.split('/').includes('..'), {
+    error:
+      'must be an absolute file path of letters, digits and ._-/ without .., e.g. /root/randomNumber.txt',
+  }),
+);
+
+const help = (arg: string, text: string) => ({ arg, help: text });
+
+/**
+ * Every setting of the agent, once: its environment variable, its schema (with the default), and the
+ * flag provision-ec2 and agent-command take for it (`--` and the name in kebab case: SCHEDULE is
+ * --schedule), with its help line. The CLIs check a flag with the very schema the agent uses; install.sh
+ * takes the same flags and asks the bundle to check them (`--check`), so nothing is checked twice in
+ * other words. API_TOKEN has no flag: a secret on a command line ends up in SSM's command history.
+ */
+export const AGENT_SETTINGS = {
+  SERVICE_URL: { schema: httpUrl, flag: help('URL', 'the random-number service the agent polls (required)') },
+  SCHEDULE: {
+    schema: z._default(cron, AGENT_DEFAULTS.schedule),
+    flag: help('CRON', `the agent's cron schedule (default '${AGENT_DEFAULTS.schedule}': every minute)`),
+  },
+  OUTPUT_FILE: {
+    schema: z._default(outputFile, AGENT_DEFAULTS.outputFile),
+    flag: help('PATH', `where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})`),
+  },
+  API_TOKEN: {
+    schema: z.optional(z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }))),
+  },
+  API_TOKEN_PARAMETER: {
+    schema: z.optional(
+      z.string().check(
+        z.regex(/^[a-zA-Z0-9_.\-/]{1,2048}$/, {
+          error: 'must be an SSM parameter name (letters, digits, _ . - /), e.g. /random-number/api-token',
+        }),
+      ),
     ),
-  ),
-  REQUEST_TIMEOUT_MS: z._default(intVar(100, 600_000), AGENT_DEFAULTS.requestTimeoutMs),
-  LOG_LEVEL: z._default(logLevelVar, 'info'),
-});
+    flag: help('P', 'SSM SecureString the agent reads its API token from'),
+  },
+  // Not a flag of the CLIs: they pass their own region (install.sh's --aws-region).
+  AWS_REGION: {
+    schema: z.optional(z.string().check(z.regex(/^[a-z0-9-]+$/, { error: 'must look like us-east-1' }))),
+  },
+  REQUEST_TIMEOUT_MS: {
+    schema: z._default(intVar(100, 600_000), AGENT_DEFAULTS.requestTimeoutMs),
+    flag: help(
+      'MS',
+      `how long one attempt may take (default ${AGENT_DEFAULTS.requestTimeoutMs}: a cold start)`,
+    ),
+  },
+  LOG_LEVEL: {
+    schema: z._default(logLevelVar, 'info'),
+    flag: help('LEVEL', 'fatal, error, warn, info (default), debug, trace or silent'),
+  },
+};
+
+type Settings = typeof AGENT_SETTINGS;
+export type SettingName = keyof Settings;
+const schema = z.object(
+  Object.fromEntries(Object.entries(AGENT_SETTINGS).map(([name, s]) => [name, s.schema])) as {
+    [N in SettingName]: Settings[N]['schema'];
+  },
+);
+
+/** SCHEDULE → schedule, OUTPUT_FILE → output-file: the flag of a setting, without the dashes. */
+export const flagName = (name: string) => name.toLowerCase().replaceAll('_', '-');
 
 /** Why `expression` is not a schedule node-schedule would run as cron, or undefined when it is. */
 export function cronProblem(expression: string): string | undefined {
@@ -50,23 +100,56 @@ export function cronProblem(expression: string): string | undefined {
   }
 }
 
+/**
+ * The settings by variable name, defaults applied. Throws one ConfigError naming each bad one, by
+ * `label` (the variable, or a CLI's flag).
+ */
+export function readSettings(env: Record<string, string | undefined>, label?: (name: string) => string) {
+  const settings = parseEnv(schema, env, label);
+  if (settings.API_TOKEN !== undefined && settings.API_TOKEN_PARAMETER !== undefined) {
+    throw new ConfigError(
+      'invalid configuration: API_TOKEN and API_TOKEN_PARAMETER are both set; set only one (API_TOKEN_PARAMETER names an SSM SecureString holding the token)',
+    );
+  }
+  return settings;
+}
+
+/**
+ * `ec2-agent.mjs --check [NAME...]`, what install.sh runs before it changes anything: the settings the
+ * agent would start with, a `NAME=value` line each (API_TOKEN never), or the agent's own ConfigError.
+ * NAMEs are the settings install.sh was given, so a misspelt flag is refused, not ignored.
+ */
+export function checkSettings(env: Record<string, string | undefined>, given: string[]): string {
+  const unknown = given.filter((name) => !(name in AGENT_SETTINGS) || name === 'API_TOKEN');
+  if (unknown.length > 0) {
+    const known = Object.keys(AGENT_SETTINGS).filter((name) => name !== 'API_TOKEN');
+    throw new ConfigError(
+      `unknown setting ${unknown.map((n) => `--${flagName(n)}`).join(', ')}; known: ${known.map((n) => `--${flagName(n)}`).join(', ')}`,
+    );
+  }
+  const settings = readSettings(env);
+  const lines = Object.entries(settings).filter(
+    ([name, value]) => name !== 'API_TOKEN' && value !== undefined,
+  );
+  const multiline = lines.find(([, value]) => /[\r\n]/.test(String(value)));
+  if (multiline) throw new ConfigError(`invalid configuration: ${multiline[0]} must be on one line`);
+  return lines.map(([name, value]) => `${name}=${value}\n`).join('');
+}
+
 /** Reads the agent's environment once, at start. Throws ConfigError naming the bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
-  const parsed = parseEnv(schema, env);
-  const both =
-    'invalid configuration: API_TOKEN and API_TOKEN_PARAMETER are both set; set only one (API_TOKEN_PARAMETER names an SSM SecureString holding the token)';
-  if (parsed.API_TOKEN !== undefined && parsed.API_TOKEN_PARAMETER !== undefined) throw new ConfigError(both);
+  const settings = readSettings(env);
   return {
-    serviceUrl: parsed.SERVICE_URL,
+    serviceUrl: settings.SERVICE_URL,
     /** A cron expression node-schedule understands: 5 fields, or 6 with seconds first. */
-    schedule: parsed.SCHEDULE.trim(),
-    outputFile: parsed.OUTPUT_FILE,
+    schedule: settings.SCHEDULE.trim(),
+    outputFile: settings.OUTPUT_FILE,
     /** The token itself, given directly; never logged. */
-    apiToken: parsed.API_TOKEN,
+    apiToken: settings.API_TOKEN,
     /** The name of an SSM SecureString holding the token, read once at start. */
-    apiTokenParameter: parsed.API_TOKEN_PARAMETER,
-    requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
-    logLevel: parsed.LOG_LEVEL,
+    apiTokenParameter: settings.API_TOKEN_PARAMETER,
+    requestTimeoutMs: settings.REQUEST_TIMEOUT_MS,
+    logLevel: settings.LOG_LEVEL,
   };
 }
 

@@ -2,15 +2,16 @@
 # Installs or upgrades the random-number agent on Amazon Linux 2023 (run as root, e.g. by SSM Run
 # Command). Idempotent: running it again with the same inputs changes nothing but restarts the agent.
 #
-#   install.sh --bundle FILE [--sha256 HEX] --service-url URL [--schedule CRON] [--output-file PATH]
-#              [--api-token-parameter NAME] [--aws-region REGION] [--request-timeout-ms N]
-#              [--log-level L] [--extra-ca-certs PEM|none] [--unit FILE] [--prefix DIR]
+#   install.sh --bundle FILE [--sha256 HEX] --service-url URL [--SETTING VALUE ...]
+#              [--extra-ca-certs PEM|none] [--unit FILE] [--prefix DIR]
 #
-# Every flag can also come from the environment: BUNDLE, BUNDLE_SHA256, SERVICE_URL, SCHEDULE,
-# OUTPUT_FILE, API_TOKEN_PARAMETER, AWS_REGION, REQUEST_TIMEOUT_MS, LOG_LEVEL, EXTRA_CA_CERTS, UNIT,
-# PREFIX (flags win). --unit is the systemd unit to install (default: random-number-agent.service
-# beside this script, as the delivery stages it); install.sh rewrites its ExecStart, User and
-# BindPaths lines for this instance.
+# --SETTING: any setting of the agent by its flag (the table in ec2-agent/config.ts: --schedule,
+# --output-file, --api-token-parameter, --aws-region, --request-timeout-ms, --log-level, ...), or in the
+# environment by its variable (SCHEDULE, ...). The agent bundle checks them itself (`--check`) before
+# anything is changed, and what it would run with is written to /etc/random-number-agent/agent.env.
+# BUNDLE, BUNDLE_SHA256, EXTRA_CA_CERTS, UNIT and PREFIX may come from the environment too (flags win).
+# --unit is the systemd unit to install (default: random-number-agent.service beside this script, as
+# the delivery stages it); install.sh rewrites its ExecStart, User and BindPaths lines for this instance.
 #
 # The agent runs as the owner of the output file's folder (root for the default /root), which is the
 # only folder it can write. A missing folder is created, owned like its nearest existing parent.
@@ -35,22 +36,19 @@ die() {
 }
 say() { echo "install.sh: $*"; }
 
-SCHEDULE=${SCHEDULE:-'* * * * *'}
-OUTPUT_FILE=${OUTPUT_FILE:-/root/randomNumber.txt}
-REQUEST_TIMEOUT_MS=${REQUEST_TIMEOUT_MS:-20000}
-LOG_LEVEL=${LOG_LEVEL:-info}
 UNIT=${UNIT:-$(dirname "${BASH_SOURCE[0]}")/$NAME.service}
 # The others are empty unless the environment sets them.
-for name in BUNDLE BUNDLE_SHA256 SERVICE_URL API_TOKEN_PARAMETER AWS_REGION EXTRA_CA_CERTS PREFIX NODE_BIN; do
+for name in BUNDLE BUNDLE_SHA256 EXTRA_CA_CERTS PREFIX NODE_BIN; do
   printf -v "$name" '%s' "${!name:-}"
 done
+given=() # the agent settings given as flags, by variable name, for the agent's check
 
 while (($# > 0)); do
   flag=$1
   case $flag in
   -h | --help)
-    # The usage: lines 5 to 7 of this file.
-    sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    # The usage: lines 5 to 6 of this file.
+    sed -n '5,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 0
     ;;
   --*=*)
@@ -65,44 +63,31 @@ while (($# > 0)); do
   *) die "unexpected argument: $flag (see --help)" ;;
   esac
   shift
+  [[ $flag =~ ^--[a-z][a-z0-9-]*$ ]] || die "unknown flag: $flag (see --help)"
+  # The variable of the same name: --service-url sets SERVICE_URL.
+  var=${flag#--}
+  var=${var//-/_}
+  var=${var^^}
   case $flag in
   --sha256) BUNDLE_SHA256=$value ;;
-  --bundle | --service-url | --schedule | --output-file | --api-token-parameter | --aws-region | \
-    --request-timeout-ms | --log-level | --extra-ca-certs | --unit | --prefix)
-    # The variable of the same name: --service-url sets SERVICE_URL.
-    flag=${flag#--}
-    flag=${flag//-/_}
-    printf -v "${flag^^}" '%s' "$value"
+  --bundle | --extra-ca-certs | --unit | --prefix) printf -v "$var" '%s' "$value" ;;
+  *)
+    # An agent setting: the agent's check below refuses a name it does not know.
+    export "$var=$value"
+    given+=("$var")
     ;;
-  *) die "unknown flag: $flag (see --help)" ;;
   esac
 done
 
-# --- validate everything before changing anything ---------------------------------------------
+# --- check everything before changing anything -------------------------------------------------
 [[ -n $BUNDLE ]] || die "--bundle FILE is required (the agent bundle, dist/ec2-agent.mjs)"
 [[ -f $BUNDLE && -r $BUNDLE ]] || die "--bundle $BUNDLE: no such readable file"
 [[ -f $UNIT && -r $UNIT ]] || die "--unit $UNIT: no such readable file (the systemd unit, ec2-agent/$NAME.service)"
-[[ -n $SERVICE_URL ]] || die "--service-url URL is required (the random-number service, http:// or https://)"
-[[ $SERVICE_URL =~ ^https?://[^[:space:]/]+ ]] || die "--service-url must be an http:// or https:// URL (got $SERVICE_URL)"
-read -r -a fields <<<"$SCHEDULE"
-((${#fields[@]} == 5 || ${#fields[@]} == 6)) ||
-  die "--schedule must be a cron expression of 5 fields, or 6 with seconds (got '$SCHEDULE')"
-[[ $OUTPUT_FILE == /* && $OUTPUT_FILE != */ && $OUTPUT_FILE != *[[:space:]]* ]] ||
-  die "--output-file must be an absolute file path without spaces (got $OUTPUT_FILE)"
-[[ $REQUEST_TIMEOUT_MS =~ ^[0-9]+$ ]] || die "--request-timeout-ms must be a whole number of milliseconds (got $REQUEST_TIMEOUT_MS)"
-[[ $LOG_LEVEL =~ ^(fatal|error|warn|info|debug|trace|silent)$ ]] ||
-  die "--log-level must be one of fatal, error, warn, info, debug, trace, silent (got $LOG_LEVEL)"
-[[ -z $API_TOKEN_PARAMETER || $API_TOKEN_PARAMETER =~ ^[a-zA-Z0-9_./-]+$ ]] ||
-  die "--api-token-parameter must be an SSM parameter name (got $API_TOKEN_PARAMETER)"
-[[ -z $AWS_REGION || $AWS_REGION =~ ^[a-z0-9-]+$ ]] || die "--aws-region must look like us-east-1 (got $AWS_REGION)"
 if [[ -n $EXTRA_CA_CERTS && $EXTRA_CA_CERTS != none ]]; then
   [[ -f $EXTRA_CA_CERTS && -r $EXTRA_CA_CERTS ]] || die "--extra-ca-certs $EXTRA_CA_CERTS: no such readable file"
   grep -q -- '-----BEGIN CERTIFICATE-----' "$EXTRA_CA_CERTS" ||
     die "--extra-ca-certs $EXTRA_CA_CERTS: not a PEM certificate file"
 fi
-for value in "$SERVICE_URL" "$SCHEDULE" "$OUTPUT_FILE" "$API_TOKEN_PARAMETER" "$AWS_REGION"; do
-  [[ $value != *$'\n'* && $value != *$'\r'* ]] || die "values must be on one line"
-done
 if [[ -n $BUNDLE_SHA256 ]]; then
   [[ $BUNDLE_SHA256 =~ ^[0-9a-fA-F]{64}$ ]] || die "--sha256 must be 64 hex digits (got $BUNDLE_SHA256)"
   actual=$(sha256sum "$BUNDLE" | cut -d' ' -f1)
@@ -136,17 +121,30 @@ fi
 [[ $NODE_BIN == /* ]] || die "NODE_BIN must be an absolute path (got $NODE_BIN)"
 
 # --- AWS region, needed only to read the token parameter ----------------------------------------
-if [[ -n $API_TOKEN_PARAMETER && -z $AWS_REGION ]]; then
+if [[ -n ${API_TOKEN_PARAMETER:-} && -z ${AWS_REGION:-} ]]; then
   if [[ -z $PREFIX ]]; then
     # The AWS SDK for JavaScript does not ask the instance for its region: write it down now (IMDSv2).
     imds_token=$(curl -fsS -m 2 -X PUT http://169.254.169.254/latest/api/token \
       -H 'X-aws-ec2-metadata-token-ttl-seconds: 60') || die "--aws-region is needed (instance metadata did not answer)"
     AWS_REGION=$(curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $imds_token" \
       http://169.254.169.254/latest/meta-data/placement/region) || die "--aws-region is needed (instance metadata did not answer)"
+    export AWS_REGION
   else
     say "warning: --api-token-parameter without --aws-region; the agent will need AWS_REGION"
   fi
 fi
+
+# --- the agent checks its settings itself -------------------------------------------------------
+# Its rules and its words (ec2-agent/config.ts): a bad setting stops the install here, before anything
+# is changed, with the line the agent would log (exit 78). It prints what it would run with.
+check_node=$NODE_BIN
+[[ -x $check_node ]] || check_node=$(command -v node) || die "no node to run the agent's check with"
+resolved=$("$check_node" "$BUNDLE" --check "${given[@]}") || {
+  status=$?
+  echo "install.sh: the agent refused its settings (its reason above); nothing was changed" >&2
+  exit "$status"
+}
+OUTPUT_FILE=$(sed -n 's/^OUTPUT_FILE=//p' <<<"$resolved")
 
 # --- lay the files down ------------------------------------------------------------------------
 opt_dir=$PREFIX/opt/$NAME
@@ -183,7 +181,6 @@ put() {
   fi
 }
 
-[[ -n $PREFIX ]] || "$NODE_BIN" --check "$BUNDLE" || die "$BUNDLE does not parse as JavaScript with $NODE_BIN"
 put "$opt_dir/ec2-agent.mjs" 0644 <"$BUNDLE"
 ca_file=/etc/$NAME/extra-ca.pem
 # An upgrade without the flag must not silently drop the trust the agent needs to reach the service.
@@ -202,10 +199,10 @@ quote() {
 }
 {
   echo "# Written by install.sh; rerun it to change these (edits here are overwritten)."
-  # The first five are never empty (validated above); the token parameter and region only when given.
-  for name in SERVICE_URL SCHEDULE OUTPUT_FILE REQUEST_TIMEOUT_MS LOG_LEVEL API_TOKEN_PARAMETER AWS_REGION; do
-    [[ -z ${!name} ]] || echo "$name=$(quote "${!name}")"
-  done
+  # The settings as the agent's check resolved them: defaults included, API_TOKEN never.
+  while IFS='=' read -r name value; do
+    echo "$name=$(quote "$value")"
+  done <<<"$resolved"
   [[ ! -f $PREFIX$ca_file ]] || echo "NODE_EXTRA_CA_CERTS=$(quote "$ca_file")"
 } | put "$etc_dir/agent.env" 0600
 

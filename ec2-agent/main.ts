@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { runMain } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { createLogger } from '../lib/logger.ts';
-import { loadConfig } from './config.ts';
+import { checkSettings, loadConfig } from './config.ts';
 import { createPoller } from './poll.ts';
 import { createScheduler } from './scheduler.ts';
 import { createFileSink } from './sink.ts';
@@ -20,6 +20,10 @@ const SHUTDOWN_GRACE_MS = 25_000;
 runMain(
   'random-number-agent',
   async () => {
+    // install.sh's check before it changes anything: the settings as the agent would run, or exit 78.
+    const check = process.argv.indexOf('--check');
+    if (check !== -1)
+      return void process.stdout.write(checkSettings(process.env, process.argv.slice(check + 1)));
     const config = loadConfig();
     // The SDK's multi-line "upgrade Node" notice would precede our one-line errors on Node 20; the
     // instance runs Node 22 (install.sh), where it never shows.

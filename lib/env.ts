@@ -9,11 +9,12 @@ const SECRET = /TOKEN|SECRET|PASSWORD|KEY/i;
 /**
  * Parses `env` with a zod object schema whose keys are variable names (zod/mini: it keeps the bundles
  * that SSM has to carry small). On failure throws one ConfigError whose message names each bad
- * variable, what is allowed and (unless secret) what it got.
+ * variable (as `label` shows it: a CLI names its flag), what is allowed and (unless secret) what it got.
  */
 export function parseEnv<S extends z.ZodMiniObject>(
   schema: S,
   env: Record<string, string | undefined>,
+  label: (name: string) => string = (name) => name,
 ): z.infer<S> {
   // An empty variable means "not set": `FOO= node server.js` gets the default, not an error.
   const present = Object.fromEntries(
@@ -26,7 +27,7 @@ export function parseEnv<S extends z.ZodMiniObject>(
     const got = present[name];
     const shown = got === undefined || SECRET.test(name) ? '' : ` (got ${JSON.stringify(got)})`;
     const message = got === undefined ? 'is required' : issue.message;
-    return `${name} ${message}${shown}`;
+    return `${label(name)} ${message}${shown}`;
   });
   throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
 }

@@ -123,8 +123,7 @@ t.test('the largest CA file accepted still fits the install command', async (t) 
   t.equal(ca.subjects.length, pems.length, `${pems.length} CA certificates read`);
   const delivery = buildDelivery({
     ...(await readAgentFiles()),
-    serviceUrl: `https://${DOMAIN}/`,
-    schedule: '* * * * *',
+    settings: { SERVICE_URL: `https://${DOMAIN}/`, SCHEDULE: '* * * * *' },
     caCert: ca,
   });
   const bytes = payloadBytes(delivery.commands.at(-1)?.commands ?? []);

@@ -90,7 +90,7 @@ t.test('loadConfig: each bad variable is named', async (t) => {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, what);
   t.throws(
     () => loadConfig({ ...URL_OK, OUTPUT_FILE: 'a\0b' }),
-    { message: /OUTPUT_FILE must be a file path/ },
+    { message: /OUTPUT_FILE must be an absolute file path/ },
     'OUTPUT_FILE',
   );
   t.throws(

@@ -46,6 +46,10 @@ t.test('writes one send-command JSON per command; run in order they deliver the 
     '/fleet-a/api-token',
     '--region',
     'eu-central-1',
+    '--request-timeout-ms',
+    '45000',
+    '--log-level',
+    'debug',
     '--out',
     out,
   ]);
@@ -89,6 +93,8 @@ t.test('writes one send-command JSON per command; run in order they deliver the 
   );
   t.match(install, "'--api-token-parameter' '/fleet-a/api-token'", 'install.sh gets the token parameter');
   t.match(install, "'--aws-region' 'eu-central-1'", 'and the region to read it in');
+  t.match(install, "'--request-timeout-ms' '45000'", 'every agent setting is a flag: the request timeout');
+  t.match(install, "'--log-level' 'debug'", 'and the log level');
   t.match(
     install,
     `--sha256 ${sha256(readFileSync('dist/ec2-agent.mjs'))}`,
@@ -122,6 +128,24 @@ t.test('clear errors for bad input', async (t) => {
   const relative = agentCommand(['--service-url', 'https://x', '--output-file', 'numbers.txt']);
   t.equal(relative.status, 2, 'exit 2 for a relative --output-file');
   t.match(relative.stderr, /--output-file must be an absolute file path/, 'says what an output file must be');
+  // The agent's own rule and words, with the flag's name: checked before anything is written.
+  const colon = agentCommand(['--service-url', 'https://x', '--output-file', '/tmp:/etc:rbind/x']);
+  t.equal(colon.status, 2, 'exit 2 for an output path that would break the unit');
+  t.match(
+    colon.stderr,
+    /^agent-command: invalid configuration: --output-file must be an absolute file path of letters, digits and \._-\/ without \.\./,
+    'in the words the agent uses for OUTPUT_FILE',
+  );
+  const [timeout, level] = [
+    agentCommand(['--service-url', 'https://x', '--request-timeout-ms', '2s']),
+    agentCommand(['--service-url', 'https://x', '--log-level', 'loud']),
+  ];
+  t.match(
+    timeout.stderr,
+    /--request-timeout-ms must be a whole number from 100/,
+    '--request-timeout-ms checked',
+  );
+  t.match(level.stderr, /--log-level must be one of fatal/, '--log-level checked');
 
   const unknown = agentCommand(['--service-url', 'https://x', '--bogus']);
   t.equal(unknown.status, 2, 'exit 2 for an unknown flag');

@@ -11,7 +11,11 @@ import { assertPayloadFits, MAX_PARAMETERS_BYTES, payloadBytes } from '../script
 const INSTALL_SH = readFileSync('ec2-agent/install.sh');
 const UNIT = readFileSync('ec2-agent/random-number-agent.service');
 /** What buildDelivery needs besides the bundle: the real install.sh and unit, and minimal settings. */
-const FILES = { installScript: INSTALL_SH, unit: UNIT, serviceUrl: 'https://x', schedule: '* * * * *' };
+const FILES = {
+  installScript: INSTALL_SH,
+  unit: UNIT,
+  settings: { SERVICE_URL: 'https://x', SCHEDULE: '* * * * *' },
+};
 
 t.test(
   'a 300 KB bundle is split into parts that each fit SSM (run on a real host: host-delivery)',
@@ -51,7 +55,7 @@ t.test('every generated script passes shellcheck as a POSIX sh script', async (t
   const delivery = buildDelivery({
     ...FILES,
     bundle: randomBytes(60 * 1024),
-    serviceUrl: "https://x/?q='1'",
+    settings: { ...FILES.settings, SERVICE_URL: "https://x/?q='1'" },
   });
   const dir = t.testdir();
   const scripts = [

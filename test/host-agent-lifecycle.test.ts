@@ -61,8 +61,7 @@ t.test(
     const upgrade = buildDelivery({
       ...files,
       bundle,
-      serviceUrl: url,
-      schedule: FAST_SCHEDULE,
+      settings: { SERVICE_URL: url, SCHEDULE: FAST_SCHEDULE },
     });
     const upgraded = await runPayloads(
       host,

@@ -19,8 +19,7 @@ t.test('parts: re-sending is harmless, a missing or corrupted one stops the inst
   const delivery = buildDelivery({
     ...files,
     bundle,
-    serviceUrl: 'http://x/',
-    schedule: '* * * * *',
+    settings: { SERVICE_URL: 'http://x/', SCHEDULE: '* * * * *' },
     chunkChars: 30_000,
   });
   const parts = delivery.commands.slice(0, -1).map((c) => c.commands);

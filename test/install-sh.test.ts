@@ -201,7 +201,7 @@ t.test(
   },
 );
 
-t.test('refusals: nothing is changed', async (t) => {
+t.test('refusals of install.sh itself: exit 1, nothing is changed', async (t) => {
   const prefix = join(t.testdir(), 'root');
   const bad: [string[], RegExp, string][] = [
     [
@@ -214,36 +214,10 @@ t.test('refusals: nothing is changed', async (t) => {
       /--sha256 must be 64 hex digits/,
       'malformed checksum',
     ],
-    [['--bundle', AGENT_BUNDLE], /--service-url URL is required/, 'missing --service-url'],
     [['--service-url', 'http://x/'], /--bundle FILE is required/, 'missing --bundle'],
     [['--bundle', '/no/such/file', '--service-url', 'http://x/'], /no such readable file/, 'bundle missing'],
-    [['--bundle', AGENT_BUNDLE, '--service-url', 'ftp://x/'], /--service-url must be an http/, 'not http'],
-    [
-      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--schedule', '* * *'],
-      /--schedule must be a cron/,
-      'schedule',
-    ],
-    [
-      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--output-file', 'relative.txt'],
-      /--output-file must be an absolute/,
-      'relative output',
-    ],
-    [
-      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--request-timeout-ms', '2s'],
-      /--request-timeout-ms must be a whole number/,
-      'timeout',
-    ],
-    [
-      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--log-level', 'loud'],
-      /--log-level must be one of/,
-      'log level',
-    ],
-    [
-      ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--bogus', '1'],
-      /unknown flag: --bogus/,
-      'unknown flag',
-    ],
     [['--bundle', AGENT_BUNDLE, '--service-url'], /--service-url needs a value/, 'flag without value'],
+    [['--bundle', AGENT_BUNDLE, '--Bad_Flag', '1'], /unknown flag: --Bad_Flag/, 'not a flag name'],
   ];
   for (const [args, message, what] of bad) {
     const run = install([...args, '--prefix', prefix]);
@@ -252,6 +226,70 @@ t.test('refusals: nothing is changed', async (t) => {
     t.notOk(existsSync(prefix), `${what}: nothing created`);
   }
 });
+
+t.test(
+  'agent settings are refused by the agent bundle itself: its words, exit 78, nothing changed',
+  async (t) => {
+    const prefix = join(t.testdir(), 'root');
+    const url = ['--service-url', 'http://x/'];
+    const bad: [string[], Record<string, string>, RegExp, string][] = [
+      [[], {}, /SERVICE_URL is required/, 'missing --service-url'],
+      [['--service-url', 'ftp://x/'], { SERVICE_URL: 'ftp://x/' }, /SERVICE_URL must be an http/, 'not http'],
+      [[...url, '--schedule', '* * *'], { SCHEDULE: '* * *' }, /SCHEDULE must be a cron/, 'schedule'],
+      [
+        [...url, '--output-file', 'relative.txt'],
+        { OUTPUT_FILE: 'relative.txt' },
+        /OUTPUT_FILE must be an absolute file path/,
+        'relative output',
+      ],
+      // It would become `BindPaths=/tmp:/etc:rbind`: the host's /tmp mounted over /etc for the agent.
+      [
+        [...url, '--output-file', '/tmp:/etc:rbind/x'],
+        { OUTPUT_FILE: '/tmp:/etc:rbind/x' },
+        /OUTPUT_FILE must be an absolute file path of letters, digits and \._-\/ without \.\./,
+        'a colon in the output path',
+      ],
+      [
+        [...url, '--output-file', '/root/../etc/x'],
+        { OUTPUT_FILE: '/root/../etc/x' },
+        /without \.\./,
+        '.. in it',
+      ],
+      [
+        [...url, '--request-timeout-ms', '2s'],
+        { REQUEST_TIMEOUT_MS: '2s' },
+        /REQUEST_TIMEOUT_MS must be a whole number/,
+        'timeout',
+      ],
+      [[...url, '--log-level', 'loud'], { LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/, 'log level'],
+      [
+        [...url, '--bogus', '1'],
+        {},
+        /unknown setting --bogus; known: --service-url, --schedule/,
+        'unknown flag',
+      ],
+    ];
+    for (const [args, env, message, what] of bad) {
+      const run = install(['--bundle', AGENT_BUNDLE, ...args, '--prefix', prefix]);
+      t.equal(run.code, 78, `${what}: exit 78, the agent's EX_CONFIG`);
+      t.match(run.stderr, message, `${what}: says what is wrong`);
+      t.match(run.stderr, /nothing was changed/, `${what}: and that nothing was changed`);
+      t.notOk(existsSync(prefix), `${what}: nothing created`);
+      if (what === 'unknown flag') continue;
+      // The same words the agent itself says when it starts with that setting.
+      const agent = spawnSync(process.execPath, [AGENT_BUNDLE], {
+        env: {
+          PATH: process.env.PATH,
+          ...(args[0] === '--service-url' ? { SERVICE_URL: args[1] } : {}),
+          ...env,
+        },
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
+      t.equal(run.stderr.split('\n')[0], agent.stderr.trim(), `${what}: the agent's own line`);
+    }
+  },
+);
 
 t.test('--help prints the usage', async (t) => {
   const run = install(['--help']);

@@ -1,6 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { cronProblem } from '../../ec2-agent/config.ts';
-import { AGENT_DEFAULTS } from '../../lib/contract.ts';
+import { AGENT_SETTINGS, flagName, readSettings } from '../../ec2-agent/config.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import { readCaCert } from './ca-cert.ts';
 
@@ -32,11 +31,16 @@ type Flag = { type: 'string' | 'boolean'; arg?: string; help: string };
 export const flag = (arg: string, help: string) => ({ type: 'string', arg, help }) as const;
 export const toggle = (help: string) => ({ type: 'boolean', help }) as const;
 
-/** The agent's flags, shared by provision-ec2 and agent-command. */
+/** The agent's settings that are flags (ec2-agent/config.ts), by flag name. */
+const SETTING_FLAGS = Object.fromEntries(
+  Object.entries(AGENT_SETTINGS).flatMap(([name, setting]) =>
+    'flag' in setting ? [[flagName(name), flag(setting.flag.arg, setting.flag.help)]] : [],
+  ),
+) as Record<string, ReturnType<typeof flag>>;
+
+/** The agent's flags, shared by provision-ec2 and agent-command: its settings, then the delivery's. */
 export const AGENT_FLAGS = {
-  'service-url': flag('URL', 'the random-number service the agent polls (required)'),
-  schedule: flag('CRON', `the agent's cron schedule (default '${AGENT_DEFAULTS.schedule}': every minute)`),
-  'output-file': flag('PATH', `where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})`),
+  ...SETTING_FLAGS,
   'ca-cert': flag(
     'FILE',
     'a PEM CA the agent trusts besides the public CAs (a service behind a\nprivate certificate, e.g. certs/ca.crt from make tls-cert); a re-run\nwithout it keeps the installed one; --ca-cert none removes it',
@@ -77,15 +81,22 @@ export function awsCliFlags<O extends Record<string, Flag>>(usage: string, flags
   return cliFlags(usage, { ...flags, ...AWS_FLAGS }, end);
 }
 
-/** The agent's settings from AGENT_FLAGS, each checked here so that a bad one fails before anything is sent. */
-export async function agentSettings(flags: FlagValues<typeof AGENT_FLAGS>) {
+/**
+ * The agent's settings from AGENT_FLAGS, checked with the agent's own schemas (its words, the flag's
+ * name) so that a bad one fails before anything is created or sent.
+ */
+export async function agentSettings(flags: Record<string, string | boolean | undefined>) {
+  const given = Object.fromEntries(
+    Object.keys(AGENT_SETTINGS).map((name) => [name, flags[flagName(name)] as string | undefined]),
+  );
+  const settings = readSettings(given, (name) => `--${flagName(name)}`);
   return {
-    serviceUrl: parseServiceUrl(flags['service-url']),
-    schedule: parseSchedule(flags.schedule),
-    outputFile: parseOutputFile(flags['output-file']),
-    caCert: await readCaCert(flags['ca-cert']),
-    bundlePath: flags.bundle,
-    installScriptPath: flags['install-script'],
+    settings,
+    serviceUrl: settings.SERVICE_URL,
+    schedule: settings.SCHEDULE,
+    caCert: await readCaCert(flags['ca-cert'] as string | undefined),
+    bundlePath: flags.bundle as string | undefined,
+    installScriptPath: flags['install-script'] as string | undefined,
   };
 }
 
@@ -122,43 +133,6 @@ export function parseIntFlag(
 /** --poll-interval-ms (a name users' scripts use) as the waits' first delay, in seconds as every wait takes it. */
 export const parseDelaySeconds = (value: string | undefined) =>
   parseIntFlag('--poll-interval-ms', value, 5_000, 10, 60_000) / 1000;
-
-function parseServiceUrl(value: string | undefined): string {
-  if (!value) {
-    throw new ConfigError(
-      '--service-url is required: the URL of the random-number service the agent polls (e.g. https://random-number.default.example.com)',
-    );
-  }
-  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
-    throw new ConfigError(`--service-url must be an http(s) URL (got ${JSON.stringify(value)})`);
-  }
-  return value;
-}
-
-/**
- * The agent's own check (ec2-agent/config.ts), run here so that a bad schedule fails before anything is
- * created or sent, not on the instance after the whole delivery.
- */
-export function parseSchedule(value: string | undefined): string {
-  const schedule = (value ?? AGENT_DEFAULTS.schedule).trim();
-  const problem = cronProblem(schedule);
-  if (problem !== undefined) {
-    throw new ConfigError(
-      `--schedule must be a cron expression of 5 fields (minute hour day month weekday) or 6 with seconds first, e.g. '*/5 * * * *' (got ${JSON.stringify(value)}: ${problem})`,
-    );
-  }
-  return schedule;
-}
-
-/** The agent's output file: an absolute path install.sh accepts (it also checks, on the instance). */
-function parseOutputFile(value: string | undefined): string | undefined {
-  if (value !== undefined && !/^\/[^\s]*[^/\s]$/.test(value)) {
-    throw new ConfigError(
-      `--output-file must be an absolute file path without spaces, e.g. /var/lib/random-number/numbers.txt (got ${JSON.stringify(value)})`,
-    );
-  }
-  return value;
-}
 
 export function parseInstanceType(value = 't3.micro'): string {
   if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(value)) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
+import { flagName, type SettingName } from '../../ec2-agent/config.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import type { CaCertChoice } from './ca-cert.ts';
 import { assertPayloadFits, type ShellCommand } from './ssm-command.ts';
@@ -41,13 +42,11 @@ interface DeliveryOptions {
   installScript: Buffer;
   /** ec2-agent/random-number-agent.service: install.sh installs it with this instance's values. */
   unit: Buffer;
-  /** What install.sh is told besides --bundle and --sha256: the agent's settings, flag by flag. */
-  serviceUrl: string;
-  schedule: string;
-  outputFile?: string;
-  tokenParameter?: string;
+  /** What install.sh is told besides --bundle and --sha256: the agent's settings (config.ts), as flags. */
+  settings: Partial<Record<SettingName, string | number>>;
+  tokenParameter?: string | undefined;
   /** Where the agent reads the token parameter. */
-  region?: string;
+  region?: string | undefined;
   /**
    * The agent's extra CA (--ca-cert): a PEM written next to the bundle and installed with
    * --extra-ca-certs; `none` removes the installed one; undefined leaves it as it is.
@@ -86,13 +85,13 @@ export function buildDelivery(options: DeliveryOptions) {
   }));
   const pem = caCert === 'none' ? undefined : caCert?.pem;
   const settings = {
-    '--service-url': options.serviceUrl,
-    '--schedule': options.schedule,
-    '--output-file': options.outputFile,
-    '--api-token-parameter': options.tokenParameter,
-    '--aws-region': options.region,
+    ...options.settings,
+    API_TOKEN_PARAMETER: options.tokenParameter,
+    AWS_REGION: options.region,
   };
-  const given = Object.entries(settings).flatMap(([flag, value]) => (value ? [flag, value] : []));
+  const given = Object.entries(settings).flatMap(([name, value]) =>
+    value === undefined ? [] : [`--${flagName(name)}`, String(value)],
+  );
   const args = ['--bundle', '"$d/ec2-agent.mjs"', '--sha256', hash, ...given.map(shellQuote)];
   if (caCert) args.push('--extra-ca-certs', pem ? '"$d/extra-ca.pem"' : 'none');
   commands.push({
