@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SCHEDULE=${SCHEDULE:-'* * * * *'}
-DATA_DIR=${DATA_DIR:-data}
+# Absolute: the agent takes OUTPUT_FILE only as a plain absolute path.
+DATA_DIR=$(realpath -m "${DATA_DIR:-data}")
 OUTPUT_FILE=$DATA_DIR/randomNumber.txt
 SERVICE_LOG=$DATA_DIR/service.log
 
@@ -68,7 +69,13 @@ fi
 url=http://127.0.0.1:$port/
 echo "demo: service  $url (pid $service_pid, log $SERVICE_LOG)"
 
-SERVICE_URL=$url SCHEDULE=$SCHEDULE OUTPUT_FILE=$OUTPUT_FILE node dist/ec2-agent.mjs &
+export SERVICE_URL=$url SCHEDULE OUTPUT_FILE
+# The agent's own check first: a bad setting is its one line, before anything says it polls.
+node dist/ec2-agent.mjs --check >/dev/null || {
+  echo "demo: the agent refused its settings (its reason above)" >&2
+  exit 1
+}
+node dist/ec2-agent.mjs &
 agent_pid=$!
 echo "demo: agent    polling on '$SCHEDULE' (pid $agent_pid); numbers go to $OUTPUT_FILE"
 echo "demo: watch them with:  tail -f $OUTPUT_FILE"

@@ -61,3 +61,36 @@ t.test('the demo: numbers in the file within a period, Ctrl-C stops both childre
   t.ok(lines.length >= 1, `numbers were written (${lines.length})`);
   for (const line of lines) t.match(line, LINE, `valid line: ${line}`);
 });
+
+t.test('the demo shows the failing process own reason on the terminal', async (t) => {
+  const dir = t.testdir();
+  const run = async (env: Record<string, string>) => {
+    const dataDir = join(dir, Object.keys(env).join('-'));
+    const demo = spawn('bash', [DEMO], {
+      env: { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    demo.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    demo.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    const [code] = await once(demo, 'close');
+    return { code, stdout, stderr };
+  };
+  const [badPort, badSchedule] = await Promise.all([run({ PORT: 'abc' }), run({ SCHEDULE: 'bad' })]);
+  t.equal(badPort.code, 1, 'PORT=abc: exit 1');
+  t.match(
+    badPort.stderr,
+    /PORT must be a whole number from 0 to 65535 \(got "abc"\)/,
+    "PORT=abc: the service's own line",
+  );
+  t.notMatch(badPort.stdout, /demo: agent/, 'PORT=abc: no agent was started');
+  t.equal(badSchedule.code, 1, 'SCHEDULE=bad: exit 1');
+  t.match(badSchedule.stderr, /SCHEDULE must be a cron expression/, "SCHEDULE=bad: the agent's own line");
+  t.notMatch(badSchedule.stdout, /polling on/, 'SCHEDULE=bad: never claims the agent polls');
+  t.notMatch(badSchedule.stderr, /service\.log/, "SCHEDULE=bad: does not point at the service's log");
+});
