@@ -104,18 +104,12 @@ fi
 
 # --- Node.js 22 --------------------------------------------------------------------------------
 # nodejs22 on Amazon Linux 2023 installs /usr/bin/node-22; /usr/bin/node is an alternatives link
-# that may point at another major version, so the unit names node-22 when it exists.
+# that may point at another major version, so the unit names node-22.
 if [[ -z $NODE_BIN ]]; then
-  if [[ -z $PREFIX && ! -x /usr/bin/node-22 ]]; then
+  NODE_BIN=/usr/bin/node-22
+  if [[ -z $PREFIX && ! -x $NODE_BIN ]]; then
     say "installing Node.js 22 (dnf install -y nodejs22)"
     dnf install -y -q nodejs22 >&2 || die "dnf install nodejs22 failed"
-  fi
-  if [[ -x /usr/bin/node-22 || -n $PREFIX ]]; then
-    NODE_BIN=/usr/bin/node-22
-  elif [[ $(node -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null) == 22 ]]; then
-    NODE_BIN=$(command -v node)
-  else
-    die "no Node.js 22 found after installing nodejs22 (looked for /usr/bin/node-22 and node on PATH)"
   fi
 fi
 [[ $NODE_BIN == /* ]] || die "NODE_BIN must be an absolute path (got $NODE_BIN)"
