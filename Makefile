@@ -85,7 +85,9 @@ bench: build ## benchmark the service against a bare node:http baseline (ratios)
 
 # ---- Knative (README "Deploy on Knative"). One step per line, so `make -n deploy-knative` shows
 # what will run; scripts/deploy-knative.sh holds the checks and the steps that need logic.
-# API_TOKEN and DOMAIN are read from the environment by the script: the token never appears here.
+# API_TOKEN and DOMAIN are read from the environment by the script: the token never appears in a
+# command (only API_TOKEN=none, no auth, changes which apply runs). The token Secret step comes before
+# the build: without API_TOKEN and without an existing Secret it stops there.
 KNATIVE := scripts/deploy-knative.sh
 KNATIVE_NAMESPACE = $(if $(filter cloud,$(OVERLAY)),random-number,default)
 KNATIVE_WAIT ?= 300s
@@ -103,22 +105,22 @@ setup-minikube: ## start minikube and install Knative Serving + Kourier at pinne
 # TLS=cert-manager (Knative's integration; the default on cloud). Named here so `make -n` shows the step.
 TLS_MODE = $(if $(DOMAIN),$(or $(TLS),$(if $(filter cloud,$(OVERLAY)),cert-manager,own)),$(TLS))
 
-deploy-knative: ## build the image, apply kustomize/overlays/$(OVERLAY), wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= API_TOKEN= DOMAIN= TLS=own|cert-manager)
+deploy-knative: ## build the image, apply kustomize/overlays/$(OVERLAY), wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= API_TOKEN=<token>|none DOMAIN= TLS=own|cert-manager)
 	$(KNATIVE) check $(OVERLAY) '$(IMAGE)'
+	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
 ifeq ($(OVERLAY),cloud)
 	docker build -t '$(IMAGE)' .
 	docker push '$(IMAGE)'
 else
 	minikube image build -t random-number:dev .
 endif
-	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
 ifeq ($(TLS_MODE),own)
 	$(KNATIVE) tls-secret $(OVERLAY) $(KNATIVE_NAMESPACE)  # kubernetes.io/tls Secret random-number-tls from certs/$(DOMAIN).crt and .key
 endif
-ifeq ($(OVERLAY)$(DOMAIN),minikube)
+ifeq ($(OVERLAY)$(DOMAIN)$(filter none,$(API_TOKEN)),minikube)
 	kubectl apply -k kustomize/overlays/$(OVERLAY)
 else
-	$(KNATIVE) render $(OVERLAY) '$(IMAGE)' | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/$(OVERLAY) with IMAGE, DOMAIN and TLS set in a temp copy
+	$(KNATIVE) render $(OVERLAY) '$(IMAGE)' | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/$(OVERLAY) with IMAGE, DOMAIN, TLS and API_TOKEN=none set in a temp copy
 endif
 	kubectl wait ksvc/random-number -n $(KNATIVE_NAMESPACE) --for=condition=Ready --timeout=$(KNATIVE_WAIT) || $(KNATIVE) not-ready $(KNATIVE_NAMESPACE)
 	$(KNATIVE) url $(OVERLAY) $(KNATIVE_NAMESPACE)

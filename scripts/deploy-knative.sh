@@ -3,13 +3,14 @@
 # them one by one, so `make -n deploy-knative` shows the whole sequence; each step can be run alone:
 #
 #   deploy-knative.sh check  <minikube|cloud> [IMAGE]   tools, inputs, kubectl context, Knative present
-#   deploy-knative.sh secret <namespace>                token Secret from $API_TOKEN (skipped when unset)
+#   deploy-knative.sh secret <namespace>                token Secret from $API_TOKEN (none: no auth)
 #   deploy-knative.sh tls-secret <overlay> <namespace>  TLS Secret from certs/$DOMAIN.crt/.key (TLS=own)
 #   deploy-knative.sh render <overlay> [IMAGE]          manifests with IMAGE (and $DOMAIN) on stdout
 #   deploy-knative.sh url    <overlay> <namespace>      the Service's URL and a curl that reaches it
 #   deploy-knative.sh not-ready <namespace>             why the Service did not become Ready
 #
-# Environment: API_TOKEN (optional, never printed), DOMAIN (adds the domain-mapping component), TLS
+# Environment: API_TOKEN (never printed; unset keeps the existing Secret; `none` deploys without auth,
+# kustomize/components/no-auth), DOMAIN (adds the domain-mapping component), TLS
 # (with DOMAIN: `own` = your certificate from certs/, the default on minikube; `cert-manager` = Knative's
 # integration, the default on cloud), CERTS_DIR (default certs/), MINIKUBE_PROFILE (default minikube).
 # Nothing here writes into the working tree.
@@ -54,7 +55,7 @@ check_image() {
 # the cluster is touched: a token the service would refuse at start never reaches a Secret.
 token_re='^[A-Za-z0-9._~+/-]+=*$'
 check_token() {
-  [[ -z "${API_TOKEN:-}" || "$API_TOKEN" =~ $token_re ]] ||
+  [[ -z "${API_TOKEN:-}" || "$API_TOKEN" == none || "$API_TOKEN" =~ $token_re ]] ||
     problem "API_TOKEN must be a Bearer token: letters, digits and -._~+/ (then = padding), as \`openssl rand -hex 32\` makes"
 }
 
@@ -152,24 +153,31 @@ cmd_check() {
 }
 
 # Creates or updates the token Secret from $API_TOKEN. The value goes through a pipe, never argv
-# or the terminal. Does nothing without API_TOKEN: an existing Secret is kept, none is created.
+# or the terminal. Without API_TOKEN an existing Secret is kept; if there is none the pods could not
+# start (the Secret is required), so this stops, before make builds anything, and says what to do.
+# API_TOKEN=none writes nothing: `render` adds the no-auth component.
 cmd_secret() {
-  local namespace="$1"
+  local namespace="$1" found
   if [[ -z "${API_TOKEN:-}" ]]; then
-    say "API_TOKEN not set: no token Secret written (the service answers without auth unless $SECRET exists)"
-    return
+    found="$(kubectl get secret "$SECRET" -n "$namespace" --ignore-not-found -o name)"
+    [[ -n "$found" ]] ||
+      die "API_TOKEN is not set and namespace $namespace has no Secret $SECRET: set a token, e.g. API_TOKEN=\$(openssl rand -hex 32) make deploy-knative, or API_TOKEN=none to run without auth"
+    say "API_TOKEN not set: the token already in Secret $SECRET is kept"
+  elif [[ "$API_TOKEN" == none ]]; then
+    say "API_TOKEN=none: no token Secret; the service will answer WITHOUT auth (kustomize/components/no-auth)"
+  else
+    check_token
+    refuse
+    # The namespace must exist before its Secret (the overlay's apply adds its labels later).
+    kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
+    echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply -f -" >&2
+    printf '%s' "$API_TOKEN" |
+      kubectl create secret generic "$SECRET" -n "$namespace" --from-file=token=/dev/stdin \
+        --dry-run=client -o yaml |
+      kubectl apply -f -
+    # Env vars from a Secret are read when a container starts: running pods keep the old token until
+    # they are replaced (at the latest when the service scales to zero).
   fi
-  check_token
-  refuse
-  # The namespace must exist before its Secret (the overlay's apply adds its labels later).
-  kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
-  echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply -f -" >&2
-  printf '%s' "$API_TOKEN" |
-    kubectl create secret generic "$SECRET" -n "$namespace" --from-file=token=/dev/stdin \
-      --dry-run=client -o yaml |
-    kubectl apply -f -
-  # Env vars from a Secret are read when a container starts: running pods keep the old token until
-  # they are replaced (at the latest when the service scales to zero).
 }
 
 # TLS=own: creates or updates the kubernetes.io/tls Secret the DomainMapping names, from
@@ -197,7 +205,7 @@ cmd_tls_secret() {
   # Kourier reloads a changed Secret by itself: renewing is `make tls-cert` and this step again.
 }
 
-# Prints the manifests to apply: the overlay, with IMAGE (cloud) and DOMAIN/TLS applied in a throw-away
+# Prints the manifests to apply: the overlay, with IMAGE (cloud), API_TOKEN=none and DOMAIN/TLS applied in a throw-away
 # kustomization over a copy of kustomize/, so the committed overlays stay clean placeholders.
 cmd_render() {
   local overlay="$1" image="${2:-}" tmp
@@ -225,8 +233,9 @@ cmd_render() {
         printf '    newName: %s\n    newTag: "%s"\n' "${image%:*}" "${image##*:}"
       fi
     fi
+    echo "components:"
+    [[ "${API_TOKEN:-}" != none ]] || echo "  - ../kustomize/components/no-auth"
     if [[ -n "${DOMAIN:-}" ]]; then
-      echo "components:"
       echo "  - ../kustomize/components/domain-mapping"
       [[ "$(tls_mode "$overlay")" != own ]] || echo "  - ../kustomize/components/own-tls"
       # The component's two objects, the DomainMapping and its ClusterDomainClaim, are both named
@@ -247,7 +256,7 @@ cmd_url() {
   [[ -n "$url" ]] || die "ksvc/$SERVICE in namespace $namespace has no URL yet: kubectl describe ksvc $SERVICE -n $namespace"
   # The curl refers to the variable, never to the token itself.
   # shellcheck disable=SC2016 # $API_TOKEN is meant literally: the user's shell expands it
-  [[ -z "${API_TOKEN:-}" ]] || auth=' -H "Authorization: Bearer $API_TOKEN"'
+  [[ "${API_TOKEN:-}" == none ]] || auth=' -H "Authorization: Bearer $API_TOKEN"'
   [[ "$(tls_mode "$overlay")" != own ]] || cacert=" --cacert ${CERTS#"$ROOT"/}/ca.crt"
   host="${url#*://}"
   echo "URL: $url"

@@ -5,7 +5,8 @@
 #   tls-cert.sh DOMAIN        (or DOMAIN in the environment)
 #
 # Writes, in certs/ (git-ignored; CERTS_DIR overrides the folder):
-#   ca.crt  ca.key (0600)                the CA: 10 years; reused on every run
+#   ca.crt  ca.key (0600)                the CA: 10 years, only for DOMAIN and its subdomains (X.509
+#                                        name constraint); reused on every run for those names
 #   DOMAIN.crt  DOMAIN.key (0600)        DNS:DOMAIN, serverAuth, 397 days (the public-CA ceiling)
 # A re-run keeps the CA and renews the server certificate only when it expires within 30 days (or no
 # longer matches its key or the CA). Keys are ECDSA P-256; private keys are never printed.
@@ -52,14 +53,20 @@ if [[ -f "$ca_crt" && -f "$ca_key" ]]; then
   # Renewing the CA silently would break every agent that trusts the old one: say so instead.
   openssl x509 -in "$ca_crt" -noout -checkend "$RENEW_WITHIN_SECONDS" >/dev/null ||
     die "$ca_crt expires within 30 days ($(enddate "$ca_crt")): move ca.crt and ca.key away, run again, then re-provision the agent with --ca-cert $ca_crt"
+  # A CA made for another domain, or before CAs carried a name constraint, is not used for this one:
+  # the agent trusting it would accept it for names it was never meant for.
+  permitted="$(openssl x509 -in "$ca_crt" -noout -ext nameConstraints 2>/dev/null | sed -n 's/^ *DNS://p')"
+  [[ -n "$permitted" && ("$domain" == "$permitted" || "$domain" == *".$permitted") ]] ||
+    die "$ca_crt may vouch for ${permitted:-any name (it has no name constraint)}; $domain needs a CA for itself alone: move ca.crt and ca.key away (or set CERTS_DIR=certs/$domain), run again, then give the agent the new CA with --ca-cert"
   kept+=("$ca_crt")
 elif [[ -e "$ca_crt" || -e "$ca_key" ]]; then
   die "found only one of $ca_crt and $ca_key: restore the other, or move it away to make a new CA"
 else
   new_key "$ca_key"
   openssl req -x509 -new -key "$ca_key" -sha256 -days "$CA_DAYS" \
-    -subj "/O=random-number/CN=random-number private CA" \
+    -subj "/O=random-number/CN=random-number private CA for $domain" \
     -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+    -addext "nameConstraints=critical,permitted;DNS:$domain" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -addext "subjectKeyIdentifier=hash" \
     -out "$ca_crt.tmp" 2>/dev/null || die "openssl could not create the CA certificate"

@@ -15,7 +15,8 @@ import { reissue, tlsCert } from './helpers/tls.ts';
 // through the host's own /etc/hosts, and the agent installed by the very payloads
 // `npm run agent-command --ca-cert ...` writes, run as root with sh, under systemd on Node.js 22.
 const DOMAIN = 'numbers.random-number.test';
-const OTHER = 'other.random-number.test';
+// Under DOMAIN: the CA tls-cert made for DOMAIN issues for DOMAIN and its subdomains only.
+const OTHER = `other.${DOMAIN}`;
 // Under ec2-user's home, so the agent runs as ec2-user (install.sh: the folder's owner): the CA must be
 // readable by an unprivileged agent.
 const OUTPUT = '/home/ec2-user/randomNumber.txt';

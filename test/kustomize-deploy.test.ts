@@ -1,6 +1,16 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import t from 'tap';
-import { binWith, closedPort, deployScript, ksvc, kubeconfig, kustomize, ROOT } from './helpers/kustomize.ts';
+import {
+  binWith,
+  closedPort,
+  deployScript,
+  deployScriptAsync,
+  ksvc,
+  kubeconfig,
+  kustomize,
+  ROOT,
+  secretsApi,
+} from './helpers/kustomize.ts';
 
 // `make deploy-knative` without a cluster: what `make -n` shows, and how each missing piece is
 // reported. No test here reaches a cluster: kubeconfigs are empty or point at a closed local port.
@@ -28,13 +38,14 @@ function inOrder(lines: string[], steps: string[]): string[] {
   return missing;
 }
 
-t.test('make -n deploy-knative (minikube) shows the build, secret, apply, wait and URL steps', async (t) => {
+t.test('make -n deploy-knative (minikube) shows the secret, build, apply, wait and URL steps', async (t) => {
   const lines = makeN('deploy-knative');
   t.same(
     inOrder(lines, [
       'scripts/deploy-knative.sh check minikube',
-      'minikube image build -t random-number:dev .',
+      // Before the build: a deploy that would not start without a token stops before the long step.
       'scripts/deploy-knative.sh secret default',
+      'minikube image build -t random-number:dev .',
       'kubectl apply -k kustomize/overlays/minikube',
       'kubectl wait ksvc/random-number -n default --for=condition=Ready --timeout=',
       'scripts/deploy-knative.sh url minikube default',
@@ -50,9 +61,9 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
   t.same(
     inOrder(lines, [
       `scripts/deploy-knative.sh check cloud '${IMAGE}'`,
+      'scripts/deploy-knative.sh secret random-number',
       `docker build -t '${IMAGE}' .`,
       `docker push '${IMAGE}'`,
-      'scripts/deploy-knative.sh secret random-number',
       `scripts/deploy-knative.sh render cloud '${IMAGE}' | kubectl apply -f -`,
       'kubectl wait ksvc/random-number -n random-number --for=condition=Ready --timeout=',
       'scripts/deploy-knative.sh url cloud random-number',
@@ -62,6 +73,27 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
   );
   t.equal(lineOf(lines, 'minikube image build'), -1, 'no minikube build for cloud');
 });
+
+t.test(
+  'make -n deploy-knative API_TOKEN=none renders (with the no-auth component) on minikube too',
+  async (t) => {
+    const lines = makeN('deploy-knative', 'API_TOKEN=none');
+    t.not(
+      lineOf(lines, "scripts/deploy-knative.sh render minikube '' | kubectl apply -f -"),
+      -1,
+      'the rendered manifests are applied',
+    );
+    t.notOk(
+      lines.some((l) => l.startsWith('kubectl apply -k')),
+      'not the bare overlay, which requires the Secret',
+    );
+    t.not(
+      lineOf(makeN('deploy-knative'), 'kubectl apply -k kustomize/overlays/minikube'),
+      -1,
+      'without it: the overlay',
+    );
+  },
+);
 
 t.test('the namespaces make uses are the overlays own', async (t) => {
   for (const overlay of ['minikube', 'cloud']) {
@@ -172,23 +204,55 @@ t.test('check reports a cluster it cannot reach', async (t) => {
   );
 });
 
-t.test('the token Secret step: skipped without API_TOKEN, never echoes one', async (t) => {
-  const env = { PATH: binWith(t, ['bash', 'dirname', 'kubectl']), KUBECONFIG: kubeconfig(t) };
-  let r = deployScript(['secret', 'default'], env);
-  t.equal(r.status, 0, 'no API_TOKEN: nothing to do, succeeds');
-  t.match(r.stderr, /API_TOKEN not set: no token Secret written/, 'and says so');
+t.test(
+  'the token Secret step: a token, an existing Secret, or API_TOKEN=none; never echoes one',
+  async (t) => {
+    const PATH = binWith(t, ['bash', 'dirname', 'kubectl']);
+    // kubectl's discovery cache stays in the test's folder, not in ~/.kube.
+    const env = { PATH, KUBECONFIG: kubeconfig(t), KUBECACHEDIR: t.testdir() };
+    const api = await secretsApi(t, ['default/random-number-api-token']);
+    const cluster = { ...env, KUBECONFIG: kubeconfig(t, api) };
 
-  const bad = 'has a space';
-  r = deployScript(['secret', 'default'], { ...env, API_TOKEN: bad });
-  t.equal(r.status, 1, 'a token the service would refuse is refused here');
-  t.match(r.stderr, /must be a Bearer token: letters, digits/, 'with the same rule as the service');
-  t.notMatch(r.stderr + r.stdout, bad, 'without echoing it');
+    let r = await deployScriptAsync(['secret', 'random-number'], cluster);
+    t.equal(r.status, 1, 'no API_TOKEN and no Secret in the namespace: stops (the pods could not start)');
+    t.match(
+      r.stderr,
+      /^deploy-knative: API_TOKEN is not set and namespace random-number has no Secret random-number-api-token: set a token, e\.g\. API_TOKEN=\$\(openssl rand -hex 32\) make deploy-knative, or API_TOKEN=none to run without auth\n$/,
+      'in one line saying both ways on',
+    );
 
-  const good = 'tok-9a8b7c6d-never-printed';
-  r = deployScript(['secret', 'default'], { ...env, API_TOKEN: good });
-  t.equal(r.status, 1, 'no cluster: applying the Secret fails');
-  t.notMatch(r.stderr + r.stdout, good, 'and the token appears in no output');
-});
+    r = await deployScriptAsync(['secret', 'default'], cluster);
+    t.equal(r.status, 0, 'no API_TOKEN, the Secret exists: succeeds');
+    t.match(
+      r.stderr,
+      /API_TOKEN not set: the token already in Secret random-number-api-token is kept/,
+      'and says so',
+    );
+
+    r = deployScript(['secret', 'default'], env);
+    t.equal(r.status, 1, 'no API_TOKEN and no cluster to ask: fails');
+    t.notMatch(r.stderr, /no Secret/, 'without claiming the Secret is missing');
+
+    r = deployScript(['secret', 'default'], { ...env, API_TOKEN: 'none' });
+    t.equal(r.status, 0, 'API_TOKEN=none: nothing to write, no cluster needed');
+    t.match(
+      r.stderr,
+      /API_TOKEN=none: .*the service will answer WITHOUT auth/,
+      'and says plainly there is no auth',
+    );
+
+    const bad = 'has a space';
+    r = deployScript(['secret', 'default'], { ...env, API_TOKEN: bad });
+    t.equal(r.status, 1, 'a token the service would refuse is refused here');
+    t.match(r.stderr, /must be a Bearer token: letters, digits/, 'with the same rule as the service');
+    t.notMatch(r.stderr + r.stdout, bad, 'without echoing it');
+
+    const good = 'tok-9a8b7c6d-never-printed';
+    r = deployScript(['secret', 'default'], { ...env, API_TOKEN: good });
+    t.equal(r.status, 1, 'no cluster: applying the Secret fails');
+    t.notMatch(r.stderr + r.stdout, good, 'and the token appears in no output');
+  },
+);
 
 t.test('usage errors are one clear line', async (t) => {
   for (const args of [[], ['deploy'], ['url', 'minikube']]) {

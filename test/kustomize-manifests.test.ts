@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import {
   deployScript,
   find,
@@ -121,14 +121,15 @@ t.test('restricted Pod Security Standard for the container, matching the image u
   );
 });
 
-t.test('the token comes from a Secret that is never committed', async (t) => {
+t.test('the token comes from a required Secret that is never committed', async (t) => {
   for (const [name, objs] of Object.entries(rendered)) {
     t.same(find(objs, 'Secret'), [], `${name}: no Secret object rendered`);
     const token = container(ksvc(objs)).env.find((e: Manifest) => e.name === 'API_TOKEN');
+    // Exactly these fields: `optional: true` would let a missing or misnamed Secret run the service open.
     t.same(
       token?.valueFrom,
-      { secretKeyRef: { name: 'random-number-api-token', key: 'token', optional: true } },
-      `${name}: API_TOKEN from Secret random-number-api-token key token, optional`,
+      { secretKeyRef: { name: 'random-number-api-token', key: 'token' } },
+      `${name}: API_TOKEN from Secret random-number-api-token key token, not optional`,
     );
     t.notOk(
       container(ksvc(objs)).env.some((e: Manifest) => e.name === 'API_TOKEN' && 'value' in e),
@@ -137,6 +138,69 @@ t.test('the token comes from a Secret that is never committed', async (t) => {
   }
   const script = readFileSync(resolve(ROOT, 'scripts/deploy-knative.sh'), 'utf8');
   t.match(script, /SECRET=random-number-api-token\n/, 'the deploy script writes the Secret the pods read');
+});
+
+t.test('no auth only when asked for: API_TOKEN=none renders without any token reference', async (t) => {
+  const cases: [string, string[], Record<string, string>][] = [
+    ['minikube', [], { API_TOKEN: 'none' }],
+    ['cloud', ['ghcr.io/acme/random-number:1.2.3'], { API_TOKEN: 'none' }],
+    ['minikube+domain', [], { API_TOKEN: 'none', DOMAIN: 'numbers.example.org' }],
+  ];
+  for (const [name, args, env] of cases) {
+    const r = deployScript(['render', name.replace('+domain', ''), ...args], env);
+    t.equal(r.status, 0, `${name}: renders${r.stderr ? `: ${r.stderr}` : ''}`);
+    const objs = parseManifests(r.stdout);
+    for (const obj of objs) t.doesNotThrow(() => validateManifest(obj), `${name}: ${obj.kind} is valid`);
+    const c = container(ksvc(objs));
+    t.notOk(
+      c.env.some((e: Manifest) => e.name === 'API_TOKEN'),
+      `${name}: no API_TOKEN variable (the no-auth component)`,
+    );
+    t.notMatch(
+      r.stdout,
+      /secretKeyRef|random-number-api-token/,
+      `${name}: no reference to the token Secret at all`,
+    );
+    t.same(
+      c.env.map((e: Manifest) => e.name),
+      ['LOG_LEVEL', 'SHUTDOWN_TIMEOUT_MS'],
+      `${name}: the other variables stay`,
+    );
+    if (env.DOMAIN)
+      t.equal(find(objs, 'DomainMapping').length, 1, `${name}: the domain component is still added`);
+  }
+
+  for (const token of ['', 'tok-9a8b7c6d']) {
+    const r = deployScript(['render', 'minikube'], { API_TOKEN: token });
+    t.equal(r.status, 0, `API_TOKEN='${token ? '<a token>' : ''}': renders`);
+    t.same(
+      container(ksvc(parseManifests(r.stdout))).env.find((e: Manifest) => e.name === 'API_TOKEN')?.valueFrom,
+      { secretKeyRef: { name: 'random-number-api-token', key: 'token' } },
+      `API_TOKEN='${token ? '<a token>' : ''}': the required Secret reference stays`,
+    );
+  }
+});
+
+t.test('the no-auth component refuses to remove anything but API_TOKEN', async (t) => {
+  // A copy of kustomize/ whose base lists API_TOKEN first: the component's index no longer fits.
+  const dir = t.testdir();
+  cpSync(resolve(ROOT, 'kustomize'), join(dir, 'kustomize'), { recursive: true });
+  const service = join(dir, 'kustomize/base/service.yaml');
+  const svc = parse(readFileSync(service, 'utf8')) as Manifest;
+  const env: Manifest[] = container(svc).env;
+  container(svc).env = [
+    ...env.filter((e) => e.name === 'API_TOKEN'),
+    ...env.filter((e) => e.name !== 'API_TOKEN'),
+  ];
+  writeFileSync(service, stringify(svc));
+  mkdirSync(join(dir, 'k'));
+  writeFileSync(
+    join(dir, 'k/kustomization.yaml'),
+    'resources: [../kustomize/overlays/minikube]\ncomponents: [../kustomize/components/no-auth]\n',
+  );
+  const r = spawnSync('kubectl', ['kustomize', join(dir, 'k')], { encoding: 'utf8' });
+  t.not(r.status, 0, 'kubectl kustomize fails rather than removing another variable');
+  t.match(r.stderr, /env\/2\/name failed: test failed/, 'on the guard of the JSON patch');
 });
 
 t.test(

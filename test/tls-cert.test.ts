@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { binWith, ROOT } from './helpers/kustomize.ts';
@@ -37,7 +37,13 @@ t.test('makes a CA and a certificate that verifies for DOMAIN only', async (t) =
   t.match(text, /CA:FALSE/, 'not a CA');
   const days = (notAfter(crt).getTime() - Date.now()) / DAY_MS;
   t.ok(days > 390 && days <= 397, `valid at most 397 days (${days.toFixed(1)})`);
-  t.match(openssl(['x509', '-in', ca, '-noout', '-text']), /CA:TRUE, pathlen:0/, 'the CA signs leaves only');
+  const caText = openssl(['x509', '-in', ca, '-noout', '-text']);
+  t.match(caText, /CA:TRUE, pathlen:0/, 'the CA signs leaves only');
+  t.match(
+    caText,
+    /X509v3 Name Constraints: critical\s+Permitted:\s+DNS:numbers\.example\.org\n/,
+    'and only for DOMAIN: a critical name constraint, permitted DNS:DOMAIN',
+  );
 
   t.match(r.stdout, /wrote: .*ca\.key \(0600\)/, 'says what it wrote');
   t.match(
@@ -53,7 +59,31 @@ t.test('makes a CA and a certificate that verifies for DOMAIN only', async (t) =
   t.notMatch(r.stdout + r.stderr, /PRIVATE KEY/, 'no key is printed');
 });
 
-t.test('a re-run keeps everything; a second domain reuses the CA', async (t) => {
+t.test('the CA cannot vouch for another name, even with its own key', async (t) => {
+  const dir = t.testdir();
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'make tls-cert');
+  const ca = join(dir, 'ca.crt');
+  // What someone holding ca.key could issue: certificates for other names, signed by openssl directly.
+  for (const host of ['other.example.org', 'example.org', 'xnumbers.example.org', 'amazonaws.com']) {
+    const crt = join(dir, `${host}.crt`);
+    openssl([
+      'genpkey',
+      '-algorithm',
+      'EC',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-out',
+      join(dir, `${host}.key`),
+    ]);
+    reissue(dir, host, -1, 30, crt);
+    const r = verifies(ca, crt, host);
+    t.notOk(r.ok, `a certificate for ${host} from the CA does not verify`);
+    t.match(r.output, /permitted subtree violation/, `${host}: because of the name constraint`);
+  }
+  t.ok(verifies(ca, join(dir, `${DOMAIN}.crt`), DOMAIN).ok, 'the certificate for DOMAIN verifies');
+});
+
+t.test('a re-run keeps everything; a subdomain reuses the CA; another domain gets its own', async (t) => {
   const dir = t.testdir();
   t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'first run');
   const files = ['ca.crt', 'ca.key', `${DOMAIN}.crt`, `${DOMAIN}.key`].map((f) => join(dir, f));
@@ -69,11 +99,74 @@ t.test('a re-run keeps everything; a second domain reuses the CA', async (t) => 
   t.match(again.stdout, /kept: .*numbers\.example\.org\.crt/, 'says it kept the certificate');
 
   const caBefore = readFileSync(join(dir, 'ca.crt'), 'utf8');
-  t.equal(tlsCert(dir, ['other.example.net']).status, 0, 'another domain');
+  const sub = `api.${DOMAIN}`;
+  t.equal(tlsCert(dir, [sub]).status, 0, 'a subdomain of DOMAIN');
   t.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), caBefore, 'same CA');
   t.ok(
-    verifies(join(dir, 'ca.crt'), join(dir, 'other.example.net.crt'), 'other.example.net').ok,
+    verifies(join(dir, 'ca.crt'), join(dir, `${sub}.crt`), sub).ok,
     'the new certificate verifies against it',
+  );
+
+  const r = tlsCert(dir, ['other.example.net']);
+  t.equal(r.status, 1, 'another domain with this CA: refused');
+  t.match(
+    r.stderr,
+    /^tls-cert: \S+ca\.crt may vouch for numbers\.example\.org; other\.example\.net needs a CA for itself alone: move ca\.crt and ca\.key away \(or set CERTS_DIR=certs\/other\.example\.net\), run again, then give the agent the new CA with --ca-cert\n$/,
+    'in one line saying how to give it a CA of its own',
+  );
+  t.notOk(existsSync(join(dir, 'other.example.net.crt')), 'no certificate written');
+  t.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), caBefore, 'the CA untouched');
+
+  const own = join(dir, 'other.example.net');
+  t.equal(tlsCert(own, ['other.example.net']).status, 0, 'with CERTS_DIR of its own: succeeds');
+  t.ok(
+    verifies(join(own, 'ca.crt'), join(own, 'other.example.net.crt'), 'other.example.net').ok,
+    'its certificate verifies against its own CA',
+  );
+});
+
+t.test('a CA made before CAs carried a name constraint is not used', async (t) => {
+  const dir = t.testdir();
+  // The CA as tls-cert made it before: the same extensions but the name constraint.
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '3650',
+    '-subj',
+    '/O=random-number/CN=random-number private CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE,pathlen:0',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout',
+    join(dir, 'ca.key'),
+    '-out',
+    join(dir, 'ca.crt'),
+  ]);
+  const before = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 1, 'fails');
+  t.match(
+    r.stderr,
+    /^tls-cert: \S+ca\.crt may vouch for any name \(it has no name constraint\); numbers\.example\.org needs a CA for itself alone: move ca\.crt and ca\.key away .*--ca-cert\n$/,
+    'in one line saying how to replace it',
+  );
+  t.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), before, 'the old CA is left as it is');
+  t.notOk(existsSync(join(dir, `${DOMAIN}.crt`)), 'and nothing is issued from it');
+
+  execFileSync('mv', [join(dir, 'ca.crt'), join(dir, 'ca.crt.old')]);
+  execFileSync('mv', [join(dir, 'ca.key'), join(dir, 'ca.key.old')]);
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'moved away: a new CA is made');
+  t.match(
+    openssl(['x509', '-in', join(dir, 'ca.crt'), '-noout', '-ext', 'nameConstraints']),
+    /DNS:numbers\.example\.org/,
+    'with the constraint',
   );
 });
 
