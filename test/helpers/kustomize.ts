@@ -1,7 +1,5 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -47,21 +45,6 @@ export function runScript(script: string, args: string[], env: Record<string, st
 export const deployScript = (args: string[], env: Record<string, string | undefined> = {}) =>
   runScript(DEPLOY_SCRIPT, args, env);
 
-/** deployScript without blocking the event loop, for a run that talks to a server in this process. */
-export async function deployScriptAsync(args: string[], env: Record<string, string | undefined> = {}) {
-  const child = spawn(DEPLOY_SCRIPT, args, scriptOptions(env));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  const [status] = (await once(child, 'close')) as [number | null];
-  return { status, stdout, stderr };
-}
-
 /**
  * A kubeconfig file, removed at teardown: one cluster at `server`, current context `context`; without a
  * server, an empty file (kubectl has no current context).
@@ -87,46 +70,6 @@ current-context: ${context}
 `,
   );
   return file;
-}
-
-/**
- * The least of a Kubernetes API server kubectl needs to look up a Secret: discovery of the core group
- * and GET of the Secrets named in `secrets` (`namespace/name`); every other path is 404, as for an
- * object that does not exist. Returns its URL, for kubeconfig(). Closed at teardown.
- */
-export async function secretsApi(
-  t: { teardown(fn: () => unknown): void },
-  secrets: string[],
-): Promise<string> {
-  const server = createHttpServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const found = /^\/api\/v1\/namespaces\/([^/]+)\/secrets\/([^/]+)$/.exec(path);
-    const body: Record<string, unknown> | undefined = {
-      '/api': { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] },
-      '/apis': { kind: 'APIGroupList', apiVersion: 'v1', groups: [] },
-      '/api/v1': {
-        kind: 'APIResourceList',
-        groupVersion: 'v1',
-        resources: [
-          { name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['get'] },
-        ],
-      },
-    }[path];
-    const secret =
-      found && secrets.includes(`${found[1]}/${found[2]}`)
-        ? { kind: 'Secret', apiVersion: 'v1', metadata: { name: found[2], namespace: found[1] } }
-        : undefined;
-    res.writeHead(body || secret ? 200 : 404, { 'content-type': 'application/json' });
-    res.end(
-      JSON.stringify(
-        body ??
-          secret ?? { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 },
-      ),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise((resolve) => server.close(resolve)));
-  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
 /** A loopback port nothing listens on: kubectl's requests to it are refused at once. */
