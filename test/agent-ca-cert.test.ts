@@ -160,7 +160,7 @@ t.test('agent-command --ca-cert writes the PEM into the install JSON, and refuse
   t.match(last.Parameters.commands.join('\n'), '--extra-ca-certs none', 'install.sh is told to remove it');
 
   const key = run(['--ca-cert', c.key, '--out', join(c.dir, 'never')]);
-  t.equal(key.status, 1, 'a private key: exit 1');
+  t.equal(key.status, 2, 'a private key: exit 2');
   t.match(key.stderr, /holds a private key: refusing to send it/, 'one clear line');
   t.notMatch(key.stderr, /\n\s+at /, 'no stack trace');
   t.notOk(existsSync(join(c.dir, 'never')), 'nothing written');
@@ -172,7 +172,7 @@ t.test('provision-ec2 --ca-cert: checked before AWS is touched; the plan says wh
   const dryRun = (...more: string[]) =>
     cli('provision-ec2', ['--service-url', `https://${DOMAIN}/`, '--dry-run', ...more]);
   const bad = await dryRun('--ca-cert', c.crt);
-  t.equal(bad.code, 1, 'a server certificate instead of the CA: exit 1');
+  t.equal(bad.code, 2, 'a server certificate instead of the CA: exit 2');
   t.match(bad.stderr, /--ca-cert .*holds no CA certificate/, 'says so');
   const dry = await dryRun('--ca-cert', c.ca);
   t.equal(dry.code, 0, `--dry-run with a CA exits 0 (${dry.stderr})`);

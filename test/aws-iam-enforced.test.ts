@@ -159,7 +159,7 @@ t.test(
           aws.cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-iam', '--dry-run'], asOperator()),
           aws.cli('iam-bootstrap', [], asOperator()),
         ]);
-        t.equal(dry.code, 1, 'exit 1');
+        t.equal(dry.code, 2, 'exit 2: the account is not set up yet (fix, then rerun)');
         t.match(
           dry.stderr,
           /^provision-ec2: the agent roles' permissions boundary arn:aws:iam::123456789012:policy\/random-number\/random-number-agent-boundary does not exist: an administrator of the account runs `npm run iam-bootstrap` once/,

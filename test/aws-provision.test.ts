@@ -215,7 +215,7 @@ t.test('the main path: provision, provision again, results, teardown, teardown a
     t.equal(again.code, 0, 'a second teardown exits 0');
     t.match(again.stdout, /nothing to remove/, 'and says there was nothing to remove');
 
-    t.equal(results.code, 1, 'ec2-results without instances exits 1');
+    t.equal(results.code, 2, 'ec2-results without instances exits 2 (run provision-ec2 first)');
     t.match(
       results.stderr,
       /no running instance tagged Project=rn-e2e: run `npm run provision-ec2/,
