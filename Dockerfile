@@ -4,14 +4,13 @@ FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
 COPY lib ./lib
 COPY functions ./functions
 COPY ec2-agent ./ec2-agent
-COPY scripts ./scripts
-# The type-check covers scripts/, which applies the agent roles' boundary from this file.
-COPY docs/iam-boundary.json ./docs/iam-boundary.json
-RUN npm run build
+COPY scripts/build.ts ./scripts/build.ts
+# The bundler alone: `make test` type-checks the whole checkout (the CLIs and tests too), which the
+# image has no use for.
+RUN node_modules/.bin/tsx scripts/build.ts
 
 # Runtime: distroless Node 22, no shell, no package manager. The bundle is self-contained
 # (no node_modules) and writes nothing to disk, so the root filesystem can be read-only.
