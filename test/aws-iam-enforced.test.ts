@@ -22,7 +22,7 @@ import {
   PutUserPolicyCommand,
 } from '@aws-sdk/client-iam';
 import { ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { boundaryArn } from '../scripts/aws/boundary.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
 import { BOUNDARY_POLICY, OPERATOR_POLICY } from './helpers/iam-eval.ts';
@@ -249,9 +249,10 @@ t.test(
         );
         t.match(
           dry.stdout,
-          /create IAM role rn-iam-agent \(AmazonSSMManagedInstanceCore, permissions boundary, no parameter\)/,
+          /IAM role and instance profile: create IAM role rn-iam-agent \(AmazonSSMManagedInstanceCore, permissions boundary, no parameter\)/,
           'the plan',
         );
+        readOnly(t, 'provision --dry-run', operatorActions());
         await run(
           'provision with --api-token',
           'provision-ec2',
@@ -346,6 +347,15 @@ t.test(
         t.equal(after - before, files.length, 'every file became a command');
 
         for (const name of [NAME, FLEET]) {
+          const from = recorded().length;
+          const dryDown = await run(
+            `teardown ${name} --dry-run`,
+            'teardown-ec2',
+            ['--name', name, '--dry-run'],
+            asOperator(),
+          );
+          t.match(dryDown.stdout, /instances: remove instance i-/, 'the dry run names the instances');
+          readOnly(t, `teardown ${name} --dry-run`, operatorActions(from));
           const down = await run(`teardown ${name}`, 'teardown-ec2', ['--name', name], asOperator());
           t.match(down.stdout, /removed \d+:/, `teardown ${name} removed things`);
           const again = await run(`teardown ${name} again`, 'teardown-ec2', ['--name', name], asOperator());
@@ -384,11 +394,23 @@ t.test(
   },
 );
 
-/** `service:Action` of every request signed with the operator's key, from moto's recording. */
-function operatorActions(): Set<string> {
+/** The requests moto recorded so far, one JSON line each. */
+const recorded = () =>
+  readFileSync(recording, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim());
+
+/** A dry run's calls, read from the recording: every one only reads. */
+function readOnly(t: Test, what: string, actions: Set<string>) {
+  t.ok(actions.size > 3, `${what}: ${actions.size} distinct actions recorded`);
+  const writes = [...actions].filter((action) => !/^\w+:(Describe|Get|List)/.test(action));
+  t.same(writes, [], `${what}: only read calls (Describe*, Get*, List*)`);
+}
+
+/** `service:Action` of every request signed with the operator's key, from moto's recording (after `from`). */
+function operatorActions(from = 0): Set<string> {
   const actions = new Set<string>();
-  for (const line of readFileSync(recording, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
+  for (const line of recorded().slice(from)) {
     const entry = JSON.parse(line) as {
       headers: Record<string, string>;
       body: string | null;

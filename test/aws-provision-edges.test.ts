@@ -134,14 +134,26 @@ t.test('dry run prints the plan and changes nothing', async (t) => {
   ]);
   t.equal(run.code, 0, `npm run provision-ec2 -- --dry-run exits 0 (${run.stderr})`);
   t.match(run.stdout, /dry run: nothing was changed/, 'says nothing changed');
-  t.match(run.stdout, /create IAM role rn-e2e-agent/, 'plans the role');
-  t.match(run.stdout, /create security group rn-e2e .*no inbound rules/, 'plans the security group');
   t.match(
     run.stdout,
-    /create 1 instance t3\.micro from ami-\w+, IMDSv2 required, encrypted gp3/,
+    /^ {2}IAM role and instance profile: create IAM role rn-e2e-agent .*, create instance profile$/m,
+    'plans the role and the profile',
+  );
+  t.match(
+    run.stdout,
+    /^ {2}security group: create rn-e2e in vpc-\w+ \(no inbound rules\)$/m,
+    'plans the security group',
+  );
+  t.match(
+    run.stdout,
+    /^ {2}launch: create 1 instance t3\.micro from ami-\w+, IMDSv2 required, encrypted gp3/m,
     'plans the instance',
   );
-  t.match(run.stdout, /create SecureString \/random-number\/rn-e2e\/api-token/, 'plans the token parameter');
+  t.match(
+    run.stdout,
+    /^ {2}API token: create SecureString \/random-number\/rn-e2e\/api-token$/m,
+    'plans the token parameter',
+  );
   t.same(await snapshot(NAME), before, 'moto state is unchanged');
 
   t.match(arm.stdout, /Amazon Linux 2023 arm64/, 'a Graviton type gets the arm64 AMI');
@@ -227,13 +239,25 @@ t.test('a same-named role that is not ours is neither used nor deleted', async (
     'and says why',
   );
   t.equal((await liveInstances('rn-foreign')).length, 0, 'no instance was launched');
-  const down = await cli('teardown-ec2', ['--name', 'rn-foreign']);
+  const dry = await cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-foreign', '--dry-run']);
+  t.equal(dry.code, 1, 'the dry run stops where the run stops');
+  t.equal(dry.stderr, run.stderr, 'with the same words');
+  const [down, dryDown] = await Promise.all([
+    cli('teardown-ec2', ['--name', 'rn-foreign']),
+    cli('teardown-ec2', ['--name', 'rn-foreign', '--dry-run']),
+  ]);
   t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
-  t.match(
-    down.stdout,
-    /role rn-foreign-agent and its profile kept: not tagged Project=rn-foreign/,
-    'teardown says it kept it',
-  );
+  for (const [what, out] of [
+    ['teardown', down],
+    ['its dry run', dryDown],
+  ] as const) {
+    t.match(
+      out.stdout,
+      /IAM role and instance profile: IAM role rn-foreign-agent exists .* not tagged Project=rn-foreign under path \/random-number\/: it is not one provision-ec2 made; both kept/,
+      `${what} says it keeps it, and why`,
+    );
+    t.match(out.stdout, /IAM role and instance profile: (remove )?nothing/, `${what} removes neither`);
+  }
   t.ok(
     await exists(iam.send(new GetRoleCommand({ RoleName: 'rn-foreign-agent' }))),
     'the role is still there',

@@ -11,7 +11,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import t from 'tap';
 import { AwsStateError } from '../scripts/aws/errors.ts';
 import { startStopped } from '../scripts/aws/instances.ts';
-import { startAwsCli } from './helpers/aws-cli.ts';
+import { startAwsCli, stepNames } from './helpers/aws-cli.ts';
 
 // Re-runs of provision-ec2 (the upgrade path): the token is kept without token flags (and its customer
 // managed key), stopped and stopping instances are started, not replaced.
@@ -91,7 +91,11 @@ t.test('a re-run without token flags keeps the token; a stopped instance is star
     /reusing SecureString \/random-number\/rn-keep\/api-token/,
     'the dry run says the token is reused',
   );
-  t.match(dry.stdout, new RegExp(`${instanceId} \\(stopp\\w+, would be started\\)`), 'and the start');
+  t.match(
+    dry.stdout,
+    new RegExp(`^ {2}start stopped instances: start ${instanceId} \\(stopp\\w+\\)$`, 'm'),
+    'and the start',
+  );
 
   const again = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name]);
   t.equal(again.code, 0, `second run without API_TOKEN exits 0 (${again.stderr})`);
@@ -101,6 +105,7 @@ t.test('a re-run without token flags keeps the token; a stopped instance is star
     'says the token parameter is reused',
   );
   t.match(again.stdout, new RegExp(`✓ start stopped instances: started ${instanceId}`), 'started it');
+  t.same(stepNames(dry.stdout), stepNames(again.stdout), 'the dry run named every step the run reported');
   const after = await aws.liveInstances(name);
   t.same(
     after.map((i) => [i.InstanceId, i.State?.Name]),
@@ -174,14 +179,18 @@ t.test('the default parameter is reused only if provision-ec2 created it', async
     `reusing SecureString /random-number/${ours}/api-token (created by an earlier run)`,
     'ours: reused',
   );
-  t.match(a.stdout, /ssm:GetParameter on the token/, 'the plan gives the role read access to it');
+  t.match(
+    a.stdout,
+    `IAM role and instance profile: create IAM role ${ours}-agent (AmazonSSMManagedInstanceCore, permissions boundary, ssm:GetParameter on /random-number/${ours}/api-token)`,
+    'the plan gives the role read access to it',
+  );
   t.equal(b.code, 0, `exit 0 (${b.stderr})`);
   t.match(
     b.stdout,
     `/random-number/${theirs}/api-token exists but was not created by provision-ec2 for ${theirs}: not used; pass --api-token-parameter`,
     'not ours: named, not used',
   );
-  t.notMatch(b.stdout, /ssm:GetParameter on the token/, 'and the role gets no read access');
+  t.match(b.stdout, 'permissions boundary, no parameter)', 'and the role gets no read access');
 });
 
 t.test(

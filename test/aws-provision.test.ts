@@ -4,7 +4,7 @@ import { GetRoleCommand, GetRolePolicyCommand, ListAttachedRolePoliciesCommand }
 import { GetParameterCommand, ListCommandsCommand } from '@aws-sdk/client-ssm';
 import t from 'tap';
 import { sha256 } from '../scripts/aws/delivery.ts';
-import { noStack, startAwsCli } from './helpers/aws-cli.ts';
+import { noStack, startAwsCli, stepNames, teardownNames } from './helpers/aws-cli.ts';
 
 // The real CLIs as processes, over HTTP against moto_server on a free loopback port: the main path,
 // provision → provision again → results → teardown → teardown again. Edge cases: aws-provision-edges.
@@ -21,9 +21,14 @@ t.test('the main path: provision, provision again, results, teardown, teardown a
     'a full run leaves one locked-down instance with the agent sent through Run Command',
     async (t) => {
       const token = 'tok-e2e-7f3a9c';
-      const run = await cli('provision-ec2', ['--service-url', URL_, '--name', NAME], { API_TOKEN: token });
+      const args = ['--service-url', URL_, '--name', NAME];
+      const before = await snapshot(NAME);
+      const dry = await cli('provision-ec2', [...args, '--dry-run'], { API_TOKEN: token });
+      t.equal(dry.code, 0, `the dry run first: exit 0 (${dry.stderr})`);
+      t.same(await snapshot(NAME), before, 'and nothing changed');
+      const run = await cli('provision-ec2', args, { API_TOKEN: token });
       t.equal(run.code, 0, `exit 0 (${run.stderr})`);
-      t.notMatch(run.stdout + run.stderr, token, 'the token is never printed');
+      t.notMatch(run.stdout + run.stderr + dry.stdout + dry.stderr, token, 'the token is never printed');
       for (const step of [
         'credentials',
         'AMI',
@@ -39,6 +44,9 @@ t.test('the main path: provision, provision again, results, teardown, teardown a
           `a line with elapsed time for step "${step}"`,
         );
       }
+      const steps = stepNames(run.stdout);
+      t.match(steps.at(-1), /^random-number agent \w{12}: verify and install$/, 'the install is a step');
+      t.same(stepNames(dry.stdout), steps, 'the dry run named, in order, every step the run reports');
       t.match(run.stdout, /npm run ec2-results -- --name rn-e2e/, 'says how to read the results');
       t.match(run.stdout, /npm run teardown-ec2 -- --name rn-e2e/, 'says how to tear down');
 
@@ -156,8 +164,17 @@ t.test('the main path: provision, provision again, results, teardown, teardown a
 
   await t.test('a second run reuses everything and re-installs', async (t) => {
     const before = await snapshot(NAME);
+    const dry = await cli('provision-ec2', ['--service-url', URL_, '--name', NAME, '--dry-run']);
+    t.same(await snapshot(NAME), before, 'the dry run changed nothing');
+    t.match(
+      dry.stdout,
+      `  running: wait for ${firstInstanceId}\n`,
+      'the dry run names the instance it reuses',
+    );
     const run = await cli('provision-ec2', ['--service-url', URL_, '--name', NAME]);
     t.equal(run.code, 0, `exit 0 (${run.stderr})`);
+    t.notOk(stepNames(run.stdout).includes('launch'), 'no launch step');
+    t.same(stepNames(dry.stdout), stepNames(run.stdout), 'the dry run named every step the run reports');
     t.match(run.stdout, /created: nothing/, 'created nothing');
     t.match(run.stdout, `reused:  IAM role rn-e2e-agent`, 'reused the role');
     const instances = await liveInstances(NAME);
@@ -185,9 +202,21 @@ t.test('the main path: provision, provision again, results, teardown, teardown a
     );
   });
 
-  await t.test('teardown removes everything tagged; twice is fine', async (t) => {
+  await t.test('teardown, after its dry run, removes everything tagged; twice is fine', async (t) => {
+    const before = await snapshot(NAME);
+    const dry = await cli('teardown-ec2', ['--name', NAME, '--dry-run']);
+    t.equal(dry.code, 0, `the dry run first: exit 0 (${dry.stderr})`);
+    t.same(await snapshot(NAME), before, 'the dry run removed nothing');
+    t.same(
+      stepNames(dry.stdout),
+      ['credentials', 'instances', 'security group', 'IAM role and instance profile', 'API token parameter'],
+      'a line per teardown step, starting with its name',
+    );
     const run = await cli('teardown-ec2', ['--name', NAME]);
     t.equal(run.code, 0, `exit 0 (${run.stderr})`);
+    t.same(stepNames(run.stdout), stepNames(dry.stdout), 'the teardown reports the same steps');
+    t.equal(teardownNames(run.stdout).length, 5, 'instance, security group, profile, role, token parameter');
+    t.same(teardownNames(dry.stdout), teardownNames(run.stdout), 'the dry run named exactly what went');
     t.match(run.stdout, `instance ${firstInstanceId}`, 'reports the terminated instance');
     t.match(
       run.stdout,
@@ -208,12 +237,15 @@ t.test('the main path: provision, provision again, results, teardown, teardown a
       'no tagged volume left',
     );
 
-    const [again, results] = await Promise.all([
+    const [again, results, dryAgain] = await Promise.all([
       cli('teardown-ec2', ['--name', NAME]),
       cli('ec2-results', ['--name', NAME]),
+      cli('teardown-ec2', ['--name', NAME, '--dry-run']),
     ]);
     t.equal(again.code, 0, 'a second teardown exits 0');
     t.match(again.stdout, /nothing to remove/, 'and says there was nothing to remove');
+    t.match(dryAgain.stdout, /^ {2}instances: remove nothing$/m, 'as its dry run did');
+    t.same(teardownNames(dryAgain.stdout), [], 'naming nothing');
 
     t.equal(results.code, 2, 'ec2-results without instances exits 2 (run provision-ec2 first)');
     t.match(

@@ -10,11 +10,13 @@ import {
   GetInstanceProfileCommand,
   GetRoleCommand,
   type IAMClient,
+  type InstanceProfile,
   ListAttachedRolePoliciesCommand,
   ListRolePoliciesCommand,
   NoSuchEntityException,
   PutRolePolicyCommand,
   RemoveRoleFromInstanceProfileCommand,
+  type Role,
   TagRoleCommand,
 } from '@aws-sdk/client-iam';
 import { AGENT_POLICY_NAME, agentPolicyDocument } from './agent-policy.ts';
@@ -47,9 +49,32 @@ export async function findRole(iam: IAMClient, name: string) {
   return { role, ours };
 }
 
-export async function findProfile(iam: IAMClient, name: string) {
+/**
+ * Role and instance profile `<name>-agent`, each if it exists; if either is not one provision-ec2 made
+ * (the role tagged Project=<name>, both under the project's IAM path), only `notOurs`, saying why: then
+ * neither is touched.
+ */
+export async function findAgentIam(iam: IAMClient, name: string): Promise<AgentIam> {
+  const { role, ours } = await findRole(iam, name);
   const command = new GetInstanceProfileCommand({ InstanceProfileName: roleName(name) });
-  return (await unlessAbsent(iam.send(command), NoSuchEntityException))?.InstanceProfile;
+  const profile = (await unlessAbsent(iam.send(command), NoSuchEntityException))?.InstanceProfile;
+  const stranger =
+    role && !ours
+      ? `IAM role ${role.RoleName} exists (${role.Arn}) but is not tagged Project=${name} under path`
+      : profile && profile.Path !== IAM_PATH
+        ? `instance profile ${profile.InstanceProfileName} exists (${profile.Arn}) but not under path`
+        : undefined;
+  return stranger
+    ? { notOurs: `${stranger} ${IAM_PATH}: it is not one provision-ec2 made` }
+    : { role, profile };
+}
+type AgentIam = { role?: Role; profile?: InstanceProfile; notOurs?: string };
+
+/** findAgentIam for provisioning: someone else's role or profile stops it. */
+export async function ownAgentIam(iam: IAMClient, name: string) {
+  const found = await findAgentIam(iam, name);
+  if (found.notOurs) throw new AwsStateError(`${found.notOurs}; choose another --name`);
+  return found;
 }
 
 /** The token parameter an earlier run recorded on the role (TOKEN_TAG), if the role is ours. */
@@ -83,12 +108,7 @@ export async function ensureInstanceProfile(
   const { name, token } = options;
   const role = roleName(name);
   const corePolicyArn = ssmCorePolicyArn(options.partition);
-  const found = await findRole(iam, name);
-  if (found.role && !found.ours) {
-    throw new AwsStateError(
-      `IAM role ${role} exists (${found.role.Arn}) but is not tagged Project=${name} under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
-    );
-  }
+  const found = await ownAgentIam(iam, name);
   if (found.role && !found.role.PermissionsBoundary?.PermissionsBoundaryArn) {
     // The operator policy may change a role's policies only while it has the boundary.
     throw new AwsStateError(
@@ -124,59 +144,30 @@ export async function ensureInstanceProfile(
     );
   }
 
-  let profile = await findProfile(iam, name);
-  if (profile && profile.Path !== IAM_PATH) {
-    throw new AwsStateError(
-      `instance profile ${role} exists (${profile.Arn}) but not under path ${IAM_PATH}: it is not one provision-ec2 made; choose another --name`,
-    );
-  }
-  const profileCreated = !profile;
   const create = { InstanceProfileName: role, Path: IAM_PATH, Tags: projectTags(name) };
-  profile ??= (await iam.send(new CreateInstanceProfileCommand(create))).InstanceProfile;
+  const profile = found.profile ?? (await iam.send(new CreateInstanceProfileCommand(create))).InstanceProfile;
   if (!profile?.Roles?.some((r) => r.RoleName === role)) {
     await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: role, RoleName: role }));
   }
-  return { roleName: role, profileName: role, roleCreated: !found.role, profileCreated };
+  return { roleName: role, profileName: role, roleCreated: !found.role, profileCreated: !found.profile };
 }
 
-/**
- * Removes the instance profile and the role with its policies, if the role is ours (tagged
- * Project=<name>, under the project's IAM path). Returns what it deleted, or what it kept and why; absent is fine.
- */
-export async function deleteInstanceProfile(iam: IAMClient, name: string) {
-  const role = roleName(name);
-  const found = await findRole(iam, name);
-  if (found.role && !found.ours) {
-    return {
-      removed: [],
-      kept: `role ${role} and its profile kept: not tagged Project=${name} under ${IAM_PATH}, not ours`,
-    };
+/** Removes what findAgentIam found: the profile (its roles out first), then the role (its policies first). */
+export async function deleteInstanceProfile(iam: IAMClient, { profile, role }: AgentIam) {
+  const InstanceProfileName = profile?.InstanceProfileName;
+  for (const r of profile?.Roles ?? []) {
+    await iam.send(new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName, RoleName: r.RoleName }));
   }
-  const profile = await findProfile(iam, name);
-  if (profile && profile.Path !== IAM_PATH) {
-    return { removed: [], kept: `instance profile ${role} kept: not under ${IAM_PATH}, not ours` };
+  if (profile) await iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName }));
+  const RoleName = role?.RoleName;
+  if (!RoleName) return;
+  const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName }));
+  for (const p of attached.AttachedPolicies ?? []) {
+    await iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn }));
   }
-  const removed: string[] = [];
-  if (profile) {
-    for (const r of profile.Roles ?? []) {
-      await iam.send(
-        new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: role, RoleName: r.RoleName }),
-      );
-    }
-    await iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName: role }));
-    removed.push(`instance profile ${role}`);
+  const inline = await iam.send(new ListRolePoliciesCommand({ RoleName }));
+  for (const PolicyName of inline.PolicyNames ?? []) {
+    await iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName }));
   }
-  if (found.role) {
-    const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }));
-    for (const p of attached.AttachedPolicies ?? []) {
-      await iam.send(new DetachRolePolicyCommand({ RoleName: role, PolicyArn: p.PolicyArn }));
-    }
-    const inline = await iam.send(new ListRolePoliciesCommand({ RoleName: role }));
-    for (const policyName of inline.PolicyNames ?? []) {
-      await iam.send(new DeleteRolePolicyCommand({ RoleName: role, PolicyName: policyName }));
-    }
-    await iam.send(new DeleteRoleCommand({ RoleName: role }));
-    removed.push(`role ${role}`);
-  }
-  return { removed };
+  await iam.send(new DeleteRoleCommand({ RoleName }));
 }

@@ -3,7 +3,7 @@ import { type agentSettings, DEFAULT_NAME } from './args.ts';
 import { requireBoundary } from './boundary.ts';
 import { describeCaCert } from './ca-cert.ts';
 import { buildDelivery, readAgentFiles } from './delivery.ts';
-import { ensureInstanceProfile, findProfile, findRole, recordedTokenParameter, roleName } from './iam.ts';
+import { ensureInstanceProfile, ownAgentIam, recordedTokenParameter, roleName } from './iam.ts';
 import {
   type FoundInstance,
   findInstances,
@@ -39,8 +39,9 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const isStopped = (i: FoundInstance) => i.state === 'stopped' || i.state === 'stopping';
 
 /**
- * The provisioning scenario: each step is a small AWS function; this composes them in order and tells
- * the reporter about each. Idempotent: every resource is found by name/tag first and reused.
+ * The provisioning scenario: first the reads (a dry run makes them too), then the steps that change
+ * something, one list (report.ts Step) that a run runs and a dry run prints. Idempotent: every resource
+ * is found by name/tag first and reused.
  */
 export async function provision(session: Session, options: ProvisionOptions): Promise<void> {
   const { name, token, delaySeconds } = options;
@@ -51,6 +52,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   const reused: string[] = [];
   const note = (isNew: boolean, what: string) => (isNew ? created : reused).push(what);
   const wait = (maxWaitSeconds: number) => ({ delaySeconds, maxWaitSeconds });
+  const verb = (exists: unknown) => (exists ? 'reuse' : 'create');
 
   const boundaryArn = await step(
     'permissions boundary',
@@ -71,128 +73,127 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
     (a) => `${a.imageId} (Amazon Linux 2023 ${a.architecture}, root ${a.rootDeviceName})`,
   );
   const vpcId = await step('VPC', () => resolveVpc(ec2, options.subnetId), String);
-  if (tokenParameter && !token && !options.dryRun && !(await parameterExists(ssm, tokenParameter))) {
+  if (tokenParameter && !token && !(await parameterExists(ssm, tokenParameter))) {
     throw new ConfigError(
       `--api-token-parameter ${tokenParameter} does not exist: pass --api-token (or set API_TOKEN) to create it`,
     );
   }
   const existing = await findInstances(ec2, name);
-
-  if (options.dryRun) {
-    const keyId = tokenParameter && (await customerKeyOf(ssm, tokenParameter));
-    const verb = (exists: boolean) => (exists ? 'reuse' : 'create').padEnd(6);
-    const rolePolicies = [
-      'AmazonSSMManagedInstanceCore',
-      'permissions boundary',
-      tokenParameter ? 'ssm:GetParameter on the token' : 'no parameter',
-      ...(keyId ? [`kms:Decrypt on ${keyId} through SSM`] : []),
-    ];
-    const lines = [
-      `${verb((await findRole(iam, name)).role !== undefined)} IAM role ${roleName(name)} (${rolePolicies.join(', ')})`,
-      `${verb((await findProfile(iam, name)) !== undefined)} instance profile ${roleName(name)}`,
-      `${verb((await findSecurityGroup(ec2, name, vpcId)) !== undefined)} security group ${name} in ${vpcId} (no inbound rules)`,
-    ];
-    if (tokenParameter) {
-      const exists = await parameterExists(ssm, tokenParameter);
-      lines.push(
-        `${(token ? (exists ? 'update' : 'create') : 'use').padEnd(6)} SecureString ${tokenParameter}`,
-      );
-    }
-    const start = (i: FoundInstance) => (isStopped(i) ? ', would be started' : '');
-    lines.push(...existing.map((i) => `${verb(true)} instance ${i.instanceId} (${i.state}${start(i)})`));
-    if (existing.length < options.count) {
-      lines.push(
-        `create ${plural(options.count - existing.length, 'instance')} ${options.instanceType} from ${ami.imageId}, IMDSv2 required, encrypted gp3 root volume, tags Name=${name} Project=${name}`,
-      );
-    }
-    lines.push(
-      `send   ${plural(delivery.commands.length, 'Run Command')} (AWS-RunShellScript) to tag:Project=${name} and tag:CreatedBy: install the agent polling ${options.serviceUrl} on '${options.schedule}'`,
-    );
-    line(`dry run: nothing was changed. The plan:\n${lines.map((line) => `  ${line}`).join('\n')}`);
-    return;
-  }
-
-  if (tokenParameter && token) {
-    const { created: isNew } = await step(
-      'API token',
-      () => putToken(ssm, { name, parameterName: tokenParameter, token }),
-      (r) => `SecureString ${tokenParameter} ${r.created ? 'created' : 'updated'}`,
-    );
-    note(isNew, `SecureString ${tokenParameter}`);
-  }
-  // After putToken: an overwrite may change the parameter's key.
-  const readable = tokenParameter
-    ? {
-        parameterName: tokenParameter,
-        arn: parameterArn(partition, region, account, tokenParameter),
-        keyId: await customerKeyOf(ssm, tokenParameter),
-      }
-    : undefined;
-  const profile = await step(
-    'IAM role and instance profile',
-    () => ensureInstanceProfile(iam, { name, partition, region, account, boundaryArn, token: readable }),
-    (p) =>
-      `${p.roleName} ${p.roleCreated ? 'created' : 'reused'}, profile ${p.profileCreated ? 'created' : 'reused'}`,
-  );
-  note(profile.roleCreated, `IAM role ${profile.roleName}`);
-  note(profile.profileCreated, `instance profile ${profile.profileName}`);
-  const group = await step(
-    'security group',
-    () => ensureSecurityGroup(ec2, { name, vpcId }),
-    (g) => `${g.groupId} ${g.created ? 'created' : 'reused'} (no inbound rules)`,
-  );
-  note(group.created, `security group ${group.groupId}`);
-
-  for (const i of existing) note(false, `instance ${i.instanceId}`);
-  if (existing.some(isStopped)) {
-    await step(
-      'start stopped instances',
-      () => startStopped(ec2, existing, wait(MAX_WAIT_SECONDS.running)),
-      (ids) => `started ${ids.join(', ')} (found stopped or stopping; reused, not replaced)`,
-    );
-  }
   const missing = Math.max(0, options.count - existing.length);
-  const launched = missing
-    ? await step(
-        'launch',
-        () =>
-          launchInstances(ec2, {
-            ...options,
-            count: missing,
-            ami,
-            instanceProfileName: profile.profileName,
-            securityGroupId: group.groupId,
-            profileRetry: wait(MAX_WAIT_SECONDS.profile),
-          }),
-        (ids) => ids.join(', '),
-      )
-    : [];
-  for (const id of launched) note(true, `instance ${id}`);
-  const instanceIds = [...existing.map((i) => i.instanceId), ...launched];
-  if (!missing) line(`reusing ${plural(existing.length, 'instance')}: ${instanceIds.join(', ')}`);
-  await step(
-    'running',
-    () => waitRunning(ec2, instanceIds, wait(MAX_WAIT_SECONDS.running)),
-    () => instanceIds.join(', '),
-  );
-  await step(
-    'SSM registration',
-    () => waitForRegistration(ssm, instanceIds, wait(MAX_WAIT_SECONDS.registered)),
-    (how) => `all registered (${how})`,
-  );
-
+  const stopped = existing.filter(isStopped);
+  const targets = existing.map((i) => i.instanceId).concat(missing ? plural(missing, 'new instance') : []);
+  // What the steps make, for the steps after them.
+  let groupId = '';
+  let launched: string[] = [];
   let installed: { instanceId: string; stdout: string }[] = [];
-  for (const command of delivery.commands) {
-    ({ results: installed } = await step(
-      command.comment,
-      () => runCommand(ssm, { command, target: { tagProject: name }, instanceIds, delaySeconds }),
-      (r) => `command ${r.commandId} succeeded on ${plural(r.results.length, 'instance')}`,
-    ));
-  }
+  const ids = () => [...existing.map((i) => i.instanceId), ...launched];
+  const target = { tagProject: name };
+
+  await session.report.steps(options.dryRun, [
+    tokenParameter &&
+      token && {
+        name: 'API token',
+        plan: async () =>
+          `${(await parameterExists(ssm, tokenParameter)) ? 'update' : 'create'} SecureString ${tokenParameter}`,
+        run: async () => {
+          const r = await putToken(ssm, { name, parameterName: tokenParameter, token });
+          note(r.created, `SecureString ${tokenParameter}`);
+          return `SecureString ${tokenParameter} ${r.created ? 'created' : 'updated'}`;
+        },
+      },
+    {
+      name: 'IAM role and instance profile',
+      plan: async () => {
+        const keyId = tokenParameter && (await customerKeyOf(ssm, tokenParameter));
+        const reads = tokenParameter ? `ssm:GetParameter on ${tokenParameter}` : 'no parameter';
+        const decrypt = keyId ? `, kms:Decrypt on ${keyId} through SSM` : '';
+        const { role, profile } = await ownAgentIam(iam, name);
+        return `${verb(role)} IAM role ${roleName(name)} (AmazonSSMManagedInstanceCore, permissions boundary, ${reads}${decrypt}), ${verb(profile)} instance profile`;
+      },
+      run: async () => {
+        // After putToken: an overwrite may change the parameter's key.
+        const readable = tokenParameter
+          ? {
+              parameterName: tokenParameter,
+              arn: parameterArn(partition, region, account, tokenParameter),
+              keyId: await customerKeyOf(ssm, tokenParameter),
+            }
+          : undefined;
+        const p = await ensureInstanceProfile(iam, { ...identity, name, boundaryArn, token: readable });
+        note(p.roleCreated, `IAM role ${p.roleName}`);
+        note(p.profileCreated, `instance profile ${p.profileName}`);
+        return `${p.roleName} ${p.roleCreated ? 'created' : 'reused'}, profile ${p.profileCreated ? 'created' : 'reused'}`;
+      },
+    },
+    {
+      name: 'security group',
+      plan: async () =>
+        `${verb(await findSecurityGroup(ec2, name, vpcId))} ${name} in ${vpcId} (no inbound rules)`,
+      run: async () => {
+        const g = await ensureSecurityGroup(ec2, { name, vpcId });
+        groupId = g.groupId;
+        note(g.created, `security group ${g.groupId}`);
+        return `${g.groupId} ${g.created ? 'created' : 'reused'} (no inbound rules)`;
+      },
+    },
+    stopped.length > 0 && {
+      name: 'start stopped instances',
+      plan: () => `start ${stopped.map((i) => `${i.instanceId} (${i.state})`).join(', ')}`,
+      run: async () => {
+        const started = await startStopped(ec2, existing, wait(MAX_WAIT_SECONDS.running));
+        return `started ${started.join(', ')} (found stopped or stopping; reused, not replaced)`;
+      },
+    },
+    missing > 0 && {
+      name: 'launch',
+      plan: () =>
+        `create ${plural(missing, 'instance')} ${options.instanceType} from ${ami.imageId}, IMDSv2 required, encrypted gp3 root volume, tags Name=${name} Project=${name}`,
+      run: async () => {
+        launched = await launchInstances(ec2, {
+          ...options,
+          count: missing,
+          ami,
+          instanceProfileName: roleName(name),
+          securityGroupId: groupId,
+          profileRetry: wait(MAX_WAIT_SECONDS.profile),
+        });
+        return launched.join(', ');
+      },
+    },
+    {
+      name: 'running',
+      plan: () => `wait for ${targets.join(', ')}`,
+      run: async () => {
+        if (!missing) line(`reusing ${plural(existing.length, 'instance')}: ${ids().join(', ')}`);
+        await waitRunning(ec2, ids(), wait(MAX_WAIT_SECONDS.running));
+        return ids().join(', ');
+      },
+    },
+    {
+      name: 'SSM registration',
+      plan: () => `wait for ${targets.join(', ')}`,
+      run: async () =>
+        `all registered (${await waitForRegistration(ssm, ids(), wait(MAX_WAIT_SECONDS.registered))})`,
+    },
+    ...delivery.commands.map((command, index) => ({
+      name: command.comment,
+      plan: () =>
+        `send AWS-RunShellScript to tag:Project=${name} and tag:CreatedBy${index < delivery.commands.length - 1 ? '' : `: install the agent polling ${options.serviceUrl} on '${options.schedule}'`}`,
+      run: async () => {
+        const r = await runCommand(ssm, { command, target, instanceIds: ids(), delaySeconds });
+        installed = r.results;
+        return `command ${r.commandId} succeeded on ${plural(r.results.length, 'instance')}`;
+      },
+    })),
+  ]);
+  if (options.dryRun) return;
+
   for (const { instanceId, stdout } of installed) {
     const tail = stdout.trim().split('\n').filter(Boolean).slice(-8);
     line(`  ${instanceId}: ${tail.length ? tail.map((text) => `\n    ${text}`).join('') : '(no output)'}`);
   }
+  for (const i of existing) note(false, `instance ${i.instanceId}`);
+  for (const id of launched) note(true, `instance ${id}`);
 
   // The flags to repeat in the commands printed below: only what differs from the defaults.
   const flags = [
@@ -200,7 +201,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
     ...(options.region ? [`--region ${region}`] : []),
   ].join(' ');
   const args = flags ? ` -- ${flags}` : '';
-  line(`\ndone: the agent is installed on ${instanceIds.join(', ')} in ${region}`);
+  line(`\ndone: the agent is installed on ${ids().join(', ')} in ${region}`);
   line(`  created: ${created.join(', ') || 'nothing (everything existed)'}`);
   line(`  reused:  ${reused.join(', ') || 'nothing'}`);
   line(`  results:  npm run ec2-results${args}   (numbers appear after the first schedule tick)`);

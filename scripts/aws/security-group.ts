@@ -5,6 +5,7 @@ import {
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
   type EC2Client,
+  type SecurityGroup,
 } from '@aws-sdk/client-ec2';
 import { ConfigError } from '../../lib/errors.ts';
 import { AwsStateError, errorName } from './errors.ts';
@@ -64,15 +65,18 @@ export async function ensureSecurityGroup(ec2: EC2Client, options: { name: strin
   return { groupId: GroupId, created: true };
 }
 
-/**
- * Deletes every security group tagged Project=<name>. A terminated instance's network interface can hold
- * the group for a little while (DependencyViolation), so that error is retried, bounded.
- */
-export async function deleteSecurityGroups(ec2: EC2Client, name: string, timing: WaitForTiming) {
+/** The security groups tagged Project=<name>: what teardown removes. */
+export async function findTaggedGroups(ec2: EC2Client, name: string) {
   const command = new DescribeSecurityGroupsCommand({ Filters: projectFilters(name) });
-  const { SecurityGroups = [] } = await ec2.send(command);
-  const removed: string[] = [];
-  for (const { GroupId, GroupName } of SecurityGroups) {
+  return (await ec2.send(command)).SecurityGroups ?? [];
+}
+
+/**
+ * Deletes the groups. A terminated instance's network interface can hold a group for a little while
+ * (DependencyViolation), so that error is retried, bounded.
+ */
+export async function deleteSecurityGroups(ec2: EC2Client, groups: SecurityGroup[], timing: WaitForTiming) {
+  for (const { GroupId } of groups) {
     await waitFor({
       ...timing,
       what: `security group ${GroupId} to be released by its network interfaces`,
@@ -86,7 +90,5 @@ export async function deleteSecurityGroups(ec2: EC2Client, name: string, timing:
         return true;
       },
     });
-    removed.push(`security group ${GroupName} (${GroupId})`);
   }
-  return removed;
 }

@@ -49,7 +49,7 @@ export async function putToken(
 }
 
 /** Whether the parameter exists and carries our CreatedBy and Project tags. */
-async function tokenOwner(ssm: SSMClient, name: string, parameterName: string) {
+export async function tokenOwner(ssm: SSMClient, name: string, parameterName: string) {
   const command = new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: parameterName });
   const found = await unlessAbsent(ssm.send(command), InvalidResourceId, ParameterNotFound);
   if (!found) return 'absent';

@@ -131,3 +131,29 @@ export async function startAwsCli(
 export function noStack(t: { notMatch(a: unknown, b: RegExp, m: string): unknown }, run: Run) {
   t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
 }
+
+/**
+ * The steps a command's output names, in order: the label of each ✓ line and, after a dry run's
+ * heading, the name each plan line starts with. An agent command's label carries its part
+ * (`random-number agent <sha>: part 1 of 3`), the one label with a colon.
+ */
+export function stepNames(stdout: string): string[] {
+  const names: string[] = [];
+  let planning = false;
+  for (const line of stdout.split('\n')) {
+    planning ||= line.startsWith('dry run: ');
+    const text =
+      /^\[\s*[\d.]+ s\] ✓ (.*) \([\d.]+ s\)$/.exec(line)?.[1] ??
+      (planning ? /^ {2}(\S.*)$/.exec(line)?.[1] : undefined);
+    const name = text && /^(random-number agent \w+: [^:]+|[^:]+)/.exec(text)?.[1];
+    if (name) names.push(name);
+  }
+  return names;
+}
+
+/** What a teardown dry run's plan lines name (`<step>: remove a, b`), or a real one's "removed N:" lists. */
+export function teardownNames(stdout: string): string[] {
+  const planned = [...stdout.matchAll(/^ {2}[^:]+: remove (.+)$/gm)].flatMap((m) => m[1]?.split(', ') ?? []);
+  const removed = /^removed \d+:\n((?: {2}.+\n?)+)/m.exec(stdout)?.[1]?.trimEnd().split('\n') ?? [];
+  return [...planned.filter((what) => what !== 'nothing'), ...removed.map((what) => what.trim())];
+}
