@@ -11,18 +11,21 @@
 # anything is changed, and what it would run with is written to /etc/random-number-agent/agent.env.
 # BUNDLE, BUNDLE_SHA256, EXTRA_CA_CERTS, UNIT and PREFIX may come from the environment too (flags win).
 # --unit is the systemd unit to install (default: random-number-agent.service beside this script, as
-# the delivery stages it); install.sh rewrites its ExecStart, User and BindPaths lines for this instance.
+# the delivery stages it); install.sh rewrites its ExecStart and BindPaths lines for this instance.
 #
-# The agent runs as the owner of the output file's folder (root for the default /root), which is the
-# only folder it can write. A missing folder is created, owned like its nearest existing parent.
+# The agent runs as the system user random-number-agent (created here: no login shell, no home), and
+# the output file is the one thing it can write: a missing folder is created root-owned 0755, a missing
+# file empty 0644; an existing file (an upgrade, or root's from an earlier version) keeps every line
+# and is given to that user.
 # --extra-ca-certs: a PEM file with the CA of a service behind a private certificate; it is copied to
 # /etc/random-number-agent/extra-ca.pem and given to Node as NODE_EXTRA_CA_CERTS (trusted in addition
 # to the public CAs Node.js bundles). Without the flag a CA installed earlier is kept;
 # `--extra-ca-certs none` removes it.
 # NODE_BIN overrides the Node.js 22 binary written into the unit.
 #
-# --prefix DIR lays every file down under DIR and touches nothing else: no dnf, no systemctl, no
-# instance metadata. Tests use it; on an instance leave it out.
+# --prefix DIR lays every file down under DIR and touches nothing else: no dnf, no useradd (the output
+# file keeps the owner install.sh runs as), no systemctl, no instance metadata. Tests use it; on an
+# instance leave it out.
 #
 # There is deliberately no --api-token: a token on a command line ends up in SSM's command history.
 # Put it in an SSM SecureString and pass its name with --api-token-parameter.
@@ -139,30 +142,24 @@ resolved=$("$check_node" "$BUNDLE" --check "${given[@]}") || {
   exit "$status"
 }
 OUTPUT_FILE=$(sed -n 's/^OUTPUT_FILE=//p' <<<"$resolved")
+# Given to the agent below: a symlink would give away its target (chown follows it, BindPaths too).
+[[ ! -L $PREFIX$OUTPUT_FILE && (-f $PREFIX$OUTPUT_FILE || ! -e $PREFIX$OUTPUT_FILE) ]] ||
+  die "--output-file $OUTPUT_FILE exists and is not a regular file; give the path of a file"
 
 # --- lay the files down ------------------------------------------------------------------------
 opt_dir=$PREFIX/opt/$NAME
 etc_dir=$PREFIX/etc/$NAME
 unit_dir=$PREFIX/etc/systemd/system
-output_dir=$(dirname "$OUTPUT_FILE")
-# 0755: the agent may run as the output folder's owner and reads the extra CA here; agent.env, read
-# by systemd itself, stays 0600.
+# 0755: the agent, not root, reads the extra CA here; agent.env, read by systemd itself, stays 0600.
 install -d -m 0755 "$opt_dir" "$unit_dir" "$etc_dir"
 
-# The output folder: created if missing, owned like its nearest existing parent (a folder made under
-# /home/alice is alice's); the agent then runs as its owner.
-if [[ ! -d $PREFIX$output_dir ]]; then
-  parent=$output_dir
-  while [[ ! -d $PREFIX$parent ]]; do
-    first_missing=$parent
-    parent=$(dirname "$parent")
-  done
-  (umask 022 && mkdir -p "$PREFIX$output_dir")
-  chown -R --reference="$PREFIX$parent" "$PREFIX$first_missing"
-  say "created $output_dir (owner $(stat -c %U "$PREFIX$output_dir"))"
+(umask 022 && mkdir -p "$(dirname "$PREFIX$OUTPUT_FILE")")
+[[ -f $PREFIX$OUTPUT_FILE ]] || install -m 0644 /dev/null "$PREFIX$OUTPUT_FILE"
+if [[ -z $PREFIX ]]; then
+  id -u "$NAME" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$NAME"
+  chown -h "$NAME:" "$OUTPUT_FILE"
 fi
-agent_user=$(stat -c %U "$PREFIX$output_dir")
-[[ $agent_user != UNKNOWN ]] || agent_user=$(stat -c %u "$PREFIX$output_dir")
 
 # Writes stdin to $1 with mode $2 through a temporary file in the same folder and a rename, so a
 # reader (systemd, a running agent restarting) never sees half a file.
@@ -200,14 +197,13 @@ quote() {
   [[ ! -f $PREFIX$ca_file ]] || echo "NODE_EXTRA_CA_CERTS=$(quote "$ca_file")"
 } | put "$etc_dir/agent.env" 0600
 
-# The unit as shipped, with this instance's Node.js binary, user and output folder. sed replacement
-# strings escape & | and backslash.
+# The unit as shipped, with this instance's Node.js binary and output file. sed replacement strings
+# escape & | and backslash.
 sed_escape() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
 sed -e "s|^ExecStart=.*|ExecStart=$(sed_escape "$NODE_BIN") /opt/$NAME/ec2-agent.mjs|" \
-  -e "s|^User=.*|User=$(sed_escape "$agent_user")|" \
-  -e "s|^BindPaths=.*|BindPaths=$(sed_escape "$output_dir")|" "$UNIT" |
+  -e "s|^BindPaths=.*|BindPaths=$(sed_escape "$OUTPUT_FILE")|" "$UNIT" |
   put "$unit_dir/$NAME.service" 0644
-say "installed $opt_dir/ec2-agent.mjs, $etc_dir/agent.env, $unit_dir/$NAME.service (node: $NODE_BIN, user: $agent_user)"
+say "installed $opt_dir/ec2-agent.mjs, $etc_dir/agent.env, $unit_dir/$NAME.service (node: $NODE_BIN, output: $OUTPUT_FILE)"
 
 if [[ -n $PREFIX ]]; then
   say "under --prefix: systemd not touched"

@@ -9,8 +9,8 @@ import { startService } from './helpers/service.ts';
 import { OLD_LINE } from './helpers/tmpfs.ts';
 
 // The installed unit on a real systemd host, its output folder a small file system of its own (a
-// tmpfs mounted there before the install, so the unit's BindPaths= binds that very mount into the
-// agent's sandbox) filled to within a few bytes of a line: a full disk as the agent meets it on EC2.
+// tmpfs mounted there before the install, so the file the unit's BindPaths= binds into the agent's
+// sandbox lives on it) filled to within a few bytes of a line: a full disk as the agent meets it on EC2.
 const FOLDER = '/var/lib/random-number';
 const OUTPUT = `${FOLDER}/randomNumber.txt`;
 const FILLER = `${FOLDER}/filler`;

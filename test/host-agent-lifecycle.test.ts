@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import t from 'tap';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { buildDelivery, readAgentFiles, sha256 } from '../scripts/aws/delivery.ts';
@@ -54,6 +54,8 @@ t.test(
     t.ok(score <= 2.0, `systemd-analyze security scores ${score}, 2.0 or lower (OK)`);
 
     // --- upgrade: the payloads again with a new bundle; nothing written before is lost -------------
+    const owner = statSync(`${host.dir}${OUTPUT}`).uid;
+    t.not(owner, 0, 'the file belongs to the agent user, not root');
     const beforeUpgrade = host.lines(OUTPUT);
     const { MainPID: oldPid } = await host.unit(AGENT, ['MainPID']);
     const files = await readAgentFiles();
@@ -76,6 +78,7 @@ t.test(
     t.not((await host.unit(AGENT, ['MainPID'])).MainPID, oldPid, 'the agent was restarted on the new bundle');
     const afterUpgrade = await host.linesAtLeast(OUTPUT, beforeUpgrade.length + 2, 10_000);
     t.same(afterUpgrade.slice(0, beforeUpgrade.length), beforeUpgrade, 'every earlier line is kept');
+    t.equal(statSync(`${host.dir}${OUTPUT}`).uid, owner, 'and so is its owner');
 
     // --- crash: kill -9 → systemd starts it again; no half line -----------------------------------
     const { MainPID: crashPid } = await host.unit(AGENT, ['MainPID']);

@@ -17,8 +17,8 @@ import { reissue, tlsCert } from './helpers/tls.ts';
 const DOMAIN = 'numbers.random-number.test';
 // Under DOMAIN: the CA tls-cert made for DOMAIN issues for DOMAIN and its subdomains only.
 const OTHER = `other.${DOMAIN}`;
-// Under ec2-user's home, so the agent runs as ec2-user (install.sh: the folder's owner): the CA must be
-// readable by an unprivileged agent.
+// Under ec2-user's home (0700): the agent, its own unprivileged user, reaches it only through the
+// unit's bind, and must read the CA.
 const OUTPUT = '/home/ec2-user/randomNumber.txt';
 const EXTRA_CA = '/etc/random-number-agent/extra-ca.pem';
 
@@ -82,7 +82,7 @@ t.test(
       readFileSync(join(certs, 'ca.crt'), 'utf8'),
       'the CA is installed in the host',
     );
-    t.equal((await host.unit(AGENT, ['User'])).User, 'ec2-user', 'the agent runs as ec2-user, not root');
+    t.equal((await host.unit(AGENT, ['User'])).User, AGENT, 'the agent runs as its own user, not root');
     const lines = await host.linesAtLeast(OUTPUT, 2, 15_000);
     t.ok(
       lines.every((l) => LINE.test(l)),

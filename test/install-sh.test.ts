@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
@@ -77,7 +77,20 @@ t.test('--prefix lays down bundle, env file and unit with the right modes; twice
     'etc folder 0755: the agent, maybe not root, reads the extra CA there',
   );
   t.equal(mode(unitFile), 0o644, 'unit 0644');
-  t.ok(existsSync(join(prefix, 'root')), 'the output folder exists (BindPaths needs it)');
+  const output = join(prefix, 'root/randomNumber.txt');
+  t.equal(readFileSync(output, 'utf8'), '', 'the output file exists, empty (BindPaths needs it)');
+  t.equal(mode(output), 0o644, 'output file 0644');
+  t.equal(mode(join(prefix, 'root')), 0o755, 'a missing output folder is made 0755');
+  t.equal(
+    statSync(output).uid,
+    process.getuid?.(),
+    '--prefix: the output file is left to whoever runs install.sh',
+  );
+  t.not(
+    spawnSync('id', ['-u', 'random-number-agent']).status,
+    0,
+    '--prefix: no user is made on this machine',
+  );
   t.equal(
     readFileSync(unitFile, 'utf8'),
     readFileSync(UNIT, 'utf8'),
@@ -108,6 +121,7 @@ t.test('--prefix lays down bundle, env file and unit with the right modes; twice
     'second run: same files, no temp files left',
   );
   t.same(parseEnvFile(readFileSync(envFile, 'utf8')), env, 'second run: same env');
+  t.equal(readFileSync(output, 'utf8'), '', 'second run: the output file is not replaced');
   t.equal(readFileSync(unitFile, 'utf8'), readFileSync(UNIT, 'utf8'), 'second run: same unit');
 });
 
@@ -130,8 +144,8 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
     /^ExecStart=\/usr\/local\/bin\/node \/opt\/random-number-agent\/ec2-agent\.mjs$/m,
     'ExecStart',
   );
-  t.match(unit, /^BindPaths=\/var\/lib\/random-number$/m, 'BindPaths: the output folder');
-  t.match(unit, /^User=root$/m, 'User: the owner of the output folder');
+  t.match(unit, /^BindPaths=\/var\/lib\/random-number\/numbers\.txt$/m, 'BindPaths: the output file');
+  t.match(unit, /^User=random-number-agent$/m, 'User: the agent user, whatever the output folder');
   for (const line of [
     'Restart=always',
     'EnvironmentFile=/etc/random-number-agent/agent.env',
@@ -142,7 +156,7 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
   ]) {
     t.match(unit, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'), line);
   }
-  t.ok(existsSync(join(prefix, 'var/lib/random-number')), 'output folder created');
+  t.ok(existsSync(join(prefix, 'var/lib/random-number/numbers.txt')), 'output folder and file created');
   const env = parseEnvFile(readFileSync(join(prefix, 'etc/random-number-agent/agent.env'), 'utf8'));
   t.same(
     env,
@@ -225,6 +239,23 @@ t.test('refusals of install.sh itself: exit 1, nothing is changed', async (t) =>
     t.match(run.stderr, message, `${what}: says what is wrong`);
     t.notOk(existsSync(prefix), `${what}: nothing created`);
   }
+});
+
+t.test('an output path that is not a regular file: refused before anything is changed', async (t) => {
+  const prefix = t.testdir({ secret: 'keep\n', folder: {} });
+  // A symlink would hand its target to the agent user (chown and BindPaths follow it).
+  symlinkSync(join(prefix, 'secret'), join(prefix, 'link'));
+  for (const [path, what] of [
+    ['/link', 'a symlink'],
+    ['/folder', 'a folder'],
+  ]) {
+    const args = ['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--output-file', `${path}`];
+    const run = install([...args, '--prefix', prefix]);
+    t.equal(run.code, 1, `${what}: exit 1`);
+    t.match(run.stderr, /exists and is not a regular file; give the path of a file/, `${what}: says so`);
+    t.notOk(existsSync(join(prefix, 'opt')), `${what}: nothing installed`);
+  }
+  t.equal(readFileSync(join(prefix, 'secret'), 'utf8'), 'keep\n', "the symlink's target is untouched");
 });
 
 t.test(
