@@ -48,7 +48,7 @@ runCli('provision-ec2', async () => {
   const problem = given ? tokenParameterProblem(given) : undefined;
   if (problem) throw new ConfigError(`--api-token-parameter ${JSON.stringify(given)} ${problem}`);
   const options = {
-    ...(await agentSettings(flags)),
+    ...(await agentSettings(flags, Boolean(token || given))),
     name,
     region: flags.region,
     instanceType: parseInstanceType(flags['instance-type']),

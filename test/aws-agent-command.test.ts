@@ -147,6 +147,18 @@ t.test('clear errors for bad input', async (t) => {
   );
   t.match(level.stderr, /--log-level must be one of fatal/, '--log-level checked');
 
+  // A token over http:// would cross the network in clear: only when the caller says so.
+  const plain = ['--service-url', 'http://x/', '--api-token-parameter', '/p', '--region', 'us-east-1'];
+  const [clear, allowed] = [agentCommand(plain), agentCommand([...plain, '--allow-plain-http'])];
+  t.equal(clear.status, 2, 'exit 2 for a token parameter with an http:// URL');
+  t.match(
+    clear.stderr,
+    /is http:\/\/: the agent would send its API token in clear; use https:\/\/, or pass --allow-plain-http/,
+    'says why and the two ways on',
+  );
+  t.equal(allowed.status, 0, 'with --allow-plain-http it is written');
+  t.equal(agentCommand(['--service-url', 'http://x/']).status, 0, 'http:// without a token is fine');
+
   const unknown = agentCommand(['--service-url', 'https://x', '--bogus']);
   t.equal(unknown.status, 2, 'exit 2 for an unknown flag');
   t.match(unknown.stderr, /Unknown option '--bogus'.*see --help/, 'names the flag and points at --help');

@@ -311,6 +311,18 @@ t.test('a token the agent would refuse is refused before any AWS call, exit 2', 
     t.notMatch(run.stdout + run.stderr, /bad token/, `${what}: the token itself is never printed`);
   }
   t.match(noCreds.stderr, /--api-token must be a Bearer token/, 'reported before the missing credentials');
+  const token = ['--api-token', 'a'.repeat(40), '--name', 'rn-badtok'];
+  const [clear, allowed] = await Promise.all([
+    cli('provision-ec2', ['--service-url', 'http://x.example/', ...token], { AWS_REGION: undefined }),
+    cli('provision-ec2', ['--service-url', 'http://x.example/', ...token, '--allow-plain-http', '--dry-run']),
+  ]);
+  t.equal(
+    clear.code,
+    2,
+    'a token with an http:// service URL: exit 2, before any AWS call (no region needed)',
+  );
+  t.match(clear.stderr, /--allow-plain-http/, 'naming the flag that accepts it');
+  t.equal(allowed.code, 0, 'with --allow-plain-http the plan goes ahead');
   t.equal(good.code, 0, 'a token of the alphabet passes the same check (dry run)');
   t.same(await snapshot('rn-badtok'), before, 'nothing was created or sent');
 });

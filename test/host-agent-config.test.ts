@@ -92,6 +92,7 @@ t.test(
       t,
       fastAgent(
         `${service.url}/`,
+        '--allow-plain-http', // the service here is plain http on loopback
         '--api-token-parameter',
         '/random-number/host-test/api-token',
         '--region',

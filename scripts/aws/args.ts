@@ -45,6 +45,7 @@ export const AGENT_FLAGS = {
     'FILE',
     'a PEM CA the agent trusts besides the public CAs (a service behind a\nprivate certificate, e.g. certs/ca.crt from make tls-cert); a re-run\nwithout it keeps the installed one; --ca-cert none removes it',
   ),
+  'allow-plain-http': toggle('let the agent send its API token to an http:// service URL, in clear'),
   bundle: flag('FILE', 'agent bundle (default dist/ec2-agent.mjs, from `npm run build`)'),
   'install-script': flag('FILE', 'default ec2-agent/install.sh'),
 };
@@ -85,11 +86,19 @@ export function awsCliFlags<O extends Record<string, Flag>>(usage: string, flags
  * The agent's settings from AGENT_FLAGS, checked with the agent's own schemas (its words, the flag's
  * name) so that a bad one fails before anything is created or sent.
  */
-export async function agentSettings(flags: Record<string, string | boolean | undefined>) {
+export async function agentSettings(
+  flags: Record<string, string | boolean | undefined>,
+  withToken = Boolean(flags['api-token-parameter']),
+) {
   const given = Object.fromEntries(
     Object.keys(AGENT_SETTINGS).map((name) => [name, flags[flagName(name)] as string | undefined]),
   );
   const settings = readSettings(given, (name) => `--${flagName(name)}`);
+  if (withToken && new URL(settings.SERVICE_URL).protocol === 'http:' && !flags['allow-plain-http']) {
+    throw new ConfigError(
+      `--service-url ${settings.SERVICE_URL} is http://: the agent would send its API token in clear; use https://, or pass --allow-plain-http to accept that`,
+    );
+  }
   return {
     settings,
     serviceUrl: settings.SERVICE_URL,
