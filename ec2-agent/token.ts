@@ -1,17 +1,35 @@
+import { GetParameterCommand, SSMClient, type SSMClientConfig } from '@aws-sdk/client-ssm';
 import { TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
 import { ConfigError, TransientError } from '../lib/errors.ts';
 import type { AgentConfig } from './config.ts';
-import { getParameter } from './ssm-parameter.ts';
 
-/** Reads a parameter, decrypted: SSM's GetParameter (ssm-parameter.ts), or a stand-in in unit tests. */
+/** Reads a parameter, decrypted: SSM's GetParameter, or a stand-in in unit tests. */
 export type ParameterReader = (name: string, signal: AbortSignal) => Promise<string | undefined>;
 
-/** GetParameter in the region the SDK would pick (AWS_REGION, then AWS_DEFAULT_REGION). */
-export function ssmReader(env: Record<string, string | undefined> = process.env): ParameterReader {
+/**
+ * GetParameter with decryption through the SDK, which resolves the rest as it does everywhere: the
+ * credentials (environment, then the instance role through IMDSv2), the endpoint (the region's
+ * partition, FIPS or dual-stack when asked for, AWS_ENDPOINT_URL_SSM), retries and clock skew.
+ * The region is required here, not left to the SDK, so that its absence is a ConfigError (exit 78:
+ * systemd stops retrying what only a change of the unit can fix). AWS_DEFAULT_REGION is accepted as
+ * the AWS CLI accepts it.
+ */
+export function ssmReader(
+  env: Record<string, string | undefined> = process.env,
+  config: SSMClientConfig = {},
+): ParameterReader {
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
   const needed = 'API_TOKEN_PARAMETER needs AWS_REGION (the region of the SSM parameter, e.g. us-east-1)';
   if (!region) throw new ConfigError(needed);
-  return (name, signal) => getParameter(name, { region, signal });
+  return async (name, abortSignal) => {
+    const client = new SSMClient({ region, ...config });
+    try {
+      const command = new GetParameterCommand({ Name: name, WithDecryption: true });
+      return (await client.send(command, { abortSignal })).Parameter?.Value;
+    } finally {
+      client.destroy();
+    }
+  };
 }
 
 /**
@@ -33,7 +51,14 @@ export async function resolveToken(
     // lets systemd restart us (every 5 s) until the network is there. That restart is also the retry.
     value = await read(name, AbortSignal.timeout(timeoutMs));
   } catch (err) {
-    const what = `${(err as Error).name}: ${(err as Error).message}`;
+    const {
+      name: code,
+      message: why,
+      $metadata,
+    } = err as Error & { $metadata?: { httpStatusCode?: number } };
+    // One line: to an answer it cannot parse (a proxy's page) the SDK adds a hint on a second line.
+    const status = $metadata?.httpStatusCode ? ` (HTTP ${$metadata.httpStatusCode})` : '';
+    const what = `${code}: ${why.split('\n')[0]}${status}`;
     // Never a ConfigError, even for ParameterNotFound or AccessDenied: at boot the role's policy or the
     // parameter may still be on its way (IAM is eventually consistent), and either can be fixed in AWS
     // without touching the instance, so systemd retrying every few seconds is what recovers.

@@ -23,7 +23,7 @@ const FLUSH_MS = 100;
 /**
  * Paths pino blanks before a line is written. Secrets are never logged on purpose; this is the net
  * under that rule for anything that logs a request, a config or an error carrying headers. Exact paths
- * only: wildcards cost about four times as much on every line (measured in docs/bench.md).
+ * only: wildcards cost several times as much on every line (docs/bench.md).
  */
 const REDACT_PATHS = [
   'apiToken',
@@ -57,7 +57,7 @@ function stdout(bufferBytes: number): DestinationStream {
   const destination = pino.destination({ sync: true });
   if (bufferBytes <= 0) return destination;
   // Batched here rather than with SonicBoom's own minLength, which measures the whole held string
-  // again on every line: joining an array once per write costs a fifth as much (docs/bench.md).
+  // again on every line: joining an array once per write costs far less (docs/bench.md).
   const lines: string[] = [];
   let size = 0;
   const flushSync = () => {

@@ -17,7 +17,7 @@ const { metafile } = await build({
   bundle: true,
   platform: 'node',
   // ESM builds first where a package ships both: esbuild can then drop what is never imported (the
-  // AWS SDK marks itself side-effect free; its CJS build cannot be shaken: the agent goes 840 → 580 KB).
+  // AWS SDK marks itself side-effect free; its CJS build cannot be shaken, and the agent would be larger).
   mainFields: ['module', 'main'],
   target: 'node20',
   format: 'esm',

@@ -1,5 +1,4 @@
 import t from 'tap';
-import { getParameter } from '../ec2-agent/ssm-parameter.ts';
 import { type ParameterReader, resolveToken, ssmReader } from '../ec2-agent/token.ts';
 import { startStub } from './helpers/agent.ts';
 
@@ -68,12 +67,10 @@ t.test(
   },
 );
 
-t.test('an SSM endpoint that never answers: bounded, TokenError', async (t) => {
+t.test('an SSM endpoint that never answers: bounded (SDK retries included), TokenError', async (t) => {
   const stub = await startStub(t, () => {});
-  const reader = () => (name: string, signal: AbortSignal) =>
-    getParameter(name, { region: 'us-east-1', endpoint: stub.url, signal });
-  process.env.AWS_ACCESS_KEY_ID ??= 'test';
-  process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+  const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+  const reader = () => ssmReader({ AWS_REGION: 'us-east-1' }, { endpoint: stub.url, credentials });
   const started = Date.now();
   await t.rejects(
     resolveToken({ apiToken: undefined, apiTokenParameter: '/p' }, reader, 300),
@@ -87,3 +84,30 @@ t.test('API_TOKEN_PARAMETER without a region: a ConfigError saying what to set',
   t.throws(() => ssmReader({}), { name: 'ConfigError', message: /needs AWS_REGION/ }, 'no region');
   t.type(ssmReader({ AWS_DEFAULT_REGION: 'eu-west-1' }), 'function', 'AWS_DEFAULT_REGION is enough');
 });
+
+t.test(
+  "the endpoint is that of the region's partition, as the SDK resolves it (aws-cn: amazonaws.com.cn)",
+  async (t) => {
+    // The endpoint must come from the region alone here, not from an emulator's variables.
+    delete process.env.AWS_ENDPOINT_URL;
+    delete process.env.AWS_ENDPOINT_URL_SSM;
+    const hosts: string[] = [];
+    // Records where the request would go and sends nothing: no traffic leaves the machine.
+    const requestHandler = {
+      handle: async (request: { hostname: string }) => {
+        hosts.push(request.hostname);
+        throw new Error('not sent');
+      },
+    };
+    const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+    for (const region of ['cn-north-1', 'us-east-1']) {
+      const read = ssmReader({ AWS_REGION: region }, { credentials, requestHandler, maxAttempts: 1 });
+      await t.rejects(read('/p', AbortSignal.timeout(5000)), /not sent/, `${region}: the request was made`);
+    }
+    t.same(
+      hosts,
+      ['ssm.cn-north-1.amazonaws.com.cn', 'ssm.us-east-1.amazonaws.com'],
+      'one endpoint per partition',
+    );
+  },
+);

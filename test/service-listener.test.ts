@@ -1,25 +1,21 @@
 import { once } from 'node:events';
-import { createServer } from 'node:http';
+import { get } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Hono } from 'hono';
-import t from 'tap';
+import { bodyLimit } from 'hono/body-limit';
+import { etag } from 'hono/etag';
+import { secureHeaders } from 'hono/secure-headers';
+import { streamSSE } from 'hono/streaming';
+import t, { type Test } from 'tap';
 import { createApp } from '../functions/random-number/app.ts';
-import { LightResponse } from '../functions/random-number/light-response.ts';
-import { createListener, type FetchHandler } from '../functions/random-number/node-listener.ts';
+import { createHttpServer } from '../functions/random-number/http-server.ts';
 import { memoryLogger } from './helpers/logs.ts';
-import type { Teardown } from './helpers/process.ts';
 import { rawRequest } from './helpers/raw.ts';
 
-/** A real node:http server on a free loopback port with the listener in front of `fetch`. */
-async function serve(t: Teardown, fetch: FetchHandler, level = 'info') {
+/** The server as server.ts builds it, around `app`, on a free loopback port; closed when the test ends. */
+async function serve(t: Test, app: Parameters<typeof createHttpServer>[0], level = 'info') {
   const logs = memoryLogger(level);
-  const errors: unknown[] = [];
-  const server = createServer(
-    createListener(fetch, {
-      logger: logs.logger.child({ module: 'http' }),
-      onError: (err) => errors.push(err),
-    }),
-  );
+  const server = createHttpServer(app, { logger: logs.logger.child({ module: 'http' }) });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.teardown(() => {
@@ -27,16 +23,23 @@ async function serve(t: Teardown, fetch: FetchHandler, level = 'info') {
     server.close();
   });
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, port, logs, errors };
+  return { url: `http://127.0.0.1:${port}`, port, logs };
 }
 
-const appFetch = (options: Partial<Parameters<typeof createApp>[0]> = {}) => {
-  const { logger } = memoryLogger();
-  return createApp({ logger, instance: 'test-host', ...options }).fetch as FetchHandler;
-};
+const theApp = (options: Partial<Parameters<typeof createApp>[0]> = {}) =>
+  createApp({ logger: memoryLogger().logger, instance: 'test-host', ...options });
 
-t.test('the app through the listener: same answers as app.request(), with Content-Length', async (t) => {
-  const { url } = await serve(t, appFetch({ random: () => 42 }));
+/** Resolves when `promise` does, or fails the test after `ms`: nothing here may hang. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+t.test('the app through the server: the same answers as app.request(), with Content-Length', async (t) => {
+  const { url } = await serve(t, theApp({ random: () => 42 }));
   const res = await fetch(`${url}/`);
   t.equal(res.status, 200, 'GET / is 200');
   t.equal(await res.text(), '42\n', 'the number and a newline');
@@ -55,10 +58,10 @@ t.test('the app through the listener: same answers as app.request(), with Conten
 });
 
 t.test('request ids: a sane incoming X-Request-Id is echoed, otherwise a UUID is made', async (t) => {
-  const { url, logs } = await serve(t, appFetch());
+  const { url, logs } = await serve(t, theApp());
   const given = await fetch(`${url}/`, { headers: { 'X-Request-Id': 'abc-123' } });
   t.equal(given.headers.get('x-request-id'), 'abc-123', 'incoming id returned');
-  const made = await fetch(`${url}/healthz`);
+  const made = await fetch(`${url}/healthz?probe=1`);
   t.match(made.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'a UUID is made when none is sent');
   const hostile = await fetch(`${url}/`, { headers: { 'X-Request-Id': 'a b<script>' } });
   t.match(hostile.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'an id with odd characters is replaced');
@@ -66,6 +69,11 @@ t.test('request ids: a sane incoming X-Request-Id is echoed, otherwise a UUID is
   t.not(long.headers.get('x-request-id'), 'a'.repeat(256), 'an id over 255 characters is replaced');
   const lines = logs.lines().filter((l) => l.msg === 'request');
   t.equal(lines.length, 4, 'one log line per request');
+  t.same(
+    Object.keys(lines[0] ?? {}).sort(),
+    ['durationMs', 'level', 'method', 'module', 'msg', 'name', 'path', 'pid', 'reqId', 'status', 'time'],
+    'the line has these fields and no others (no headers)',
+  );
   t.match(
     lines[0],
     { level: 30, reqId: 'abc-123', method: 'GET', path: '/', status: 200, module: 'http' },
@@ -76,8 +84,10 @@ t.test('request ids: a sane incoming X-Request-Id is echoed, otherwise a UUID is
 });
 
 t.test('LOG_LEVEL=warn: no request lines, answers unchanged', async (t) => {
-  const { url, logs } = await serve(t, appFetch(), 'warn');
-  t.equal((await fetch(`${url}/`)).status, 200, 'served');
+  const { url, logs } = await serve(t, theApp(), 'warn');
+  const res = await fetch(`${url}/`);
+  t.equal(res.status, 200, 'served');
+  t.match(res.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'still with a request id');
   t.same(logs.lines(), [], 'nothing logged');
 });
 
@@ -85,13 +95,10 @@ t.test(
   'a failing handler: JSON 500, the error logged with the request id, a "request failed" line',
   async (t) => {
     const { logger, lines: appLines } = memoryLogger();
-    const app = createApp({
-      logger,
-      random: () => {
-        throw new Error('entropy ran out');
-      },
-    });
-    const { url, logs } = await serve(t, app.fetch as FetchHandler);
+    const random = () => {
+      throw new Error('entropy ran out');
+    };
+    const { url, logs } = await serve(t, createApp({ logger, random }), 'warn');
     const res = await fetch(`${url}/`, { headers: { 'X-Request-Id': 'trace-500' } });
     t.equal(res.status, 500, 'status 500');
     t.notMatch(await res.text(), 'entropy', 'the message is not leaked');
@@ -101,65 +108,128 @@ t.test(
       'the app logs the error under err with the request id',
     );
     t.match(
-      logs.lines().find((l) => l.reqId === 'trace-500'),
-      { level: 50, msg: 'request failed', status: 500 },
-      'the request line is at error level',
+      logs.lines(),
+      [{ level: 50, msg: 'request failed', reqId: 'trace-500', status: 500 }],
+      'the request line is at error level, so LOG_LEVEL=warn keeps it',
     );
   },
 );
 
-t.test('a Host or target that makes no URL: JSON 400, logged, and the server carries on', async (t) => {
-  const { url, port, logs } = await serve(t, appFetch());
-  for (const [name, payload] of [
-    ['Host with a space', 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n'],
-    ['Host with a port out of range', 'GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n'],
-    ['Host with a path', 'GET / HTTP/1.1\r\nHost: a/b\r\n\r\n'],
-    ['absolute-form URL that does not parse', 'GET http://[::/ HTTP/1.1\r\nHost: a\r\n\r\n'],
-  ] as const) {
-    t.equal(await rawRequest(port, payload), 400, `${name}: 400`);
-  }
-  t.equal(logs.lines().filter((l) => l.status === 400).length, 4, 'each got its log line');
-  t.equal((await fetch(`${url}/healthz`)).status, 200, 'still serving');
-});
+t.test(
+  'a Host or target that makes no URL: 400, with its id and log line; the server carries on',
+  async (t) => {
+    const { url, port, logs } = await serve(t, theApp());
+    for (const [name, payload] of [
+      ['Host with a space', 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n'],
+      ['Host with a path', 'GET / HTTP/1.1\r\nHost: a/b\r\n\r\n'],
+      ['absolute-form URL that does not parse', 'GET http://[::/ HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ] as const) {
+      t.equal(await rawRequest(port, payload), 400, `${name}: 400`);
+    }
+    t.equal(logs.lines().filter((l) => l.status === 400).length, 3, 'each got its log line');
+    t.equal((await fetch(`${url}/healthz`)).status, 200, 'still serving');
+  },
+);
 
-t.test('a handler answering with a stream: the real Response is written whole', async (t) => {
-  const app = new Hono();
-  app.get('/stream', () => {
-    const body = new ReadableStream({
-      start(controller) {
-        controller.enqueue(new TextEncoder().encode('one '));
-        controller.enqueue(new TextEncoder().encode('two'));
-        controller.close();
-      },
-    });
-    const res = new Response(body, { status: 201, headers: { 'X-Kind': 'stream' } });
-    t.notOk(res instanceof LightResponse, 'a real Response, as Hono and other code may return');
-    return res;
+/**
+ * What a user who adds ordinary Hono middleware to the service gets, through the real server: the
+ * service's app behind hono/body-limit, hono/etag and hono/secure-headers, and routes that read a JSON
+ * body, stream server-sent events and wait for the client to go away.
+ */
+t.test('Hono middleware and handlers through the server answer as Hono documents', async (t) => {
+  let entered: () => void = () => {};
+  const waiting = new Promise<void>((resolve) => {
+    entered = resolve;
   });
-  const { url, logs } = await serve(t, app.fetch as FetchHandler);
-  const res = await fetch(`${url}/stream`);
-  t.equal(res.status, 201, 'status kept');
-  t.equal(res.headers.get('x-kind'), 'stream', 'headers kept');
-  t.equal(await res.text(), 'one two', 'body whole');
-  t.match(logs.lines()[0], { path: '/stream', status: 201 }, 'logged');
-});
+  let aborted: (reason: unknown) => void = () => {};
+  const abort = new Promise<unknown>((resolve) => {
+    aborted = resolve;
+  });
+  const app = new Hono();
+  app.use(bodyLimit({ maxSize: 64 }), etag(), secureHeaders());
+  app.post('/echo', async (c) => c.json({ got: await c.req.json() }));
+  app.get('/stable', (c) => c.text('the same every time'));
+  app.get('/events', (c) =>
+    streamSSE(c, async (stream) => {
+      await stream.writeSSE({ event: 'tick', id: '1', data: 'one' });
+      await stream.writeSSE({ data: 'two' });
+    }),
+  );
+  app.get('/wait', (c) => {
+    entered();
+    const { signal } = c.req.raw;
+    return new Promise<Response>((resolve) => {
+      signal.addEventListener('abort', () => {
+        aborted(signal.reason);
+        resolve(c.text('nobody is listening'));
+      });
+    });
+  });
+  app.route('/', theApp({ random: () => 7 }));
+  const { url, logs } = await serve(t, app);
 
-t.test('LightResponse reads like a Response', async (t) => {
-  const res = new LightResponse('{"a":1}', { status: 202, headers: { 'Content-Type': 'application/json' } });
-  t.ok(res instanceof LightResponse, 'a string body stays light');
-  t.equal(res.status, 202, 'status');
-  t.equal(res.ok, true, 'ok');
-  t.equal(res.headers.get('CONTENT-TYPE'), 'application/json', 'headers are case-insensitive');
-  t.same(await res.clone().json(), { a: 1 }, 'json() of a clone');
-  t.equal(await res.text(), '{"a":1}', 'text()');
-  t.equal(new LightResponse('x').headers.get('content-type'), 'text/plain;charset=UTF-8', 'default type');
-  const headOf = new LightResponse(null, res);
-  t.equal(headOf.status, 202, 'a Response as init carries its status (as Hono does for HEAD)');
-  t.equal(headOf.headers.get('content-type'), 'application/json', '... and its headers');
-  t.equal(new Uint8Array(await res.arrayBuffer()).length, 7, 'arrayBuffer() through the real Response');
-  const real = new Response(null, res as unknown as Response);
-  t.equal(real.status, 202, 'a real Response made from a light one (Hono, for HEAD) keeps the status');
-  t.equal(real.headers.get('content-type'), 'application/json', '... and the headers');
-  t.ok(new LightResponse(null) instanceof LightResponse, 'instanceof tells them apart');
-  t.notOk(real instanceof LightResponse, '... both ways');
+  const big = await fetch(`${url}/echo`, { method: 'POST', body: 'x'.repeat(100) });
+  t.equal(big.status, 413, 'body-limit: a body over maxSize with a Content-Length → 413');
+  const chunks = new ReadableStream({
+    start(controller) {
+      for (let i = 0; i < 10; i++) controller.enqueue(new TextEncoder().encode('0123456789'));
+      controller.close();
+    },
+  });
+  const streamed = await fetch(`${url}/echo`, {
+    method: 'POST',
+    body: chunks,
+    duplex: 'half',
+  } as RequestInit);
+  t.equal(streamed.status, 413, 'body-limit: a chunked body that grows past maxSize → 413');
+
+  const echo = await fetch(`${url}/echo`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: '{"a":[1,2]}',
+  });
+  t.equal(echo.status, 200, 'a small JSON body passes the limit');
+  t.same(await echo.json(), { got: { a: [1, 2] } }, 'c.req.json() reads the parsed body');
+
+  const first = await fetch(`${url}/stable`);
+  const tag = first.headers.get('etag');
+  t.match(tag, /^(W\/)?"[^"]+"$/, 'etag: the answer carries an ETag');
+  const again = await fetch(`${url}/stable`, { headers: { 'If-None-Match': tag ?? '' } });
+  t.equal(again.status, 304, 'etag: a matching If-None-Match → 304');
+  t.equal(await again.text(), '', '... with no body');
+
+  const number = await fetch(`${url}/`);
+  t.equal(await number.text(), '7\n', "the service's own route still answers");
+  for (const res of [first, number]) {
+    t.equal(res.headers.get('x-content-type-options'), 'nosniff', 'secure-headers: X-Content-Type-Options');
+    t.equal(res.headers.get('x-frame-options'), 'SAMEORIGIN', 'secure-headers: X-Frame-Options');
+    t.match(res.headers.get('strict-transport-security'), /^max-age=\d+/, 'secure-headers: HSTS');
+  }
+
+  const events = await fetch(`${url}/events`);
+  t.equal(events.headers.get('content-type'), 'text/event-stream', 'streamSSE: an event stream');
+  t.equal(events.headers.get('content-length'), null, '... with no Content-Length (it is streamed)');
+  t.equal(
+    await events.text(),
+    'event: tick\ndata: one\nid: 1\n\ndata: two\n\n',
+    '... read whole by a strict HTTP client: well-formed',
+  );
+
+  const req = get(`${url}/wait`);
+  req.on('error', () => {}); // the client itself ends the request
+  await within(waiting, 5_000, 'the handler runs');
+  req.destroy();
+  t.ok(await within(abort, 5_000, 'the abort'), "a client that goes away aborts the handler's signal");
+  const gone = await within(
+    (async () => {
+      for (;;) {
+        const line = logs.lines().find((l) => l.path === '/wait');
+        if (line) return line;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })(),
+    5_000,
+    'the request line',
+  );
+  t.match(gone, { msg: 'request aborted' }, 'its request line says it was aborted');
 });

@@ -112,12 +112,31 @@ t.test('bad configuration: one clear line naming the variable, exit 1, no stack 
   t.notMatch(secret.stderr.join('\n'), 'leak me', 'a rejected token value is not echoed');
 });
 
-t.test('a port already in use is a clear error, not a stack trace', async (t) => {
+t.test('a port already in use: one line naming the port and the fix, exit 1, no stack trace', async (t) => {
   const first = await startService(t);
   const second = startProcess(t, process.execPath, [SERVICE_BUNDLE], {
     env: { PORT: String(first.port), HOST: '127.0.0.1' },
   });
   const { code } = await second.exited;
   t.equal(code, 1, 'exit code 1');
-  t.match(second.stdout.join('\n'), /EADDRINUSE/, 'the log says the address is in use');
+  t.same(second.stdout, [], 'no log lines: it never listened');
+  t.equal(second.stderr.length, 1, 'exactly one line on stderr');
+  t.match(
+    second.stderr[0],
+    new RegExp(`^random-number: PORT ${first.port} is in use: .*set PORT to a free port`),
+    'the line names the port, the cause and the fix',
+  );
+});
+
+t.test('a HOST that cannot be bound: one line naming it and the fix, exit 1, no stack trace', async (t) => {
+  // 192.0.2.1 (TEST-NET-1, RFC 5737) is an address of no interface here: EADDRNOTAVAIL.
+  const proc = startProcess(t, process.execPath, [SERVICE_BUNDLE], { env: { PORT: '0', HOST: '192.0.2.1' } });
+  const { code } = await proc.exited;
+  t.equal(code, 1, 'exit code 1');
+  t.equal(proc.stderr.length, 1, 'exactly one line on stderr');
+  t.match(
+    proc.stderr[0],
+    /^random-number: HOST 192\.0\.2\.1 cannot be bound \(EADDRNOTAVAIL\): set HOST to an address of this machine/,
+    'the line names the address, the cause and the fix',
+  );
 });

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { HttpBindings } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
 import { accepts } from 'hono/accepts';
 import { HTTPException } from 'hono/http-exception';
@@ -7,15 +8,13 @@ import { LinearRouter } from 'hono/router/linear-router';
 import { NUMBER_RANGE } from '../../lib/contract.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { bearerToken } from './auth.ts';
-import { lightResponse } from './light-response.ts';
-import type { RequestBindings } from './node-listener.ts';
 
 /** The range every number is drawn from (lib/contract.ts: the agent accepts exactly this). */
 const { min: MIN, max: MAX } = NUMBER_RANGE;
 const TEXT = 'text/plain; charset=utf-8';
 
-/** `c.env` as the listener fills it (node-listener.ts); undefined under `app.request()` in tests. */
-type Env = { Bindings: RequestBindings | undefined };
+/** `c.env` as @hono/node-server fills it; undefined under `app.request()` in tests. */
+type Env = { Bindings: HttpBindings | undefined };
 
 export interface AppOptions {
   logger: Logger;
@@ -35,13 +34,6 @@ export interface AppOptions {
  */
 export const uniformInt = (min: number, max: number): number => randomInt(min, max + 1);
 
-/** A JSON answer as a light response (see createApp for why not `c.json`). */
-const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
-  lightResponse(JSON.stringify(body), {
-    status,
-    headers: { 'Content-Type': 'application/json', ...headers },
-  });
-
 /** Text unless the client prefers JSON; the common Accept values skip parsing. */
 function wantsJson(c: Context): boolean {
   const accept = c.req.header('Accept');
@@ -55,11 +47,7 @@ function wantsJson(c: Context): boolean {
   return type === 'application/json';
 }
 
-/**
- * The whole HTTP contract, with no side effects: nothing listens until server.ts says so.
- * Responses are light ones with plain header objects (light-response.ts): no undici loaded to make
- * them, and the cheapest form for the listener in server.ts to write (node-listener.ts).
- */
+/** The whole HTTP contract, with no side effects: nothing listens until server.ts says so. */
 export function createApp(options: AppOptions): Hono<Env> {
   const {
     logger,
@@ -73,54 +61,46 @@ export function createApp(options: AppOptions): Hono<Env> {
   // coldStart marks the first number this process hands out, so a poller can see scale-from-zero.
   let served = 0;
 
-  // No middleware: every request then takes Hono's synchronous path. The request id and the log line
-  // are the listener's (node-listener.ts).
-  // LinearRouter: nothing to build at the first request (the default RegExpRouter compiles its matcher
-  // then, about 2.5 ms of a cold start), and for three static paths it matches as fast (docs/bench.md).
+  // The request id and the request line are the server's (request-log.ts), so that every request,
+  // routed or not, gets them. LinearRouter: nothing to compile at the first request, and as fast as the
+  // default for three static paths.
   const app = new Hono<Env>({ router: new LinearRouter() });
 
-  const number = (c: Context): Response => {
+  const number = (c: Context<Env>) => {
     const type = wantsJson(c) ? 'application/json' : TEXT;
-    const headers = { 'Content-Type': type, 'Cache-Control': 'no-store' };
-    if (c.req.method === 'HEAD') return lightResponse(null, { headers });
+    c.header('Cache-Control', 'no-store');
+    c.header('Content-Type', type);
+    if (c.req.method === 'HEAD') return c.body(null);
     const number = random(MIN, MAX);
     const coldStart = served === 0;
     served += 1;
-    if (type === TEXT) return lightResponse(`${number}\n`, { headers });
-    const generatedAt = clock().toISOString();
-    return lightResponse(JSON.stringify({ number, min: MIN, max: MAX, generatedAt, coldStart, instance }), {
-      headers,
-    });
+    if (type === TEXT) return c.body(`${number}\n`);
+    return c.json({ number, min: MIN, max: MAX, generatedAt: clock().toISOString(), coldStart, instance });
   };
-  // No pass-through middleware when there is no token: every step costs on every request.
   if (apiToken) app.get('/', bearerToken(apiToken), number);
   else app.get('/', number);
 
-  app.get('/healthz', () => json(200, { status: 'ok' }));
-  app.get('/readyz', () =>
-    isShuttingDown() ? json(503, { status: 'shutting down' }) : json(200, { status: 'ready' }),
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) =>
+    isShuttingDown() ? c.json({ status: 'shutting down' }, 503) : c.json({ status: 'ready' }),
   );
 
-  // Unmatched requests only, so the hot path never pays for this: every route is GET (and so HEAD), so a
-  // known path with another method is 405 with Allow, not 404 (what hono/method-not-allowed does,
-  // without a middleware on every request).
+  // Every route is GET (and so HEAD): a known path with another method is 405 with Allow, not 404.
+  // Here rather than hono/method-not-allowed so that only unmatched requests pay for the check.
   const paths = new Set(app.routes.map((r) => r.path).filter((p) => p !== '/*'));
   app.notFound((c) => {
     const { method, path } = c.req;
     if (paths.has(path) && method !== 'GET' && method !== 'HEAD') {
-      return json(
-        405,
-        { error: 'method_not_allowed', message: `${method} is not allowed here; use GET or HEAD` },
-        { Allow: 'GET, HEAD' },
-      );
+      const message = `${method} is not allowed here; use GET or HEAD`;
+      return c.json({ error: 'method_not_allowed', message }, 405, { Allow: 'GET, HEAD' });
     }
-    return json(404, { error: 'not_found', message: `no route for ${method} ${path}` });
+    return c.json({ error: 'not_found', message: `no route for ${method} ${path}` }, 404);
   });
   app.onError((err, c) => {
     // bearer-auth's 400 and 401 arrive as HTTPExceptions carrying their answer: not errors of ours.
     if (err instanceof HTTPException) return err.getResponse();
-    log.error({ err, reqId: c.env?.requestId }, 'unhandled error');
-    return json(500, { error: 'internal', message: 'internal error' });
+    log.error({ err, reqId: c.env?.incoming.id }, 'unhandled error');
+    return c.json({ error: 'internal', message: 'internal error' }, 500);
   });
   return app;
 }
