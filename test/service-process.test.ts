@@ -77,6 +77,22 @@ t.test('with API_TOKEN the bundle needs the token on / and never logs it', async
   t.notMatch([...service.stdout, ...service.stderr].join('\n'), token, 'the token is in no output line');
 });
 
+t.test('an empty API_TOKEN= runs without auth, and a warning line says so', async (t) => {
+  const service = await startService(t, { API_TOKEN: '' });
+  t.equal((await fetch(`${service.url}/`)).status, 200, 'treated as unset: / answers without a token');
+  const warning = service.stdout.map(json).find((line) => line.level === 40);
+  t.match(
+    warning?.msg,
+    /API_TOKEN is set but empty: .*WITHOUT auth/,
+    'one warn line says the service runs open',
+  );
+  const set = await startService(t, {});
+  t.notOk(
+    set.stdout.map(json).some((line) => line.level === 40),
+    'no such line when API_TOKEN is not set at all',
+  );
+});
+
 t.test(
   'a copy of the bundle alone in an empty folder serves the contract (what the image holds)',
   async (t) => {

@@ -5,7 +5,7 @@ import { runMain } from '../../lib/cli.ts';
 import { ConfigError, TransientError } from '../../lib/errors.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createApp } from './app.ts';
-import { loadConfig } from './config.ts';
+import { emptyTokenWarning, loadConfig } from './config.ts';
 import { createHttpServer } from './http-server.ts';
 
 /** Binds, or fails with one line that says why and what to do (runMain prints it, no stack). */
@@ -42,6 +42,8 @@ runMain('random-number', async () => {
 
   await listen(server, config.port, config.host);
   const { address, port } = server.address() as AddressInfo;
+  const warning = emptyTokenWarning();
+  if (warning) log.warn(warning);
   log.info({ address, port, auth: config.apiToken ? 'bearer' : 'none' }, 'listening');
   // Not left in the buffer: whoever waits for this line (a test, a person) sees it now.
   logger.flush();
