@@ -169,7 +169,7 @@ t.test('API_TOKEN: / needs the bearer token; health endpoints never do', async (
   );
 });
 
-// Request ids and the per-request log line belong to the listener: test/service-listener.test.ts.
+// Request ids and the per-request log line: test/service-listener.test.ts, through the real server.
 
 t.test('an unexpected error is a JSON 500, logged with the error, no stack to the client', async (t) => {
   const { app, logs } = appWith({

@@ -1,20 +1,18 @@
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { HttpBindings } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
 import { accepts } from 'hono/accepts';
 import { HTTPException } from 'hono/http-exception';
+import { requestId } from 'hono/request-id';
 import { LinearRouter } from 'hono/router/linear-router';
 import { NUMBER_RANGE } from '../../lib/contract.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { bearerToken } from './auth.ts';
+import { type Env, requestLog } from './request-log.ts';
 
 /** The range every number is drawn from (lib/contract.ts: the agent accepts exactly this). */
 const { min: MIN, max: MAX } = NUMBER_RANGE;
 const TEXT = 'text/plain; charset=utf-8';
-
-/** `c.env` as @hono/node-server fills it; undefined under `app.request()` in tests. */
-type Env = { Bindings: HttpBindings | undefined };
 
 export interface AppOptions {
   logger: Logger;
@@ -61,10 +59,10 @@ export function createApp(options: AppOptions): Hono<Env> {
   // coldStart marks the first number this process hands out, so a poller can see scale-from-zero.
   let served = 0;
 
-  // The request id and the request line are the server's (request-log.ts), so that every request,
-  // routed or not, gets them. LinearRouter: nothing to compile at the first request, and as fast as the
-  // default for three static paths.
+  // LinearRouter: nothing to compile at the first request, and as fast as the default for three
+  // static paths.
   const app = new Hono<Env>({ router: new LinearRouter() });
+  app.use(requestId(), requestLog(log));
 
   const number = (c: Context<Env>) => {
     const type = wantsJson(c) ? 'application/json' : TEXT;
@@ -99,7 +97,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.onError((err, c) => {
     // bearer-auth's 400 and 401 arrive as HTTPExceptions carrying their answer: not errors of ours.
     if (err instanceof HTTPException) return err.getResponse();
-    log.error({ err, reqId: c.env?.incoming.id }, 'unhandled error');
+    log.error({ err, reqId: c.get('requestId') }, 'unhandled error');
     return c.json({ error: 'internal', message: 'internal error' }, 500);
   });
   return app;

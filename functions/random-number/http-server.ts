@@ -1,7 +1,5 @@
-import { createServer, type Server } from 'node:http';
-import { getRequestListener } from '@hono/node-server';
-import type { Logger } from '../../lib/logger.ts';
-import { requestLog } from './request-log.ts';
+import type { Server } from 'node:http';
+import { createAdaptorServer } from '@hono/node-server';
 
 /**
  * Node's server timeouts, set on purpose rather than left to defaults:
@@ -14,18 +12,7 @@ import { requestLog } from './request-log.ts';
  */
 const TIMEOUTS = { headersTimeout: 20_000, requestTimeout: 30_000, keepAliveTimeout: 65_000 };
 
-/**
- * The server as server.ts runs it: `app` through @hono/node-server, behind the request id and the
- * request line (request-log.ts). Tests build the same server around apps with middleware of their own.
- */
-export function createHttpServer(
-  app: { fetch: Parameters<typeof getRequestListener>[0] },
-  { logger }: { logger: Logger },
-): Server {
-  const log = requestLog(logger);
-  const handle = getRequestListener(app.fetch);
-  return createServer(TIMEOUTS, (incoming, outgoing) => {
-    log(incoming, outgoing);
-    handle(incoming, outgoing);
-  });
+/** The server as server.ts runs it; tests build the same one around apps with middleware of their own. */
+export function createHttpServer(app: Pick<Parameters<typeof createAdaptorServer>[0], 'fetch'>): Server {
+  return createAdaptorServer({ fetch: app.fetch, serverOptions: TIMEOUTS }) as Server;
 }

@@ -38,7 +38,7 @@ runMain('random-number', async () => {
   let shuttingDown = false;
   const app = createApp({ logger, apiToken: config.apiToken, isShuttingDown: () => shuttingDown });
   const log = logger.child({ module: 'server' });
-  const server = createHttpServer(app, { logger: logger.child({ module: 'http' }) });
+  const server = createHttpServer(app);
 
   await listen(server, config.port, config.host);
   const { address, port } = server.address() as AddressInfo;
