@@ -125,9 +125,8 @@ t.test('a re-run keeps everything; a subdomain reuses the CA; another domain get
   );
 });
 
-t.test('a CA made before CAs carried a name constraint is not used', async (t) => {
-  const dir = t.testdir();
-  // The CA as tls-cert made it before: the same extensions but the name constraint.
+/** A self-signed CA in dir/ca.crt and dir/ca.key, made by hand as an older tls-cert or a user would. */
+const makeCa = (dir: string, days: string, subject: string, extra: string[] = []) =>
   openssl([
     'req',
     '-x509',
@@ -137,17 +136,24 @@ t.test('a CA made before CAs carried a name constraint is not used', async (t) =
     'ec_paramgen_curve:P-256',
     '-nodes',
     '-days',
-    '3650',
+    days,
     '-subj',
-    '/O=random-number/CN=random-number private CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE,pathlen:0',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
+    subject,
+    ...extra,
     '-keyout',
     join(dir, 'ca.key'),
     '-out',
     join(dir, 'ca.crt'),
+  ]);
+
+t.test('a CA made before CAs carried a name constraint is not used', async (t) => {
+  const dir = t.testdir();
+  // The CA as tls-cert made it before: the same extensions but the name constraint.
+  makeCa(dir, '3650', '/O=random-number/CN=random-number private CA', [
+    '-addext',
+    'basicConstraints=critical,CA:TRUE,pathlen:0',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   const before = readFileSync(join(dir, 'ca.crt'), 'utf8');
   const r = tlsCert(dir, [DOMAIN]);
@@ -219,23 +225,7 @@ t.test('a certificate that no longer fits its CA or key is reissued', async (t) 
 
 t.test('a CA close to expiry is not silently replaced', async (t) => {
   const dir = t.testdir();
-  openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '5',
-    '-subj',
-    '/CN=old CA',
-    '-keyout',
-    join(dir, 'ca.key'),
-    '-out',
-    join(dir, 'ca.crt'),
-  ]);
+  makeCa(dir, '5', '/CN=old CA');
   const r = tlsCert(dir, [DOMAIN]);
   t.equal(r.status, 1, 'fails');
   t.match(
