@@ -9,11 +9,12 @@ export const NUMBER_RANGE = { min: 0, max: 100 } as const;
 
 /**
  * An API token is sent as `Authorization: Bearer <token>`: RFC 6750's b64token, which is what
- * hono/bearer-auth accepts. `openssl rand -hex 32` makes one.
+ * hono/bearer-auth accepts. At least 32 characters, so that guessing is hopeless; `openssl rand -hex 32`
+ * makes 64.
  */
-export const TOKEN_PATTERN = /^[A-Za-z0-9._~+/-]+=*$/;
+export const TOKEN_PATTERN = /^[A-Za-z0-9._~+/-]{32,}=*$/;
 export const TOKEN_RULE =
-  'a Bearer token: letters, digits and -._~+/ (then = padding), as `openssl rand -hex 32` makes';
+  'a Bearer token: letters, digits and -._~+/ (then = padding), at least 32 of them, as `openssl rand -hex 32` makes';
 
 /** The one message for a token that breaks the rule, whoever is given it (`what`: the flag or variable). */
 export const tokenProblem = (what: string, token: string): string | undefined =>

@@ -53,10 +53,10 @@ check_image() {
 
 # The rule of lib/contract.ts (TOKEN_PATTERN; test/contract.test.ts keeps them equal), checked before
 # the cluster is touched: a token the service would refuse at start never reaches a Secret.
-token_re='^[A-Za-z0-9._~+/-]+=*$'
+token_re='^[A-Za-z0-9._~+/-]{32,}=*$'
 check_token() {
   [[ -z "${API_TOKEN:-}" || "$API_TOKEN" == none || "$API_TOKEN" =~ $token_re ]] ||
-    problem "API_TOKEN must be a Bearer token: letters, digits and -._~+/ (then = padding), as \`openssl rand -hex 32\` makes"
+    problem "API_TOKEN must be a Bearer token: letters, digits and -._~+/ (then = padding), at least 32 of them, as \`openssl rand -hex 32\` makes"
 }
 
 check_domain() {

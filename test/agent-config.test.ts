@@ -28,11 +28,15 @@ t.test('accepts what it should', async (t) => {
     SERVICE_URL: 'https://random-number.example.com',
     SCHEDULE: '*/5 * * * * *',
     OUTPUT_FILE: '/var/lib/agent/n.txt',
-    API_TOKEN: 'abc-123',
+    API_TOKEN: 'abc-123-0123456789abcdef0123456789ab',
     REQUEST_TIMEOUT_MS: '30000',
     LOG_LEVEL: 'debug',
   });
-  t.match(config, { schedule: '*/5 * * * * *', apiToken: 'abc-123', requestTimeoutMs: 30_000 }, 'all read');
+  t.match(
+    config,
+    { schedule: '*/5 * * * * *', apiToken: 'abc-123-0123456789abcdef0123456789ab', requestTimeoutMs: 30_000 },
+    'all read',
+  );
   t.equal(
     loadConfig({ ...URL_OK, API_TOKEN_PARAMETER: '/random-number/api-token' }).apiTokenParameter,
     '/random-number/api-token',
@@ -79,7 +83,7 @@ const BAD: [Record<string, string>, RegExp, string][] = [
     'parameter',
   ],
   [
-    { ...URL_OK, API_TOKEN: 'x', API_TOKEN_PARAMETER: '/p' },
+    { ...URL_OK, API_TOKEN: 'x'.repeat(32), API_TOKEN_PARAMETER: '/p' },
     /API_TOKEN and API_TOKEN_PARAMETER are both set/,
     'both',
   ],

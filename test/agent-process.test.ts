@@ -51,7 +51,7 @@ t.test('against the real service: valid lines appear, one per ok poll, numbers a
 });
 
 t.test('the token is sent as Bearer and never logged', async (t) => {
-  const token = 'tok-9f8e7d6c5b4a-never-log-me';
+  const token = 'tok-9f8e7d6c5b4a-never-log-me-0123456';
   const service = await startService(t, { API_TOKEN: token });
   const output = join(t.testdir(), 'n.txt');
   const agent = startAgent(t, {
@@ -68,7 +68,7 @@ t.test('the token is sent as Bearer and never logged', async (t) => {
     SERVICE_URL: service.url,
     SCHEDULE: EVERY_SECOND,
     OUTPUT_FILE: join(t.testdir(), 'wrong.txt'),
-    API_TOKEN: 'not-the-token',
+    API_TOKEN: 'not-the-token-0123456789abcdef01234',
   });
   t.match(
     await wrong.waitForPoll(),

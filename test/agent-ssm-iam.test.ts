@@ -26,7 +26,7 @@ t.teardown(() => {
 });
 
 const parameter = '/random-number/api-token';
-const token = 'signed-read-token-2718';
+const token = 'signed-read-token-2718281828459045';
 await ssm.send(new PutParameterCommand({ Name: parameter, Value: token, Type: 'SecureString' }));
 await iam.send(new CreateUserCommand({ UserName: 'agent' }));
 await iam.send(

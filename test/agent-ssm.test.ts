@@ -43,7 +43,7 @@ async function serviceWithSsmToken(t: Test, parameter: string, token: string) {
 t.test(
   'API_TOKEN_PARAMETER: the SecureString is read once from SSM (moto) and sent, never logged',
   async (t) => {
-    const token = 'ssm-held-token-31415926';
+    const token = 'ssm-held-token-3141592653589793238';
     const env = await serviceWithSsmToken(t, '/random-number/api-token', token);
     const output = env.OUTPUT_FILE;
     const agent = startAgent(t, { ...moto.env, ...env, LOG_LEVEL: 'trace' });
@@ -63,7 +63,7 @@ t.test(
 t.test(
   'no keys in the environment: credentials from the instance role through IMDSv2 (moto serves it)',
   async (t) => {
-    const token = 'role-read-token-1618';
+    const token = 'role-read-token-1618033988749894848';
     const env = await serviceWithSsmToken(t, '/random-number/role-token', token);
     const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_EC2_METADATA_DISABLED, ...noKeys } = moto.env;
     // Where an instance finds 169.254.169.254; moto answers the IMDSv2 token and role credentials.

@@ -18,7 +18,8 @@ const none = () => {
 };
 
 t.test('API_TOKEN as given, nothing when neither is set, SSM never asked', async (t) => {
-  t.equal(await resolveToken({ apiToken: 'abc', apiTokenParameter: undefined }, none), 'abc', 'API_TOKEN');
+  const given = 'abc-0123456789abcdef0123456789abcdef';
+  t.equal(await resolveToken({ apiToken: given, apiTokenParameter: undefined }, none), given, 'API_TOKEN');
   t.equal(
     await resolveToken({ apiToken: undefined, apiTokenParameter: undefined }, none),
     undefined,
@@ -30,9 +31,13 @@ t.test('API_TOKEN_PARAMETER: the decrypted value, trimmed', async (t) => {
   let asked: unknown;
   const reader = () => async (name: string) => {
     asked = name;
-    return 'from-ssm\n';
+    return 'from-ssm-0123456789abcdef0123456789\n';
   };
-  t.equal(await resolveToken({ apiToken: undefined, apiTokenParameter: '/p' }, reader), 'from-ssm', 'value');
+  t.equal(
+    await resolveToken({ apiToken: undefined, apiTokenParameter: '/p' }, reader),
+    'from-ssm-0123456789abcdef0123456789',
+    'value',
+  );
   t.equal(asked, '/p', 'the named parameter is read');
 });
 

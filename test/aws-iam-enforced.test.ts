@@ -257,7 +257,7 @@ t.test(
           'provision with --api-token',
           'provision-ec2',
           ['--service-url', URL_, '--name', NAME],
-          asOperator({ API_TOKEN: 'tok-iam-1' }),
+          asOperator({ API_TOKEN: 'tok-iam-1-0123456789abcdef0123456789' }),
         );
         // A stopped instance (stopped by someone else): the re-run starts it, with the operator's keys.
         const [first] = await live([NAME]);
@@ -278,7 +278,7 @@ t.test(
           're-run with token flags',
           'provision-ec2',
           ['--service-url', URL_, '--name', NAME, '--api-token-parameter', '/random-number/rn-iam/api-token'],
-          asOperator({ API_TOKEN: 'tok-iam-2' }),
+          asOperator({ API_TOKEN: 'tok-iam-2-0123456789abcdef0123456789' }),
         );
         await run(
           '--count 2 --subnet',

@@ -119,7 +119,7 @@ t.test('dry run prints the plan and changes nothing', async (t) => {
     cli(
       'provision-ec2',
       ['--service-url', URL_, '--name', NAME, '--dry-run'],
-      { API_TOKEN: 'dry' },
+      { API_TOKEN: 'dry-0123456789abcdef0123456789abcdef' },
       { via: 'npm' },
     ),
     cli('provision-ec2', [

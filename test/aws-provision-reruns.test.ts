@@ -76,7 +76,7 @@ t.test('an instance stuck stopping fails with a message naming it and what to do
 t.test('a re-run without token flags keeps the token; a stopped instance is started', async (t) => {
   const name = 'rn-keep';
   const first = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name], {
-    API_TOKEN: 'tok-keep-1',
+    API_TOKEN: 'tok-keep-1-0123456789abcdef0123456789',
   });
   t.equal(first.code, 0, `first run exits 0 (${first.stderr})`);
   const [instance] = await aws.liveInstances(name);

@@ -20,7 +20,7 @@ t.test('the main path: provision, provision again, results, teardown, teardown a
   await t.test(
     'a full run leaves one locked-down instance with the agent sent through Run Command',
     async (t) => {
-      const token = 'tok-e2e-7f3a9c';
+      const token = 'tok-e2e-7f3a9c-0123456789abcdef012345';
       const args = ['--service-url', URL_, '--name', NAME];
       const before = await snapshot(NAME);
       const dry = await cli('provision-ec2', [...args, '--dry-run'], { API_TOKEN: token });

@@ -26,7 +26,21 @@ t.test('deploy-knative.sh accepts exactly the tokens the service and agent accep
   const script = readFileSync('scripts/deploy-knative.sh', 'utf8');
   const regex = /^token_re='([^']+)'$/m.exec(script)?.[1];
   t.ok(regex, `deploy-knative.sh checks API_TOKEN with a regex (${regex})`);
-  for (const token of ['abc123', 'a-b_c.d~+/', 'pad==', 'a=b', 'a!b', 'with space', 'é', '"q"', '']) {
+  const long = '0123456789abcdef0123456789abcdef';
+  for (const token of [
+    long,
+    `${long}a-b_c.d~+/`,
+    `${long}==`,
+    'a'.repeat(31),
+    'abc123',
+    'pad==',
+    `${long}=b`,
+    `${long}!`,
+    'with space',
+    'é',
+    '"q"',
+    '',
+  ]) {
     const bash = spawnSync('bash', ['-c', `re='${regex}'; [[ "$1" =~ $re ]]`, 'bash', token]);
     t.equal(bash.status === 0, TOKEN_PATTERN.test(token), `${JSON.stringify(token)}: same verdict`);
   }

@@ -77,7 +77,7 @@ t.test(
 t.test(
   'a token parameter that cannot be read yet is retried until it can, then the agent polls',
   async (t) => {
-    const token = 'host-test-token-1234';
+    const token = 'host-test-token-1234-0123456789abcdef';
     const service = await startService(t, { API_TOKEN: token });
     const moto = await startMoto(t);
     const host = await bootHost(t);

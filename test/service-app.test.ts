@@ -124,7 +124,7 @@ t.test('/healthz and /readyz', async (t) => {
 });
 
 t.test('API_TOKEN: / needs the bearer token; health endpoints never do', async (t) => {
-  const token = 's3cret-Token.value';
+  const token = 's3cret-Token.value-0123456789abcdef';
   const { app, logs } = appWith({ apiToken: token, random: () => 9 });
   const none = await app.request('/');
   t.equal(none.status, 401, 'no Authorization → 401');

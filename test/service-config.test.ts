@@ -17,7 +17,7 @@ t.test('values are parsed into types', async (t) => {
     ['PORT', '9000', 'port', 9000],
     ['HOST', '127.0.0.1', 'host', '127.0.0.1'],
     ['LOG_LEVEL', 'DEBUG', 'logLevel', 'debug'], // any case
-    ['API_TOKEN', 'abc', 'apiToken', 'abc'],
+    ['API_TOKEN', 'abc-0123456789abcdef0123456789abcd', 'apiToken', 'abc-0123456789abcdef0123456789abcd'],
     ['SHUTDOWN_TIMEOUT_MS', '0', 'shutdownTimeoutMs', 0],
   ];
   const config = loadConfig(Object.fromEntries(cases.map(([name, value]) => [name, value])));
@@ -42,8 +42,11 @@ t.test('bad values throw one ConfigError naming every bad variable', async (t) =
     'outside RFC 6750 b64token: refused',
   );
   t.equal(
-    loadConfig({ API_TOKEN: 'YWJj+/9_-.~==' }).apiToken,
-    'YWJj+/9_-.~==',
+    loadConfig({ API_TOKEN: 'YWJj+/9_-.~0123456789abcdef0123456789==' }).apiToken,
+    'YWJj+/9_-.~0123456789abcdef0123456789==',
     'base64 and its padding are fine',
   );
+  const short = t.throws(() => loadConfig({ API_TOKEN: 'a'.repeat(31) })) as Error;
+  t.match(short.message, /at least 32 of them/, 'a token shorter than 32 characters is refused, saying so');
+  t.equal(loadConfig({ API_TOKEN: 'a'.repeat(32) }).apiToken, 'a'.repeat(32), '32 characters are enough');
 });

@@ -61,7 +61,7 @@ t.test('the built bundle serves the whole contract and logs one JSON line per re
 });
 
 t.test('with API_TOKEN the bundle needs the token on / and never logs it', async (t) => {
-  const token = 'tok-4f1c0a9e77b2';
+  const token = 'tok-4f1c0a9e77b2-0123456789abcdef0123';
   const service = await startService(t, { API_TOKEN: token, LOG_LEVEL: 'trace' });
   const denied = await fetch(`${service.url}/`);
   t.equal(denied.status, 401, 'no token → 401');
