@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { fileLines, LINE } from './helpers/agent.ts';
-import { json } from './helpers/process.ts';
+import { json, startForegroundJob } from './helpers/process.ts';
 
 const DEMO = resolve(import.meta.dirname, '../scripts/demo.sh');
 
@@ -20,30 +20,12 @@ const alive = (pid: number) => {
 t.test('the demo: numbers in the file within a period, Ctrl-C stops both children', async (t) => {
   const dataDir = join(t.testdir(), 'data');
   // Its own process group, like a terminal's foreground job, so the test can "press Ctrl-C".
-  const demo = spawn('bash', [DEMO], {
-    detached: true,
+  const demo = startForegroundJob(t, 'bash', [DEMO], {
     env: { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: '0', SCHEDULE: '*/1 * * * * *' },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = once(demo, 'exit');
-  t.teardown(() => {
-    if (demo.exitCode === null && demo.signalCode === null) process.kill(-(demo.pid as number), 'SIGKILL');
-  });
-  const out: string[] = [];
-  let firstNumber!: () => void;
-  const numbered = new Promise<void>((r) => {
-    firstNumber = r;
-  });
-  createInterface({ input: demo.stdout }).on('line', (line) => {
-    out.push(line);
-    if (json(line).outcome === 'ok') firstNumber();
-  });
-  const err: string[] = [];
-  createInterface({ input: demo.stderr }).on('line', (line) => err.push(line));
-
-  const timeout = setTimeout(() => firstNumber(), 15_000);
-  await numbered;
-  clearTimeout(timeout);
+  const { out, err } = demo;
+  // At most 15 s: the file's own check below says whether a number came.
+  await Promise.race([demo.waitFor((line) => json(line).outcome === 'ok'), sleep(15_000, 0, { ref: false })]);
   const text = out.join('\n');
   t.match(text, /numbers go to .*data\/randomNumber\.txt/, 'says where the numbers go');
   t.match(text, /tail -f .*data\/randomNumber\.txt/, 'says how to watch them');
@@ -51,8 +33,8 @@ t.test('the demo: numbers in the file within a period, Ctrl-C stops both childre
   const agentPid = Number(/agent .*\(pid (\d+)/.exec(text)?.[1]);
   t.ok(alive(servicePid) && alive(agentPid), `both children run (service ${servicePid}, agent ${agentPid})`);
 
-  process.kill(-(demo.pid as number), 'SIGINT');
-  const [code] = await exited;
+  demo.interrupt();
+  const [code] = await demo.exited;
   t.equal(code, 0, `Ctrl-C: the demo exits 0 ${err.join('\n')}`);
   t.notOk(alive(servicePid), 'the service has exited');
   t.notOk(alive(agentPid), 'the agent has exited');

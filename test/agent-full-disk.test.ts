@@ -1,7 +1,7 @@
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { fileLines, LINE, startAgent } from './helpers/agent.ts';
+import { checkWholeInOrder, fileLines, LINE, startAgent } from './helpers/agent.ts';
 import { json } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 import { fillToWithinALine, mountTmpfs } from './helpers/tmpfs.ts';
@@ -44,16 +44,7 @@ t.test(
     t.equal((await agent.exited).code, 0, 'SIGTERM: exit 0');
 
     const lines = await fileLines(output);
-    t.same(
-      lines.filter((line) => !LINE.test(line)),
-      [],
-      'every line is exactly "<ISO-8601 UTC ms> <0..100>": none torn, none joined',
-    );
-    const times = lines.map((line) => Date.parse(line.split(' ')[0] as string));
-    t.ok(
-      times.every((time, i) => i === 0 || time >= (times[i - 1] as number)),
-      'the lines are in time order',
-    );
+    checkWholeInOrder(t, lines, 'every line is exactly "<ISO-8601 UTC ms> <0..100>": none torn, none joined');
     const fetched = agent.polls().filter((p) => typeof p.number === 'number');
     t.same(
       lines.slice(content.split('\n').length - 1).map((line) => Number(line.split(' ')[1])),

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parsePollLine } from '../lib/contract.ts';
 import { parseResults, resultsScript } from '../scripts/aws/results.ts';
-import { LINE } from './helpers/agent.ts';
+import { checkWholeInOrder, LINE } from './helpers/agent.ts';
 import { bootHost } from './helpers/host.ts';
 import { AGENT, agentCommandPayloads, runPayloads } from './helpers/host-agent.ts';
 import { eventually } from './helpers/process.ts';
@@ -63,16 +63,7 @@ t.test('through the installed unit, a full disk tears no line and loses no numbe
   );
   await host.run(['systemctl', 'stop', AGENT]);
   const lines = (await sh(`cat ${OUTPUT}`)).split('\n').filter(Boolean);
-  t.same(
-    lines.filter((line) => !LINE.test(line)),
-    [],
-    'every line is whole: none torn, none joined',
-  );
-  const times = lines.map((line) => Date.parse(line.split(' ')[0] as string));
-  t.ok(
-    times.every((time, i) => i === 0 || time >= (times[i - 1] as number)),
-    'the lines are in time order',
-  );
+  checkWholeInOrder(t, lines);
   const fetched = (await polls()).filter((p) => p.number !== null).map((p) => p.number);
   t.same(
     lines.slice(count).map((line) => Number(line.split(' ')[1])),

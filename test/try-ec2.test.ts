@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import t from 'tap';
 import { LINE } from './helpers/agent.ts';
 import { requireHost } from './helpers/host.ts';
+import { startForegroundJob } from './helpers/process.ts';
 
 // `make try-ec2` as a person runs it: the emulator, iam-bootstrap, provision-ec2, the payloads on the
 // local systemd host, numbers as they land; then Ctrl-C, and nothing of it is left.
@@ -26,34 +24,13 @@ const accepts = (url: string) =>
 t.test('make try-ec2: numbers from the EC2 path land, Ctrl-C stops everything', async (t) => {
   requireHost();
   // Its own process group, as a terminal's foreground job, so the test can "press Ctrl-C".
-  const run = spawn('make', ['-s', 'try-ec2'], {
+  const run = startForegroundJob(t, 'make', ['-s', 'try-ec2'], {
     cwd: ROOT,
-    detached: true,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, SCHEDULE: '*/2 * * * * *' },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = once(run, 'exit');
-  t.teardown(() => {
-    if (run.exitCode === null && run.signalCode === null) process.kill(-(run.pid as number), 'SIGKILL');
-  });
-  const out: string[] = [];
+  const { out } = run;
   const numbers: string[] = [];
-  let twoNumbers!: () => void;
-  const landed = new Promise<void>((r) => {
-    twoNumbers = r;
-  });
-  createInterface({ input: run.stdout }).on('line', (line) => {
-    out.push(line);
-    if (LINE.test(line) && numbers.push(line) === 2) twoNumbers();
-  });
-  const err: string[] = [];
-  createInterface({ input: run.stderr }).on('line', (line) => err.push(line));
-  await Promise.race([
-    landed,
-    exited.then(() => {
-      throw new Error(`make try-ec2 ended first:\n${out.join('\n')}\n${err.join('\n')}`);
-    }),
-  ]);
+  await run.waitFor((line) => LINE.test(line) && numbers.push(line) === 2);
   const text = out.join('\n');
   t.match(text, /✓ permissions boundary: .* created/, 'iam-bootstrap ran against the emulator');
   t.match(text, /done: the agent is installed on i-\w+/, 'provision-ec2 ran to its end');
@@ -75,11 +52,11 @@ t.test('make try-ec2: numbers from the EC2 path land, Ctrl-C stops everything', 
     'all three up while it runs',
   );
 
-  process.kill(-(run.pid as number), 'SIGINT');
-  await exited;
+  run.interrupt();
+  await run.exited;
   t.match(out.join('\n'), /stopped; nothing is left running/, 'says it stopped');
   t.notOk(await accepts(moto), 'the emulator is stopped');
   t.notOk(await accepts(service), 'the service is stopped');
   t.notOk(existsSync(hostDir), 'the host is powered off and its copy removed');
-  t.throws(() => process.kill(-(run.pid as number), 0), { code: 'ESRCH' }, 'no process of it is left');
+  t.throws(() => process.kill(run.group, 0), { code: 'ESRCH' }, 'no process of it is left');
 });

@@ -9,6 +9,24 @@ export const AGENT_BUNDLE = resolve(import.meta.dirname, '../../dist/ec2-agent.m
 /** `<ISO-8601 UTC with ms> <0..100>`: the only line the agent ever writes. */
 export const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (\d|[1-9]\d|100)$/;
 
+/** The numbers file's promise after a fault: every line whole (`LINE`), and the lines in time order. */
+export function checkWholeInOrder(
+  t: { same(a: unknown, b: unknown, m: string): unknown; ok(a: unknown, m: string): unknown },
+  lines: string[],
+  whole = 'every line is whole: none torn, none joined',
+) {
+  t.same(
+    lines.filter((line) => !LINE.test(line)),
+    [],
+    whole,
+  );
+  const times = lines.map((line) => Date.parse(line.split(' ')[0] as string));
+  t.ok(
+    times.every((time, i) => i === 0 || time >= (times[i - 1] as number)),
+    'the lines are in time order',
+  );
+}
+
 export interface Agent extends Started {
   /** The `msg: "poll"` lines so far, parsed. */
   polls(): Record<string, unknown>[];

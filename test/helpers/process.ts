@@ -133,3 +133,53 @@ export function outputOf(child: ChildProcess): Promise<Output> {
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/**
+ * A command started as a terminal's foreground job: in a process group of its own, so `interrupt()`
+ * is a Ctrl-C to the whole job. Its output is kept line by line; `waitFor` resolves on the first stdout
+ * line that passes, or rejects if the job ends first. Killed, group and all, when the test ends.
+ */
+export function startForegroundJob(
+  t: Teardown,
+  command: string,
+  args: string[],
+  options: { env: Record<string, string | undefined>; cwd?: string },
+) {
+  const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = once(child, 'exit');
+  const group = -(child.pid as number);
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(group, 'SIGKILL');
+  });
+  const out: string[] = [];
+  const err: string[] = [];
+  const listeners = new Set<(line: string) => void>();
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    out.push(line);
+    for (const listener of listeners) listener(line);
+  });
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => err.push(line));
+  const ended = exited.then(() => {
+    throw new Error(`${command} ${args.join(' ')} ended first:\n${out.join('\n')}\n${err.join('\n')}`);
+  });
+  ended.catch(() => {});
+  return {
+    group,
+    out,
+    err,
+    exited,
+    interrupt: () => process.kill(group, 'SIGINT'),
+    /** Resolves once `test` has passed on a stdout line (it sees every line from now on). */
+    waitFor(test: (line: string) => boolean): Promise<void> {
+      const seen = new Promise<void>((resolve) => {
+        const listener = (line: string) => {
+          if (!test(line)) return;
+          listeners.delete(listener);
+          resolve();
+        };
+        listeners.add(listener);
+      });
+      return Promise.race([seen, ended]);
+    },
+  };
+}
