@@ -1,7 +1,7 @@
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { checkWholeInOrder, fileLines, LINE, startAgent } from './helpers/agent.ts';
+import { checkWholeInOrder, fileLines, startAgent } from './helpers/agent.ts';
 import { json } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
 import { fillToWithinALine, mountTmpfs } from './helpers/tmpfs.ts';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parsePollLine } from '../lib/contract.ts';
 import { parseResults, resultsScript } from '../scripts/aws/results.ts';
-import { checkWholeInOrder, LINE } from './helpers/agent.ts';
+import { checkWholeInOrder } from './helpers/agent.ts';
 import { bootHost } from './helpers/host.ts';
 import { AGENT, agentCommandPayloads, runPayloads } from './helpers/host-agent.ts';
 import { eventually } from './helpers/process.ts';
