@@ -1,7 +1,7 @@
 /**
  * What the service, the agent, the CLIs, the results reader and the benchmark agree on, written once.
- * The shell scripts that cannot import it (ec2-agent/install.sh, scripts/deploy-knative.sh) repeat a
- * few of these values; test/contract.test.ts fails when they drift.
+ * scripts/deploy-knative.sh, which cannot import it, repeats the token rule; install.sh asks the agent
+ * bundle instead (`--check`). test/contract.test.ts fails when either drifts.
  */
 
 /** The service hands out integers in this range, both ends included; the agent accepts nothing else. */
