@@ -1,3 +1,5 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import cronParser from 'cron-parser';
 import * as z from 'zod/mini';
 import { AGENT_DEFAULTS, TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
@@ -25,6 +27,10 @@ const outputFile = z.string().check(
       'must be an absolute file path of letters, digits and ._-/ without .., e.g. /root/randomNumber.txt',
   }),
 );
+
+const caFile = z
+  .string()
+  .check(z.refine((path) => !caFileProblem(path), { error: (issue) => caFileProblem(String(issue.input)) }));
 
 const help = (arg: string, text: string) => ({ arg, help: text });
 
@@ -58,6 +64,8 @@ export const AGENT_SETTINGS = {
     ),
     flag: help('P', 'SSM SecureString the agent reads its API token from'),
   },
+  // Not a flag: the CLIs take --ca-cert <local PEM>, and install.sh installs it where this points.
+  SERVICE_CA_FILE: { schema: z.optional(caFile) },
   // Not a flag of the CLIs: they pass their own region (install.sh's --aws-region).
   AWS_REGION: {
     schema: z.optional(z.string().check(z.regex(/^[a-z0-9-]+$/, { error: 'must look like us-east-1' }))),
@@ -97,6 +105,18 @@ export function cronProblem(expression: string): string | undefined {
     return undefined;
   } catch (err) {
     return (err as Error).message;
+  }
+}
+
+/** What is wrong with `path` as a file of PEM CA certificates and what to do, or undefined if nothing. */
+function caFileProblem(path: string): string | undefined {
+  try {
+    // Its first certificate parses: a file of none would quietly trust nothing more.
+    new X509Certificate(readFileSync(path));
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    const why = code?.startsWith('ERR_OSSL') ? `no PEM certificate in it (${message})` : message;
+    return `must be a readable file of PEM CA certificates (the CA of the service's certificate, e.g. certs/ca.crt from make tls-cert): ${why}`;
   }
 }
 
@@ -148,6 +168,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiToken: settings.API_TOKEN,
     /** The name of an SSM SecureString holding the token, read once at start. */
     apiTokenParameter: settings.API_TOKEN_PARAMETER,
+    /** CA certificates (PEM) trusted, besides Node's built-in roots, for the service's requests only. */
+    serviceCaFile: settings.SERVICE_CA_FILE,
+    serviceCa: settings.SERVICE_CA_FILE && readFileSync(settings.SERVICE_CA_FILE, 'utf8'),
     requestTimeoutMs: settings.REQUEST_TIMEOUT_MS,
     logLevel: settings.LOG_LEVEL,
   };

@@ -1,13 +1,11 @@
-import { mkdir, open } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { dirname } from 'node:path';
 import { runMain } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { createLogger } from '../lib/logger.ts';
 import { checkSettings, loadConfig } from './config.ts';
 import { createPoller } from './poll.ts';
 import { createScheduler } from './scheduler.ts';
-import { createFileSink } from './sink.ts';
+import { createFileSink, openForAppend } from './sink.ts';
 import { resolveToken } from './token.ts';
 
 /**
@@ -15,6 +13,9 @@ import { resolveToken } from './token.ts';
  * TimeoutStopSec (40 s), so systemd never has to SIGKILL us.
  */
 const SHUTDOWN_GRACE_MS = 25_000;
+
+const EXTRA_CA_WARNING =
+  'NODE_EXTRA_CA_CERTS is set: Node trusts its CAs for every TLS connection of the agent, its AWS calls included; SERVICE_CA_FILE=<PEM file> trusts a CA for the service alone';
 
 /** The agent's only edge: config, token, wiring, signals. */
 runMain(
@@ -33,9 +34,10 @@ runMain(
     await checkWritable(config.outputFile);
     const token = await resolveToken(config);
 
+    const { serviceUrl: url, requestTimeoutMs: attemptTimeoutMs } = config;
     const scheduler = createScheduler({
       schedule: config.schedule,
-      poll: createPoller({ url: config.serviceUrl, token, attemptTimeoutMs: config.requestTimeoutMs }),
+      poll: createPoller({ url, token, attemptTimeoutMs, ca: config.serviceCa }),
       sink: createFileSink({ path: config.outputFile }),
       logger,
     });
@@ -48,13 +50,15 @@ runMain(
         outputFile: config.outputFile,
         requestTimeoutMs: config.requestTimeoutMs,
         auth: token ? (config.apiTokenParameter ? 'bearer (SSM parameter)' : 'bearer') : 'none',
-        // Read by Node itself at start; shown so a TLS failure can be matched with what was trusted.
-        extraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null,
+        // Shown so a TLS failure can be matched with what was trusted.
+        serviceCaFile: config.serviceCaFile ?? null,
         nextTick: scheduler.nextTick(),
         node: process.version,
       },
       'started',
     );
+    // A user's own: it reaches past the service, to the token read from SSM.
+    if (process.env.NODE_EXTRA_CA_CERTS) log.warn(EXTRA_CA_WARNING);
 
     let stopping = false;
     const stop = async (signal: NodeJS.Signals) => {
@@ -80,8 +84,7 @@ runMain(
  */
 async function checkWritable(file: string): Promise<void> {
   try {
-    await mkdir(dirname(file), { recursive: true, mode: 0o755 });
-    await (await open(file, 'a', 0o644)).close();
+    await (await openForAppend(file)).close();
   } catch (err) {
     throw new ConfigError(
       `OUTPUT_FILE ${file} cannot be opened for appending as ${userName()} (${(err as Error).message}); give a file path whose folder that user can write`,

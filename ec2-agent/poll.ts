@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rootCertificates } from 'node:tls';
 import ky, { HTTPError } from 'ky';
+import { Agent } from 'undici';
 import { NUMBER_RANGE } from '../lib/contract.ts';
 
 /** What one successful poll brought back. */
@@ -36,6 +38,8 @@ export interface PollerOptions {
   token?: string | undefined;
   /** Bound on one attempt, from sending the request to the end of the body. */
   attemptTimeoutMs: number;
+  /** CA certificates (PEM) trusted for this service besides Node's built-in roots. */
+  ca?: string | undefined;
   maxAttempts?: number;
   backoff?: { baseMs: number; maxMs: number };
 }
@@ -65,7 +69,10 @@ export function createPoller(options: PollerOptions) {
   const { url, token, attemptTimeoutMs, maxAttempts = 3, backoff = { baseMs: 500, maxMs: 5000 } } = options;
   const auth = token ? { Authorization: `Bearer ${token}` } : {};
   const headers = { Accept: 'application/json, text/plain;q=0.9', ...auth };
-  const client = ky.create({ retry: 0, timeout: false, headers });
+  // The CA on this client's connections alone (NODE_EXTRA_CA_CERTS would trust it for the AWS calls too).
+  const { ca } = options;
+  const dispatcher = ca ? new Agent({ connect: { ca: [...rootCertificates, ca] } }) : undefined;
+  const client = ky.create({ retry: 0, timeout: false, headers, dispatcher });
 
   async function attempt(timeoutMs: number, outer: AbortSignal): Promise<Omit<PollResult, 'attempts'>> {
     const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), outer]);
@@ -153,7 +160,7 @@ async function readCapped(response: Response, limit: number): Promise<string> {
 
 /** Where to give the agent a CA: the provisioner's flag on EC2, the variable anywhere else. */
 const CA_FIX =
-  'give the agent the CA that signed it: provision-ec2 (or agent-command) --ca-cert certs/ca.crt, or NODE_EXTRA_CA_CERTS=<PEM file> outside EC2';
+  'give the agent the CA that signed it: provision-ec2 (or agent-command) --ca-cert certs/ca.crt, or SERVICE_CA_FILE=<PEM file> outside EC2';
 /** For the codes that mean "no trusted CA vouches for this certificate". */
 const UNTRUSTED = `the service's certificate is not signed by a CA the agent trusts; ${CA_FIX}`;
 

@@ -13,19 +13,10 @@ import { dirname } from 'node:path';
  */
 export function createFileSink(options: { path: string }) {
   const { path } = options;
-  async function openForAppend() {
-    try {
-      return await open(path, 'a', 0o644);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-      return open(path, 'a', 0o644);
-    }
-  }
   return {
     async write(at: Date, number: number): Promise<void> {
       const line = Buffer.from(`${formatLine(at, number)}\n`);
-      const file = await openForAppend();
+      const file = await openForAppend(path);
       try {
         const { size } = await file.stat();
         try {
@@ -45,6 +36,17 @@ export function createFileSink(options: { path: string }) {
       }
     },
   };
+}
+
+/** Opens the numbers file for appending, creating it (0644) and its folder (0755) when missing. */
+export async function openForAppend(path: string) {
+  try {
+    return await open(path, 'a', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    return open(path, 'a', 0o644);
+  }
 }
 
 /** `2026-11-25T00:01:00.123Z 42`: the time the number arrived, in UTC, then the number. */
