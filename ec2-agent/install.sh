@@ -17,10 +17,10 @@
 # the output file is the one thing it can write: a missing folder is created root-owned 0755, a missing
 # file empty 0644; an existing file (an upgrade, or root's from an earlier version) keeps every line
 # and is given to that user.
-# --extra-ca-certs: a PEM file with the CA of a service behind a private certificate; it is copied to
-# /etc/random-number-agent/extra-ca.pem and given to Node as NODE_EXTRA_CA_CERTS (trusted in addition
-# to the public CAs Node.js bundles). Without the flag a CA installed earlier is kept;
-# `--extra-ca-certs none` removes it.
+# --extra-ca-certs: a PEM file with the CA of a service behind a private certificate; checked by the
+# agent, copied to /etc/random-number-agent/extra-ca.pem and given to it as SERVICE_CA_FILE (trusted,
+# in addition to the public CAs Node.js bundles, for the service only: not for the agent's AWS calls).
+# Without the flag a CA installed earlier is kept; `--extra-ca-certs none` removes it.
 # NODE_BIN overrides the Node.js 22 binary written into the unit.
 #
 # --prefix DIR lays every file down under DIR and touches nothing else: no dnf, no useradd (the output
@@ -74,6 +74,7 @@ while (($# > 0)); do
   case $flag in
   --sha256) BUNDLE_SHA256=$value ;;
   --bundle | --extra-ca-certs | --unit | --prefix) printf -v "$var" '%s' "$value" ;;
+  --service-ca-file) die "give the service's CA with --extra-ca-certs PEM (installed where SERVICE_CA_FILE points)" ;;
   *)
     # An agent setting: the agent's check below refuses a name it does not know.
     export "$var=$value"
@@ -86,11 +87,9 @@ done
 [[ -n $BUNDLE ]] || die "--bundle FILE is required (the agent bundle, dist/ec2-agent.mjs)"
 [[ -f $BUNDLE && -r $BUNDLE ]] || die "--bundle $BUNDLE: no such readable file"
 [[ -f $UNIT && -r $UNIT ]] || die "--unit $UNIT: no such readable file (the systemd unit, ec2-agent/$NAME.service)"
-if [[ -n $EXTRA_CA_CERTS && $EXTRA_CA_CERTS != none ]]; then
-  [[ -f $EXTRA_CA_CERTS && -r $EXTRA_CA_CERTS ]] || die "--extra-ca-certs $EXTRA_CA_CERTS: no such readable file"
-  grep -q -- '-----BEGIN CERTIFICATE-----' "$EXTRA_CA_CERTS" ||
-    die "--extra-ca-certs $EXTRA_CA_CERTS: not a PEM certificate file"
-fi
+# The agent checks the CA file below as it will read it; only install.sh says where it lives.
+unset SERVICE_CA_FILE
+[[ -z $EXTRA_CA_CERTS || $EXTRA_CA_CERTS == none ]] || export SERVICE_CA_FILE=$EXTRA_CA_CERTS
 if [[ -n $BUNDLE_SHA256 ]]; then
   [[ $BUNDLE_SHA256 =~ ^[0-9a-fA-F]{64}$ ]] || die "--sha256 must be 64 hex digits (got $BUNDLE_SHA256)"
   actual=$(sha256sum "$BUNDLE" | cut -d' ' -f1)
@@ -192,9 +191,9 @@ quote() {
   echo "# Written by install.sh; rerun it to change these (edits here are overwritten)."
   # The settings as the agent's check resolved them: defaults included, API_TOKEN never.
   while IFS='=' read -r name value; do
-    echo "$name=$(quote "$value")"
+    [[ $name == SERVICE_CA_FILE ]] || echo "$name=$(quote "$value")"
   done <<<"$resolved"
-  [[ ! -f $PREFIX$ca_file ]] || echo "NODE_EXTRA_CA_CERTS=$(quote "$ca_file")"
+  [[ ! -f $PREFIX$ca_file ]] || echo "SERVICE_CA_FILE=$(quote "$ca_file")"
 } | put "$etc_dir/agent.env" 0600
 
 # The unit as shipped, with this instance's Node.js binary and output file. sed replacement strings
@@ -206,8 +205,7 @@ sed -e "s|^ExecStart=.*|ExecStart=$(sed_escape "$NODE_BIN") /opt/$NAME/ec2-agent
 say "installed $opt_dir/ec2-agent.mjs, $etc_dir/agent.env, $unit_dir/$NAME.service (node: $NODE_BIN, output: $OUTPUT_FILE)"
 
 if [[ -n $PREFIX ]]; then
-  say "under --prefix: systemd not touched"
-  echo "$NAME: installed under $PREFIX (not started)"
+  echo "$NAME: installed under $PREFIX (not started: under --prefix, systemd is not touched)"
   exit 0
 fi
 
