@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { cronProblem, loadConfig } from '../ec2-agent/config.ts';
+import { checkSettings, cronProblem, loadConfig } from '../ec2-agent/config.ts';
 import { AGENT_DEFAULTS as DEFAULTS } from '../lib/contract.ts';
 import { AGENT_BUNDLE } from './helpers/agent.ts';
 import { json, startProcess } from './helpers/process.ts';
+import { selfSignedCa } from './helpers/tls.ts';
 
 const URL_OK = { SERVICE_URL: 'http://127.0.0.1:9/' };
 
@@ -15,6 +17,8 @@ t.test('defaults: schedule every minute, /root/randomNumber.txt, 20 s, info', as
       outputFile: '/root/randomNumber.txt',
       apiToken: undefined,
       apiTokenParameter: undefined,
+      serviceCaFile: undefined,
+      serviceCa: undefined,
       requestTimeoutMs: 20_000,
       logLevel: 'info',
     },
@@ -59,6 +63,22 @@ t.test('accepts what it should', async (t) => {
   }
 });
 
+t.test(
+  'SERVICE_CA_FILE: a PEM file of certificates, read once at start; --check shows its path',
+  async (t) => {
+    const dir = t.testdir();
+    const ca = selfSignedCa(dir);
+    const config = loadConfig({ ...URL_OK, SERVICE_CA_FILE: ca });
+    t.equal(config.serviceCaFile, ca, 'the path, for the start line');
+    t.equal(config.serviceCa, readFileSync(ca, 'utf8'), 'the PEM, for the poller');
+    t.match(
+      checkSettings({ ...URL_OK, SERVICE_CA_FILE: ca }, ['SERVICE_CA_FILE']),
+      `\nSERVICE_CA_FILE=${ca}\n`,
+      '`--check SERVICE_CA_FILE` (what install.sh runs) accepts it and prints the path, not the PEM',
+    );
+  },
+);
+
 const BAD: [Record<string, string>, RegExp, string][] = [
   [{}, /SERVICE_URL is required/, 'SERVICE_URL missing'],
   [{ SERVICE_URL: 'ftp://x' }, /SERVICE_URL must be an http/, 'SERVICE_URL not http'],
@@ -81,6 +101,22 @@ const BAD: [Record<string, string>, RegExp, string][] = [
     { ...URL_OK, API_TOKEN_PARAMETER: 'bad name!' },
     /API_TOKEN_PARAMETER must be an SSM parameter name/,
     'parameter',
+  ],
+  [
+    { ...URL_OK, SERVICE_CA_FILE: '/nonexistent/ca.pem' },
+    /SERVICE_CA_FILE must be a readable file of PEM CA certificates .*certs\/ca\.crt.*: ENOENT/,
+    'SERVICE_CA_FILE missing',
+  ],
+  [
+    { ...URL_OK, SERVICE_CA_FILE: import.meta.dirname },
+    /SERVICE_CA_FILE must be a readable file of PEM CA certificates .*: EISDIR/,
+    'SERVICE_CA_FILE a folder',
+  ],
+  [
+    // This very file: readable, but no certificate in it.
+    { ...URL_OK, SERVICE_CA_FILE: import.meta.filename },
+    /SERVICE_CA_FILE must be a readable file of PEM CA certificates .*: no PEM certificate in it/,
+    'SERVICE_CA_FILE without a certificate',
   ],
   [
     { ...URL_OK, API_TOKEN: 'x'.repeat(32), API_TOKEN_PARAMETER: '/p' },

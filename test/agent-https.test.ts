@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { fileLines, LINE, startAgent } from './helpers/agent.ts';
+import { json } from './helpers/process.ts';
 
 t.test('https with a self-signed certificate: trusted only when its CA is given', async (t) => {
   const dir = t.testdir();
@@ -55,7 +56,7 @@ t.test('https with a self-signed certificate: trusted only when its CA is given'
       outcome: 'failed',
       attempts: 1,
       reason:
-        /^TLS: the service's certificate is not signed by a CA the agent trusts; .*--ca-cert .*NODE_EXTRA_CA_CERTS/,
+        /^TLS: the service's certificate is not signed by a CA the agent trusts; .*--ca-cert .*SERVICE_CA_FILE=<PEM file> outside EC2/,
     },
     'without the CA: a failed poll naming TLS and the fix, not retried',
   );
@@ -68,9 +69,10 @@ t.test('https with a self-signed certificate: trusted only when its CA is given'
     SERVICE_URL: url,
     SCHEDULE: '*/1 * * * * *',
     OUTPUT_FILE: trusted,
-    NODE_EXTRA_CA_CERTS: cert,
+    SERVICE_CA_FILE: cert,
   });
-  t.match(await withCa.waitForPoll(), { outcome: 'ok', number: 64 }, 'with NODE_EXTRA_CA_CERTS: ok');
+  t.match(await withCa.waitForPoll(), { outcome: 'ok', number: 64 }, 'with SERVICE_CA_FILE: ok');
+  t.match(json(withCa.stdout[0] ?? ''), { msg: 'started', serviceCaFile: cert }, 'the start line names it');
   withCa.kill();
   await withCa.exited;
   const lines = await fileLines(trusted);

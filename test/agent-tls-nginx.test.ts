@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t, { type Test } from 'tap';
 import { readCaCert } from '../scripts/aws/ca-cert.ts';
 import { AGENT_BUNDLE, fileLines, LINE } from './helpers/agent.ts';
+import { startMoto } from './helpers/moto.ts';
 import { nginxFront } from './helpers/nginx.ts';
 import { json, startProcess } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
@@ -17,6 +19,8 @@ import { reissue, tlsCert } from './helpers/tls.ts';
 // test/host-agent-tls.test.ts.
 
 const DOMAIN = 'numbers.random-number.test';
+/** An SSM endpoint under DOMAIN: the private CA, made for DOMAIN, may vouch for it too. */
+const SSM_HOST = `ssm.${DOMAIN}`;
 
 if (process.getuid?.() !== 0) {
   throw new Error(
@@ -28,7 +32,7 @@ const certs = join(root, 'certs');
 const made = tlsCert(certs, [DOMAIN]);
 if (made.status !== 0) throw new Error(`make tls-cert failed: ${made.stderr}`);
 const hosts = join(root, 'hosts');
-writeFileSync(hosts, `127.0.0.1 localhost ${DOMAIN}\n`);
+writeFileSync(hosts, `127.0.0.1 localhost ${DOMAIN} ${SSM_HOST}\n`);
 
 const service = await startService(t);
 /** nginx on loopback presenting `cert` for DOMAIN's requests, in front of the real service. */
@@ -40,7 +44,7 @@ const nginxWith = nginxFront(t, root, DOMAIN, service.port);
  * wrote for systemd, re-rooted under the prefix. The payloads themselves run on the systemd host in
  * test/host-agent-tls.test.ts.
  */
-async function install(t: Test, name: string, port: number, caCert: string | 'none') {
+async function install(t: Test, name: string, port: number, caCert: string | 'none', more: string[] = []) {
   const dir = join(root, `install-${name}`);
   mkdirSync(dir, { recursive: true });
   const choice = await readCaCert(caCert);
@@ -62,6 +66,7 @@ async function install(t: Test, name: string, port: number, caCert: string | 'no
       '*/1 * * * * *',
       '--extra-ca-certs',
       extra,
+      ...more,
       '--prefix',
       prefix,
     ],
@@ -74,16 +79,16 @@ async function install(t: Test, name: string, port: number, caCert: string | 'no
     if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2].replace(/\\(["\\])/g, '$1');
   }
   // install.sh wrote absolute paths for the instance: the same files live under the prefix here.
-  for (const key of ['NODE_EXTRA_CA_CERTS', 'OUTPUT_FILE']) {
+  for (const key of ['SERVICE_CA_FILE', 'OUTPUT_FILE']) {
     if (env[key]) env[key] = join(prefix, env[key]);
   }
   t.comment(`${name}: agent.env ${JSON.stringify(env)}`);
   return env;
 }
 
-/** The agent bundle as a real process that resolves DOMAIN to 127.0.0.1; returns its first poll line. */
-async function firstPoll(t: Test, env: Record<string, string>) {
-  const agent = startProcess(
+/** The agent bundle as a real process that resolves DOMAIN (and SSM_HOST) to 127.0.0.1. */
+function startAgentHere(t: Test, env: Record<string, string>) {
+  return startProcess(
     t,
     'unshare',
     [
@@ -99,20 +104,30 @@ async function firstPoll(t: Test, env: Record<string, string>) {
     ],
     { env },
   );
+}
+
+/** startAgentHere, then its start line and its first poll line. */
+async function firstPoll(t: Test, env: Record<string, string>) {
+  const agent = startAgentHere(t, env);
   const line = await agent.waitForLine((l) => json(l).msg === 'poll', 15_000);
   agent.kill();
   await agent.exited;
   const started = json(agent.stdout.find((l) => json(l).msg === 'started') ?? '');
-  return { poll: json(line), started };
+  return { poll: json(line), started, lines: agent.stdout.map(json) };
 }
 
 const good = await nginxWith('good', join(certs, `${DOMAIN}.crt`), join(certs, `${DOMAIN}.key`));
 
 t.test('with --ca-cert: the agent trusts the private CA and writes numbers', async (t) => {
   const env = await install(t, 'with-ca', good.port, join(certs, 'ca.crt'));
-  t.ok(env.NODE_EXTRA_CA_CERTS, 'install.sh told Node about the CA');
+  t.ok(env.SERVICE_CA_FILE, 'install.sh gave the agent the CA as SERVICE_CA_FILE');
+  t.equal(env.NODE_EXTRA_CA_CERTS, undefined, 'and not to Node as a whole');
   const { poll, started } = await firstPoll(t, env);
-  t.equal(started.extraCaCerts, env.NODE_EXTRA_CA_CERTS, 'the start line says which extra CA it trusts');
+  t.equal(
+    started.serviceCaFile,
+    env.SERVICE_CA_FILE,
+    'the start line says which CA it trusts for the service',
+  );
   t.match(poll, { outcome: 'ok', attempts: 1 }, 'the poll through nginx over TLS succeeded');
   const lines = await fileLines(env.OUTPUT_FILE ?? '');
   t.ok(lines.length >= 1 && lines.every((l) => LINE.test(l)), `numbers written (${lines.join(' | ')})`);
@@ -120,9 +135,9 @@ t.test('with --ca-cert: the agent trusts the private CA and writes numbers', asy
 
 t.test('without --ca-cert: no numbers, and the log names the certificate problem and the fix', async (t) => {
   const env = await install(t, 'without-ca', good.port, 'none');
-  t.equal(env.NODE_EXTRA_CA_CERTS, undefined, 'no extra CA installed');
+  t.equal(env.SERVICE_CA_FILE, undefined, 'no CA installed');
   const { poll, started } = await firstPoll(t, env);
-  t.equal(started.extraCaCerts, null, 'the start line says there is none');
+  t.equal(started.serviceCaFile, null, 'the start line says there is none');
   t.match(
     poll,
     {
@@ -170,3 +185,59 @@ t.test('an expired certificate: no numbers, a clear reason', async (t) => {
   );
   t.same(await fileLines(env.OUTPUT_FILE ?? ''), [], 'nothing written');
 });
+
+t.test(
+  'the CA is trusted for the service only: the token read from an SSM endpoint it signed fails',
+  async (t) => {
+    // moto behind nginx with a certificate from the same private CA, at SSM_HOST; the service requires
+    // the token held there. A process-wide NODE_EXTRA_CA_CERTS (the old design) would let the read through.
+    const moto = await startMoto(t);
+    const parameter = '/random-number/scoped-token';
+    const token = 'scoped-token-2718281828459045235360';
+    const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+    const ssm = new SSMClient({ endpoint: moto.endpoint, region: 'us-east-1', credentials });
+    await ssm.send(new PutParameterCommand({ Name: parameter, Value: token, Type: 'SecureString' }));
+    ssm.destroy();
+    t.equal(tlsCert(certs, [SSM_HOST]).status, 0, `a certificate for ${SSM_HOST} from the same CA`);
+    const motoPort = Number(new URL(moto.endpoint).port);
+    const crt = (name: string) => join(certs, `${SSM_HOST}.${name}`);
+    const ssmTls = await nginxFront(t, root, SSM_HOST, motoPort)('ssm', crt('crt'), crt('key'));
+    const authed = await startService(t, { API_TOKEN: token });
+    const front = await nginxFront(
+      t,
+      root,
+      DOMAIN,
+      authed.port,
+    )('authed', join(certs, `${DOMAIN}.crt`), join(certs, `${DOMAIN}.key`));
+    const env = await install(t, 'ssm-scope', front.port, join(certs, 'ca.crt'), [
+      '--api-token-parameter',
+      parameter,
+      '--aws-region',
+      'us-east-1',
+    ]);
+    const aws = { ...moto.env, AWS_ENDPOINT_URL: `https://${SSM_HOST}:${ssmTls.port}` };
+
+    const agent = startAgentHere(t, { ...env, ...aws });
+    const { code } = await agent.exited;
+    t.comment(`the agent said: ${agent.stderr.join(' | ')}`);
+    t.equal(code, 1, 'exit 1, which systemd retries as it retries every failed token read (not 78)');
+    t.match(
+      agent.stderr.join('\n'),
+      /^random-number-agent: cannot read the API token from SSM parameter \/random-number\/scoped-token \(API_TOKEN_PARAMETER\): .*(certificate|UNABLE_TO_VERIFY)/i,
+      "the SSM endpoint signed by the service's CA is not trusted: a certificate error",
+    );
+    t.notMatch([...agent.stdout, ...agent.stderr].join('\n'), token, 'the token is in no output line');
+
+    // The same install with the CA given to Node as a whole: the read goes through, and the agent
+    // warns that the CA now reaches its AWS calls.
+    const extra = { ...env, ...aws, NODE_EXTRA_CA_CERTS: env.SERVICE_CA_FILE ?? '' };
+    const { poll, started, lines } = await firstPoll(t, extra);
+    t.match(started, { auth: 'bearer (SSM parameter)' }, 'with NODE_EXTRA_CA_CERTS the token is read');
+    t.match(poll, { outcome: 'ok' }, 'and accepted by the service over TLS');
+    t.match(
+      lines.filter((l) => l.level === 40),
+      [{ msg: /^NODE_EXTRA_CA_CERTS is set: .*AWS calls included; SERVICE_CA_FILE/ }],
+      'one warn line: NODE_EXTRA_CA_CERTS reaches the AWS calls; SERVICE_CA_FILE is for the service',
+    );
+  },
+);

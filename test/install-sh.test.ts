@@ -7,6 +7,7 @@ import t from 'tap';
 import { loadConfig } from '../ec2-agent/config.ts';
 import { AGENT_BUNDLE, fileLines, LINE, startAgent } from './helpers/agent.ts';
 import { startService } from './helpers/service.ts';
+import { selfSignedCa } from './helpers/tls.ts';
 
 const INSTALL = resolve(import.meta.dirname, '../ec2-agent/install.sh');
 const UNIT = resolve(import.meta.dirname, '../ec2-agent/random-number-agent.service');
@@ -172,12 +173,10 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
 });
 
 t.test(
-  '--extra-ca-certs: copied and given to Node; kept by a re-run without it; `none` removes it',
+  '--extra-ca-certs: checked by the agent, copied, given to it as SERVICE_CA_FILE; kept by a re-run without it; `none` removes it',
   async (t) => {
-    const prefix = t.testdir({
-      'ca.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
-      'x.txt': 'hi',
-    });
+    const prefix = t.testdir({ 'x.txt': 'hi' });
+    selfSignedCa(prefix);
     const base = ['--bundle', AGENT_BUNDLE, '--service-url', 'https://x/', '--prefix', join(prefix, 'root')];
     const envFile = () =>
       parseEnvFile(readFileSync(join(prefix, 'root/etc/random-number-agent/agent.env'), 'utf8'));
@@ -185,18 +184,23 @@ t.test(
     const copied = join(prefix, 'root/etc/random-number-agent/extra-ca.pem');
     t.equal(readFileSync(copied, 'utf8'), readFileSync(join(prefix, 'ca.pem'), 'utf8'), 'the PEM, copied');
     t.equal(
-      envFile().NODE_EXTRA_CA_CERTS,
+      envFile().SERVICE_CA_FILE,
       '/etc/random-number-agent/extra-ca.pem',
-      'NODE_EXTRA_CA_CERTS points at it',
+      'SERVICE_CA_FILE points at it',
+    );
+    t.equal(
+      envFile().NODE_EXTRA_CA_CERTS,
+      undefined,
+      'not NODE_EXTRA_CA_CERTS: that would reach the AWS calls',
     );
 
     const kept = install(base);
     t.equal(kept.code, 0, 'reinstalled without the flag');
     t.equal(readFileSync(copied, 'utf8'), readFileSync(join(prefix, 'ca.pem'), 'utf8'), 'the CA is kept');
     t.equal(
-      envFile().NODE_EXTRA_CA_CERTS,
+      envFile().SERVICE_CA_FILE,
       '/etc/random-number-agent/extra-ca.pem',
-      'and still given to Node',
+      'and still given to the agent',
     );
     t.match(
       kept.stdout,
@@ -206,12 +210,19 @@ t.test(
 
     t.equal(install([...base, '--extra-ca-certs', 'none']).code, 0, 'reinstalled with --extra-ca-certs none');
     t.notOk(existsSync(copied), 'the copy is gone');
-    t.equal(envFile().NODE_EXTRA_CA_CERTS, undefined, 'and so is the variable');
+    t.equal(envFile().SERVICE_CA_FILE, undefined, 'and so is the variable');
     t.equal(install([...base, '--extra-ca-certs', 'none']).code, 0, '`none` with nothing installed: fine');
 
     const bad = install([...base, '--extra-ca-certs', join(prefix, 'x.txt')]);
-    t.equal(bad.code, 1, 'a file that is not PEM: exit 1');
-    t.match(bad.stderr, /not a PEM certificate file/, 'says so');
+    t.equal(bad.code, 78, "a file that is not PEM: the agent's exit 78");
+    t.match(
+      bad.stderr,
+      /SERVICE_CA_FILE must be a readable file of PEM CA certificates .*no PEM certificate/,
+    );
+    t.notOk(existsSync(copied), 'nothing installed');
+    const own = install([...base, '--service-ca-file', join(prefix, 'ca.pem')]);
+    t.equal(own.code, 1, '--service-ca-file: refused (install.sh alone says where the CA lives)');
+    t.match(own.stderr, /give the service's CA with --extra-ca-certs PEM/, 'pointing at --extra-ca-certs');
   },
 );
 
@@ -293,6 +304,12 @@ t.test(
         'timeout',
       ],
       [[...url, '--log-level', 'loud'], { LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/, 'log level'],
+      [
+        [...url, '--extra-ca-certs', '/nonexistent/ca.pem'],
+        { SERVICE_CA_FILE: '/nonexistent/ca.pem' },
+        /SERVICE_CA_FILE must be a readable file of PEM CA certificates .*ENOENT/,
+        'a CA file that is not there',
+      ],
       [
         [...url, '--bogus', '1'],
         {},

@@ -23,6 +23,27 @@ export function openssl(args: string[], input?: string): string {
   return execFileSync('openssl', args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
+/** A throwaway self-signed CA certificate, `<dir>/ca.pem` (its key beside it); returns its path. */
+export function selfSignedCa(dir: string): string {
+  const [key, cert] = [join(dir, 'ca.key'), join(dir, 'ca.pem')];
+  const subject = ['-subj', '/CN=random-number test CA', '-addext', 'basicConstraints=critical,CA:TRUE'];
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    ...subject,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
+  return cert;
+}
+
 /** `openssl verify -verify_hostname`: whether `cert` verifies against `ca` for `host`. */
 export function verifies(ca: string, cert: string, host: string): { ok: boolean; output: string } {
   const r = spawnSync(
