@@ -114,7 +114,14 @@ t.test('the licences that ship', async (t) => {
   const agent = readFileSync(resolve(root, 'dist/ec2-agent.mjs'), 'utf8');
   t.match(
     agent,
-    /\/\*! Bundled license information:\n\nky\/distribution\/index\.js:\n {2}\(\*! MIT License © Sindre Sorhus \*\)/,
+    /\/\*! Bundled license information:\n\n(.+:\n {2}\(\*! .*\*\)\n\n)*ky\/distribution\/index\.js:\n {2}\(\*! MIT License © Sindre Sorhus \*\)/,
     "ky's notice, kept at the end of the agent bundle",
+  );
+  // undici (the dispatcher that carries the service's CA): its own licence, not marked legal in its code.
+  const { version } = JSON.parse(readFileSync(resolve(root, 'node_modules/undici/package.json'), 'utf8'));
+  t.match(
+    readFileSync(resolve(root, 'dist/ec2-agent.licenses.txt'), 'utf8'),
+    `undici ${version} (MIT)\n\n${readFileSync(resolve(root, 'node_modules/undici/LICENSE'), 'utf8').trim()}`,
+    "undici's licence is in the agent bundle's notices",
   );
 });

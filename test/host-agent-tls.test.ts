@@ -83,6 +83,16 @@ t.test(
       'the CA is installed in the host',
     );
     t.equal((await host.unit(AGENT, ['User'])).User, AGENT, 'the agent runs as its own user, not root');
+    t.match(
+      host.read('/etc/random-number-agent/agent.env'),
+      `\nSERVICE_CA_FILE="${EXTRA_CA}"\n`,
+      'given to the agent as SERVICE_CA_FILE, which its sandbox lets it read',
+    );
+    t.notMatch(
+      host.read('/etc/random-number-agent/agent.env'),
+      'NODE_EXTRA_CA_CERTS',
+      'not to Node as a whole',
+    );
     const lines = await host.linesAtLeast(OUTPUT, 2, 15_000);
     t.ok(
       lines.every((l) => LINE.test(l)),
