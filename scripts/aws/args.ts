@@ -43,7 +43,7 @@ export const AGENT_FLAGS = {
   ...SETTING_FLAGS,
   'ca-cert': flag(
     'FILE',
-    'a PEM CA the agent trusts besides the public CAs (a service behind a\nprivate certificate, e.g. certs/ca.crt from make tls-cert); a re-run\nwithout it keeps the installed one; --ca-cert none removes it',
+    'a PEM CA the agent trusts besides the public CAs, for the service only\n(one behind a private certificate, e.g. certs/ca.crt from make tls-cert);\na re-run without it keeps the installed one; --ca-cert none removes it',
   ),
   'allow-plain-http': toggle('let the agent send its API token to an http:// service URL, in clear'),
   bundle: flag('FILE', 'agent bundle (default dist/ec2-agent.mjs, from `npm run build`)'),

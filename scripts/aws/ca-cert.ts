@@ -84,5 +84,5 @@ export function describeCaCert(choice: CaCertChoice | undefined): string {
   if (choice === undefined)
     return 'unchanged (a CA installed by an earlier run is kept; --ca-cert none removes it)';
   if (choice === 'none') return 'removed: the agent trusts the public CAs only';
-  return `${choice.path} (${choice.subjects.join('; ')}, until ${choice.notAfter}), trusted in addition to the public CAs`;
+  return `${choice.path} (${choice.subjects.join('; ')}, until ${choice.notAfter}), trusted in addition to the public CAs, for the service only`;
 }
