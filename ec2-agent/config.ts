@@ -142,7 +142,8 @@ export function readSettings(env: Record<string, string | undefined>, label?: (n
 export function checkSettings(env: Record<string, string | undefined>, given: string[]): string {
   const unknown = given.filter((name) => !(name in AGENT_SETTINGS) || name === 'API_TOKEN');
   if (unknown.length > 0) {
-    const known = Object.keys(AGENT_SETTINGS).filter((name) => name !== 'API_TOKEN');
+    // install.sh's flags: not the token (none on purpose), nor the CA file (its --extra-ca-certs sets it).
+    const known = Object.keys(AGENT_SETTINGS).filter((name) => !/^(API_TOKEN|SERVICE_CA_FILE)$/.test(name));
     throw new ConfigError(
       `unknown setting ${unknown.map((n) => `--${flagName(n)}`).join(', ')}; known: ${known.map((n) => `--${flagName(n)}`).join(', ')}`,
     );
