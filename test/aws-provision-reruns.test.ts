@@ -97,6 +97,18 @@ t.test('a re-run without token flags keeps the token; a stopped instance is star
     'and the start',
   );
 
+  // The kept token is still a token: an http:// URL needs the same consent as a token given now.
+  const plain = ['--service-url', 'http://random-number.example/', '--name', name, '--dry-run'];
+  const clear = await aws.cli('provision-ec2', plain);
+  t.equal(clear.code, 2, 'a re-run to an http:// URL with the kept token is refused');
+  t.match(
+    clear.stderr,
+    /API token \(kept from an earlier run: \/random-number\/rn-keep\/api-token\) in clear; .*--allow-plain-http/,
+    'naming the kept parameter and the flag that accepts it',
+  );
+  const allowed = await aws.cli('provision-ec2', [...plain, '--allow-plain-http']);
+  t.equal(allowed.code, 0, `with --allow-plain-http the plan goes ahead (${allowed.stderr})`);
+
   const again = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name]);
   t.equal(again.code, 0, `second run without API_TOKEN exits 0 (${again.stderr})`);
   t.match(

@@ -13,6 +13,7 @@ import { startServer } from '../scripts/bench/server-process.ts';
 import { median, quantile, ratio } from '../scripts/bench/stats.ts';
 
 const BASELINE = join(import.meta.dirname, '../scripts/bench/baseline-server.mjs');
+const HONO = join(import.meta.dirname, '../scripts/bench/hono-server.mjs');
 
 t.test('quantiles interpolate and tolerate unsorted or empty input', async (t) => {
   t.equal(median([3, 1, 2]), 2, 'median of an odd count is the middle value');
@@ -53,6 +54,12 @@ t.test('targets: PASS at or within the goal, MISS beyond it', async (t) => {
   const [behind] = targetLines({ service: r(1.4), fastify: r(1.3) });
   t.match(behind, /^MISS .*below Fastify's 1\.30×/, 'within 1.6× but behind Fastify still misses');
   t.same(targetLines({}), [], 'no service in the run: no verdicts');
+  const [, quiet] = targetLines({ service: r(1.6), 'service-warn': r(1.5), hono: r(1.2) });
+  t.match(
+    quiet,
+    /^MISS .*LOG_LEVEL=warn: 1\.50× .*Hono on node-server alone 1\.20×/,
+    'the floor is shown beside the goal',
+  );
 });
 
 t.test('ratios are taken round by round against bare node:http, then the median', async (t) => {
@@ -67,7 +74,11 @@ t.test('ratios are taken round by round against bare node:http, then the median'
 });
 
 t.test('BENCH_PEERS picks servers, always keeps bare, and names an unknown one', async (t) => {
-  t.same(loadBenchConfig({}, []).peers, ['bare', 'fastify', 'service', 'service-warn'], 'all by default');
+  t.same(
+    loadBenchConfig({}, []).peers,
+    ['bare', 'hono', 'fastify', 'service', 'service-warn'],
+    'all by default',
+  );
   t.same(loadBenchConfig({ BENCH_PEERS: 'service' }, []).peers, ['bare', 'service'], 'bare is kept');
   t.throws(
     () => loadBenchConfig({ BENCH_PEERS: 'service,express' }, []),
@@ -93,6 +104,21 @@ t.test('docs: results are written between the markers, hand-written text around 
     /first figures\n<!-- bench:results:end -->/,
     'a missing file is created',
   );
+});
+
+t.test('Hono alone answers GET / as the service does, headers included', async (t) => {
+  const bare = await startServer({ name: 'bare', file: BASELINE });
+  const hono = await startServer({ name: 'hono', file: HONO });
+  t.teardown(() => Promise.all([bare.stop(), hono.stop()]));
+  const [a, b] = await Promise.all([fetch(bare.url), fetch(hono.url)]);
+  for (const name of ['content-type', 'cache-control']) {
+    t.equal(b.headers.get(name), a.headers.get(name), `${name} as the baseline's`);
+  }
+  t.equal(b.status, 200, 'GET / is 200');
+  const body = await b.text();
+  t.match(body, /^\d{1,3}\n$/, 'a number and a newline');
+  t.ok(Number(body) >= 0 && Number(body) <= 100, 'within 0..100');
+  t.equal((await hono.stop()).code, 0, 'SIGTERM stops it cleanly');
 });
 
 t.test('the baseline server answers like the service and is measurable', async (t) => {

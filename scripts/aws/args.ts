@@ -82,6 +82,14 @@ export function awsCliFlags<O extends Record<string, Flag>>(usage: string, flags
   return cliFlags(usage, { ...flags, ...AWS_FLAGS }, end);
 }
 
+/** A token must not cross the network in clear unless the caller said so (--allow-plain-http). */
+export function refusePlainHttp(serviceUrl: string, allowed: boolean, why = '') {
+  if (allowed || new URL(serviceUrl).protocol !== 'http:') return;
+  throw new ConfigError(
+    `--service-url ${serviceUrl} is http://: the agent would send its API token${why} in clear; use https://, or pass --allow-plain-http to accept that`,
+  );
+}
+
 /**
  * The agent's settings from AGENT_FLAGS, checked with the agent's own schemas (its words, the flag's
  * name) so that a bad one fails before anything is created or sent.
@@ -94,13 +102,11 @@ export async function agentSettings(
     Object.keys(AGENT_SETTINGS).map((name) => [name, flags[flagName(name)] as string | undefined]),
   );
   const settings = readSettings(given, (name) => `--${flagName(name)}`);
-  if (withToken && new URL(settings.SERVICE_URL).protocol === 'http:' && !flags['allow-plain-http']) {
-    throw new ConfigError(
-      `--service-url ${settings.SERVICE_URL} is http://: the agent would send its API token in clear; use https://, or pass --allow-plain-http to accept that`,
-    );
-  }
+  const allowPlainHttp = Boolean(flags['allow-plain-http']);
+  if (withToken) refusePlainHttp(settings.SERVICE_URL, allowPlainHttp);
   return {
     settings,
+    allowPlainHttp,
     serviceUrl: settings.SERVICE_URL,
     schedule: settings.SCHEDULE,
     caCert: await readCaCert(flags['ca-cert'] as string | undefined),

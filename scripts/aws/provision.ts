@@ -1,5 +1,5 @@
 import { ConfigError } from '../../lib/errors.ts';
-import { type agentSettings, DEFAULT_NAME } from './args.ts';
+import { type agentSettings, DEFAULT_NAME, refusePlainHttp } from './args.ts';
 import { requireBoundary } from './boundary.ts';
 import { describeCaCert } from './ca-cert.ts';
 import { buildDelivery, readAgentFiles } from './delivery.ts';
@@ -219,6 +219,11 @@ async function resolveTokenParameter(session: Session, options: ProvisionOptions
   const recorded = await recordedTokenParameter(session.iam, options.name);
   const found = await reusableTokenParameter(session.ssm, { name: options.name, recorded });
   if (found.parameterName) {
+    refusePlainHttp(
+      options.serviceUrl,
+      options.allowPlainHttp,
+      ` (kept from an earlier run: ${found.parameterName})`,
+    );
     const from =
       found.source === 'recorded'
         ? 'the one the agent role may read since an earlier run'

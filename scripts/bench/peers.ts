@@ -12,14 +12,21 @@ export interface Peer extends ServerSpec {
 
 /**
  * Every server in the same run, each a real process on the same core. `bare` is the limit and the
- * denominator of every ratio; `fastify` is what a user would pick instead; the service runs as shipped
- * (LOG_LEVEL=info: one JSON line per request) and with request lines off (LOG_LEVEL=warn).
+ * denominator of every ratio; `hono` is the chosen parts alone (Hono on @hono/node-server, no
+ * middleware), the floor of any service built on them; `fastify` is what a user would pick instead; the
+ * service runs as shipped (LOG_LEVEL=info: one JSON line per request) and with request lines off
+ * (LOG_LEVEL=warn).
  */
 export const PEERS: readonly Peer[] = [
   {
     name: 'bare',
     label: 'bare node:http (the limit)',
     file: resolve(root, 'scripts/bench/baseline-server.mjs'),
+  },
+  {
+    name: 'hono',
+    label: 'Hono on node-server, route only',
+    file: resolve(root, 'scripts/bench/hono-server.mjs'),
   },
   {
     name: 'fastify',
