@@ -1,12 +1,14 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { arch, platform } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { AGENT_BUNDLE, fileLines, LINE, startAgent } from './helpers/agent.ts';
-import { json } from './helpers/process.ts';
-import { NODE22, startService } from './helpers/service.ts';
+import { ksvc, kustomize, ROOT } from './helpers/kustomize.ts';
+import { json, startProcess } from './helpers/process.ts';
+import { NODE22, SERVICE_BUNDLE, startService } from './helpers/service.ts';
 
 // Production runs Node.js 22 (the image's base; nodejs22 on Amazon Linux 2023); this machine may run 20.
 // Both bundles run here on the binary `make test` fetches.
@@ -24,6 +26,28 @@ t.test('the service bundle serves on Node.js 22', { skip }, async (t) => {
   t.match(await res.json(), { number: Number, coldStart: true }, 'JSON answer with a number');
   service.kill('SIGTERM');
   t.equal((await service.exited).code, 0, 'SIGTERM → exit 0');
+});
+
+t.test("every overlay's memory covers the service's resident memory on Node.js 22", { skip }, async (t) => {
+  // A pod above its request is among the first evicted when its node runs short; above its limit it is
+  // killed. tap adds its own loader to every child's NODE_OPTIONS (25 MiB more): `env -u` keeps it out.
+  const env = { PORT: '0', HOST: '127.0.0.1' };
+  const service = startProcess(t, 'env', ['-u', 'NODE_OPTIONS', node as string, SERVICE_BUNDLE], { env });
+  const { port } = json(await service.waitForLine((l) => json(l).msg === 'listening'));
+  for (let i = 0; i < 200; i++) await (await fetch(`http://127.0.0.1:${port}/`)).text();
+  const status = await readFile(`/proc/${service.child.pid}/status`, 'utf8');
+  const rssMiB = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+  t.ok(rssMiB > 10, `resident memory read: ${rssMiB.toFixed(1)} MiB after 200 requests`);
+  const mib = (quantity: string) => {
+    const [, amount, unit] = /^(\d+)(Mi|Gi)$/.exec(quantity) ?? [];
+    return Number(amount) * (unit === 'Gi' ? 1024 : 1);
+  };
+  for (const overlay of ['minikube', 'cloud']) {
+    const svc = ksvc(kustomize(join(ROOT, 'kustomize/overlays', overlay)));
+    const { requests, limits } = svc.spec.template.spec.containers[0].resources;
+    t.ok(mib(requests.memory) >= rssMiB * 1.1, `${overlay}: request ${requests.memory}, 10% above that`);
+    t.ok(mib(limits.memory) >= rssMiB * 1.5, `${overlay}: limit ${limits.memory}, half as much again`);
+  }
 });
 
 t.test('the agent bundle polls, writes and stops cleanly on Node.js 22', { skip }, async (t) => {
