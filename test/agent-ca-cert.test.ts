@@ -8,7 +8,7 @@ import { buildDelivery, readAgentFiles } from '../scripts/aws/delivery.ts';
 import { MAX_PARAMETERS_BYTES, payloadBytes } from '../scripts/aws/ssm-command.ts';
 import { startAwsCli } from './helpers/aws-cli.ts';
 import { cliBundle } from './helpers/cli-bundle.ts';
-import { DAY_MS, issueWithDates, openssl, tlsCert } from './helpers/tls.ts';
+import { DAY_MS, issueWithDates, selfSigned, tlsCert } from './helpers/tls.ts';
 
 // --ca-cert on provision-ec2 and agent-command: the file is checked at home and the PEM travels in the
 // install command, within SSM's budget. Installed, kept and removed on the real host:
@@ -97,22 +97,9 @@ t.test('the largest CA file accepted still fits the install command', async (t) 
   // Distinct real CA certificates up to the size limit: the size is what counts, not the kind.
   const pems: string[] = [];
   for (let i = 0; ; i++) {
-    const pem = openssl(
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        '/dev/null',
-        '-days',
-        '30',
-        '-subj',
-        `/CN=ca ${i}`,
-      ],
-      undefined,
-    );
+    const cert = join(c.dir, `ca-${i}.pem`);
+    selfSigned({ cert, key: '/dev/null', subject: `/CN=ca ${i}`, days: '30' });
+    const pem = readFileSync(cert, 'utf8');
     if ([...pems, pem].join('').length > MAX_CA_BYTES) break;
     pems.push(pem);
   }

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -6,34 +5,14 @@ import { join } from 'node:path';
 import t from 'tap';
 import { fileLines, LINE, startAgent } from './helpers/agent.ts';
 import { json } from './helpers/process.ts';
+import { selfSigned } from './helpers/tls.ts';
 
 t.test('https with a self-signed certificate: trusted only when its CA is given', async (t) => {
   const dir = t.testdir();
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=random-number test',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
+  const extra = ['-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE'];
+  selfSigned({ cert, key, subject: '/CN=random-number test', extra });
   // Answers like the service does, over TLS.
   const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
     const json = (req.headers.accept ?? '').includes('application/json');

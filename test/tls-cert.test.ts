@@ -3,7 +3,16 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { binWith, ROOT } from './helpers/kustomize.ts';
-import { DAY_MS, notAfter, openssl, reissue, serialOf, tlsCert, verifies } from './helpers/tls.ts';
+import {
+  DAY_MS,
+  notAfter,
+  openssl,
+  reissue,
+  selfSigned,
+  serialOf,
+  tlsCert,
+  verifies,
+} from './helpers/tls.ts';
 
 // scripts/tls-cert.sh with the real openssl, writing into a test folder (CERTS_DIR) so a user's own
 // certs/ is never touched. Near-expiry is real: a certificate openssl issued for 10 days.
@@ -127,24 +136,14 @@ t.test('a re-run keeps everything; a subdomain reuses the CA; another domain get
 
 /** A self-signed CA in dir/ca.crt and dir/ca.key, made by hand as an older tls-cert or a user would. */
 const makeCa = (dir: string, days: string, subject: string, extra: string[] = []) =>
-  openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    days,
-    '-subj',
+  selfSigned({
+    cert: join(dir, 'ca.crt'),
+    key: join(dir, 'ca.key'),
     subject,
-    ...extra,
-    '-keyout',
-    join(dir, 'ca.key'),
-    '-out',
-    join(dir, 'ca.crt'),
-  ]);
+    days,
+    newkey: ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+    extra,
+  });
 
 t.test('a CA made before CAs carried a name constraint is not used', async (t) => {
   const dir = t.testdir();

@@ -23,24 +23,45 @@ export function openssl(args: string[], input?: string): string {
   return execFileSync('openssl', args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-/** A throwaway self-signed CA certificate, `<dir>/ca.pem` (its key beside it); returns its path. */
-export function selfSignedCa(dir: string): string {
-  const [key, cert] = [join(dir, 'ca.key'), join(dir, 'ca.pem')];
-  const subject = ['-subj', '/CN=random-number test CA', '-addext', 'basicConstraints=critical,CA:TRUE'];
+export interface SelfSignedOptions {
+  cert: string;
+  key: string;
+  subject: string;
+  days?: string;
+  /** openssl's -newkey and its options: RSA 2048 unless given. */
+  newkey?: string[];
+  /** More options for `openssl req`: -addext and the like. */
+  extra?: string[];
+}
+
+/** A self-signed certificate and its key, made with `openssl req -x509` as a user would. */
+export function selfSigned(o: SelfSignedOptions): void {
+  const { days = '1', newkey = ['rsa:2048'], extra = [] } = o;
+  const [subject, keyout, out] = [
+    ['-subj', o.subject],
+    ['-keyout', o.key],
+    ['-out', o.cert],
+  ];
   openssl([
     'req',
     '-x509',
     '-newkey',
-    'rsa:2048',
+    ...newkey,
     '-nodes',
     '-days',
-    '1',
+    days,
     ...subject,
-    '-keyout',
-    key,
-    '-out',
-    cert,
+    ...extra,
+    ...keyout,
+    ...out,
   ]);
+}
+
+/** A throwaway self-signed CA certificate, `<dir>/ca.pem` (its key beside it); returns its path. */
+export function selfSignedCa(dir: string): string {
+  const cert = join(dir, 'ca.pem');
+  const extra = ['-addext', 'basicConstraints=critical,CA:TRUE'];
+  selfSigned({ cert, key: join(dir, 'ca.key'), subject: '/CN=random-number test CA', extra });
   return cert;
 }
 
