@@ -48,43 +48,24 @@ export function createLogger({ name, level = 'info', destination, bufferBytes = 
 /**
  * Synchronous writes: a line logged just before process.exit (a forced shutdown, a fatal config
  * error) is never lost, and lines stay in order. Asynchronous writes measured no faster here, because
- * each small write went through libuv's thread pool (docs/bench.md). When buffering, what is held is
- * written on the 'exit' event (process.exit, the end of the event loop, an uncaught exception); only a
- * kill by a signal with no handler (SIGKILL, the OOM killer) or a crash of Node itself loses it: at
- * most `bufferBytes`, or FLUSH_MS of lines.
+ * each small write went through libuv's thread pool (docs/bench.md). When buffering, SonicBoom holds
+ * lines until `bufferBytes` (its minLength) and writes them every FLUSH_MS (its periodicFlush); pino
+ * flushes only asynchronous destinations at exit, so what is held is written here on the 'exit' event
+ * (process.exit, the end of the event loop, an uncaught exception). Only a kill by a signal with no
+ * handler (SIGKILL, the OOM killer) or a crash of Node itself loses it: at most `bufferBytes`, or
+ * FLUSH_MS of lines.
  */
 function stdout(bufferBytes: number): DestinationStream {
-  const destination = pino.destination({ sync: true });
-  if (bufferBytes <= 0) return destination;
-  // Batched here rather than with SonicBoom's own minLength, which measures the whole held string
-  // again on every line: joining an array once per write costs far less (docs/bench.md).
-  const lines: string[] = [];
-  let size = 0;
-  const flushSync = () => {
-    if (size === 0) return;
-    size = 0;
-    // SonicBoom writes synchronously and retries on EAGAIN (a pipe whose reader is slow).
-    destination.write(lines.splice(0).join(''));
-  };
-  setInterval(flushSync, FLUSH_MS).unref();
+  if (bufferBytes <= 0) return pino.destination({ sync: true });
+  const destination = pino.destination({ sync: true, minLength: bufferBytes, periodicFlush: FLUSH_MS });
   process.on('exit', () => {
     try {
-      flushSync();
+      destination.flushSync();
     } catch {
       // stdout already closed (EPIPE): nowhere left to write.
     }
   });
-  return {
-    write(line: string) {
-      lines.push(line);
-      size += line.length;
-      if (size >= bufferBytes) flushSync();
-    },
-    flush(cb?: (err?: Error) => void) {
-      flushSync();
-      cb?.();
-    },
-  } as DestinationStream;
+  return destination;
 }
 
 function prettyAtTerminal(): DestinationStream | undefined {
