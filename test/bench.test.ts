@@ -6,6 +6,7 @@ import { loadBenchConfig } from '../scripts/bench/config.ts';
 import { readCpuMs } from '../scripts/bench/cpu.ts';
 import { END, START, writeResults } from '../scripts/bench/doc.ts';
 import { readMemory } from '../scripts/bench/memory.ts';
+import { PEERS } from '../scripts/bench/peers.ts';
 import { parseCpuList } from '../scripts/bench/pinning.ts';
 import { type Ratios, ratiosOf, targetLines } from '../scripts/bench/report.ts';
 import type { RoundFigures } from '../scripts/bench/round.ts';
@@ -60,6 +61,12 @@ t.test('targets: PASS at or within the goal, MISS beyond it', async (t) => {
     /^MISS .*LOG_LEVEL=warn: 1\.50× .*Hono on node-server alone 1\.20×/,
     'the floor is shown beside the goal',
   );
+  const [floors] = targetLines({ 'service-warn': r(1.5), hono: r(1.2), 'hono-request-id': r(1.45) });
+  t.match(
+    floors,
+    /^MISS .*Hono on node-server alone 1\.20×, with hono\/request-id 1\.45×\)$/,
+    'both floors are shown beside the goal',
+  );
 });
 
 t.test('ratios are taken round by round against bare node:http, then the median', async (t) => {
@@ -76,7 +83,7 @@ t.test('ratios are taken round by round against bare node:http, then the median'
 t.test('BENCH_PEERS picks servers, always keeps bare, and names an unknown one', async (t) => {
   t.same(
     loadBenchConfig({}, []).peers,
-    ['bare', 'hono', 'fastify', 'service', 'service-warn'],
+    ['bare', 'hono', 'hono-request-id', 'fastify', 'service', 'service-warn'],
     'all by default',
   );
   t.same(loadBenchConfig({ BENCH_PEERS: 'service' }, []).peers, ['bare', 'service'], 'bare is kept');
@@ -119,6 +126,21 @@ t.test('Hono alone answers GET / as the service does, headers included', async (
   t.match(body, /^\d{1,3}\n$/, 'a number and a newline');
   t.ok(Number(body) >= 0 && Number(body) <= 100, 'within 0..100');
   t.equal((await hono.stop()).code, 0, 'SIGTERM stops it cleanly');
+});
+
+t.test('Hono with hono/request-id answers the same and keeps or makes the request id', async (t) => {
+  const peer = PEERS.find((p) => p.name === 'hono-request-id');
+  if (!peer) throw new Error('the bench has no hono-request-id peer');
+  const server = await startServer(peer);
+  const plain = await startServer({ name: 'hono', file: HONO });
+  t.teardown(() => Promise.all([server.stop(), plain.stop()]));
+  const kept = await fetch(server.url, { headers: { 'X-Request-Id': 'bench-1' } });
+  t.equal(kept.headers.get('x-request-id'), 'bench-1', 'an incoming id is echoed');
+  t.equal(kept.headers.get('cache-control'), 'no-store', "the route's headers, as Hono alone sends them");
+  t.match(await kept.text(), /^\d{1,3}\n$/, 'a number and a newline');
+  const made = await fetch(server.url);
+  t.match(made.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'no id sent: a fresh UUID');
+  t.equal((await fetch(plain.url)).headers.get('x-request-id'), null, 'REQUEST_ID unset: no request id');
 });
 
 t.test('the baseline server answers like the service and is measurable', async (t) => {

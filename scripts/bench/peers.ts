@@ -13,7 +13,8 @@ export interface Peer extends ServerSpec {
 /**
  * Every server in the same run, each a real process on the same core. `bare` is the limit and the
  * denominator of every ratio; `hono` is the chosen parts alone (Hono on @hono/node-server, no
- * middleware), the floor of any service built on them; `fastify` is what a user would pick instead; the
+ * middleware), the floor of any service built on them; `hono-request-id` adds Hono's own request id,
+ * which the service's contract needs at every log level; `fastify` is what a user would pick instead; the
  * service runs as shipped (LOG_LEVEL=info: one JSON line per request) and with request lines off
  * (LOG_LEVEL=warn).
  */
@@ -27,6 +28,12 @@ export const PEERS: readonly Peer[] = [
     name: 'hono',
     label: 'Hono on node-server, route only',
     file: resolve(root, 'scripts/bench/hono-server.mjs'),
+  },
+  {
+    name: 'hono-request-id',
+    label: 'Hono on node-server, + hono/request-id',
+    file: resolve(root, 'scripts/bench/hono-server.mjs'),
+    env: { REQUEST_ID: '1' },
   },
   {
     name: 'fastify',

@@ -135,10 +135,11 @@ const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 
 /** PASS/MISS against TARGETS; a benchmark reports, it does not fail. Absent peers are left out. */
 export function targetLines(
-  ratios: Partial<Record<'service' | 'service-warn' | 'fastify' | 'hono', Ratios>>,
+  ratios: Partial<Record<'service' | 'service-warn' | 'fastify' | 'hono' | 'hono-request-id', Ratios>>,
 ): string[] {
   const lines: string[] = [];
   const { service, fastify, hono } = ratios;
+  const withId = ratios['hono-request-id'];
   const quiet = ratios['service-warn'];
   if (service) {
     const ok = service.cpu <= TARGETS.cpuRatio && (!fastify || service.cpu < fastify.cpu);
@@ -148,10 +149,14 @@ export function targetLines(
     );
   }
   if (quiet) {
-    // The floor of the chosen parts, beside the goal it bounds: no middleware of ours goes below it.
-    const floor = hono ? `; Hono on node-server alone ${times(hono.cpu)}` : '';
+    // The floors of the chosen parts, beside the goal they bound: no middleware of ours goes below them.
+    const floor = [
+      hono ? `Hono on node-server alone ${times(hono.cpu)}` : '',
+      withId ? `with hono/request-id ${times(withId.cpu)}` : '',
+    ].filter(Boolean);
+    const floors = floor.length ? `; ${floor.join(', ')}` : '';
     lines.push(
-      `${verdict(quiet.cpu <= TARGETS.cpuRatioQuiet)}  server CPU per request, LOG_LEVEL=warn: ${times(quiet.cpu)} bare (target <= ${TARGETS.cpuRatioQuiet}×${floor})`,
+      `${verdict(quiet.cpu <= TARGETS.cpuRatioQuiet)}  server CPU per request, LOG_LEVEL=warn: ${times(quiet.cpu)} bare (target <= ${TARGETS.cpuRatioQuiet}×${floors})`,
     );
   }
   return lines;
