@@ -172,6 +172,28 @@ t.test('registration: DescribeInstanceInformation decides where it exists', asyn
   t.equal(mock.commandCalls(SendCommandCommand).length, 0, 'no probe command was sent');
 });
 
+t.test(
+  'registration: every page of DescribeInstanceInformation counts (SSM pages a filtered list)',
+  async (t) => {
+    const { client, mock } = ssmMock(t);
+    const online = (id: string) => ({ InstanceId: id, PingStatus: 'Online' as const });
+    mock
+      .on(DescribeInstanceInformationCommand)
+      .resolves({ InstanceInformationList: [online('i-1')], NextToken: 'p2' })
+      .on(DescribeInstanceInformationCommand, { NextToken: 'p2' })
+      .resolves({ InstanceInformationList: [], NextToken: 'p3' })
+      .on(DescribeInstanceInformationCommand, { NextToken: 'p3' })
+      .resolves({ InstanceInformationList: [online('i-2')] });
+    const how = await waitForRegistration(client, ['i-1', 'i-2'], FAST);
+    t.equal(how, 'DescribeInstanceInformation', 'both online across three pages, one of them empty');
+    t.equal(
+      mock.commandCalls(DescribeInstanceInformationCommand).length,
+      3,
+      'one check read the three pages (i-2 is only on the last one)',
+    );
+  },
+);
+
 t.test('registration: without DescribeInstanceInformation, InvalidInstanceId means not yet', async (t) => {
   const { client, mock } = ssmMock(t);
   // What the emulator answers: an HTML 500 page the SDK cannot parse.

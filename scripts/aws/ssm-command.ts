@@ -1,6 +1,6 @@
 import {
-  DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
+  paginateDescribeInstanceInformation,
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
@@ -149,11 +149,16 @@ export async function waitForRegistration(ssm: SSMClient, instanceIds: string[],
     check: async () => {
       if (describe) {
         try {
+          // Every page: SSM may answer a filtered list in several, some of them empty.
           const filter = { Key: 'InstanceIds', Values: instanceIds };
-          const { InstanceInformationList: list = [] } = await ssm.send(
-            new DescribeInstanceInformationCommand({ Filters: [filter] }),
-          );
-          const online = new Set(list.filter((i) => i.PingStatus === 'Online').map((i) => i.InstanceId));
+          const online = new Set<string | undefined>();
+          for await (const page of paginateDescribeInstanceInformation(
+            { client: ssm },
+            { Filters: [filter] },
+          )) {
+            for (const i of page.InstanceInformationList ?? [])
+              if (i.PingStatus === 'Online') online.add(i.InstanceId);
+          }
           return instanceIds.every((id) => online.has(id)) ? 'DescribeInstanceInformation' : undefined;
         } catch (err) {
           if (!isUnsupportedOperation(err)) throw err;
