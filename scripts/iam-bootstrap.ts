@@ -39,20 +39,12 @@ runCli('iam-bootstrap', async () => {
   } as const);
   if (flags.help) return void process.stdout.write(HELP);
   // The AWS SDK takes a second to load: not for --help or a flag error.
-  const { createClients } = await import('./aws/clients.ts');
-  const { checkCredentials } = await import('./aws/credentials.ts');
+  const { startSession } = await import('./aws/report.ts');
   const { ensureBoundary } = await import('./aws/boundary.ts');
-  const { createReporter } = await import('./aws/report.ts');
-  const clients = createClients(flags);
-  const report = createReporter();
-  const identity = await report.step(
-    'credentials',
-    () => checkCredentials(clients.sts, flags.profile),
-    (id) => `${id.arn} (account ${id.account})`,
-  );
+  const { iam, report, identity } = await startSession(flags);
   const boundary = await report.step(
     'permissions boundary',
-    () => ensureBoundary(clients.iam, identity),
+    () => ensureBoundary(iam, identity),
     (b) => `${b.arn} ${b.outcome === 'found' ? 'found, up to date' : b.outcome}`,
   );
   report.line('');
