@@ -9,7 +9,8 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  * no header → 401 with `WWW-Authenticate: Bearer realm="random-number"`; a header that is not a
  * Bearer b64token → 400 (`error="invalid_request"`); a wrong token → 401 (`error="invalid_token"`).
  * The comparison is node:crypto's timingSafeEqual over SHA-256 digests, so constant-time whatever
- * the lengths (hono's default compares digests as strings).
+ * the lengths, with the expected digest made once (hono's default, hono 4.13, hashes both tokens on
+ * every request and also compares them as strings, in a time that grows with the longer one).
  */
 export function bearerToken(token: string): MiddlewareHandler {
   const expected = digest(token);
