@@ -2,8 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import cronParser from 'cron-parser';
 import * as z from 'zod/mini';
-import { AGENT_DEFAULTS, TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
-import { intVar, logLevelVar, parseEnv } from '../lib/env.ts';
+import { AGENT_DEFAULTS } from '../lib/contract.ts';
+import { intVar, logLevelVar, parseEnv, tokenVar } from '../lib/env.ts';
 import { ConfigError } from '../lib/errors.ts';
 
 // http and https URLs always have a host (WHATWG URL refuses `http://` with none).
@@ -52,7 +52,7 @@ export const AGENT_SETTINGS = {
     flag: help('PATH', `where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})`),
   },
   API_TOKEN: {
-    schema: z.optional(z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }))),
+    schema: z.optional(tokenVar),
   },
   API_TOKEN_PARAMETER: {
     schema: z.optional(

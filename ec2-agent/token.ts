@@ -1,5 +1,5 @@
 import { GetParameterCommand, SSMClient, type SSMClientConfig } from '@aws-sdk/client-ssm';
-import { TOKEN_PATTERN, TOKEN_RULE } from '../lib/contract.ts';
+import { tokenProblem } from '../lib/contract.ts';
 import { ConfigError, TransientError } from '../lib/errors.ts';
 import type { AgentConfig } from './config.ts';
 
@@ -65,10 +65,9 @@ export async function resolveToken(
     const message = `cannot read the API token from SSM parameter ${name} (API_TOKEN_PARAMETER): ${what}`;
     throw new TokenError(message, { cause: err });
   }
-  const token = value?.trim();
-  if (!token || !TOKEN_PATTERN.test(token)) {
-    throw new TokenError(`SSM parameter ${name} (API_TOKEN_PARAMETER) must hold a token of ${TOKEN_RULE}`);
-  }
+  const token = value?.trim() ?? '';
+  const problem = tokenProblem(`the value of SSM parameter ${name} (API_TOKEN_PARAMETER)`, token);
+  if (problem) throw new TokenError(problem);
   return token;
 }
 

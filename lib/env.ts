@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { TOKEN_PATTERN, TOKEN_RULE } from './contract.ts';
 import { ConfigError } from './errors.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -31,6 +32,9 @@ export function parseEnv<S extends z.ZodMiniObject>(
   });
   throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
 }
+
+/** An API token (lib/contract.ts's rule), as the service and the agent read it. */
+export const tokenVar = z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }));
 
 /** A whole number within [min, max]. */
 export function intVar(min: number, max: number) {

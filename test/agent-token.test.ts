@@ -65,8 +65,12 @@ t.test(
     );
     await t.rejects(
       resolveToken(source, answering('has a space')),
-      { name: 'TokenError', message: /^(?!.*has a space)/ },
-      'a bad value, not echoed',
+      {
+        name: 'TokenError',
+        message:
+          /^(?!.*has a space)the value of SSM parameter \/random-number\/api-token \(API_TOKEN_PARAMETER\) must be a Bearer token/,
+      },
+      'a bad value: what the value must be, the value not echoed',
     );
     await t.rejects(resolveToken(source, answering(undefined)), { name: 'TokenError' }, 'no value');
   },

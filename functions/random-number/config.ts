@@ -1,13 +1,12 @@
 import * as z from 'zod/mini';
-import { TOKEN_PATTERN, TOKEN_RULE } from '../../lib/contract.ts';
-import { intVar, logLevelVar, parseEnv } from '../../lib/env.ts';
+import { intVar, logLevelVar, parseEnv, tokenVar } from '../../lib/env.ts';
 
 const schema = z.object({
   PORT: z._default(intVar(0, 65535), 8080),
   // Unset: every interface (IPv6 and IPv4), as a pod needs.
   HOST: z.optional(z.string()),
   LOG_LEVEL: z._default(logLevelVar, 'info'),
-  API_TOKEN: z.optional(z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }))),
+  API_TOKEN: z.optional(tokenVar),
   SHUTDOWN_TIMEOUT_MS: z._default(intVar(0, 3_600_000), 10_000),
 });
 
