@@ -14,6 +14,9 @@ import { resolveToken } from './token.ts';
  */
 const SHUTDOWN_GRACE_MS = 25_000;
 
+const USAGE =
+  'the agent takes no arguments but --check [SETTING ...]; its settings come from the environment (docs/agent.md)';
+
 const EXTRA_CA_WARNING =
   'NODE_EXTRA_CA_CERTS is set: Node trusts its CAs for every TLS connection of the agent, its AWS calls included; SERVICE_CA_FILE=<PEM file> trusts a CA for the service alone';
 
@@ -22,9 +25,10 @@ runMain(
   'random-number-agent',
   async () => {
     // install.sh's check before it changes anything: the settings as the agent would run, or exit 78.
-    const check = process.argv.indexOf('--check');
-    if (check !== -1)
-      return void process.stdout.write(checkSettings(process.env, process.argv.slice(check + 1)));
+    const [first, ...names] = process.argv.slice(2);
+    if (first === '--check') return void process.stdout.write(checkSettings(process.env, names));
+    // A mistyped --check must not start the agent (and append numbers) instead.
+    if (first !== undefined) throw new ConfigError(`unknown argument "${first}": ${USAGE}`);
     const config = loadConfig();
     // The SDK's multi-line "upgrade Node" notice would precede our one-line errors on Node 20; the
     // instance runs Node 22 (install.sh), where it never shows.

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { checkSettings, cronProblem, loadConfig } from '../ec2-agent/config.ts';
 import { AGENT_DEFAULTS as DEFAULTS } from '../lib/contract.ts';
@@ -156,6 +156,28 @@ t.test(
         t.notMatch(agent.stderr.join('\n'), /\n\s+at /, `${what}: no stack trace`);
       }),
     );
+  },
+);
+
+t.test(
+  'the bundle: an argument other than --check is refused, and nothing is polled or written',
+  async (t) => {
+    const dir = t.testdir();
+    for (const arg of ['--chek', 'check', '-c']) {
+      const agent = startProcess(t, process.execPath, [AGENT_BUNDLE, arg, 'SERVICE_URL'], {
+        env: { ...URL_OK, OUTPUT_FILE: `${dir}/n.txt`, SCHEDULE: '* * * * * *' },
+      });
+      t.equal((await agent.exited).code, 78, `${arg}: exit 78 (EX_CONFIG), not started`);
+      t.same(
+        agent.stderr,
+        [
+          `random-number-agent: unknown argument "${arg}": the agent takes no arguments but --check [SETTING ...]; its settings come from the environment (docs/agent.md)`,
+        ],
+        `${arg}: one line naming it and what the agent takes`,
+      );
+      t.same(agent.stdout, [], `${arg}: no check output, no start line`);
+    }
+    t.notOk(existsSync(`${dir}/n.txt`), 'no numbers file was made');
   },
 );
 
