@@ -119,7 +119,8 @@ fi
 # --- AWS region, needed only to read the token parameter ----------------------------------------
 if [[ -n ${API_TOKEN_PARAMETER:-} && -z ${AWS_REGION:-} ]]; then
   if [[ -z $PREFIX ]]; then
-    # The AWS SDK for JavaScript does not ask the instance for its region: write it down now (IMDSv2).
+    # Written down now (IMDSv2), not left to the SDK's own metadata lookup at every start: a metadata
+    # hiccup at boot would then read as a missing region, which the agent treats as configuration (78).
     imds_token=$(curl -fsS -m 2 -X PUT http://169.254.169.254/latest/api/token \
       -H 'X-aws-ec2-metadata-token-ttl-seconds: 60') || die "--aws-region is needed (instance metadata did not answer)"
     AWS_REGION=$(curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $imds_token" \
