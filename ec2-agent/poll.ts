@@ -1,6 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
-import ky, { HTTPError } from 'ky';
+import ky, { HTTPError, type ShouldRetryState, TimeoutError } from 'ky';
 import { Agent } from 'undici';
 import { NUMBER_RANGE } from '../lib/contract.ts';
 
@@ -57,13 +56,16 @@ const { min: MIN, max: MAX } = NUMBER_RANGE;
 const MAX_BODY_BYTES = 4096;
 /** An attempt shorter than this could not even finish a TLS handshake: do not start it. */
 const MIN_ATTEMPT_MS = 100;
+/** Statuses another attempt can help: rate limiting, and a server or proxy busy or still starting. */
+const RETRY_STATUSES = [429, 500, 502, 503, 504];
 
 /**
- * Returns `poll`: GET the service with ky, retrying network errors, timeouts, 429 and 5xx with
- * exponential backoff and jitter, every attempt bounded by `attemptTimeoutMs` and the whole poll by
- * the caller's deadline. ky 1.x's own `timeout` covers the whole request including its retries and
- * stops at the response headers, so the bound here is our own AbortSignal, which also cuts a body
- * that never ends; ky's retry is off and the loop below owns the attempts.
+ * Returns `poll`: GET the service with ky's own retry. ky 1.14's `timeout` bounds each attempt on its
+ * own (a fresh signal per retry), but only up to the response headers: the body is read inside ky's
+ * `fetch`, under the same bound, so a body that never ends is an attempt that timed out. `shouldRetry`
+ * vetoes what ky cannot tell alone: a TLS failure (to ky, a network error like any other), an answer
+ * we refused, a backoff that the caller's deadline cannot fit, a shutdown. The deadline and the
+ * shutdown are the request's signal: either ends an attempt or a backoff at once.
  */
 export function createPoller(options: PollerOptions) {
   const { url, token, attemptTimeoutMs, maxAttempts = 3, backoff = { baseMs: 500, maxMs: 5000 } } = options;
@@ -72,53 +74,55 @@ export function createPoller(options: PollerOptions) {
   // The CA on this client's connections alone (NODE_EXTRA_CA_CERTS would trust it for the AWS calls too).
   const { ca } = options;
   const dispatcher = ca ? new Agent({ connect: { ca: [...rootCertificates, ca] } }) : undefined;
-  const client = ky.create({ retry: 0, timeout: false, headers, dispatcher });
+  // ky's full jitter waits at most this long, so shouldRetry can check the deadline before the wait.
+  const delay = (retry: number) => Math.min(backoff.maxMs, backoff.baseMs * 2 ** (retry - 1));
+  const client = ky.create({
+    headers,
+    dispatcher,
+    timeout: attemptTimeoutMs,
+    retry: { limit: maxAttempts - 1, statusCodes: RETRY_STATUSES, retryOnTimeout: true, delay, jitter: true },
+    // The body is read here, inside ky's timed section, which otherwise ends at the headers.
+    fetch: async (request, init) => readCapped(await fetch(request, init), MAX_BODY_BYTES),
+  });
 
-  async function attempt(timeoutMs: number, outer: AbortSignal): Promise<Omit<PollResult, 'attempts'>> {
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), outer]);
-    try {
-      const response = await client.get(url, { signal });
-      const body = await readCapped(response, MAX_BODY_BYTES);
-      return parseAnswer(response.headers.get('content-type') ?? '', body);
-    } catch (err) {
-      if (err instanceof PollError) throw err;
-      const cause = err;
-      if (outer.aborted) throw new PollError('aborted: the agent is stopping', { cause });
-      if (signal.aborted) throw new PollError(`timed out after ${timeoutMs} ms`, { retryable: true, cause });
+  return async function poll({ deadline, signal: shutdown = new AbortController().signal }: PollRequest) {
+    const budgetMs = Math.max(1, Math.floor(deadline - Date.now()));
+    const expired = AbortSignal.timeout(budgetMs);
+    let attempts = 0;
+    /** Why an attempt failed, and whether another could help (the statuses ky retries). */
+    function classify(err: unknown): PollError {
+      if (shutdown.aborted) return new PollError('aborted: the agent is stopping', { cause: err });
+      if (err instanceof PollError) return err;
+      // ky's TimeoutError ends one attempt; the deadline's signal, the poll (whatever error it caused).
+      const ms = err instanceof TimeoutError ? attemptTimeoutMs : expired.aborted && budgetMs;
+      if (ms) return new PollError(`timed out after ${ms} ms`, { retryable: true, cause: err });
       if (err instanceof HTTPError) {
         const { status } = err.response;
-        const reason = `HTTP ${status}${HINTS[status] ?? ''}`;
-        throw new PollError(reason, { retryable: status >= 500 || status === 429, cause });
+        const retryable = RETRY_STATUSES.includes(status);
+        return new PollError(`HTTP ${status}${HINTS[status] ?? ''}`, { retryable, cause: err });
       }
       const net = (err as { cause?: { code?: string; message?: string } }).cause;
       const code = net?.code ?? net?.message ?? (err as Error).message;
       const tls = tlsProblem(code);
       // Retrying cannot fix trust, a wrong name or an expired certificate: say what would, and stop.
-      throw new PollError(tls ? `TLS: ${tls} (${code})` : `network error: ${code}`, {
-        retryable: !tls,
-        cause,
-      });
+      const reason = tls ? `TLS: ${tls} (${code})` : `network error: ${code}`;
+      return new PollError(reason, { retryable: !tls, cause: err });
     }
-  }
-
-  return async function poll({ deadline, signal = new AbortController().signal }: PollRequest) {
-    for (let attempts = 1; ; attempts++) {
-      try {
-        const timeoutMs = Math.max(1, Math.floor(Math.min(attemptTimeoutMs, deadline - Date.now())));
-        return { ...(await attempt(timeoutMs, signal)), attempts };
-      } catch (err) {
-        const failure = err as PollError;
-        failure.attempts = attempts;
-        const wait =
-          Math.min(backoff.maxMs, backoff.baseMs * 2 ** (attempts - 1)) * (0.5 + Math.random() / 2);
-        const room = deadline - Date.now() - wait;
-        if (!failure.retryable || attempts >= maxAttempts || room < MIN_ATTEMPT_MS || signal.aborted) {
-          throw failure;
-        }
-        await sleep(wait, undefined, { signal }).catch(() => {
-          throw new PollError(`${failure.reason}; aborted: the agent is stopping`, { attempts });
-        });
-      }
+    // `undefined` leaves the decision to ky: its status codes, timeouts and network errors.
+    const shouldRetry = ({ error, retryCount }: ShouldRetryState) => {
+      const room = deadline - Date.now() - delay(retryCount);
+      return classify(error).retryable && room >= MIN_ATTEMPT_MS ? undefined : false;
+    };
+    try {
+      const response = await client.get(url, {
+        signal: AbortSignal.any([shutdown, expired]),
+        hooks: { beforeRequest: [() => void attempts++] },
+        // Retry-After is not followed: shouldRetry could not check its wait against the deadline.
+        retry: { afterStatusCodes: [], shouldRetry },
+      });
+      return { ...parseAnswer(response.headers.get('content-type') ?? '', await response.text()), attempts };
+    } catch (err) {
+      throw Object.assign(classify(err), { attempts });
     }
   };
 }
@@ -147,7 +151,12 @@ export function parseAnswer(contentType: string, body: string): Omit<PollResult,
   return { number, coldStart: typeof coldStart === 'boolean' ? coldStart : undefined };
 }
 
-async function readCapped(response: Response, limit: number): Promise<string> {
+/**
+ * The response with its body read in full, at most `limit` bytes of it. An error's body stays unread:
+ * ky's HTTPError says what went wrong, and a 5xx page larger than the cap must still be retried.
+ */
+async function readCapped(response: Response, limit: number): Promise<Response> {
+  if (!response.ok) return response;
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of (response.body ?? []) as AsyncIterable<Uint8Array>) {
@@ -155,7 +164,8 @@ async function readCapped(response: Response, limit: number): Promise<string> {
     if (size > limit) throw new PollError(`invalid answer: body larger than ${limit} bytes`);
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  // A 204 may not carry even an empty body.
+  return new Response(size ? Buffer.concat(chunks) : null, response);
 }
 
 /** Where to give the agent a CA: the provisioner's flag on EC2, the variable anywhere else. */

@@ -163,6 +163,56 @@ t.test('a body that never ends is cut by the attempt bound', async (t) => {
     { reason: /timed out/ },
     'headers came, the body did not: timeout',
   );
+  const retrying = createPoller({ url: stub.url, attemptTimeoutMs: 200, backoff: { baseMs: 10, maxMs: 20 } });
+  t.match(
+    await failure(retrying({ deadline: far() })),
+    { reason: /timed out after 200 ms/, attempts: 3 },
+    'a stalled body is an attempt that timed out: retried, each attempt cut at its own bound',
+  );
+});
+
+t.test('429 is retried; a backoff the deadline cannot fit is not started', async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.statusCode = 429;
+    res.end();
+  });
+  const quick = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+  t.match(await failure(quick({ deadline: far() })), { reason: 'HTTP 429', attempts: 3 }, '429: retried');
+  const slow = createPoller({
+    url: stub.url,
+    attemptTimeoutMs: 2000,
+    backoff: { baseMs: 2000, maxMs: 2000 },
+  });
+  const started = Date.now();
+  t.match(
+    await failure(slow({ deadline: Date.now() + 1000 })),
+    { reason: 'HTTP 429', attempts: 1 },
+    'a 2 s backoff before a 1 s deadline: no retry',
+  );
+  t.ok(Date.now() - started < 500, 'and no wait either');
+});
+
+t.test('aborting during a backoff ends the wait at once', async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.statusCode = 503;
+    res.end();
+  });
+  const poll = createPoller({
+    url: stub.url,
+    attemptTimeoutMs: 2000,
+    backoff: { baseMs: 5000, maxMs: 5000 },
+  });
+  const controller = new AbortController();
+  const started = Date.now();
+  const pending = poll({ deadline: far(), signal: controller.signal });
+  setTimeout(() => controller.abort(new Error('shutdown')), 100);
+  const err = (await pending.catch((e: unknown) => e)) as PollError;
+  t.match(
+    err,
+    { name: 'PollError', reason: /aborted: the agent is stopping/, attempts: 1 },
+    'aborted, one attempt',
+  );
+  t.ok(Date.now() - started < 1000, `the backoff did not run out (${Date.now() - started} ms)`);
 });
 
 t.test('an oversized body is refused without reading it all', async (t) => {
