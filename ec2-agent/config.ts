@@ -11,6 +11,11 @@ const httpUrl = z.string().check(
   z.refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
     error: 'must be an http:// or https:// URL, e.g. https://random-number.example.com/',
   }),
+  // fetch refuses to build a request from such a URL: every poll would fail, naming the password.
+  z.refine((value) => !URL.canParse(value) || `${new URL(value).username}${new URL(value).password}` === '', {
+    error:
+      'must not carry a user name or password (fetch refuses such URLs); the service takes a token (API_TOKEN)',
+  }),
 );
 
 const cron = z.string().check(

@@ -48,8 +48,7 @@ runMain(
     scheduler.start();
     log.info(
       {
-        // user:password, if the URL carries them, stay out of the log.
-        serviceUrl: Object.assign(new URL(config.serviceUrl), { username: '', password: '' }).toString(),
+        serviceUrl: config.serviceUrl,
         schedule: config.schedule,
         outputFile: config.outputFile,
         requestTimeoutMs: config.requestTimeoutMs,

@@ -19,7 +19,7 @@ export class PollError extends Error {
   override name = 'PollError';
   /** How many attempts the poll made: set when the poll gives up. */
   attempts: number;
-  /** Whether another attempt could help (a timeout, a network error, 429, 5xx). */
+  /** Whether another attempt could help (a timeout, a network error, 429, 500, 502, 503, 504). */
   readonly retryable: boolean;
   constructor(
     readonly reason: string,
@@ -86,7 +86,9 @@ export function createPoller(options: PollerOptions) {
   });
 
   return async function poll({ deadline, signal: shutdown = new AbortController().signal }: PollRequest) {
-    const budgetMs = Math.max(1, Math.floor(deadline - Date.now()));
+    // A timer holds at most 2^31-1 ms (24.8 days); a longer one fires at once. A monthly schedule's
+    // budget is longer, but a poll ends long before: its attempts and backoffs are bounded.
+    const budgetMs = Math.min(2 ** 31 - 1, Math.max(1, Math.floor(deadline - Date.now())));
     const expired = AbortSignal.timeout(budgetMs);
     let attempts = 0;
     /** Why an attempt failed, and whether another could help (the statuses ky retries). */
@@ -104,9 +106,9 @@ export function createPoller(options: PollerOptions) {
       const net = (err as { cause?: { code?: string; message?: string } }).cause;
       const code = net?.code ?? net?.message ?? (err as Error).message;
       const tls = tlsProblem(code);
-      // Retrying cannot fix trust, a wrong name or an expired certificate: say what would, and stop.
+      // Retrying cannot fix trust, a wrong name or an expired certificate, nor a redirect loop.
       const reason = tls ? `TLS: ${tls} (${code})` : `network error: ${code}`;
-      return new PollError(reason, { retryable: !tls, cause: err });
+      return new PollError(reason, { retryable: !tls && !/redirect/i.test(code), cause: err });
     }
     // `undefined` leaves the decision to ky: its status codes, timeouts and network errors.
     const shouldRetry = ({ error, retryCount }: ShouldRetryState) => {
@@ -152,11 +154,15 @@ export function parseAnswer(contentType: string, body: string): Omit<PollResult,
 }
 
 /**
- * The response with its body read in full, at most `limit` bytes of it. An error's body stays unread:
- * ky's HTTPError says what went wrong, and a 5xx page larger than the cap must still be retried.
+ * The response with its body read in full, at most `limit` bytes of it. An error's body is dropped
+ * unread (its connection freed before a retry): ky's HTTPError says what went wrong from the status,
+ * and a 5xx page larger than the cap must still be retried.
  */
 async function readCapped(response: Response, limit: number): Promise<Response> {
-  if (!response.ok) return response;
+  if (!response.ok) {
+    await response.body?.cancel();
+    return new Response(null, response);
+  }
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of (response.body ?? []) as AsyncIterable<Uint8Array>) {

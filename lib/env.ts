@@ -26,7 +26,9 @@ export function parseEnv<S extends z.ZodMiniObject>(
   const lines = result.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? 'environment');
     const got = present[name];
-    const shown = got === undefined || SECRET.test(name) ? '' : ` (got ${JSON.stringify(got)})`;
+    // Nor a URL's user:password.
+    const secret = SECRET.test(name) || /\/\/[^/]*@/.test(got ?? '');
+    const shown = got === undefined || secret ? '' : ` (got ${JSON.stringify(got)})`;
     const message = got === undefined ? 'is required' : issue.message;
     return `${label(name)} ${message}${shown}`;
   });

@@ -9,8 +9,8 @@ export interface LoggerOptions {
   /** Where lines go; defaults to stdout (pretty only when stdout is a terminal and pino-pretty is installed). */
   destination?: DestinationStream;
   /**
-   * Hold up to this many bytes of lines before writing them to stdout in one write(2), and write
-   * whatever is held every FLUSH_MS and at exit. 0 (the default): every line is written as it is logged.
+   * Hold up to this many bytes of lines (under 16 KiB, SonicBoom's maxWrite) before writing them to
+   * stdout in one write(2), and write whatever is held every FLUSH_MS and at exit. 0 (the default): every line is written as it is logged.
    * For a process that logs a line per request (the service): one write per line costs more than
    * making the line (docs/bench.md).
    */
@@ -60,9 +60,13 @@ function stdout(bufferBytes: number): DestinationStream {
   const destination = pino.destination({ sync: true, minLength: bufferBytes, periodicFlush: FLUSH_MS });
   process.on('exit', () => {
     try {
+      // flush() first: its write reports an error, where flushSync (sonic-boom 4) would retry any error
+      // forever and the process never exit. EPIPE (the reader gone) makes pino turn the stream into a
+      // no-op; another error is thrown here. Then flushSync writes the rest, waiting out a slow reader.
+      destination.flush();
       destination.flushSync();
     } catch {
-      // stdout already closed (EPIPE): nowhere left to write.
+      // nowhere left to write
     }
   });
   return destination;

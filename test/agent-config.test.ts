@@ -83,6 +83,11 @@ const BAD: [Record<string, string>, RegExp, string][] = [
   [{}, /SERVICE_URL is required/, 'SERVICE_URL missing'],
   [{ SERVICE_URL: 'ftp://x' }, /SERVICE_URL must be an http/, 'SERVICE_URL not http'],
   [{ SERVICE_URL: 'not a url' }, /SERVICE_URL must be an http/, 'SERVICE_URL not a URL'],
+  [
+    { SERVICE_URL: 'https://poller:s3cret-pw@random-number.example.com/' },
+    /^(?!.*s3cret-pw).*SERVICE_URL must not carry a user name or password/,
+    'SERVICE_URL with user:password, the password not echoed',
+  ],
   [{ ...URL_OK, SCHEDULE: '1 2 3' }, /SCHEDULE must be a cron expression/, 'SCHEDULE too short'],
   [{ ...URL_OK, SCHEDULE: '99 * * * *' }, /SCHEDULE must be a cron expression/, 'SCHEDULE out of range'],
   [

@@ -60,6 +60,29 @@ t.test('sends Accept and the Bearer token, reads JSON and coldStart', async (t) 
   t.match(stub.requests[0]?.accept, /text\/plain/, 'and accepts plain text');
 });
 
+t.test('a deadline weeks away (a monthly schedule) still polls: past what a timer holds', async (t) => {
+  const stub = await startStub(t, (_req, res) => res.end('9\n'));
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000 });
+  const days = (n: number) => Date.now() + n * 24 * 3600 * 1000;
+  t.match(await poll({ deadline: days(28) }), { number: 9, attempts: 1 }, '28 days: the number');
+  t.match(await poll({ deadline: days(400) }), { number: 9, attempts: 1 }, '400 days: the number');
+});
+
+t.test('a redirect loop is one attempt, not retried', async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.statusCode = 302;
+    res.setHeader('location', '/again');
+    res.end();
+  });
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+  t.match(
+    await failure(poll({ deadline: far() })),
+    { reason: /^network error: redirect count exceeded/, attempts: 1, retryable: false },
+    'the loop reported once',
+  );
+  t.equal(stub.requests.length, 21, "one attempt: the first request and fetch's 20 redirects");
+});
+
 t.test('no token: no Authorization header', async (t) => {
   const stub = await startStub(t, (_req, res) => res.end('3\n'));
   const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000 });

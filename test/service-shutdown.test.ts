@@ -178,3 +178,19 @@ async function stopWhileReaderStalls(service: Service, stallMs: number): Promise
   await drained;
   return code;
 }
+
+t.test('SIGTERM after the stdout reader has gone: the service still exits, exit 0', async (t) => {
+  const service = await startService(t);
+  t.equal((await fetch(`${service.url}/`)).status, 200, 'a request, so a line is held for stdout');
+  // The reader goes away (a log collector that died): every later write to stdout fails with EPIPE.
+  service.child.stdout?.destroy();
+  const started = Date.now();
+  service.kill('SIGTERM');
+  const hung = new Promise<{ code: string }>((resolve) => {
+    const timer = setTimeout(() => resolve({ code: 'still running after 10 s' }), 10_000);
+    t.teardown(() => clearTimeout(timer));
+  });
+  const { code } = await Promise.race([service.exited, hung]);
+  t.equal(code, 0, 'exit 0: the held lines are dropped, not retried forever');
+  t.ok(Date.now() - started < 5_000, 'exits at once, not after a kill');
+});
