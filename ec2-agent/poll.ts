@@ -91,9 +91,11 @@ export function createPoller(options: PollerOptions) {
     const budgetMs = Math.min(2 ** 31 - 1, Math.max(1, Math.floor(deadline - Date.now())));
     const expired = AbortSignal.timeout(budgetMs);
     let attempts = 0;
+    // Why the attempt before a backoff failed: a shutdown during the wait still says it.
+    let before = '';
     /** Why an attempt failed, and whether another could help (the statuses ky retries). */
     function classify(err: unknown): PollError {
-      if (shutdown.aborted) return new PollError('aborted: the agent is stopping', { cause: err });
+      if (shutdown.aborted) return new PollError(`${before}aborted: the agent is stopping`, { cause: err });
       if (err instanceof PollError) return err;
       // ky's TimeoutError ends one attempt; the deadline's signal, the poll (whatever error it caused).
       const ms = err instanceof TimeoutError ? attemptTimeoutMs : expired.aborted && budgetMs;
@@ -113,7 +115,9 @@ export function createPoller(options: PollerOptions) {
     // `undefined` leaves the decision to ky: its status codes, timeouts and network errors.
     const shouldRetry = ({ error, retryCount }: ShouldRetryState) => {
       const room = deadline - Date.now() - delay(retryCount);
-      return classify(error).retryable && room >= MIN_ATTEMPT_MS ? undefined : false;
+      const failure = classify(error);
+      before = shutdown.aborted ? before : `${failure.reason}; `;
+      return failure.retryable && room >= MIN_ATTEMPT_MS ? undefined : false;
     };
     try {
       const response = await client.get(url, {
