@@ -80,8 +80,9 @@ test: deps prereqs $(NODE22) test-host lint build ## everything: lint, type-chec
 try-ec2: deps prereqs $(NODE22) test-host bundles ## the EC2 path with no AWS account: emulator, provision-ec2, the payloads on a local systemd host; numbers as they land (SCHEDULE=; root)
 	NODE22=$(NODE22) node --import tsx scripts/try-ec2.ts
 
-bench: build ## benchmark the service against a bare node:http baseline (ratios)
-	npm run --silent bench
+# The servers and the agent run on Node.js 22, what production runs (BENCH_NODE= picks another node).
+bench: build $(NODE22) ## benchmark the service against a bare node:http baseline (ratios)
+	BENCH_NODE="$${BENCH_NODE:-$(abspath $(NODE22))}" npm run --silent bench
 
 # ---- Knative (README "Deploy on Knative"). One step per line, so `make -n deploy-knative` shows
 # what will run; scripts/deploy-knative.sh holds the checks and the steps that need logic.

@@ -5,6 +5,7 @@ import t from 'tap';
 import { loadBenchConfig } from '../scripts/bench/config.ts';
 import { readCpuMs } from '../scripts/bench/cpu.ts';
 import { END, START, writeResults } from '../scripts/bench/doc.ts';
+import { nodeVersion } from '../scripts/bench/machine.ts';
 import { readMemory } from '../scripts/bench/memory.ts';
 import { PEERS } from '../scripts/bench/peers.ts';
 import { parseCpuList } from '../scripts/bench/pinning.ts';
@@ -92,6 +93,30 @@ t.test('BENCH_PEERS picks servers, always keeps bare, and names an unknown one',
     { name: 'ConfigError', message: /BENCH_PEERS names unknown servers \(express\)/ },
     'an unknown server is refused with its name',
   );
+});
+
+t.test('BENCH_NODE: the node the servers run on, its version in the results, a bad one named', async (t) => {
+  t.equal(loadBenchConfig({}, []).node, process.execPath, 'unset: the node running the bench');
+  t.equal(
+    loadBenchConfig({ BENCH_NODE: '/opt/node22/bin/node' }, []).node,
+    '/opt/node22/bin/node',
+    'set: that one',
+  );
+  t.equal(nodeVersion(process.execPath), process.version, 'the version is asked of the binary itself');
+  t.throws(
+    () => nodeVersion('/nonexistent/node'),
+    {
+      name: 'ConfigError',
+      message: /^invalid configuration: BENCH_NODE \/nonexistent\/node cannot be run \(/,
+    },
+    'a binary that cannot run: one line naming BENCH_NODE',
+  );
+  const node22 = process.env.NODE22;
+  if (!node22) throw new Error('NODE22 is not set: make test fetches Node.js 22 and sets it');
+  const server = await startServer({ name: 'hono', file: HONO }, [], node22);
+  t.teardown(() => server.stop());
+  t.equal((await fetch(server.url)).status, 200, 'a server started on the given node answers');
+  t.match(nodeVersion(node22), /^v22\./, 'and that node is Node.js 22');
 });
 
 t.test('docs: results are written between the markers, hand-written text around them kept', async (t) => {

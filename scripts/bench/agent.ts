@@ -14,6 +14,7 @@ export interface AgentOptions {
   bundle: string;
   serviceUrl: string;
   ticks: number;
+  node: string;
 }
 
 // On a one-second schedule a loopback poll takes a few ms, so 400 ms after a poll line the agent is
@@ -37,9 +38,9 @@ function driftOf(poll: PollLine): [number, string] {
  * Runs the agent bundle on a one-second schedule against `serviceUrl` for `ticks` polls.
  * Drift per tick = when the poll started − when it was scheduled (see driftOf). Memory is read between ticks, when the agent is idle.
  */
-export async function measureAgent({ bundle, serviceUrl, ticks }: AgentOptions): Promise<AgentFigures> {
+export async function measureAgent({ bundle, serviceUrl, ticks, node }: AgentOptions): Promise<AgentFigures> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-agent-'));
-  const child = spawn(process.execPath, [bundle], {
+  const child = spawn(node, [bundle], {
     env: {
       PATH: process.env.PATH,
       SERVICE_URL: serviceUrl,

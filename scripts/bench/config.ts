@@ -16,6 +16,8 @@ export interface BenchConfig {
   agentTicks: number;
   /** Rewrite the generated part of docs/bench.md with this run's figures. */
   write: boolean;
+  /** The node binary the servers and the agent run on (`make bench`: the Node 22 production runs). */
+  node: string;
 }
 
 // Defaults keep the whole run near two and a half minutes on two cores:
@@ -28,6 +30,7 @@ const schema = z.object({
   BENCH_PEERS: z._default(z.string(), PEER_NAMES.join(',')),
   BENCH_AGENT_TICKS: z._default(intVar(0, 600), 20),
   BENCH_WRITE: z._default(z.enum(['0', '1']), '0'),
+  BENCH_NODE: z._default(z.string().check(z.minLength(1)), process.execPath),
 });
 
 /** BENCH_* from the environment; `--write` on the command line is the same as BENCH_WRITE=1. */
@@ -53,5 +56,6 @@ export function loadBenchConfig(
     peers: PEER_NAMES.filter((p) => p === 'bare' || asked.includes(p)),
     agentTicks: parsed.BENCH_AGENT_TICKS,
     write: parsed.BENCH_WRITE === '1' || argv.includes('--write'),
+    node: parsed.BENCH_NODE,
   };
 }

@@ -36,7 +36,7 @@ runMain('bench', async () => {
   const config = loadBenchConfig();
   if (!existsSync(SERVICE_BUNDLE)) throw new Error(`${SERVICE_BUNDLE} is missing: run \`make build\` first`);
   const peers = PEERS.filter((p) => config.peers.includes(p.name));
-  const machine = describeMachine();
+  const machine = describeMachine(config.node);
   const pinning = await pinCores();
   const say = (line = '') => process.stdout.write(`${line}\n`);
 
@@ -83,9 +83,18 @@ runMain('bench', async () => {
   else if (!existsSync(AGENT)) agent = 'agent bundle not built: skipped';
   else {
     say(`agent: ${config.agentTicks} ticks of a one-second schedule against a service process...`);
-    const target = await startServer({ name: 'service for the agent', file: SERVICE_BUNDLE }, pinning.prefix);
+    const target = await startServer(
+      { name: 'service for the agent', file: SERVICE_BUNDLE },
+      pinning.prefix,
+      config.node,
+    );
     try {
-      agent = await measureAgent({ bundle: AGENT, serviceUrl: target.url, ticks: config.agentTicks });
+      agent = await measureAgent({
+        bundle: AGENT,
+        serviceUrl: target.url,
+        ticks: config.agentTicks,
+        node: config.node,
+      });
     } catch (err) {
       // The service figures above are still worth printing; say what went wrong with the agent.
       agent = `agent: measurement failed: ${(err as Error).message}`;

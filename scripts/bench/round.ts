@@ -8,6 +8,8 @@ export interface RoundOptions extends LoadOptions {
   warmupS: number;
   /** Command prefix that pins the server to its CPU (taskset), or empty. */
   prefix: string[];
+  /** The node binary the server runs on. */
+  node: string;
 }
 
 export interface RoundFigures {
@@ -33,7 +35,7 @@ const SETTLE_MS = 300;
 
 /** One fresh process: start, idle memory, warm-up, measured load (memory sampled), SIGTERM. */
 export async function measureRound(spec: ServerSpec, options: RoundOptions): Promise<RoundFigures> {
-  const server = await startServer(spec, options.prefix);
+  const server = await startServer(spec, options.prefix, options.node);
   try {
     await sleep(SETTLE_MS);
     const idle = await readMemory(server.pid);

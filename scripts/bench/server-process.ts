@@ -43,10 +43,14 @@ function probe(url: string): Promise<boolean> {
  * Spawns `node <file>` (behind `prefix`, e.g. taskset) on a free port of 127.0.0.1 with stdout and
  * stderr on pipes that we drain, and polls GET / with tiny requests until the first 200.
  */
-export async function startServer(spec: ServerSpec, prefix: string[] = []): Promise<RunningServer> {
+export async function startServer(
+  spec: ServerSpec,
+  prefix: string[] = [],
+  node = process.execPath,
+): Promise<RunningServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/`;
-  const [command = process.execPath, ...args] = [...prefix, process.execPath, spec.file];
+  const [command = node, ...args] = [...prefix, node, spec.file];
   const started = performance.now();
   const child: ChildProcess = spawn(command, args, {
     env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', ...spec.env },
