@@ -10,7 +10,8 @@ export interface LoggerOptions {
   destination?: DestinationStream;
   /**
    * Hold up to this many bytes of lines (under 16 KiB, SonicBoom's maxWrite) before writing them to
-   * stdout in one write(2), and write whatever is held every FLUSH_MS and at exit. 0 (the default): every line is written as it is logged.
+   * stdout in one write(2), and write whatever is held every FLUSH_MS and at exit. 0 (the default):
+   * every line is written as it is logged.
    * For a process that logs a line per request (the service): one write per line costs more than
    * making the line (docs/bench.md).
    */

@@ -36,6 +36,12 @@ t.test('parseAnswer: only an integer 0..100 is a number', async (t) => {
 
 const far = () => Date.now() + 10_000;
 
+/** A stub's handler that answers every request with `status` and no body. */
+const answerStatus = (status: number) => (_req: unknown, res: { statusCode: number; end(): void }) => {
+  res.statusCode = status;
+  res.end();
+};
+
 /** The PollError a poll ended with (or a failing stand-in when it did not fail). */
 async function failure(pending: Promise<unknown>): Promise<unknown> {
   return pending.then(
@@ -105,10 +111,7 @@ t.test('retries 5xx with backoff, then succeeds', async (t) => {
 });
 
 t.test('gives up after maxAttempts on 500, with the reason', async (t) => {
-  const stub = await startStub(t, (_req, res) => {
-    res.statusCode = 500;
-    res.end();
-  });
+  const stub = await startStub(t, answerStatus(500));
   const poll = createPoller({
     url: stub.url,
     attemptTimeoutMs: 2000,
@@ -124,10 +127,7 @@ t.test('gives up after maxAttempts on 500, with the reason', async (t) => {
 });
 
 t.test('does not retry 4xx or garbage', async (t) => {
-  const stub = await startStub(t, (_req, res) => {
-    res.statusCode = 401;
-    res.end();
-  });
+  const stub = await startStub(t, answerStatus(401));
   const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
   t.match(
     await failure(poll({ deadline: far() })),
@@ -195,10 +195,7 @@ t.test('a body that never ends is cut by the attempt bound', async (t) => {
 });
 
 t.test('429 is retried; a backoff the deadline cannot fit is not started', async (t) => {
-  const stub = await startStub(t, (_req, res) => {
-    res.statusCode = 429;
-    res.end();
-  });
+  const stub = await startStub(t, answerStatus(429));
   const quick = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
   t.match(await failure(quick({ deadline: far() })), { reason: 'HTTP 429', attempts: 3 }, '429: retried');
   const slow = createPoller({
@@ -216,10 +213,7 @@ t.test('429 is retried; a backoff the deadline cannot fit is not started', async
 });
 
 t.test('aborting during a backoff ends the wait at once', async (t) => {
-  const stub = await startStub(t, (_req, res) => {
-    res.statusCode = 503;
-    res.end();
-  });
+  const stub = await startStub(t, answerStatus(503));
   const poll = createPoller({
     url: stub.url,
     attemptTimeoutMs: 2000,
