@@ -30,9 +30,6 @@ runMain(
     // A mistyped --check must not start the agent (and append numbers) instead.
     if (first !== undefined) throw new ConfigError(`unknown argument "${first}": ${USAGE}`);
     const config = loadConfig();
-    // The SDK's multi-line "upgrade Node" notice would precede our one-line errors on Node 20; the
-    // instance runs Node 22 (install.sh), where it never shows.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const logger = createLogger({ name: 'random-number-agent', level: config.logLevel });
     const log = logger.child({ module: 'agent' });
     await checkWritable(config.outputFile);

@@ -11,6 +11,10 @@ export function runMain(
   main: () => unknown | Promise<unknown>,
   options: { configExitCode?: number } = {},
 ): void {
+  // The AWS SDK's multi-line "upgrade to Node 22" notice would bury the one-line errors below; Node 20 is
+  // supported here on purpose (production runs 22, where it never shows). The SDK reads this variable when
+  // a client is built, so every entry point sets it here; a user's own value wins.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   Promise.resolve()
     .then(main)
     .catch((err: unknown) => {

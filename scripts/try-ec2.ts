@@ -56,8 +56,6 @@ async function tryEc2() {
     throw new ConfigError('make try-ec2 needs root: it boots a local systemd host with systemd-nspawn');
   }
   const schedule = process.env.SCHEDULE || AGENT_DEFAULTS.schedule;
-  // Node 20 here: the SDK's multi-line notice about Node 22 is not news to anyone trying this.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const moto = await startMoto(scope);
   say(`AWS emulator (moto_server) on ${moto.endpoint}: no AWS account, nothing leaves this machine`);
   const service = await startService(scope);

@@ -1,5 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import * as z from 'zod/mini';
 import { AGENT_SETTINGS, flagName, readSettings } from '../../ec2-agent/config.ts';
+import { intVar } from '../../lib/env.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import { readCaCert } from './ca-cert.ts';
 
@@ -137,12 +139,11 @@ export function parseIntFlag(
   max: number,
 ) {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new ConfigError(
-      `${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`,
-    );
-  }
-  return Number(value);
+  // The rule and its words are lib/env.ts's, as for the settings read from the environment.
+  const parsed = z.safeParse(intVar(min, max), value);
+  if (!parsed.success)
+    throw new ConfigError(`${flag} ${parsed.error.issues[0]?.message} (got ${JSON.stringify(value)})`);
+  return parsed.data;
 }
 
 /** --poll-interval-ms (a name users' scripts use) as the waits' first delay, in seconds as every wait takes it. */

@@ -9,9 +9,6 @@ import { STSClient } from '@aws-sdk/client-sts';
  * and 5xx itself; `maxAttempts` gives a busy account a little more room than the default three.
  */
 export function createClients({ region, profile }: AwsTarget) {
-  // The SDK's 9-line NodeVersionSupportWarning (Node < 22) would bury our one-line errors; Node 20 is
-  // supported here on purpose. The SDK reads this variable when a client is built; a user's own value wins.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // `profile` is the SDK's own: it picks the profile's credentials and region, as AWS_PROFILE does.
   const config = { ...(region ? { region } : {}), ...(profile ? { profile } : {}), maxAttempts: 5 };
   return {
