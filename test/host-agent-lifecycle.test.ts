@@ -11,6 +11,8 @@ import { startService } from './helpers/service.ts';
 // The whole life of the agent on a real systemd host, installed exactly as provision-ec2 installs it:
 // the SSM payloads run as root with sh. One scenario, in the order a user lives it.
 const OUTPUT = AGENT_DEFAULTS.outputFile; // /root/randomNumber.txt
+// MemoryMax=256M in ec2-agent/random-number-agent.service.
+const MEMORY_MAX = 256 * 2 ** 20;
 
 // A host boots in seconds, but a busy 2-core machine can stretch a file past tap's default 120 s.
 t.setTimeout(300_000);
@@ -52,6 +54,22 @@ t.test(
     const security = await host.exec(['systemd-analyze', 'security', AGENT, '--no-pager']);
     const score = Number(/Overall exposure level for .*: (\d+\.\d+)/.exec(security.stdout)?.[1]);
     t.ok(score <= 2.0, `systemd-analyze security scores ${score}, 2.0 or lower (OK)`);
+
+    // --- resource caps, as systemd reads the installed unit, with room over what the agent uses -------
+    const caps = await host.unit(AGENT, ['MemoryMax', 'MemorySwapMax', 'MemoryHigh', 'TasksMax', 'MainPID']);
+    t.same(
+      [caps.MemoryMax, caps.MemorySwapMax, caps.MemoryHigh, caps.TasksMax],
+      [String(MEMORY_MAX), '0', 'infinity', '64'],
+      'systemd reads MemoryMax=256M, MemorySwapMax=0, TasksMax=64 and no MemoryHigh= from the unit',
+    );
+    const status = await host.run(['cat', `/proc/${caps.MainPID}/status`]);
+    const peak = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1]) * 1024;
+    const threads = Number(/^Threads:\s+(\d+)$/m.exec(status)?.[1]);
+    t.ok(
+      peak > 0 && peak * 2 <= MEMORY_MAX,
+      `the agent's peak so far, ${(peak / 2 ** 20).toFixed(0)} MiB resident, is at most half of MemoryMax`,
+    );
+    t.ok(threads > 0 && threads * 4 <= 64, `its ${threads} threads are at most a quarter of TasksMax`);
 
     // --- upgrade: the payloads again with a new bundle; nothing written before is lost -------------
     const owner = statSync(`${host.dir}${OUTPUT}`).uid;
@@ -98,6 +116,36 @@ t.test(
       [],
       'every line is a whole "<timestamp> <number>" line',
     );
+
+    // --- MemoryMax= enforced: lowered far below the agent's need, the kernel kills it -----------------
+    // Only where the agent's cgroup has the memory controller: cgroup v2, as on Amazon Linux 2023. On a
+    // machine that mounts cgroup v1 controllers (this project's test machines), systemd-nspawn gives the
+    // container those read-only (it delegates no v1 controller), so systemd inside limits nothing and
+    // the caps are checked above only as systemd reads them.
+    const { ControlGroup } = await host.unit(AGENT, ['ControlGroup']);
+    const kernelMax = await host.exec(['cat', `/sys/fs/cgroup${ControlGroup}/memory.max`]);
+    if (kernelMax.code !== 0) {
+      t.comment(`MemoryMax= not enforced on this test host: no memory controller in ${ControlGroup}`);
+    } else {
+      t.equal(kernelMax.stdout.trim(), String(MEMORY_MAX), 'the kernel holds it: memory.max of the cgroup');
+      const before = await host.unit(AGENT, ['NRestarts']);
+      const lines = host.lines(OUTPUT).length;
+      await host.run(['systemctl', 'set-property', '--runtime', AGENT, 'MemoryMax=16M']);
+      await eventually('an OOM kill under MemoryMax=16M', async () => {
+        const log = await host.run(['journalctl', '-u', AGENT, '-o', 'cat', '--no-pager']);
+        // systemd's words for the kernel's kill, whichever of its two lines it logs first.
+        return /killed by the OOM killer|result 'oom-kill'/.test(log) ? log : undefined;
+      });
+      t.pass("at MemoryMax=16M the kernel's OOM killer ends the agent (systemd logs it as 'oom-kill')");
+      // Back to the unit's own value (a runtime drop-in, gone at the reboot below).
+      await host.run(['systemctl', 'set-property', '--runtime', AGENT, `MemoryMax=${MEMORY_MAX}`]);
+      const after = await eventually('the agent restarted at MemoryMax=256M', async () => {
+        const props = await host.unit(AGENT, ['ActiveState', 'NRestarts']);
+        return props.ActiveState === 'active' ? props : undefined;
+      });
+      t.ok(Number(after.NRestarts) > Number(before.NRestarts), 'Restart= started it again');
+      await host.linesAtLeast(OUTPUT, lines + 1, 15_000);
+    }
 
     // --- stop, then reboot ------------------------------------------------------------------------
     await host.run(['systemctl', 'stop', AGENT]);
