@@ -56,6 +56,8 @@ t.test(
     t.ok(score <= 2.0, `systemd-analyze security scores ${score}, 2.0 or lower (OK)`);
 
     // --- resource caps, as systemd reads the installed unit, with room over what the agent uses -------
+    // Not enforced here: these machines mount cgroup v1, whose controllers systemd-nspawn gives the
+    // container read-only, so systemd inside limits nothing (docs/testing.md). Only what it reads is checked.
     const caps = await host.unit(AGENT, ['MemoryMax', 'MemorySwapMax', 'MemoryHigh', 'TasksMax', 'MainPID']);
     t.same(
       [caps.MemoryMax, caps.MemorySwapMax, caps.MemoryHigh, caps.TasksMax],
@@ -116,36 +118,6 @@ t.test(
       [],
       'every line is a whole "<timestamp> <number>" line',
     );
-
-    // --- MemoryMax= enforced: lowered far below the agent's need, the kernel kills it -----------------
-    // Only where the agent's cgroup has the memory controller: cgroup v2, as on Amazon Linux 2023. On a
-    // machine that mounts cgroup v1 controllers (this project's test machines), systemd-nspawn gives the
-    // container those read-only (it delegates no v1 controller), so systemd inside limits nothing and
-    // the caps are checked above only as systemd reads them.
-    const { ControlGroup } = await host.unit(AGENT, ['ControlGroup']);
-    const kernelMax = await host.exec(['cat', `/sys/fs/cgroup${ControlGroup}/memory.max`]);
-    if (kernelMax.code !== 0) {
-      t.comment(`MemoryMax= not enforced on this test host: no memory controller in ${ControlGroup}`);
-    } else {
-      t.equal(kernelMax.stdout.trim(), String(MEMORY_MAX), 'the kernel holds it: memory.max of the cgroup');
-      const before = await host.unit(AGENT, ['NRestarts']);
-      const lines = host.lines(OUTPUT).length;
-      await host.run(['systemctl', 'set-property', '--runtime', AGENT, 'MemoryMax=16M']);
-      await eventually('an OOM kill under MemoryMax=16M', async () => {
-        const log = await host.run(['journalctl', '-u', AGENT, '-o', 'cat', '--no-pager']);
-        // systemd's words for the kernel's kill, whichever of its two lines it logs first.
-        return /killed by the OOM killer|result 'oom-kill'/.test(log) ? log : undefined;
-      });
-      t.pass("at MemoryMax=16M the kernel's OOM killer ends the agent (systemd logs it as 'oom-kill')");
-      // Back to the unit's own value (a runtime drop-in, gone at the reboot below).
-      await host.run(['systemctl', 'set-property', '--runtime', AGENT, `MemoryMax=${MEMORY_MAX}`]);
-      const after = await eventually('the agent restarted at MemoryMax=256M', async () => {
-        const props = await host.unit(AGENT, ['ActiveState', 'NRestarts']);
-        return props.ActiveState === 'active' ? props : undefined;
-      });
-      t.ok(Number(after.NRestarts) > Number(before.NRestarts), 'Restart= started it again');
-      await host.linesAtLeast(OUTPUT, lines + 1, 15_000);
-    }
 
     // --- stop, then reboot ------------------------------------------------------------------------
     await host.run(['systemctl', 'stop', AGENT]);
