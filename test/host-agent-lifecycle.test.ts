@@ -11,6 +11,8 @@ import { startService } from './helpers/service.ts';
 // The whole life of the agent on a real systemd host, installed exactly as provision-ec2 installs it:
 // the SSM payloads run as root with sh. One scenario, in the order a user lives it.
 const OUTPUT = AGENT_DEFAULTS.outputFile; // /root/randomNumber.txt
+// MemoryMax=256M in ec2-agent/random-number-agent.service.
+const MEMORY_MAX = 256 * 2 ** 20;
 
 // A host boots in seconds, but a busy 2-core machine can stretch a file past tap's default 120 s.
 t.setTimeout(300_000);
@@ -52,6 +54,24 @@ t.test(
     const security = await host.exec(['systemd-analyze', 'security', AGENT, '--no-pager']);
     const score = Number(/Overall exposure level for .*: (\d+\.\d+)/.exec(security.stdout)?.[1]);
     t.ok(score <= 2.0, `systemd-analyze security scores ${score}, 2.0 or lower (OK)`);
+
+    // --- resource caps, as systemd reads the installed unit, with room over what the agent uses -------
+    // Not enforced here: these machines mount cgroup v1, whose controllers systemd-nspawn gives the
+    // container read-only, so systemd inside limits nothing (docs/testing.md). Only what it reads is checked.
+    const caps = await host.unit(AGENT, ['MemoryMax', 'MemorySwapMax', 'MemoryHigh', 'TasksMax', 'MainPID']);
+    t.same(
+      [caps.MemoryMax, caps.MemorySwapMax, caps.MemoryHigh, caps.TasksMax],
+      [String(MEMORY_MAX), '0', 'infinity', '64'],
+      'systemd reads MemoryMax=256M, MemorySwapMax=0, TasksMax=64 and no MemoryHigh= from the unit',
+    );
+    const status = await host.run(['cat', `/proc/${caps.MainPID}/status`]);
+    const peak = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1]) * 1024;
+    const threads = Number(/^Threads:\s+(\d+)$/m.exec(status)?.[1]);
+    t.ok(
+      peak > 0 && peak * 2 <= MEMORY_MAX,
+      `the agent's peak so far, ${(peak / 2 ** 20).toFixed(0)} MiB resident, is at most half of MemoryMax`,
+    );
+    t.ok(threads > 0 && threads * 4 <= 64, `its ${threads} threads are at most a quarter of TasksMax`);
 
     // --- upgrade: the payloads again with a new bundle; nothing written before is lost -------------
     const owner = statSync(`${host.dir}${OUTPUT}`).uid;
