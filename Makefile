@@ -46,7 +46,7 @@ $(HOST_ROOTFS)/etc/os-release:
 	bash test/helpers/host-rootfs.sh $(HOST_ROOTFS)
 test-host: $(HOST_ROOTFS)/etc/os-release ## build the test host's root file system (debootstrap + systemd-nspawn; root)
 
-prereqs: ## check the tools the tests need (kubectl, moto_server, shellcheck); install shellcheck if root
+prereqs: ## check the tools the tests need (kubectl, moto_server, the AWS CLI, shellcheck, openssl, nginx); install the last three if root
 	@bash scripts/check-prereqs.sh
 
 lint: deps ## biome: lint and formatting check

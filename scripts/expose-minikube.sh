@@ -45,7 +45,7 @@ By hand, once (the script cannot do these):
      provider changes it (DuckDNS's updater, or your router's DDNS client). Your public address:
      curl -s https://checkip.amazonaws.com
   3. Check from outside your network (many routers cannot reach their own public address from inside):
-     curl --cacert $ca -H 'Accept: application/json' https://$DOMAIN/
+     curl --cacert $ca -H 'Accept: application/json' -H "Authorization: Bearer \$API_TOKEN" https://$DOMAIN/
   4. The agent on EC2, trusting your CA:
      npm run provision-ec2 -- --service-url https://$DOMAIN/ --ca-cert $ca
      npm run ec2-results          # numbers appear after the first minute

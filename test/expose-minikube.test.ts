@@ -29,8 +29,8 @@ t.test(
     );
     t.match(
       r.stdout,
-      "curl --cacert certs/ca.crt -H 'Accept: application/json' https://myhome.duckdns.org/",
-      'a check from outside',
+      `curl --cacert certs/ca.crt -H 'Accept: application/json' -H "Authorization: Bearer $API_TOKEN" https://myhome.duckdns.org/`,
+      'a check from outside, with the token the service requires',
     );
     t.match(
       r.stdout,

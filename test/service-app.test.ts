@@ -134,6 +134,7 @@ t.test('API_TOKEN: / needs the bearer token; health endpoints never do', async (
     'WWW-Authenticate: Bearer realm',
   );
   t.match(await none.json(), { error: 'unauthorized' }, 'a JSON error body');
+  t.match(none.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'a 401 carries a request id too');
   for (const header of [`Bearer ${token}x`, 'Bearer wrong', `bearer ${token.toUpperCase()}`]) {
     const res = await app.request('/', { headers: { Authorization: header } });
     t.equal(res.status, 401, `"${header.replace(token, '<token>')}" → 401`);
@@ -143,6 +144,7 @@ t.test('API_TOKEN: / needs the bearer token; health endpoints never do', async (
       '... with error="invalid_token"',
     );
     t.match(await res.json(), { error: 'unauthorized' }, '... and a JSON body');
+    t.match(res.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, '... and a request id');
   }
   for (const header of [`Basic ${token}`, token, 'Bearer ', `Bearer ${token} extra`, 'Bearer a"b']) {
     const res = await app.request('/', { headers: { Authorization: header } });
@@ -153,6 +155,7 @@ t.test('API_TOKEN: / needs the bearer token; health endpoints never do', async (
       '... error="invalid_request"',
     );
     t.match(await res.json(), { error: 'invalid_request' }, '... and a JSON body');
+    t.match(res.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, '... and a request id');
   }
   const ok = await app.request('/', { headers: { Authorization: `Bearer ${token}` } });
   t.equal(ok.status, 200, 'right token → 200');

@@ -96,7 +96,11 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
   app.onError((err, c) => {
     // bearer-auth's 400 and 401 arrive as HTTPExceptions carrying their answer: not errors of ours.
-    if (err instanceof HTTPException) return err.getResponse();
+    // Through c.newResponse, so the answer keeps the X-Request-Id set before it (getResponse() alone drops it).
+    if (err instanceof HTTPException) {
+      const answer = err.getResponse();
+      return c.newResponse(answer.body, answer);
+    }
     log.error({ err, reqId: c.get('requestId') }, 'unhandled error');
     return c.json({ error: 'internal', message: 'internal error' }, 500);
   });
