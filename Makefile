@@ -106,7 +106,7 @@ setup-minikube: ## start minikube and install Knative Serving + Kourier at pinne
 # TLS=cert-manager (Knative's integration; the default on cloud). Named here so `make -n` shows the step.
 TLS_MODE = $(if $(DOMAIN),$(or $(TLS),$(if $(filter cloud,$(OVERLAY)),cert-manager,own)),$(TLS))
 
-deploy-knative: ## build the image, apply kustomize/overlays/$(OVERLAY), wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= API_TOKEN=<token>|none DOMAIN= TLS=own|cert-manager)
+deploy-knative: ## build the image, apply kustomize/overlays/$(OVERLAY), wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= DOMAIN= TLS=own|cert-manager; API_TOKEN=<token>|none in the environment: on the make line ps shows it)
 	$(KNATIVE) check $(OVERLAY) '$(IMAGE)'
 	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
 ifeq ($(OVERLAY),cloud)
