@@ -117,6 +117,22 @@ t.test(
   },
 );
 
+t.test('token refusals through the server: a Content-Length, not chunks; the request id', async (t) => {
+  const token = 'a'.repeat(40);
+  const { url } = await serve(t, theApp({ apiToken: token }).app);
+  for (const [what, status, headers] of [
+    ['no Authorization', 401, {}],
+    ['not Bearer', 400, { Authorization: 'Basic x' }],
+    ['a wrong token', 401, { Authorization: `Bearer ${'b'.repeat(40)}` }],
+  ] as const) {
+    const res = await fetch(`${url}/`, { headers: { ...headers, 'X-Request-Id': 'auth-1' } });
+    const body = await res.text();
+    t.equal(res.status, status, `${what}: ${status}`);
+    t.equal(res.headers.get('content-length'), String(Buffer.byteLength(body)), `${what}: a length`);
+    t.equal(res.headers.get('x-request-id'), 'auth-1', `${what}: the request id`);
+  }
+});
+
 t.test(
   'a Host or target that makes no URL: 400 from @hono/node-server before the app; the server carries on',
   async (t) => {

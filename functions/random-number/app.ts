@@ -94,12 +94,13 @@ export function createApp(options: AppOptions): Hono<Env> {
     }
     return c.json({ error: 'not_found', message: `no route for ${method} ${path}` }, 404);
   });
-  app.onError((err, c) => {
+  app.onError(async (err, c) => {
     // bearer-auth's 400 and 401 arrive as HTTPExceptions carrying their answer: not errors of ours.
-    // Through c.newResponse, so the answer keeps the X-Request-Id set before it (getResponse() alone drops it).
+    // Through c.newResponse, so the answer keeps the X-Request-Id set before it (getResponse() alone drops it);
+    // its body read first, so it goes out with a Content-Length like every other answer, not in chunks.
     if (err instanceof HTTPException) {
       const answer = err.getResponse();
-      return c.newResponse(answer.body, answer);
+      return c.newResponse(await answer.text(), answer);
     }
     log.error({ err, reqId: c.get('requestId') }, 'unhandled error');
     return c.json({ error: 'internal', message: 'internal error' }, 500);
