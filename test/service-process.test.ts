@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -141,6 +141,31 @@ t.test('a port already in use: one line naming the port and the fix, exit 1, no 
     second.stderr[0],
     new RegExp(`^random-number: PORT ${first.port} is in use: .*set PORT to a free port`),
     'the line names the port, the cause and the fix',
+  );
+});
+
+t.test('a port below 1024 without the privilege: one line with the fix, exit 1', async (t) => {
+  // As root (make test), the bundle runs as nobody, from a folder that user can read (in /tmp).
+  const dir = await mkdtemp(join(tmpdir(), 'rn-privileged-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await chmod(dir, 0o755);
+  const bundle = join(dir, 'random-number.mjs');
+  await copyFile(SERVICE_BUNDLE, bundle);
+  const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+  // tap adds its loader to a child's NODE_OPTIONS, and it could not write its record as nobody.
+  const args = [
+    '-u',
+    'NODE_OPTIONS',
+    ...(process.getuid?.() === 0 ? asNobody : []),
+    process.execPath,
+    bundle,
+  ];
+  const proc = startProcess(t, 'env', args, { env: { PORT: '80', HOST: '127.0.0.1' } });
+  t.equal((await proc.exited).code, 1, 'exit code 1');
+  t.same(
+    proc.stderr,
+    ['random-number: PORT 80 needs privileges to bind (EACCES): set PORT to 1024 or above'],
+    'exactly the one line: the port, the cause and the fix',
   );
 });
 
