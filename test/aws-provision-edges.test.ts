@@ -439,3 +439,29 @@ t.test('setup errors are one stderr line, without the SDK Node version warning',
   t.equal(agentBadSchedule.code, 2, 'agent-command refuses it too');
   t.match(agentBadSchedule.stderr, /--schedule must be a cron expression/, 'with the same message');
 });
+
+t.test('DEBUG=1 adds the stack to an unexpected error only; a known one stays its line', async (t) => {
+  const down = { AWS_ENDPOINT_URL: 'http://127.0.0.1:1' };
+  const [plain, debug, known] = await Promise.all([
+    cli('ec2-results', [], down),
+    cli('ec2-results', [], { ...down, DEBUG: '1' }),
+    cli('ec2-results', ['--lines', '0'], { DEBUG: '1' }),
+  ]);
+  t.equal(plain.code, 1, 'an endpoint that refuses: exit 1, a failure while working');
+  t.match(
+    plain.stderr,
+    /^ec2-results: Error: connect ECONNREFUSED 127\.0\.0\.1:1\n$/,
+    'one line without DEBUG',
+  );
+  t.match(
+    debug.stderr,
+    /^ec2-results: Error: connect ECONNREFUSED [^\n]*\nError: [^\n]*\n\s+at /,
+    'DEBUG=1: then the stack',
+  );
+  t.equal(known.code, 2, 'a bad flag: exit 2');
+  t.equal(
+    known.stderr,
+    'ec2-results: --lines must be a whole number from 1 to 500 (got "0")\n',
+    'DEBUG=1 adds nothing to it',
+  );
+});
