@@ -151,7 +151,10 @@ t.test('a port below 1024 without the privilege: one line with the fix, exit 1',
   await chmod(dir, 0o755);
   const bundle = join(dir, 'random-number.mjs');
   await copyFile(SERVICE_BUNDLE, bundle);
-  const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+  // A network namespace of its own: there ports below 1024 need the privilege whatever this machine's
+  // net.ipv4.ip_unprivileged_port_start says (container runtimes often set it to 0). Its loopback is
+  // down, so the bind is to every address, which needs no interface up.
+  const asNobody = ['unshare', '--net', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
   // tap adds its loader to a child's NODE_OPTIONS, and it could not write its record as nobody.
   const args = [
     '-u',
@@ -160,7 +163,7 @@ t.test('a port below 1024 without the privilege: one line with the fix, exit 1',
     process.execPath,
     bundle,
   ];
-  const proc = startProcess(t, 'env', args, { env: { PORT: '80', HOST: '127.0.0.1' } });
+  const proc = startProcess(t, 'env', args, { env: { PORT: '80', HOST: '0.0.0.0' } });
   t.equal((await proc.exited).code, 1, 'exit code 1');
   t.same(
     proc.stderr,
