@@ -32,5 +32,11 @@ export function runMain(
  * runMain for the EC2 CLIs: what the caller gave them (flags, environment, credentials) and cannot work
  * exits 2, so a script can tell "fix the input" from 1, a failure while working.
  */
-export const runCli = (name: string, main: () => unknown | Promise<unknown>) =>
+export function runCli(name: string, main: () => unknown | Promise<unknown>): void {
+  // `npm run provision-ec2 | head`: a reader that stops early loses the rest of the output, not the work
+  // (an instance half provisioned would be worse than lines unread); the exit status stays the work's.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   runMain(name, main, { configExitCode: 2 });
+}

@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,3 +169,24 @@ t.test('clear errors for bad input', async (t) => {
   t.equal(help.status, 0, '`npm run agent-command -- --help` exits 0');
   t.match(help.stdout, /--cli-input-json/, '--help explains what the files are for');
 });
+
+t.test(
+  'a reader that stops early (| head) loses the output, not the work: exit 0, no stack trace',
+  async (t) => {
+    const out = join(tempDir(t), 'out');
+    const child = spawn(process.execPath, [BUNDLE, '--service-url', 'https://x.test/', '--out', out], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Closed before the CLI writes its first line: every line it prints meets EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    const [code] = await once(child, 'close');
+    t.equal(code, 0, 'exit 0: the work was done');
+    t.equal(stderr, '', 'nothing on stderr (no EPIPE stack trace)');
+    t.match(readdirSync(out).at(-1), /-install\.json$/, 'every command file written, the install one last');
+  },
+);
