@@ -54,6 +54,18 @@ t.test('https with a self-signed certificate: trusted only when its CA is given'
   t.match(json(withCa.stdout[0] ?? ''), { msg: 'started', serviceCaFile: cert }, 'the start line names it');
   withCa.kill();
   await withCa.exited;
+  // A CA given to Node as a whole, the way before SERVICE_CA_FILE: still trusted, with a warning.
+  const nodeWide = startAgent(t, {
+    SERVICE_URL: url,
+    SCHEDULE: '*/1 * * * * *',
+    OUTPUT_FILE: join(dir, 'node-wide.txt'),
+    NODE_EXTRA_CA_CERTS: cert,
+  });
+  t.match(await nodeWide.waitForPoll(), { outcome: 'ok', number: 64 }, 'with NODE_EXTRA_CA_CERTS: ok');
+  const warned = nodeWide.stdout.map(json).some((l) => /^NODE_EXTRA_CA_CERTS is set/.test(String(l.msg)));
+  t.ok(warned, 'and a warning that it reaches the AWS calls too');
+  nodeWide.kill();
+  await nodeWide.exited;
   const lines = await fileLines(trusted);
   t.ok(
     lines.length >= 1 && lines.every((l) => LINE.test(l) && l.endsWith(' 64')),

@@ -9,7 +9,7 @@ import { nodeVersion } from '../scripts/bench/machine.ts';
 import { readMemory } from '../scripts/bench/memory.ts';
 import { PEERS } from '../scripts/bench/peers.ts';
 import { parseCpuList } from '../scripts/bench/pinning.ts';
-import { type Ratios, ratiosOf, targetLines } from '../scripts/bench/report.ts';
+import { comparisonTable, type Ratios, ratiosOf, summarize, targetLines } from '../scripts/bench/report.ts';
 import type { RoundFigures } from '../scripts/bench/round.ts';
 import { startServer } from '../scripts/bench/server-process.ts';
 import { median, quantile, ratio } from '../scripts/bench/stats.ts';
@@ -47,7 +47,7 @@ t.test('BENCH_* configuration: defaults, --write, and a clear error naming a bad
 });
 
 t.test('targets: PASS at or within the goal, MISS beyond it', async (t) => {
-  const r = (cpu: number): Ratios => ({ cpu, throughput: 1, start: 9, idleRss: 9 });
+  const r = (cpu: number): Ratios => ({ cpu, throughput: 1, start: 9, idleRss: 9, loadedRss: 9 });
   const pass = targetLines({ service: r(1.6), 'service-warn': r(1.3), fastify: r(2) });
   t.equal(pass.length, 2, 'one line per goal: CPU with the request line, CPU with LOG_LEVEL=warn');
   for (const line of pass) t.match(line, /^PASS/, `exactly at the goal passes: ${line}`);
@@ -79,6 +79,28 @@ t.test('ratios are taken round by round against bare node:http, then the median'
   t.equal(ratios.cpu, 1.5, 'per-round CPU ratios 1.5, 1.5, 10: the median ignores the outlier round');
   t.equal(ratios.throughput, 0.5, 'throughput ratio likewise');
   t.equal(ratios.start, 1, 'equal start times: 1×');
+});
+
+t.test('the table shows idle and loaded memory, each with its ratio to bare', async (t) => {
+  const load = { cpuUsPerRequest: 10, requestsPerS: 100, spawnToFirst200Ms: 10 };
+  const round = (idleRssKb: number, loadedRssKb: number) =>
+    ({ ...load, idleRssKb, loadedRssKb }) as RoundFigures;
+  const bare = [round(1024, 2048)];
+  const service = [round(2048, 6144)];
+  const row = (name: string, rounds: RoundFigures[]) => ({
+    name,
+    label: name,
+    summary: summarize(rounds),
+    ratios: ratiosOf(rounds, bare),
+  });
+  const [header = [], , , cells = []] = comparisonTable([row('bare', bare), row('service', service)])
+    .split('\n')
+    .map((line) => line.split('|').map((cell) => cell.trim()));
+  const idle = header.indexOf('idle RSS MiB');
+  const loaded = header.indexOf('loaded RSS MiB');
+  t.ok(idle > 0 && loaded > 0, 'an idle and a loaded RSS column');
+  t.same(cells.slice(idle, idle + 2), ['2.0', '2.00×'], 'idle: 2 MiB, twice bare');
+  t.same(cells.slice(loaded, loaded + 2), ['6.0', '3.00×'], 'under load: 6 MiB, three times bare');
 });
 
 t.test('BENCH_PEERS picks servers, always keeps bare, and names an unknown one', async (t) => {

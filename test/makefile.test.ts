@@ -78,3 +78,26 @@ t.test('npm run agent-command rebuilds the agent bundle first when a source is n
     'npm run provision-ec2 asks for fresh bundles the same way',
   );
 });
+
+t.test('make provision-ec2, teardown-ec2 and ec2-results hand ARGS to the CLI', async (t) => {
+  // No credentials anywhere: should ARGS be lost, the CLI fails here instead of calling AWS.
+  const none = '/nonexistent/aws';
+  const offline = {
+    ...env,
+    AWS_CONFIG_FILE: none,
+    AWS_SHARED_CREDENTIALS_FILE: none,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  for (const target of ['teardown-ec2', 'ec2-results']) {
+    const { stdout } = await run('make', ['-s', target, 'ARGS=--help'], { cwd: ROOT, env: offline });
+    t.match(stdout, `Usage: npm run ${target} -- `, `make ${target} ARGS=--help: the CLI's own usage`);
+  }
+  // -n: a real run would rebuild the checkout's dist/ under the other test files first.
+  const args = 'ARGS=--service-url https://x.example/ --name rn';
+  const { stdout } = await run('make', ['-n', 'provision-ec2', args], { cwd: ROOT, env });
+  t.match(
+    stdout,
+    'npm run --silent provision-ec2 -- --service-url https://x.example/ --name rn',
+    'make provision-ec2 runs npm run provision-ec2 with ARGS',
+  );
+});

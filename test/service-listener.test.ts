@@ -59,6 +59,18 @@ t.test('the app through the server: the same answers as app.request(), with Cont
   t.equal((await fetch(`${url}/nope`)).status, 404, 'unknown path is 404');
 });
 
+t.test(
+  "the server's timeouts are the chosen ones; keep-alive is announced to the proxy in front",
+  async (t) => {
+    const server = createHttpServer(theApp().app);
+    const chosen = { headersTimeout: 20_000, requestTimeout: 30_000, keepAliveTimeout: 65_000 };
+    t.match(server, chosen, 'headers 20 s, request 30 s, keep-alive 65 s (http-server.ts says why)');
+    const { url } = await serve(t, theApp().app);
+    const res = await fetch(`${url}/healthz`);
+    t.equal(res.headers.get('keep-alive'), 'timeout=65', 'every answer carries Keep-Alive: timeout=65');
+  },
+);
+
 t.test('request ids: a sane incoming X-Request-Id is echoed, otherwise a UUID is made', async (t) => {
   const { app, logs } = theApp();
   const { url } = await serve(t, app);

@@ -60,6 +60,22 @@ t.test('the built bundle serves the whole contract and logs one JSON line per re
   );
 });
 
+t.test('at a terminal the lines are for a person, not JSON', async (t) => {
+  // script(1) gives the bundle a pseudo-terminal for stdout, as a person's shell does.
+  const command = `exec "${process.execPath}" "${SERVICE_BUNDLE}"`;
+  const env = { PORT: '0', HOST: '127.0.0.1' };
+  const service = startProcess(t, 'script', ['-qec', command, '/dev/null'], { env });
+  const line = await service.waitForLine((l) => l.includes('listening'));
+  t.match(
+    line,
+    /^\[\d\d:\d\d:\d\d\.\d{3}\] .*INFO.* \(random-number\): .*listening/,
+    'time, level, name, message',
+  );
+  t.same(json(line), {}, 'not a JSON line');
+  service.kill('SIGTERM');
+  t.equal((await service.exited).code, 0, 'script ends with the service it ran');
+});
+
 t.test('with API_TOKEN the bundle needs the token on / and never logs it', async (t) => {
   const token = 'tok-4f1c0a9e77b2-0123456789abcdef0123';
   const service = await startService(t, { API_TOKEN: token, LOG_LEVEL: 'trace' });

@@ -19,27 +19,36 @@ function halfRequest(port: number): Promise<{ socket: net.Socket; response: Prom
   });
 }
 
-t.test('SIGTERM with an idle keep-alive connection: closed at once, exit 0', async (t) => {
-  const service = await startService(t);
-  const agent = new http.Agent({ keepAlive: true });
-  t.teardown(() => agent.destroy());
-  const status = await new Promise<number | undefined>((resolve, reject) => {
-    http
-      .get(`${service.url}/`, { agent }, (res) => res.resume().on('end', () => resolve(res.statusCode)))
-      .on('error', reject);
+// Both signals drain: SIGTERM from the kubelet (Knative), SIGINT from a person's Ctrl-C (`make start`).
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${signal} with an idle keep-alive connection: closed at once, exit 0`, async (t) => {
+    const service = await startService(t);
+    const agent = new http.Agent({ keepAlive: true });
+    t.teardown(() => agent.destroy());
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      http
+        .get(`${service.url}/`, { agent }, (res) => res.resume().on('end', () => resolve(res.statusCode)))
+        .on('error', reject);
+    });
+    t.equal(status, 200, 'a request on a keep-alive connection');
+    t.equal(Object.values(agent.freeSockets).flat().length, 1, 'the connection is idle and kept open');
+    const started = Date.now();
+    service.kill(signal);
+    const { code } = await service.exited;
+    t.equal(code, 0, 'exit code 0');
+    t.ok(Date.now() - started < 5_000, 'exits long before the 65 s keep-alive timeout');
+    t.ok(
+      service.stdout.some(
+        (l) => json(l).msg === 'shutting down: draining connections' && json(l).signal === signal,
+      ),
+      `logs the drain, naming ${signal}`,
+    );
+    t.ok(
+      service.stdout.some((l) => json(l).msg === 'shutdown complete'),
+      'logs shutdown complete',
+    );
   });
-  t.equal(status, 200, 'a request on a keep-alive connection');
-  t.equal(Object.values(agent.freeSockets).flat().length, 1, 'the connection is idle and kept open');
-  const started = Date.now();
-  service.kill('SIGTERM');
-  const { code } = await service.exited;
-  t.equal(code, 0, 'exit code 0');
-  t.ok(Date.now() - started < 5_000, 'exits long before the 65 s keep-alive timeout');
-  t.ok(
-    service.stdout.some((l) => json(l).msg === 'shutdown complete'),
-    'logs shutdown complete',
-  );
-});
+}
 
 t.test('SIGTERM with a request in flight: readyz turns 503, the request finishes, exit 0', async (t) => {
   const service = await startService(t, { SHUTDOWN_TIMEOUT_MS: '10000' });

@@ -69,6 +69,7 @@ export interface Ratios {
   throughput: number;
   start: number;
   idleRss: number;
+  loadedRss: number;
 }
 
 export function ratiosOf(peer: readonly RoundFigures[], bare: readonly RoundFigures[]): Ratios {
@@ -79,6 +80,7 @@ export function ratiosOf(peer: readonly RoundFigures[], bare: readonly RoundFigu
     throughput: per((r) => r.requestsPerS),
     start: per((r) => r.spawnToFirst200Ms),
     idleRss: per((r) => r.idleRssKb),
+    loadedRss: per((r) => r.loadedRssKb),
   };
 }
 
@@ -97,6 +99,8 @@ export function comparisonTable(rows: readonly (PeerSummary & { ratios: Ratios }
       '× bare',
       'idle RSS MiB',
       '× bare',
+      'loaded RSS MiB',
+      '× bare',
       'stdout B/req',
     ],
     rows.map(({ label, summary: s, ratios: r }) => [
@@ -111,6 +115,8 @@ export function comparisonTable(rows: readonly (PeerSummary & { ratios: Ratios }
       times(r.start),
       mb(s.idleRssKb),
       times(r.idleRss),
+      mb(s.loadedRssKb),
+      times(r.loadedRss),
       fixed(0)(s.logBytesPerRequest),
     ]),
   );
