@@ -19,7 +19,7 @@ export class PollError extends Error {
   override name = 'PollError';
   /** How many attempts the poll made: set when the poll gives up. */
   attempts: number;
-  /** Whether another attempt could help (a timeout, a network error, 429, 500, 502, 503, 504). */
+  /** Whether another attempt could help (a timeout, a network error, 429, any 5xx). */
   readonly retryable: boolean;
   constructor(
     readonly reason: string,
@@ -56,8 +56,9 @@ const { min: MIN, max: MAX } = NUMBER_RANGE;
 const MAX_BODY_BYTES = 4096;
 /** An attempt shorter than this could not even finish a TLS handshake: do not start it. */
 const MIN_ATTEMPT_MS = 100;
-/** Statuses another attempt can help: rate limiting, and a server or proxy busy or still starting. */
-const RETRY_STATUSES = [429, 500, 502, 503, 504];
+/** Rate limiting and every 5xx (the agent's contract since its first version): a server or a proxy busy,
+ * still starting or failing for now, a CDN's 520-524 as much as a 503. */
+const RETRY_STATUSES = [429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
 
 /**
  * Returns `poll`: GET the service with ky's own retry. ky 1.14's `timeout` bounds each attempt on its

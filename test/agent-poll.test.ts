@@ -126,6 +126,19 @@ t.test('gives up after maxAttempts on 500, with the reason', async (t) => {
   t.equal(stub.requests.length, 3, 'exactly three requests');
 });
 
+t.test("every 5xx is retried, not only the common ones: 501, 505, a CDN's 522", async (t) => {
+  for (const status of [501, 505, 522]) {
+    const stub = await startStub(t, answerStatus(status));
+    const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+    t.match(
+      await failure(poll({ deadline: far() })),
+      { reason: `HTTP ${status}`, attempts: 3 },
+      `${status}: 3 attempts`,
+    );
+    t.equal(stub.requests.length, 3, `${status}: the server saw three requests`);
+  }
+});
+
 t.test('does not retry 4xx or garbage', async (t) => {
   const stub = await startStub(t, answerStatus(401));
   const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
