@@ -35,8 +35,10 @@ export function runMain(
 export function runCli(name: string, main: () => unknown | Promise<unknown>): void {
   // `npm run provision-ec2 | head`: a reader that stops early loses the rest of the output, not the work
   // (an instance half provisioned would be worse than lines unread); the exit status stays the work's.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-  });
+  // stderr too: after `2>&1 | head` the error line would meet EPIPE and turn exit 2 into 1.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
   runMain(name, main, { configExitCode: 2 });
 }

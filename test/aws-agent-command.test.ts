@@ -190,3 +190,15 @@ t.test(
     t.match(readdirSync(out).at(-1), /-install\.json$/, 'every command file written, the install one last');
   },
 );
+
+t.test('`2>&1 | head` stopping early: a bad flag still exits 2 (stderr meets EPIPE too)', async (t) => {
+  const child = spawn(process.execPath, [BUNDLE, '--service-url', 'https://x.test/', '--bogus'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Both closed before the CLI writes: its one-line error to stderr meets EPIPE too.
+  child.stdout.destroy();
+  child.stderr.destroy();
+  const [code] = await once(child, 'close');
+  t.equal(code, 2, 'exit 2: what it was given cannot work, whoever reads stderr');
+});
