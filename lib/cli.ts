@@ -15,6 +15,14 @@ export function runMain(
   // supported here on purpose (production runs 22, where it never shows). The SDK reads this variable when
   // a client is built, so every entry point sets it here; a user's own value wins.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  // `npm run provision-ec2 | head`, or `make try-ec2 | tee` stopped with Ctrl-C: a reader that goes early
+  // loses the rest of the output, not the work or its clean-up (an instance half provisioned, a test host
+  // left running), and the exit status stays the work's (stderr too: after `2>&1 | head` the error line
+  // would meet EPIPE and turn exit 2 into 1).
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
   Promise.resolve()
     .then(main)
     .catch((err: unknown) => {
@@ -32,13 +40,5 @@ export function runMain(
  * runMain for the EC2 CLIs: what the caller gave them (flags, environment, credentials) and cannot work
  * exits 2, so a script can tell "fix the input" from 1, a failure while working.
  */
-export function runCli(name: string, main: () => unknown | Promise<unknown>): void {
-  // `npm run provision-ec2 | head`: a reader that stops early loses the rest of the output, not the work
-  // (an instance half provisioned would be worse than lines unread); the exit status stays the work's.
-  // stderr too: after `2>&1 | head` the error line would meet EPIPE and turn exit 2 into 1.
-  for (const stream of [process.stdout, process.stderr])
-    stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') throw err;
-    });
+export const runCli = (name: string, main: () => unknown | Promise<unknown>) =>
   runMain(name, main, { configExitCode: 2 });
-}
