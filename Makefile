@@ -36,8 +36,8 @@ $(NODE22):
 	    echo "error: $(NODE22_TGZ) from the npm registry has SHA-256 $$actual, not the $(NODE22_SHA256) pinned in the Makefile (NODE22_SHA256): deleted, Node 22 not installed" >&2; exit 1; fi && \
 	  tar -xzf $(NODE22_TGZ) -C $(dir $@).. --strip-components=1 package/bin/node && \
 	  rm $(NODE22_TGZ) && $@ --version >/dev/null; \
-	else echo "note: Node 22 binary is fetched on Linux x86_64 only; the Node 22 test is skipped here" >&2; fi
-node22: $(NODE22) ## fetch the Node 22 binary the tests run the bundles on (Linux x86_64)
+	else echo "error: the Node.js 22 binary is fetched on Linux x86_64 only; install Node.js 22 and give its path: make test NODE22=/path/to/node" >&2; exit 1; fi
+node22: $(NODE22) ## fetch the Node 22 binary the tests run the bundles on (Linux x86_64; elsewhere NODE22=/path/to/node)
 
 # The test host: a Debian root file system booted under systemd-nspawn as the stand-in for the EC2
 # instance (test/helpers/host.ts). Built once with debootstrap (about a minute), then cached.
