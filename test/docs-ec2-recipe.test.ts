@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/client-iam';
 import { DescribeParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t from 'tap';
-import { freePort } from '../lib/net.ts';
+import { freePort } from './helpers/net.ts';
 import { CREATED_BY_TAG } from '../scripts/aws/tags.ts';
 import { eventually, type Output, outputOf, startForegroundJob } from './helpers/process.ts';
 

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../../lib/net.ts';
+import { freePort } from '../../test/helpers/net.ts';
 
 export interface ServerSpec {
   name: string;

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { freePort } from '../../lib/net.ts';
+import { freePort } from './net.ts';
 
 export interface Moto {
   /** http://127.0.0.1:<port> */

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort } from '../../lib/net.ts';
+import { freePort } from './net.ts';
 import { type Started, startProcess, type Teardown } from './process.ts';
 
 export const NGINX = '/usr/sbin/nginx';
