@@ -20,8 +20,8 @@ import {
 } from '@aws-sdk/client-iam';
 import { DescribeParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t from 'tap';
-import { freePort } from './helpers/net.ts';
 import { CREATED_BY_TAG } from '../scripts/aws/tags.ts';
+import { freePort } from './helpers/net.ts';
 import { eventually, type Output, outputOf, startForegroundJob } from './helpers/process.ts';
 
 // docs/ec2.md's by-hand block ("Try it locally"), run as a reader runs it: line by line from the
