@@ -13,6 +13,7 @@ import { comparisonTable, type Ratios, ratiosOf, summarize, targetLines } from '
 import type { RoundFigures } from '../scripts/bench/round.ts';
 import { startServer } from '../scripts/bench/server-process.ts';
 import { median, quantile, ratio } from '../scripts/bench/stats.ts';
+import { eventually, startProcess } from './helpers/process.ts';
 
 const BASELINE = join(import.meta.dirname, '../scripts/bench/baseline-server.mjs');
 const HONO = join(import.meta.dirname, '../scripts/bench/hono-server.mjs');
@@ -211,4 +212,42 @@ t.test('the baseline server answers like the service and is measurable', async (
     'gone',
     'memory of a gone process is undefined, not a throw',
   );
+});
+
+t.test('a bench told to stop (SIGTERM) stops every server and load process it started', async (t) => {
+  const node22 = process.env.NODE22;
+  if (!node22) throw new Error('NODE22 is not set: make test fetches Node.js 22 and sets it');
+  const root = join(import.meta.dirname, '..');
+  const env = { BENCH_NODE: node22, BENCH_PEERS: 'hono', BENCH_ROUNDS: '1', BENCH_DURATION: '60' };
+  const bench = startProcess(t, process.execPath, ['--import', 'tsx', 'scripts/bench/main.ts'], {
+    cwd: root,
+    env: { ...env, BENCH_WARMUP: '0', BENCH_AGENT_TICKS: '0' },
+  });
+  const pid = bench.child.pid as number;
+  const gone = (p: string) => {
+    try {
+      process.kill(Number(p), 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  const childrenOf = async (p: number) =>
+    (await readFile(`/proc/${p}/task/${p}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean);
+  // Mid-measurement: a server (pinned or not, it is the node running a bench server) and a load worker.
+  const children = await eventually('a bench server and its load worker', async () => {
+    const pids = await childrenOf(pid);
+    const lines = await Promise.all(pids.map((p) => readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '')));
+    const server = pids.find((_, i) => /bench\/(baseline|hono)-server\.mjs/.test(lines[i] ?? ''));
+    const worker = pids.find((_, i) => /load-worker\.mjs/.test(lines[i] ?? ''));
+    return server && worker ? pids : undefined;
+  });
+  // Should the bench leave any behind, the test does not.
+  t.teardown(() => {
+    for (const p of children.filter((p) => !gone(p))) process.kill(Number(p), 'SIGKILL');
+  });
+  bench.kill('SIGTERM');
+  t.same(await bench.exited, { code: 143, signal: null }, 'the bench exits 143 (128 + SIGTERM)');
+  await eventually('its children gone', () => (children.every(gone) ? true : undefined), 10_000);
+  t.equal(children.filter(gone).length, children.length, `all ${children.length} of its children are gone`);
 });

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type PollLine, parsePollLine } from '../../lib/contract.ts';
 import { readMemory } from './memory.ts';
 import type { AgentFigures } from './report.ts';
+import { track } from './server-process.ts';
 import { median, quantile } from './stats.ts';
 
 export interface AgentOptions {
@@ -40,16 +41,18 @@ function driftOf(poll: PollLine): [number, string] {
  */
 export async function measureAgent({ bundle, serviceUrl, ticks, node }: AgentOptions): Promise<AgentFigures> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-agent-'));
-  const child = spawn(node, [bundle], {
-    env: {
-      PATH: process.env.PATH,
-      SERVICE_URL: serviceUrl,
-      SCHEDULE: '* * * * * *',
-      OUTPUT_FILE: join(dir, 'randomNumber.txt'),
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = track(
+    spawn(node, [bundle], {
+      env: {
+        PATH: process.env.PATH,
+        SERVICE_URL: serviceUrl,
+        SCHEDULE: '* * * * * *',
+        OUTPUT_FILE: join(dir, 'randomNumber.txt'),
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const exited = once(child, 'close');
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { track } from './server-process.ts';
 
 const WORKER = resolve(import.meta.dirname, 'load-worker.mjs');
 
@@ -26,11 +27,11 @@ export interface LoadResult {
  * this process's CPU affinity, so it stays off the server's core.
  */
 export async function runLoad(url: string, { durationS, connections }: LoadOptions): Promise<LoadResult> {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    [WORKER, url, String(connections), String(durationS)],
-    { timeout: (durationS + 30) * 1000 },
-  );
+  const run = promisify(execFile)(process.execPath, [WORKER, url, String(connections), String(durationS)], {
+    timeout: (durationS + 30) * 1000,
+  });
+  track(run.child);
+  const { stdout } = await run;
   const parsed = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Partial<LoadResult>;
   const num = (n: unknown) => (typeof n === 'number' ? n : Number.NaN);
   return {

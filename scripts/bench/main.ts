@@ -19,7 +19,7 @@ import {
   targetLines,
 } from './report.ts';
 import { measureRound, type RoundFigures } from './round.ts';
-import { startServer } from './server-process.ts';
+import { startServer, stopChildrenOnSignal } from './server-process.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const AGENT = resolve(root, 'dist/ec2-agent.mjs');
@@ -33,6 +33,7 @@ const DOC = resolve(root, 'docs/bench.md');
  * benchmark, not a test.
  */
 runMain('bench', async () => {
+  stopChildrenOnSignal();
   const config = loadBenchConfig();
   if (!existsSync(SERVICE_BUNDLE)) throw new Error(`${SERVICE_BUNDLE} is missing: run \`make build\` first`);
   const peers = PEERS.filter((p) => config.peers.includes(p.name));

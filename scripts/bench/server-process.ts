@@ -24,6 +24,27 @@ export interface RunningServer {
 }
 
 const START_TIMEOUT_MS = 15_000;
+
+/** Every child the bench has running, so that a bench told to stop leaves none behind. */
+const running = new Set<ChildProcess>();
+export function track<C extends ChildProcess>(child: C): C {
+  running.add(child);
+  child.once('close', () => running.delete(child));
+  return child;
+}
+
+/** On SIGINT or SIGTERM: SIGTERM to every child still running (servers, agent, load), then exit. */
+export function stopChildrenOnSignal(): void {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.once(signal, () => {
+      for (const child of running) child.kill('SIGTERM');
+      process.exit(code);
+    });
+  }
+}
 const TAIL_BYTES = 4096;
 
 /** One tiny GET on a fresh connection: true on a 200. Refused or failed connections are false. */
@@ -52,10 +73,12 @@ export async function startServer(
   const url = `http://127.0.0.1:${port}/`;
   const [command = node, ...args] = [...prefix, node, spec.file];
   const started = performance.now();
-  const child: ChildProcess = spawn(command, args, {
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', ...spec.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = track(
+    spawn(command, args, {
+      env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', ...spec.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let bytes = 0;
   let tail = '';
   let stderr = '';
