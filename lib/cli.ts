@@ -1,15 +1,21 @@
 import { ConfigError, TransientError } from './errors.ts';
 
+/** AWS's names for a call the caller's IAM policies do not allow: IAM and STS, EC2, SSM. */
+const DENIED = new Set(['AccessDenied', 'UnauthorizedOperation', 'AccessDeniedException']);
+const GRANT =
+  "these credentials' IAM policy must allow it (the operator policy is docs/iam-policy.json; docs/iam.md says who needs what), then run again";
+
 /**
  * Runs a process's main function and turns known failures into one clear line on stderr and exit
  * code 1, never a stack trace. Unknown errors are printed with their message only, then exit 1;
  * set DEBUG=1 to see the stack. `configExitCode` sets the status of a ConfigError: the agent uses 78
- * (EX_CONFIG, which its systemd unit does not restart), the EC2 CLIs 2 (runCli).
+ * (EX_CONFIG, which its systemd unit does not restart), the EC2 CLIs 2 (runCli). `denied` follows
+ * the message of an AWS call the caller's IAM policies refused (DENIED): what grants it.
  */
 export function runMain(
   name: string,
   main: () => unknown | Promise<unknown>,
-  options: { configExitCode?: number } = {},
+  options: { configExitCode?: number; denied?: string } = {},
 ): void {
   // The AWS SDK's multi-line "upgrade to Node 22" notice would bury the one-line errors below; Node 20 is
   // supported here on purpose (production runs 22, where it never shows). The SDK reads this variable when
@@ -31,14 +37,16 @@ export function runMain(
       const known = err instanceof ConfigError || err instanceof TransientError;
       const message =
         err instanceof Error ? (known ? err.message : `${err.name}: ${err.message}`) : String(err);
-      process.stderr.write(`${name}: ${message}\n`);
+      const hint = options.denied && DENIED.has((err as Error)?.name) ? `: ${options.denied}` : '';
+      process.stderr.write(`${name}: ${message}${hint}\n`);
       if (!known && process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     });
 }
 
 /**
  * runMain for the EC2 CLIs: what the caller gave them (flags, environment, credentials) and cannot work
- * exits 2, so a script can tell "fix the input" from 1, a failure while working.
+ * exits 2, so a script can tell "fix the input" from 1, a failure while working: an AWS call denied
+ * midway is 1 (what the steps before it made stays, and a rerun finds it).
  */
 export const runCli = (name: string, main: () => unknown | Promise<unknown>) =>
-  runMain(name, main, { configExitCode: 2 });
+  runMain(name, main, { configExitCode: 2, denied: GRANT });

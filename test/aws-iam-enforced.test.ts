@@ -10,7 +10,6 @@ import {
 } from '@aws-sdk/client-ec2';
 import {
   AttachUserPolicyCommand,
-  CreateAccessKeyCommand,
   CreatePolicyCommand,
   CreatePolicyVersionCommand,
   CreateUserCommand,
@@ -19,13 +18,13 @@ import {
   GetRoleCommand,
   IAMClient,
   ListPolicyVersionsCommand,
-  PutUserPolicyCommand,
 } from '@aws-sdk/client-iam';
 import { ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t, { type Test } from 'tap';
 import { boundaryArn } from '../scripts/aws/boundary.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
 import { BOUNDARY_POLICY, OPERATOR_POLICY } from './helpers/iam-eval.ts';
+import { enforceIam, motoOperatorPolicy, userWithKeys, userWithPolicy } from './helpers/moto-iam.ts';
 import { type Output, outputOf } from './helpers/process.ts';
 
 // The README's path, run as a new user runs it: an administrator bootstraps the account, then the real
@@ -56,64 +55,30 @@ const recording = join(recordingDir, 'requests.jsonl');
 const aws = await startAwsCli(t, { bootstrap: false, motoEnv: { MOTO_RECORDER_FILEPATH: recording } });
 const endpoint = aws.moto.endpoint;
 
-/** docs/iam-policy.json as moto can evaluate it (see above): same Effect and Action, Resource "*". */
-const motoView = {
-  Version: '2012-10-17',
-  Statement: OPERATOR_POLICY.Statement.map(({ Sid, Action }) => ({
-    Sid,
-    Effect: 'Allow',
-    Action,
-    Resource: '*',
-  })),
-};
-
-async function userWithKeys(name: string, attach: (user: string) => Promise<unknown>) {
-  await aws.iam.send(new CreateUserCommand({ UserName: name }));
-  await attach(name);
-  const { AccessKey } = await aws.iam.send(new CreateAccessKeyCommand({ UserName: name }));
-  return {
-    AWS_ACCESS_KEY_ID: AccessKey?.AccessKeyId as string,
-    AWS_SECRET_ACCESS_KEY: AccessKey?.SecretAccessKey as string,
-  };
-}
-
 // Set up while the emulator still takes any key: an administrator, and the operator holding the policy.
-const admin = await userWithKeys('admin', (user) =>
-  aws.iam.send(
-    new PutUserPolicyCommand({
-      UserName: user,
-      PolicyName: 'administrator',
-      PolicyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
-      }),
-    }),
-  ),
-);
+const admin = await userWithPolicy(aws.iam, 'admin', {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+});
+// docs/iam-policy.json as moto can evaluate it (see above): the same actions, Resource "*".
 const { Policy } = await aws.iam.send(
-  new CreatePolicyCommand({ PolicyName: 'random-number-operator', PolicyDocument: JSON.stringify(motoView) }),
+  new CreatePolicyCommand({
+    PolicyName: 'random-number-operator',
+    PolicyDocument: JSON.stringify(motoOperatorPolicy()),
+  }),
 );
-const operator = await userWithKeys('operator', (user) =>
+const operator = await userWithKeys(aws.iam, 'operator', (user) =>
   aws.iam.send(new AttachUserPolicyCommand({ UserName: user, PolicyArn: Policy?.Arn })),
 );
 // For a control below: a user whose policy lacks ssm:ListCommandInvocations.
-const sendOnly = await userWithKeys('send-only', (user) =>
-  aws.iam.send(
-    new PutUserPolicyCommand({
-      UserName: user,
-      PolicyName: 'send-only',
-      PolicyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: 'ssm:SendCommand', Resource: '*' }],
-      }),
-    }),
-  ),
-);
+const sendOnly = await userWithPolicy(aws.iam, 'send-only', {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: 'ssm:SendCommand', Resource: '*' }],
+});
 const { Subnets } = await aws.ec2.send(new DescribeSubnetsCommand({}));
 const subnet = Subnets?.[0]?.SubnetId as string;
 
-const enforced = await fetch(`${endpoint}/moto-api/reset-auth`, { method: 'POST', body: '0' });
-await enforced.arrayBuffer();
+const enforced = await enforceIam(endpoint);
 
 const asAdmin = {
   region: 'us-east-1',
@@ -126,7 +91,7 @@ const ssm = new SSMClient(asAdmin);
 const asOperator = (more: Record<string, string> = {}) => ({ ...operator, ...more });
 
 t.test('the emulator enforces IAM: unknown keys and actions outside the policy are refused', async (t) => {
-  t.equal(enforced.status, 200, 'moto took INITIAL_NO_AUTH_ACTION_COUNT=0');
+  t.equal(enforced, 200, 'moto took INITIAL_NO_AUTH_ACTION_COUNT=0');
   const anyKey = new IAMClient({
     ...asAdmin,
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
@@ -167,7 +132,11 @@ t.test(
         );
         noStack(t, dry);
         t.equal(byOperator.code, 1, 'the operator cannot bootstrap: creating policies is not in its policy');
-        t.match(byOperator.stderr, /^iam-bootstrap: AccessDenied/, 'AWS says so');
+        t.match(
+          byOperator.stderr,
+          /^iam-bootstrap: AccessDenied: User: \S+ is not authorized to perform: iam:CreatePolicy: these credentials' IAM policy must allow it \(the operator policy is docs\/iam-policy\.json; docs\/iam\.md says who needs what\), then run again\n$/,
+          'AWS says so, in one line naming the action and where to look',
+        );
       },
     );
 

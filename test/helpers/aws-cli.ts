@@ -80,6 +80,14 @@ export async function startAwsCli(
     return outputOf(child);
   }
 
+  return { moto, ec2, iam, ssm, cli, ...inspect({ ec2, iam, ssm }) };
+}
+
+/**
+ * What exists in the emulator, read with these clients: those of startAwsCli, or an administrator's
+ * once moto enforces IAM.
+ */
+export function inspect({ ec2, iam, ssm }: { ec2: EC2Client; iam: IAMClient; ssm: SSMClient }) {
   async function liveInstances(name: string): Promise<Instance[]> {
     const out = await ec2.send(
       new DescribeInstancesCommand({
@@ -125,7 +133,7 @@ export async function startAwsCli(
     };
   }
 
-  return { moto, ec2, iam, ssm, cli, liveInstances, taggedGroups, exists, snapshot };
+  return { liveInstances, taggedGroups, exists, snapshot };
 }
 
 export function noStack(t: { notMatch(a: unknown, b: RegExp, m: string): unknown }, run: Run) {
