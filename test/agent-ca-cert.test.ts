@@ -43,7 +43,11 @@ t.test('--ca-cert FILE is checked at home: a CA passes, the usual mistakes fail 
   const withText = join(c.dir, 'bundle.pem');
   writeFileSync(withText, `# my CA\n${readFileSync(c.ca, 'utf8')}`);
   const stripped = await readCaCert(withText);
-  t.notMatch(stripped !== 'none' && stripped?.pem.toString(), /my CA/, 'text around the PEM stays home');
+  t.equal(
+    stripped !== 'none' && stripped?.pem.toString(),
+    readFileSync(c.ca, 'utf8'),
+    "text around the PEM stays home: exactly the CA's PEM travels",
+  );
 
   const both = join(c.dir, 'both.pem');
   writeFileSync(both, `${readFileSync(c.ca, 'utf8')}${readFileSync(c.caKey, 'utf8')}`);
@@ -113,7 +117,15 @@ t.test('the largest CA file accepted still fits the install command', async (t) 
     settings: { SERVICE_URL: `https://${DOMAIN}/`, SCHEDULE: '* * * * *' },
     caCert: ca,
   });
-  const bytes = payloadBytes(delivery.commands.at(-1)?.commands ?? []);
+  const install = delivery.commands.at(-1);
+  if (!install) throw new Error('buildDelivery made no commands');
+  t.match(install.comment, /: verify and install$/, 'the last command is the install command');
+  t.match(
+    install.commands.join('\n'),
+    ca.pem.toString('base64'),
+    `all ${pems.length} CAs ride in it, base64`,
+  );
+  const bytes = payloadBytes(install.commands);
   t.ok(
     bytes <= MAX_PARAMETERS_BYTES,
     `${ca.pem.length} bytes of CA: install command ${bytes} of ${MAX_PARAMETERS_BYTES}`,
