@@ -186,6 +186,27 @@ t.test('an expired certificate: no numbers, a clear reason', async (t) => {
   t.same(await fileLines(env.OUTPUT_FILE ?? ''), [], 'nothing written');
 });
 
+t.test('a certificate not valid yet: no numbers, a clear reason', async (t) => {
+  // What a CA whose clock runs ahead issues (or what this machine sees when its own clock is behind):
+  // a certificate from the right CA for the right name whose notBefore is tomorrow.
+  const early = join(root, 'not-yet-valid.crt');
+  reissue(certs, DOMAIN, 1, 30, early);
+  const nginx = await nginxWith('not-yet-valid', early, join(certs, `${DOMAIN}.key`));
+  const env = await install(t, 'not-yet-valid', nginx.port, join(certs, 'ca.crt'));
+  const { poll } = await firstPoll(t, env);
+  t.match(
+    poll,
+    {
+      outcome: 'failed',
+      number: null,
+      attempts: 1,
+      reason: /^TLS: the service's certificate is not valid yet; check the clocks .*CERT_NOT_YET_VALID/,
+    },
+    'failed at once (not retried), the reason says it is not valid yet and to check the clocks',
+  );
+  t.same(await fileLines(env.OUTPUT_FILE ?? ''), [], 'nothing written');
+});
+
 t.test(
   'the CA is trusted for the service only: the token read from an SSM endpoint it signed fails',
   async (t) => {

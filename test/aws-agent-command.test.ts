@@ -141,11 +141,13 @@ t.test('clear errors for bad input', async (t) => {
     agentCommand(['--service-url', 'https://x', '--request-timeout-ms', '2s']),
     agentCommand(['--service-url', 'https://x', '--log-level', 'loud']),
   ];
+  t.equal(timeout.status, 2, 'exit 2 for a --request-timeout-ms that is not a number');
   t.match(
     timeout.stderr,
     /--request-timeout-ms must be a whole number from 100/,
     '--request-timeout-ms checked',
   );
+  t.equal(level.status, 2, 'exit 2 for an unknown --log-level');
   t.match(level.stderr, /--log-level must be one of fatal/, '--log-level checked');
 
   // A token over http:// would cross the network in clear: only when the caller says so.

@@ -53,6 +53,7 @@ t.test('targets: PASS at or within the goal, MISS beyond it', async (t) => {
   t.equal(pass.length, 2, 'one line per goal: CPU with the request line, CPU with LOG_LEVEL=warn');
   for (const line of pass) t.match(line, /^PASS/, `exactly at the goal passes: ${line}`);
   const miss = targetLines({ service: r(1.61), 'service-warn': r(1.31), fastify: r(2) });
+  t.equal(miss.length, 2, 'beyond the goals: still one line per goal');
   for (const line of miss) t.match(line, /^MISS/, `beyond the goal misses: ${line}`);
   const [behind] = targetLines({ service: r(1.4), fastify: r(1.3) });
   t.match(behind, /^MISS .*below Fastify's 1\.30×/, 'within 1.6× but behind Fastify still misses');
