@@ -6,6 +6,18 @@ const GRANT =
   "these credentials' IAM policy must allow it (the operator policy is docs/iam-policy.json; docs/iam.md says who needs what), then run again";
 
 /**
+ * The SDK's error for an answer it cannot read (a proxy's HTML page, a server that is not AWS): its own
+ * message points at a field only code can inspect, so say what the answer was and where to look. AWS's
+ * own errors, read fine, carry `$fault`.
+ */
+function unreadable(err: unknown): string | undefined {
+  const raw = (err as { $response?: { statusCode?: number; headers?: Record<string, string> } })?.$response;
+  if (!raw || '$fault' in (err as object)) return undefined;
+  const type = raw.headers?.['content-type'] ?? 'no content type';
+  return `an AWS call got an answer AWS would not send (HTTP ${raw.statusCode}, ${type}): check AWS_ENDPOINT_URL, AWS_REGION and any proxy between here and AWS`;
+}
+
+/**
  * Runs a process's main function and turns known failures into one clear line on stderr and exit
  * code 1, never a stack trace. Unknown errors are printed with their message only, then exit 1;
  * set DEBUG=1 to see the stack. `configExitCode` sets the status of a ConfigError: the agent uses 78
@@ -36,7 +48,8 @@ export function runMain(
       // Known failures are their message alone; anything else also says what it is, and where with DEBUG.
       const known = err instanceof ConfigError || err instanceof TransientError;
       const message =
-        err instanceof Error ? (known ? err.message : `${err.name}: ${err.message}`) : String(err);
+        unreadable(err) ??
+        (err instanceof Error ? (known ? err.message : `${err.name}: ${err.message}`) : String(err));
       const hint = options.denied && DENIED.has((err as Error)?.name) ? `: ${options.denied}` : '';
       process.stderr.write(`${name}: ${message}${hint}\n`);
       if (!known && process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);

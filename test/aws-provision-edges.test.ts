@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
@@ -464,4 +466,30 @@ t.test('DEBUG=1 adds the stack to an unexpected error only; a known one stays it
     'ec2-results: --lines must be a whole number from 1 to 500 (got "0")\n',
     'DEBUG=1 adds nothing to it',
   );
+});
+
+t.test('an endpoint that is not AWS (a proxy page) is named as such, in one line, exit 1', async (t) => {
+  // What a corporate proxy or a wrong AWS_ENDPOINT_URL answers: a web page, not AWS's XML or JSON.
+  const page = createServer((_req, res) => {
+    res.writeHead(403, { 'Content-Type': 'text/html' }).end('<html><head><meta></head><p>blocked</p></html>');
+  });
+  page.listen(0, '127.0.0.1');
+  await once(page, 'listening');
+  t.teardown(() => void page.close());
+  const env = { AWS_ENDPOINT_URL: `http://127.0.0.1:${(page.address() as AddressInfo).port}` };
+  const runs = await Promise.all([
+    cli('ec2-results', [], env),
+    cli('provision-ec2', ['--service-url', URL_, '--dry-run'], env),
+  ]);
+  for (const [run, name] of [
+    [runs[0], 'ec2-results'],
+    [runs[1], 'provision-ec2'],
+  ] as const) {
+    t.equal(run.code, 1, `${name}: exit 1, a failure while working`);
+    t.equal(
+      run.stderr,
+      `${name}: an AWS call got an answer AWS would not send (HTTP 403, text/html): check AWS_ENDPOINT_URL, AWS_REGION and any proxy between here and AWS\n`,
+      `${name}: one line saying what came back and where to look, not the SDK's parse error`,
+    );
+  }
 });
