@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -125,14 +125,32 @@ t.test('formatResults says plainly when there is nothing yet', async (t) => {
   t.notMatch(text, /histogram/, 'no empty histogram');
 });
 
-t.test('resultsScript quotes the output file and bounds the lines', async (t) => {
-  const script = resultsScript({ outputFile: "/root/it's.txt", lines: 7 }).join('\n');
-  t.match(script, /f='\/root\/it'\\''s\.txt'/, 'the path is single-quoted for the shell');
-  t.match(script, /tail -n 7 "\$f"/, 'tail with the requested line count');
-  t.match(
-    script,
-    /journalctl -u random-number-agent --since -1h/,
-    'reads the last hour of the agent journal',
+t.test('resultsScript, run by sh: a path with a quote, a space and a $; the lines bounded', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'results-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // Were the path not quoted for the shell, sh would split it, end the quote, or expand $HOME.
+  const output = join(dir, "it's $HOME numbers.txt");
+  writeFileSync(output, Array.from({ length: 10 }, (_, i) => `2026-11-24T10:0${i}:00.000Z ${i}`).join('\n'));
+  // A stand-in journalctl that records how it was asked (and has no journal to print).
+  const fake = join(dir, 'journalctl');
+  writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$@" >'${join(dir, 'args.txt')}'\n`);
+  chmodSync(fake, 0o755);
+
+  const run = spawnSync('sh', ['-c', resultsScript({ outputFile: output, lines: 7 }).join('\n')], {
+    env: { PATH: `${dir}:${process.env.PATH}`, HOME: '/nonexistent-home' },
+    encoding: 'utf8',
+  });
+  t.equal(run.status, 0, `the script exits 0 (${run.stderr})`);
+  t.equal(run.stderr, '', 'with nothing on stderr (no "No such file" from a split path)');
+  t.same(
+    parseResults(run.stdout).samples.map((s) => s.number),
+    [3, 4, 5, 6, 7, 8, 9],
+    "the file's last 7 lines come back, in order",
+  );
+  t.same(
+    readFileSync(join(dir, 'args.txt'), 'utf8').trim().split('\n'),
+    ['-u', 'random-number-agent', '--since', '-1h', '-o', 'cat'],
+    "journalctl is asked for the last hour of the agent's journal",
   );
 });
 

@@ -136,6 +136,8 @@ t.test('the token comes from a required Secret that is never committed', async (
       `${name}: no literal API_TOKEN value`,
     );
   }
+  // Read, not run: the script's Secret step reaches `kubectl create secret` only once a cluster has
+  // answered for the namespace, and there is none here (nor a pretend API server).
   const script = readFileSync(resolve(ROOT, 'scripts/deploy-knative.sh'), 'utf8');
   t.match(script, /SECRET=random-number-api-token\n/, 'the deploy script writes the Secret the pods read');
 });

@@ -1,15 +1,53 @@
-import { execFile } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { sha256 } from '../scripts/aws/delivery.ts';
+import { startAwsCli } from './helpers/aws-cli.ts';
+import { outputOf } from './helpers/process.ts';
 
 // The Makefile's housekeeping as a user meets it, each in a folder of its own so that the checkout's
 // dist/ (which other test files run) is never rebuilt or removed under them.
 const ROOT = resolve(import.meta.dirname, '..');
 const run = promisify(execFile);
 const env = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1' };
+
+/**
+ * A copy of what `make build` and the bundles are made from (tsc also reads test/, which
+ * scripts/try-ec2.ts imports, and docs/, whose IAM JSON scripts/aws imports), with the checkout's
+ * node_modules linked in; timestamps kept, so make sees the same ages as in the checkout.
+ */
+function checkoutCopy(t: { testdir(): string }): string {
+  const dir = t.testdir();
+  for (const path of [
+    'functions',
+    'ec2-agent',
+    'lib',
+    'scripts',
+    'test',
+    'docs',
+    'Makefile',
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+  ]) {
+    cpSync(join(ROOT, path), join(dir, path), { recursive: true, preserveTimestamps: true });
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  return dir;
+}
 
 t.test('make clean removes build output only; the demo numbers in data/ stay', async (t) => {
   const dir = t.testdir({
@@ -28,20 +66,7 @@ t.test('make clean removes build output only; the demo numbers in data/ stay', a
 });
 
 t.test('npm run agent-command rebuilds the agent bundle first when a source is newer', async (t) => {
-  // A copy of what the bundles are made from, with the checkout's node_modules linked in.
-  const dir = t.testdir();
-  for (const path of [
-    'functions',
-    'ec2-agent',
-    'lib',
-    'scripts',
-    'Makefile',
-    'package.json',
-    'package-lock.json',
-  ]) {
-    cpSync(join(ROOT, path), join(dir, path), { recursive: true, preserveTimestamps: true });
-  }
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const dir = checkoutCopy(t);
   const bundle = join(dir, 'dist/ec2-agent.mjs');
   const agentCommand = async () => {
     const args = [
@@ -79,7 +104,7 @@ t.test('npm run agent-command rebuilds the agent bundle first when a source is n
   );
 });
 
-t.test('make provision-ec2, teardown-ec2 and ec2-results hand ARGS to the CLI', async (t) => {
+t.test('make teardown-ec2 and ec2-results hand ARGS to the CLI', async (t) => {
   // No credentials anywhere: should ARGS be lost, the CLI fails here instead of calling AWS.
   const none = '/nonexistent/aws';
   const offline = {
@@ -92,12 +117,32 @@ t.test('make provision-ec2, teardown-ec2 and ec2-results hand ARGS to the CLI', 
     const { stdout } = await run('make', ['-s', target, 'ARGS=--help'], { cwd: ROOT, env: offline });
     t.match(stdout, `Usage: npm run ${target} -- `, `make ${target} ARGS=--help: the CLI's own usage`);
   }
-  // -n: a real run would rebuild the checkout's dist/ under the other test files first.
-  const args = 'ARGS=--service-url https://x.example/ --name rn';
-  const { stdout } = await run('make', ['-n', 'provision-ec2', args], { cwd: ROOT, env });
+});
+
+t.test('make provision-ec2 builds, then hands ARGS to the CLI: a dry run against moto_server', async (t) => {
+  // In a copy: provision-ec2 depends on `build`, which always rewrites dist/, and the checkout's
+  // dist/ is what the other test files run while this one does.
+  const dir = checkoutCopy(t);
+  const aws = await startAwsCli(t);
+  const before = await aws.snapshot('rn-make');
+  const home = mkdtempSync(join(tmpdir(), 'make-home-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const args = 'ARGS=--service-url https://x.example/ --name rn-make --dry-run';
+  // stdin not a socket: otherwise make's bash thinks a remote shell started it and reads bashrc.
+  const child = spawn('make', ['-s', 'provision-ec2', args], {
+    cwd: dir,
+    env: { ...env, ...aws.moto.env, HOME: home, npm_config_update_notifier: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 180_000,
+  });
+  const r = await outputOf(child);
+  t.equal(r.code, 0, `make provision-ec2 exits 0${r.stderr ? `: ${r.stderr}` : ''}`);
+  t.ok(existsSync(join(dir, 'dist/ec2-agent.mjs')), 'the agent bundle was built first, in the copy');
+  t.match(r.stdout, /^dry run: nothing was changed/m, '--dry-run reached the CLI: a plan, nothing done');
   t.match(
-    stdout,
-    'npm run --silent provision-ec2 -- --service-url https://x.example/ --name rn',
-    'make provision-ec2 runs npm run provision-ec2 with ARGS',
+    r.stdout,
+    /^ {2}security group: create rn-make in vpc-\w+/m,
+    '--name reached the CLI: the plan is for rn-make',
   );
+  t.same(await aws.snapshot('rn-make'), before, 'and moto holds nothing new for rn-make');
 });
