@@ -100,11 +100,23 @@ t.test(
     );
 
     // A re-run without --ca-cert keeps the CA: still numbers.
+    const before = host.lines(OUTPUT).length;
     const kept = await install(t, host, ['--service-url', url(good.port)]);
     t.match(kept, /keeping the CA installed earlier/, 'install.sh keeps the CA and says so');
-    const before = host.lines(OUTPUT).length;
-    await host.linesAtLeast(OUTPUT, before + 1, 15_000);
-    t.pass('still numbers after a re-run without --ca-cert');
+    const [first] = await eventually('a poll of the re-run agent', async () => {
+      const polls = await pollsOfThisRun(host);
+      return polls.length ? polls : undefined;
+    });
+    t.match(first, { outcome: 'ok', number: Number }, "the re-run agent's first poll got a number");
+    // It logs `ok` once the line is written, so the last line stamped before that log line is its own.
+    const added = host.lines(OUTPUT).slice(before);
+    const own = added.filter((l) => Date.parse(l.split(' ')[0] ?? '') <= Number(first?.time)).at(-1);
+    t.equal(own?.split(' ')[1], String(first?.number), `and wrote it to the file (${own})`);
+    t.same(
+      added.filter((l) => !LINE.test(l)),
+      [],
+      `the ${added.length} lines written since the re-run began, each in the numbers file's format`,
+    );
 
     // --ca-cert none: no numbers; the log names the certificate problem and the fix.
     await install(t, host, ['--service-url', url(good.port), '--ca-cert', 'none']);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { buildDelivery, readAgentFiles, STAGING_ROOT } from '../scripts/aws/delivery.ts';
@@ -7,7 +7,8 @@ import { bootHost } from './helpers/host.ts';
 import { runPayloads } from './helpers/host-agent.ts';
 
 // The delivery's own failure paths, run as SSM runs them (sh, as root) on the real host: a part sent
-// twice, a part missing, a part corrupted. The happy path is host-agent-lifecycle.test.ts.
+// twice, a part missing, a part corrupted, parts that make another bundle. The happy path is
+// host-agent-lifecycle.test.ts.
 // A host boots in seconds, but a busy 2-core machine can stretch a file past tap's default 120 s.
 t.setTimeout(300_000);
 
@@ -16,12 +17,13 @@ t.test('parts: re-sending is harmless, a missing or corrupted one stops the inst
   const files = await readAgentFiles();
   // Random bytes do not compress: many parts. Never installed (the checks stop it first).
   const bundle = randomBytes(120 * 1024);
-  const delivery = buildDelivery({
+  const options = {
     ...files,
     bundle,
     settings: { SERVICE_URL: 'http://x/', SCHEDULE: '* * * * *' },
     chunkChars: 30_000,
-  });
+  };
+  const delivery = buildDelivery(options);
   const parts = delivery.commands.slice(0, -1).map((c) => c.commands);
   const install = delivery.commands.at(-1)?.commands ?? [];
   const dir = join(host.dir, STAGING_ROOT, delivery.sha256);
@@ -47,16 +49,43 @@ t.test('parts: re-sending is harmless, a missing or corrupted one stops the inst
   );
   t.equal(staged.length, delivery.encodedChars, 'the parts hold the whole encoded bundle');
 
+  // One character of part 2 changed: gunzip's CRC check stops the install command (under `set -e`,
+  // before its own checksum check), so gunzip's line is the only one it prints.
   const partFile = join(dir, 'part-002');
   const text = readFileSync(partFile, 'utf8');
   writeFileSync(partFile, `${text.slice(0, 100)}${text[100] === 'A' ? 'B' : 'A'}${text.slice(101)}`);
   const corrupted = await host.runShellScript(install);
-  t.not(corrupted.code, 0, 'install fails with a corrupted part');
-  t.match(
-    corrupted.stderr,
-    /checksum mismatch|invalid|unexpected|crc|not in gzip/i,
-    'and says the bundle is bad',
+  t.equal(corrupted.code, 1, 'install fails with a corrupted part');
+  t.equal(
+    corrupted.stderr.trim(),
+    'gzip: stdin: invalid compressed data--crc error',
+    'and says the staged bundle does not decode',
   );
   t.notOk(readdirSync(dir).includes('ec2-agent.mjs'), 'no unverified bundle is left to install');
+  t.equal(host.read('/opt/random-number-agent/ec2-agent.mjs'), undefined, 'nothing was installed');
+
+  // Parts that decode, but to another bundle: the install command's own checksum check stops it.
+  const impostor = buildDelivery({ ...options, bundle: randomBytes(bundle.length) });
+  const impostorParts = impostor.commands.slice(0, -1).map((c) => c.commands);
+  t.equal(impostorParts.length, parts.length, 'another bundle of the same size comes in as many parts');
+  t.same(
+    (await runPayloads(host, impostorParts)).map((r) => r.code),
+    impostorParts.map(() => 0),
+    "the other bundle's parts are staged",
+  );
+  const impostorDir = join(host.dir, STAGING_ROOT, impostor.sha256);
+  for (const part of readdirSync(impostorDir)) copyFileSync(join(impostorDir, part), join(dir, part));
+  const mismatch = await host.runShellScript(install);
+  t.equal(mismatch.code, 1, 'install fails when the parts make another bundle');
+  t.equal(
+    mismatch.stderr.trim(),
+    `bundle checksum mismatch: expected ${delivery.sha256}, got ${impostor.sha256}`,
+    'and says so with both checksums',
+  );
+  t.same(
+    readdirSync(dir).filter((file) => file.startsWith('ec2-agent.mjs')),
+    [],
+    'the unverified bundle is removed',
+  );
   t.equal(host.read('/opt/random-number-agent/ec2-agent.mjs'), undefined, 'nothing was installed');
 });

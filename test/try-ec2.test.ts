@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import t from 'tap';
+import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { LINE } from './helpers/agent.ts';
 import { requireHost } from './helpers/host.ts';
 import { startForegroundJob } from './helpers/process.ts';
@@ -29,8 +30,8 @@ t.test('make try-ec2: numbers from the EC2 path land, Ctrl-C stops everything', 
     env: { PATH: process.env.PATH, HOME: process.env.HOME, SCHEDULE: '*/2 * * * * *' },
   });
   const { out } = run;
-  const numbers: string[] = [];
-  await run.waitFor((line) => LINE.test(line) && numbers.push(line) === 2);
+  let shown = 0;
+  await run.waitFor((line) => LINE.test(line) && ++shown === 2);
   const text = out.join('\n');
   t.match(text, /✓ permissions boundary: .* created/, 'iam-bootstrap ran against the emulator');
   t.match(text, /done: the agent is installed on i-\w+/, 'provision-ec2 ran to its end');
@@ -39,14 +40,21 @@ t.test('make try-ec2: numbers from the EC2 path land, Ctrl-C stops everything', 
     /Run Command \d+ of \d+ \(random-number agent \w+: verify and install\): exit 0/,
     'the install payload ran on the host',
   );
-  t.ok(
-    numbers.every((line) => LINE.test(line)),
-    `numbers in the file's own format (${numbers[0]})`,
-  );
 
   const moto = /moto_server\) on (http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1] ?? '';
   const service = /service on (http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1] ?? '';
   const hostDir = /systemd-nspawn, in (\S+)/.exec(text)?.[1] ?? '';
+  // The file itself, not the lines try-ec2 echoed: anything else the agent wrote there shows up here.
+  // Read while it runs: the stop removes the host's copy, file and all.
+  t.match(hostDir, /^\/./, 'try-ec2 says where the host lives');
+  const file = readFileSync(join(hostDir, AGENT_DEFAULTS.outputFile), 'utf8').split('\n');
+  t.equal(file.pop(), '', 'the numbers file ends with a newline');
+  t.ok(file.length >= shown, `the numbers file holds at least the ${shown} shown (${file.length})`);
+  t.same(
+    file.filter((line) => !LINE.test(line)),
+    [],
+    `every line of the numbers file in its own format (${file[0]})`,
+  );
   t.ok(
     (await accepts(moto)) && (await accepts(service)) && existsSync(hostDir),
     'all three up while it runs',
