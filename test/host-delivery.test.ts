@@ -49,8 +49,7 @@ t.test('parts: re-sending is harmless, a missing or corrupted one stops the inst
   );
   t.equal(staged.length, delivery.encodedChars, 'the parts hold the whole encoded bundle');
 
-  // One character of part 2 changed: gunzip's CRC check stops the install command (under `set -e`,
-  // before its own checksum check), so gunzip's line is the only one it prints.
+  // One character of part 2 changed: gunzip's CRC check fails, and the install command says what to do.
   const partFile = join(dir, 'part-002');
   const text = readFileSync(partFile, 'utf8');
   writeFileSync(partFile, `${text.slice(0, 100)}${text[100] === 'A' ? 'B' : 'A'}${text.slice(101)}`);
@@ -58,10 +57,11 @@ t.test('parts: re-sending is harmless, a missing or corrupted one stops the inst
   t.equal(corrupted.code, 1, 'install fails with a corrupted part');
   t.equal(
     corrupted.stderr.trim(),
-    'gzip: stdin: invalid compressed data--crc error',
-    'and says the staged bundle does not decode',
+    `gzip: stdin: invalid compressed data--crc error\nthe staged parts in ${STAGING_ROOT}/${delivery.sha256} do not decode: send the part commands again`,
+    "gunzip's reason, then what to do",
   );
   t.notOk(readdirSync(dir).includes('ec2-agent.mjs'), 'no unverified bundle is left to install');
+  t.notOk(readdirSync(dir).includes('ec2-agent.mjs.tmp'), 'nor the half-decoded one');
   t.equal(host.read('/opt/random-number-agent/ec2-agent.mjs'), undefined, 'nothing was installed');
 
   // Parts that decode, but to another bundle: the install command's own checksum check stops it.
