@@ -7,9 +7,10 @@ import { dirname } from 'node:path';
  * An append writes the whole line or leaves the file exactly as it was: one write on a descriptor
  * opened with O_APPEND, and a short write or an error (a full disk) cut back to the length the file had
  * before, so no torn line is left for the next one to be joined to. A missing folder is created 0755
- * and the file 0644: the numbers are not secret, and a reader that is not root (a log shipper, a person
- * with sudo-less access to /opt data) may want them; where they live (default /root) decides who can
- * reach them.
+ * and the file 0644, less the process's umask: the numbers are not secret, so a reader that is not root
+ * (a log shipper) may have them, but only the agent writes them; a stricter umask is the operator's
+ * choice and is kept (no chmod). Under the unit (UMask=0077) the agent never creates it: install.sh
+ * makes the file 0644 before the first start, and the unit binds that file alone.
  */
 export function createFileSink(options: { path: string }) {
   const { path } = options;
@@ -38,7 +39,7 @@ export function createFileSink(options: { path: string }) {
   };
 }
 
-/** Opens the numbers file for appending, creating it (0644) and its folder (0755) when missing. */
+/** Opens the numbers file for appending, creating it (0644) and its folder (0755), less the umask, when missing. */
 export async function openForAppend(path: string) {
   try {
     return await open(path, 'a', 0o644);

@@ -246,9 +246,34 @@ t.test('aborting during a backoff ends the wait at once', async (t) => {
 });
 
 t.test('an oversized body is refused without reading it all', async (t) => {
-  const stub = await startStub(t, (_req, res) => res.end('9'.repeat(100_000)));
-  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000 });
-  t.match(await failure(poll({ deadline: far() })), { reason: /larger than 4096 bytes/ }, 'refused');
+  // 5 KB and the response kept open: only a reader that stops at the cap can end before the timeout.
+  const stub = await startStub(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('9'.repeat(5 * 1024));
+  });
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 5000, backoff: { baseMs: 10, maxMs: 20 } });
+  const started = Date.now();
+  t.match(
+    await failure(poll({ deadline: far() })),
+    { reason: 'invalid answer: body larger than 4096 bytes', attempts: 1, retryable: false },
+    'refused for its size, not timed out, and not retried',
+  );
+  const took = Date.now() - started;
+  t.ok(took < 2000, `refused at the cap, long before the 5 s attempt bound (${took} ms)`);
+});
+
+t.test('a 5xx page larger than the cap is still retried', async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.writeHead(503, { 'content-type': 'text/html' });
+    res.end('x'.repeat(10 * 1024));
+  });
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+  t.match(
+    await failure(poll({ deadline: far() })),
+    { reason: 'HTTP 503', attempts: 3 },
+    'a 10 KB 503: HTTP 503 after all 3 attempts, not an oversized answer',
+  );
+  t.equal(stub.requests.length, 3, 'the server saw three requests');
 });
 
 t.test('aborting (shutdown) stops the poll without retrying', async (t) => {

@@ -1,6 +1,6 @@
 import { readFile, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import t from 'tap';
+import { dirname, join } from 'node:path';
+import t, { type Test } from 'tap';
 import { createFileSink, formatLine } from '../ec2-agent/sink.ts';
 import { LINE } from './helpers/agent.ts';
 import { fillToWithinALine, mountTmpfs } from './helpers/tmpfs.ts';
@@ -14,21 +14,36 @@ t.test('formatLine: `<ISO-8601 UTC> <number>`', async (t) => {
   t.match(formatLine(new Date(), 0), LINE, 'matches the documented pattern');
 });
 
-t.test('creates the folder (0755) and the file (0644), then appends one line per number', async (t) => {
+/** Creates `<dir>/new/deeper/randomNumber.txt` through the sink under `umask`; its modes and content. */
+async function createUnder(t: Test, umask: number) {
   const dir = t.testdir();
   const path = join(dir, 'new', 'deeper', 'randomNumber.txt');
-  const sink = createFileSink({ path });
-  const old = process.umask(0o022);
-  t.teardown(() => void process.umask(old));
-  await sink.write(new Date(Date.UTC(2026, 0, 1)), 7);
-  await sink.write(new Date(Date.UTC(2026, 0, 1, 0, 1)), 100);
+  const old = process.umask(umask);
+  try {
+    const sink = createFileSink({ path });
+    await sink.write(new Date(Date.UTC(2026, 0, 1)), 7);
+    await sink.write(new Date(Date.UTC(2026, 0, 1, 0, 1)), 100);
+  } finally {
+    process.umask(old);
+  }
+  const mode = async (p: string) => (await stat(p)).mode & 0o777;
+  return { text: await readFile(path, 'utf8'), file: await mode(path), folder: await mode(dirname(path)) };
+}
+
+t.test('creates the folder and the file, then appends one line per number', async (t) => {
+  // The unit's umask: what the sink makes is narrowed by it, never widened back by a chmod.
+  const strict = await createUnder(t, 0o077);
   t.equal(
-    await readFile(path, 'utf8'),
+    strict.text,
     '2026-01-01T00:00:00.000Z 7\n2026-01-01T00:01:00.000Z 100\n',
     'two whole lines, each ending in a newline',
   );
-  t.equal((await stat(path)).mode & 0o777, 0o644, 'file mode 0644');
-  t.equal((await stat(join(dir, 'new', 'deeper'))).mode & 0o777, 0o755, 'folder mode 0755');
+  t.equal(strict.file.toString(8), '600', 'umask 0077 (the unit): file 0600, the umask kept');
+  t.equal(strict.folder.toString(8), '700', 'umask 0077 (the unit): folder 0700, the umask kept');
+  // No umask at all: only the sink's own modes stand between the file and other users' writes.
+  const open = await createUnder(t, 0);
+  t.equal(open.file.toString(8), '644', 'umask 0: file 0644, readable by all, writable by the agent alone');
+  t.equal(open.folder.toString(8), '755', 'umask 0: folder 0755, no one else can add or remove files');
 });
 
 t.test('a full disk: the append fails with ENOSPC and leaves the file exactly as it was', async (t) => {

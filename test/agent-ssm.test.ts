@@ -66,12 +66,23 @@ t.test(
     const token = 'role-read-token-1618033988749894848';
     const env = await serviceWithSsmToken(t, '/random-number/role-token', token);
     const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_EC2_METADATA_DISABLED, ...noKeys } = moto.env;
-    // Where an instance finds 169.254.169.254; moto answers the IMDSv2 token and role credentials.
-    const agent = startAgent(t, { ...noKeys, ...env, AWS_EC2_METADATA_SERVICE_ENDPOINT: moto.endpoint });
+    // Where an instance finds 169.254.169.254; moto answers the IMDSv2 token and role credentials. It
+    // answers without a token too, so the SDK's IMDSv1 fallback is switched off: only v2 can succeed.
+    const agent = startAgent(t, {
+      ...noKeys,
+      ...env,
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: moto.endpoint,
+      AWS_EC2_METADATA_V1_DISABLED: 'true',
+    });
     t.match(
       await agent.waitForPoll(),
       { outcome: 'ok' },
       'the token read with role credentials was accepted',
+    );
+    t.match(
+      moto.log(),
+      /"PUT \/latest\/api\/token HTTP\/1\.1" 200/,
+      'the IMDSv2 session token was asked for',
     );
     agent.kill();
     await agent.exited;

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { AttachUserPolicyCommand, CreatePolicyCommand, IAMClient } from '@aws-sdk/client-iam';
+import { IAMClient } from '@aws-sdk/client-iam';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import t, { type Test } from 'tap';
 import { inspect, noStack, type Run, startAwsCli } from './helpers/aws-cli.ts';
 import type { CliName } from './helpers/cli-bundle.ts';
-import { enforceIam, motoOperatorPolicy, userWithKeys, userWithPolicy } from './helpers/moto-iam.ts';
+import { adminAndOperator, enforceIam, motoOperatorPolicy, userWithPolicy } from './helpers/moto-iam.ts';
 import { outputOf } from './helpers/process.ts';
 
 // AWS refusing the real CLIs, against moto_server with its IAM enforcement on (as in
@@ -27,19 +27,7 @@ const GRANT =
 
 // The boundary exists (startAwsCli bootstraps it). Users are made while moto still takes any key.
 const aws = await startAwsCli(t);
-const admin = await userWithPolicy(aws.iam, 'admin', {
-  Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
-});
-const { Policy } = await aws.iam.send(
-  new CreatePolicyCommand({
-    PolicyName: 'random-number-operator',
-    PolicyDocument: JSON.stringify(motoOperatorPolicy()),
-  }),
-);
-const operator = await userWithKeys(aws.iam, 'operator', (user) =>
-  aws.iam.send(new AttachUserPolicyCommand({ UserName: user, PolicyArn: Policy?.Arn })),
-);
+const { admin, operator } = await adminAndOperator(aws.iam);
 /** The operator policy less one action, held by a user named after it. */
 const without = (user: string, action: string) => userWithPolicy(aws.iam, user, motoOperatorPolicy([action]));
 const noLaunch = await without('no-launch', 'ec2:RunInstances');

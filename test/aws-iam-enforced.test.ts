@@ -9,8 +9,6 @@ import {
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import {
-  AttachUserPolicyCommand,
-  CreatePolicyCommand,
   CreatePolicyVersionCommand,
   CreateUserCommand,
   GetPolicyCommand,
@@ -24,7 +22,7 @@ import t, { type Test } from 'tap';
 import { boundaryArn } from '../scripts/aws/boundary.ts';
 import { noStack, startAwsCli } from './helpers/aws-cli.ts';
 import { BOUNDARY_POLICY, OPERATOR_POLICY } from './helpers/iam-eval.ts';
-import { enforceIam, motoOperatorPolicy, userWithKeys, userWithPolicy } from './helpers/moto-iam.ts';
+import { adminAndOperator, enforceIam, userWithPolicy } from './helpers/moto-iam.ts';
 import { type Output, outputOf } from './helpers/process.ts';
 
 // The README's path, run as a new user runs it: an administrator bootstraps the account, then the real
@@ -55,21 +53,9 @@ const recording = join(recordingDir, 'requests.jsonl');
 const aws = await startAwsCli(t, { bootstrap: false, motoEnv: { MOTO_RECORDER_FILEPATH: recording } });
 const endpoint = aws.moto.endpoint;
 
-// Set up while the emulator still takes any key: an administrator, and the operator holding the policy.
-const admin = await userWithPolicy(aws.iam, 'admin', {
-  Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
-});
-// docs/iam-policy.json as moto can evaluate it (see above): the same actions, Resource "*".
-const { Policy } = await aws.iam.send(
-  new CreatePolicyCommand({
-    PolicyName: 'random-number-operator',
-    PolicyDocument: JSON.stringify(motoOperatorPolicy()),
-  }),
-);
-const operator = await userWithKeys(aws.iam, 'operator', (user) =>
-  aws.iam.send(new AttachUserPolicyCommand({ UserName: user, PolicyArn: Policy?.Arn })),
-);
+// Set up while the emulator still takes any key: an administrator, and the operator holding
+// docs/iam-policy.json as moto can evaluate it (see above: the same actions, Resource "*").
+const { admin, operator } = await adminAndOperator(aws.iam);
 // For a control below: a user whose policy lacks ssm:ListCommandInvocations.
 const sendOnly = await userWithPolicy(aws.iam, 'send-only', {
   Version: '2012-10-17',

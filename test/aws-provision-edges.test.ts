@@ -365,6 +365,7 @@ t.test(
     ] as const) {
       t.match(run.stdout, /✓ credentials: \S+ in eu-west-1/, `${what}: the profile's region and keys`);
       t.match(run.stderr, /no running instance tagged Project=rn-prof/, `${what}: then looks there`);
+      t.equal(run.code, 2, `${what}: exit 2, none there (run provision-ec2 first)`);
     }
     t.equal(bootstrap.code, 0, 'iam-bootstrap --profile: exit 0');
     t.equal(unknown.code, 2, 'a profile that does not exist: exit 2');

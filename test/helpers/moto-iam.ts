@@ -1,5 +1,7 @@
 import {
+  AttachUserPolicyCommand,
   CreateAccessKeyCommand,
+  CreatePolicyCommand,
   CreateUserCommand,
   type IAMClient,
   PutUserPolicyCommand,
@@ -24,7 +26,7 @@ export function motoOperatorPolicy(without: string[] = []) {
 }
 
 /** An IAM user, `attach` giving it its policies, and its access key as the CLIs' environment takes it. */
-export async function userWithKeys(iam: IAMClient, name: string, attach: (user: string) => Promise<unknown>) {
+async function userWithKeys(iam: IAMClient, name: string, attach: (user: string) => Promise<unknown>) {
   await iam.send(new CreateUserCommand({ UserName: name }));
   await attach(name);
   const { AccessKey } = await iam.send(new CreateAccessKeyCommand({ UserName: name }));
@@ -41,6 +43,28 @@ export const userWithPolicy = (iam: IAMClient, name: string, policy: unknown) =>
       new PutUserPolicyCommand({ UserName: user, PolicyName: name, PolicyDocument: JSON.stringify(policy) }),
     ),
   );
+
+/**
+ * The two users the enforcement tests run as, made while moto still takes any key: an administrator
+ * (every action: to look at what exists) and the operator, holding `motoOperatorPolicy()` as the
+ * managed policy random-number-operator attached to it, as an administrator does with the real one.
+ */
+export async function adminAndOperator(iam: IAMClient) {
+  const admin = await userWithPolicy(iam, 'admin', {
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+  });
+  const { Policy } = await iam.send(
+    new CreatePolicyCommand({
+      PolicyName: 'random-number-operator',
+      PolicyDocument: JSON.stringify(motoOperatorPolicy()),
+    }),
+  );
+  const operator = await userWithKeys(iam, 'operator', (user) =>
+    iam.send(new AttachUserPolicyCommand({ UserName: user, PolicyArn: Policy?.Arn })),
+  );
+  return { admin, operator };
+}
 
 /**
  * Turns moto's IAM enforcement on for every request from now on (INITIAL_NO_AUTH_ACTION_COUNT=0): each

@@ -13,6 +13,8 @@ export interface Moto {
    * instance metadata lookups, and no shared config files from the developer's machine.
    */
   env: Record<string, string>;
+  /** What moto printed so far: its banner, then one line per request (`"PUT /latest/api/token HTTP/1.1" 200`). */
+  log(): string;
 }
 
 interface Teardown {
@@ -103,5 +105,6 @@ export async function startMoto(
       AWS_CONFIG_FILE: '/nonexistent/aws-config',
       AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials',
     },
+    log: () => stderr.join(''),
   };
 }
