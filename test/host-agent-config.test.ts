@@ -1,7 +1,8 @@
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t from 'tap';
+import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { bootHost, type Host } from './helpers/host.ts';
-import { AGENT, agentCommandPayloads, fastAgent, runPayloads } from './helpers/host-agent.ts';
+import { AGENT, agentCommandPayloads, FAST_SCHEDULE, fastAgent, runPayloads } from './helpers/host-agent.ts';
 import { startMoto } from './helpers/moto.ts';
 import { eventually } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
@@ -16,6 +17,52 @@ async function stagedInstall(host: Host): Promise<string> {
 
 // A host boots in seconds, but a busy 2-core machine can stretch a file past tap's default 120 s.
 t.setTimeout(300_000);
+
+t.test(
+  'settings with quotes, backslashes, spaces, $, % and # reach the running agent exactly as given',
+  async (t) => {
+    const service = await startService(t);
+    const host = await bootHost(t);
+    // Every layer quotes its own way: the payload's sh, install.sh's flags, agent.env as systemd reads
+    // it. None may unquote, expand or cut: `$HOME`, `$(id)` and `%h` stay text, `#` starts no comment.
+    // Backslashes before a plain letter, a backslash, a quote and a dollar: systemd unescapes the last three.
+    const url = `${service.url}/?q="quoted" 'single'&bs=\\back\\\\two\\"\\$&cost=$HOME&cmd=$(id)&spec=%h#frag`;
+    const installed = await runPayloads(host, await agentCommandPayloads(t, fastAgent(url)));
+    t.equal(
+      installed.at(-1)?.code,
+      0,
+      `installed, and install.sh saw the agent start ${installed.at(-1)?.stderr.trim()}`,
+    );
+
+    // What the agent process was started with: systemd's EnvironmentFile parser decided, not ours.
+    const { MainPID } = await host.unit(AGENT, ['MainPID']);
+    const environ = await host.run(['sh', '-c', `tr '\\0' '\\n' < /proc/${MainPID}/environ`]);
+    const env = Object.fromEntries(
+      environ
+        .split('\n')
+        .filter((line) => line.includes('='))
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    );
+    t.same(
+      {
+        SERVICE_URL: env.SERVICE_URL,
+        SCHEDULE: env.SCHEDULE,
+        OUTPUT_FILE: env.OUTPUT_FILE,
+        REQUEST_TIMEOUT_MS: env.REQUEST_TIMEOUT_MS,
+        LOG_LEVEL: env.LOG_LEVEL,
+      },
+      {
+        SERVICE_URL: url,
+        SCHEDULE: FAST_SCHEDULE,
+        OUTPUT_FILE: AGENT_DEFAULTS.outputFile,
+        REQUEST_TIMEOUT_MS: String(AGENT_DEFAULTS.requestTimeoutMs),
+        LOG_LEVEL: 'info',
+      },
+      "the agent's environment (/proc/MainPID/environ) holds each setting byte for byte",
+    );
+    t.equal(env.API_TOKEN_PARAMETER, undefined, 'and no token parameter when none was given');
+  },
+);
 
 t.test(
   'a bad value: install.sh refuses it in the agent words; at start, systemd does not restart',
