@@ -74,11 +74,28 @@ t.test(
     for (const env of envs) {
       const objs = render('cloud', env);
       for (const obj of objs) t.doesNotThrow(() => validateManifest(obj), `${obj.kind} is valid`);
-      const [mapping] = find(objs, 'DomainMapping');
-      t.equal(
-        mapping?.spec.tls,
-        undefined,
-        `${JSON.stringify(env)}: no spec.tls (Knative's integration supplies it)`,
+      const label = JSON.stringify(env);
+      const namespace = ksvc(objs).metadata.namespace;
+      // The mapping first: "no spec.tls" alone would also hold if DOMAIN had been dropped entirely.
+      const mappings = find(objs, 'DomainMapping');
+      t.same(
+        mappings.map((m) => [m.metadata.name, m.metadata.namespace]),
+        [[DOMAIN, namespace]],
+        `${label}: exactly one DomainMapping, named DOMAIN, in the Service's namespace (${namespace})`,
+      );
+      t.same(
+        mappings[0]?.spec.ref,
+        { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'random-number' },
+        `${label}: it points at the Service`,
+      );
+      t.same(
+        find(objs, 'ClusterDomainClaim').map((c) => [c.metadata.name, c.spec.namespace]),
+        [[DOMAIN, namespace]],
+        `${label}: exactly one ClusterDomainClaim, for DOMAIN, granted to the Service's namespace`,
+      );
+      t.ok(
+        mappings[0] && !('tls' in mappings[0].spec),
+        `${label}: no spec.tls (Knative's integration supplies it)`,
       );
     }
     const r = deployScript(['render', 'minikube'], { DOMAIN, TLS: 'cert-manager' });
