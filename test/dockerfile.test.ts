@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, posix, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { json, startProcess } from './helpers/process.ts';
@@ -131,10 +132,29 @@ t.test('the build stage builds from what it copies, and makes what the runtime s
   t.notMatch(notices, /^(tap|esbuild|typescript) /m, 'no licence of a package the bundle holds no code of');
 });
 
-// What a base image brings that the Dockerfile does not say and that decides how the container starts:
-// its ENTRYPOINT. Distroless nodejs images set ["/nodejs/bin/node"] (GoogleContainerTools/distroless,
-// nodejs/BUILD), so their CMD holds node's arguments only.
-const BASE_ENTRYPOINTS: [RegExp, string[]][] = [[/^gcr\.io\/distroless\/nodejs\d+-/, ['/nodejs/bin/node']]];
+// What a base image's config brings that the Dockerfile does not say, from GoogleContainerTools/distroless:
+// nodejs images set ENTRYPOINT ["/nodejs/bin/node"] (nodejs/BUILD), so their CMD holds node's
+// arguments only; every image sets PATH and SSL_CERT_FILE (base/base.bzl).
+const BASES = [
+  {
+    image: /^gcr\.io\/distroless\/nodejs\d+-/,
+    entrypoint: ['/nodejs/bin/node'],
+    env: {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      SSL_CERT_FILE: '/etc/ssl/certs/ca-certificates.crt',
+    },
+  },
+];
+
+/** The one child of process `pid`, or undefined once there is none. */
+function childOf(pid: number): number | undefined {
+  try {
+    const child = Number.parseInt(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8'), 10);
+    return child > 0 ? child : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** An ENTRYPOINT or CMD in exec form; the shell form would need /bin/sh, which distroless has not. */
 function execForm(line: string): string[] {
@@ -147,25 +167,26 @@ function execForm(line: string): string[] {
 t.test(
   'the runtime stage replayed without Docker: WORKDIR, COPY, ENV, USER and the entrypoint serve',
   async (t) => {
-    // Replayed: every instruction of the stage, in a folder standing for the image's root file system,
-    // the program started as the image would start it. Not replayed: the base image (it cannot be pulled
-    // here): Node 22 from NODE22 stands in for its /nodejs/bin/node, and the host's files for its own.
-    // PORT and HOST are overridden (0 on 127.0.0.1) so that nothing listens beyond loopback.
+    // Replayed: the stage's instructions after FROM, in a folder standing for the image's root file
+    // system, then the program started as the container runtime starts it. Not replayed: the base image
+    // itself (it cannot be pulled here): Node 22 from NODE22 stands in for its /nodejs/bin/node, and the
+    // host's files for its own. PORT and HOST are overridden (0 on 127.0.0.1): nothing beyond loopback.
     const builtDir = await replayBuild();
     const [build = [], runtime = []] = [stages[0], stages.at(-1)];
     const buildName = /\sAS\s+(\S+)$/i.exec(build[0] ?? '')?.[1];
     const buildWorkdir = build.find((l) => /^WORKDIR /i.test(l))?.split(/\s+/)[1] ?? '/';
     const image = (runtime[0] ?? '').split(/\s+/)[1] ?? '';
-    const base = BASE_ENTRYPOINTS.find(([pattern]) => pattern.test(image));
-    if (!base) throw new Error(`no known ENTRYPOINT for base image ${image}: add it to BASE_ENTRYPOINTS`);
+    const base = BASES.find((b) => b.image.test(image));
+    if (!base)
+      throw new Error(`no known config for base image ${image}: add its ENTRYPOINT and ENV to BASES`);
 
     const fsRoot = tempDir('rn-image-');
     chmodSync(fsRoot, 0o755);
     let workdir = fsRoot;
-    let entrypoint = base[1];
+    let entrypoint = base.entrypoint;
     let cmd: string[] = [];
     let user = '0';
-    const env: Record<string, string> = {};
+    const env: Record<string, string> = { ...base.env };
     for (const line of runtime.slice(1)) {
       const [keyword = '', ...args] = line.split(/\s+/);
       switch (keyword.toUpperCase()) {
@@ -195,6 +216,8 @@ t.test(
           break;
         case 'USER':
           user = args[0] ?? '';
+          // By name it would need the base's /etc/passwd, which is not here.
+          if (!/^\d+(:\d+)?$/.test(user)) throw new Error(`${line}: only a numeric USER is replayed`);
           break;
         case 'ENTRYPOINT':
           entrypoint = execForm(line);
@@ -209,29 +232,32 @@ t.test(
       }
     }
 
-    t.same(entrypoint, base[1], `the base's ENTRYPOINT (${base[1].join(' ')}) is kept`);
+    t.same(entrypoint, base.entrypoint, `the base's ENTRYPOINT (${base.entrypoint.join(' ')}) is kept`);
     t.notMatch(cmd[0] ?? '', /(^|\/)node$/, 'CMD does not name node again: the entrypoint already is node');
-    const [, ...args] = [...entrypoint, ...cmd];
-    const node = NODE22 ?? process.execPath;
+    const [program, ...args] = [...entrypoint, ...cmd];
+    if (program !== base.entrypoint[0])
+      throw new Error(`the image would start ${program}: only node is replayed`);
+    // The environment is the image's alone (env -i): not this machine's, nor tap's NODE_OPTIONS loader.
+    const environment = Object.entries({ ...env, PORT: '0', HOST: '127.0.0.1' }).map(([k, v]) => `${k}=${v}`);
     // In a container the entrypoint runs as USER and as PID 1 of its own PID namespace, where a signal
-    // with no handler is ignored: as root, setpriv and unshare give both.
+    // with no handler is ignored: as root, unshare and setpriv give both.
     const [uid, gid = uid] = user.split(':');
     const asRoot = process.getuid?.() === 0;
-    const command = asRoot
-      ? ['unshare', '--pid', '--fork', '--kill-child', '--'].concat([
-          'setpriv',
-          `--reuid=${uid}`,
-          `--regid=${gid}`,
-          '--clear-groups',
-          '--',
-          node,
-          ...args,
-        ])
-      : [node, ...args];
+    const container = [
+      ...['unshare', '--pid', '--fork', '--kill-child', '--'],
+      ...['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'],
+    ];
     if (!asRoot) t.comment(`not root: run as this user, not as USER ${user}, and not as PID 1`);
-    const proc = startProcess(t, command[0] as string, command.slice(1), {
+    const node = NODE22 ?? process.execPath;
+    const proc = startProcess(t, 'env', ['-i', ...environment, ...(asRoot ? container : []), node, ...args], {
       cwd: workdir,
-      env: { ...env, PORT: '0', HOST: '127.0.0.1' },
+    });
+    // Before startProcess's own teardown (tap runs them last first): unshare's --kill-child does not
+    // reach the program, because setpriv's change of uid clears the parent-death signal. Killing the
+    // namespace's PID 1 ends all in it.
+    t.teardown(() => {
+      const program = asRoot ? childOf(proc.child.pid as number) : undefined;
+      if (program) process.kill(program, 'SIGKILL');
     });
     const listening = json(await proc.waitForLine((l) => json(l).msg === 'listening'));
     t.equal(listening.address, '127.0.0.1', `${args.join(' ')} in WORKDIR logs 'listening' on HOST`);
@@ -239,18 +265,23 @@ t.test(
     t.equal(res.status, 200, 'GET / answers 200');
     t.match(await res.text(), /^(\d|[1-9]\d|100)\n$/, 'with a number from 0 to 100');
 
-    let pid = proc.child.pid as number;
+    // unshare's one child is the program (setpriv execs it).
+    const pid = (asRoot ? childOf(proc.child.pid as number) : proc.child.pid) as number;
     if (asRoot) {
       t.equal(listening.pid, 1, 'the program is PID 1 in its PID namespace');
-      // unshare's one child is the program (setpriv execs it).
-      pid = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim());
       const ids = readFileSync(`/proc/${pid}/status`, 'utf8');
       t.match(ids, new RegExp(`^Uid:\\t${uid}\\t`, 'm'), `it runs as USER's uid ${uid}`);
       t.match(ids, new RegExp(`^Gid:\\t${gid}\\t`, 'm'), `and gid ${gid}`);
     }
-    // What `docker stop` and the kubelet send to PID 1.
+    // What `docker stop` and the kubelet send to PID 1; without a handler it would be ignored. The
+    // service drains within SHUTDOWN_TIMEOUT_MS (10 s by default; nothing is in flight here).
     process.kill(pid, 'SIGTERM');
-    t.same(await proc.exited, { code: 0, signal: null }, 'SIGTERM stops it cleanly');
+    const stopped = await Promise.race([
+      proc.exited,
+      sleep(15_000, 'still running 15 s later', { ref: false }),
+    ]);
+    t.same(stopped, { code: 0, signal: null }, 'SIGTERM stops it cleanly');
+    t.same(proc.stderr, [], 'nothing on stderr all along');
   },
 );
 
