@@ -1,6 +1,16 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import t from 'tap';
-import { binWith, closedPort, deployScript, ksvc, kubeconfig, kustomize, ROOT } from './helpers/kustomize.ts';
+import {
+  binWith,
+  closedPort,
+  DEPLOY_SCRIPT,
+  deployScript,
+  ksvc,
+  kubeconfig,
+  kustomize,
+  ROOT,
+  runScript,
+} from './helpers/kustomize.ts';
 
 // `make deploy-knative` without a cluster: what `make -n` shows, and how each missing piece is
 // reported. No test here reaches a cluster: kubeconfigs are empty or point at a closed local port.
@@ -198,32 +208,61 @@ t.test(
   'the token Secret step: a token, an existing Secret, or API_TOKEN=none; never echoes one',
   async (t) => {
     const PATH = binWith(t, ['bash', 'dirname', 'kubectl']);
+    // A cluster that is configured but down: every kubectl call that needs the API server fails at
+    // once, naming it, so each case shows how far the step got.
+    const server = `127.0.0.1:${await closedPort()}`;
     // kubectl's discovery cache stays in the test's folder, not in ~/.kube.
-    const env = { PATH, KUBECONFIG: kubeconfig(t), KUBECACHEDIR: t.testdir() };
-    // With no cluster here, the branches that ask one (a Secret there or not) cannot be exercised
-    // without a pretend API server; what runs without one is checked.
-    let r = deployScript(['secret', 'default'], env);
+    const env = { PATH, KUBECONFIG: kubeconfig(t, `https://${server}`), KUBECACHEDIR: t.testdir() };
+    // kubectl words it by command ("The connection to the server ... was refused", "dial tcp ...:
+    // connect: connection refused"); both name the server.
+    const refused = new RegExp(`${server.replaceAll('.', '\\.')}\\b.* refused`);
+    // The namespace make passes for the minikube overlay (`secret default`) is the Service's.
+    const namespace = ksvc(kustomize('kustomize/overlays/minikube')).metadata.namespace;
+
+    let r = deployScript(['secret', namespace], env);
     t.equal(r.status, 1, 'no API_TOKEN and no cluster to ask: fails');
+    t.match(r.stderr, refused, 'after asking the cluster for an existing Secret (kubectl cannot reach it)');
     t.notMatch(r.stderr, /no Secret/, 'without claiming the Secret is missing');
 
-    r = deployScript(['secret', 'default'], { ...env, API_TOKEN: 'none' });
+    r = deployScript(['secret', namespace], { ...env, API_TOKEN: 'none' });
     t.equal(r.status, 0, 'API_TOKEN=none: nothing to write, no cluster needed');
     t.match(
       r.stderr,
       /API_TOKEN=none: .*the service will answer WITHOUT auth/,
       'and says plainly there is no auth',
     );
+    t.notMatch(r.stderr, server, 'and kubectl is not called');
 
     const bad = 'has a space';
-    r = deployScript(['secret', 'default'], { ...env, API_TOKEN: bad });
+    r = deployScript(['secret', namespace], { ...env, API_TOKEN: bad });
     t.equal(r.status, 1, 'a token the service would refuse is refused here');
     t.match(r.stderr, /must be a Bearer token: letters, digits/, 'with the same rule as the service');
+    t.notMatch(r.stderr, server, 'before kubectl is called');
     t.notMatch(r.stderr + r.stdout, bad, 'without echoing it');
 
-    const good = 'tok-9a8b7c6d-never-printed';
-    r = deployScript(['secret', 'default'], { ...env, API_TOKEN: good });
-    t.equal(r.status, 1, 'no cluster: applying the Secret fails');
+    // A token the rule accepts (32 characters and more).
+    const good = 'tok-9a8b7c6d-never-printed-5e4f3a2b1c0d';
+    r = deployScript(['secret', namespace], { ...env, API_TOKEN: good });
+    t.equal(r.status, 1, 'a good token but no cluster: fails');
+    t.notMatch(r.stderr, /must be a Bearer token/, 'not on the token');
+    t.match(r.stderr, refused, 'but on kubectl, which cannot reach the API server');
     t.notMatch(r.stderr + r.stdout, good, 'and the token appears in no output');
+    // Why the `kubectl create secret` itself cannot be run here: before it, the step makes sure the
+    // namespace exists (`kubectl get namespace || kubectl create namespace`), and both need an API
+    // server; the second one failing ends the script (set -e). bash -x shows the commands it ran (and
+    // the token, in its checks: this run's output is not checked for it).
+    r = runScript('bash', ['-x', DEPLOY_SCRIPT, 'secret', namespace], { ...env, API_TOKEN: good });
+    const traced = r.stderr.split('\n').filter((l) => l.startsWith('+ kubectl '));
+    t.same(
+      traced,
+      [`+ kubectl get namespace ${namespace}`, `+ kubectl create namespace ${namespace}`],
+      'the kubectl commands run: the namespace check, then its creation, which fails; the Secret step is not reached',
+    );
+    t.match(
+      r.stderr.split('\n').at(-2),
+      refused,
+      "and the script's last words are kubectl's connection error",
+    );
   },
 );
 

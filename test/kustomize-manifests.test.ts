@@ -136,10 +136,25 @@ t.test('the token comes from a required Secret that is never committed', async (
       `${name}: no literal API_TOKEN value`,
     );
   }
-  // Read, not run: the script's Secret step reaches `kubectl create secret` only once a cluster has
-  // answered for the namespace, and there is none here (nor a pretend API server).
+  // Read, not run: before `kubectl create secret` the script's Secret step makes sure the namespace
+  // exists, which needs an API server; there is none here (nor a pretend one), so `kubectl create
+  // namespace` fails and set -e ends it first (test/kustomize-deploy.test.ts runs it that far).
+  const names = new Set(
+    Object.values(rendered).map(
+      (objs) =>
+        container(ksvc(objs)).env.find((e: Manifest) => e.name === 'API_TOKEN')?.valueFrom?.secretKeyRef
+          ?.name,
+    ),
+  );
+  t.equal(names.size, 1, 'base and overlays read the token from one Secret');
+  const [name] = names;
   const script = readFileSync(resolve(ROOT, 'scripts/deploy-knative.sh'), 'utf8');
-  t.match(script, /SECRET=random-number-api-token\n/, 'the deploy script writes the Secret the pods read');
+  t.match(script, new RegExp(`^readonly SECRET=${name}$`, 'm'), `the deploy script's Secret is ${name}`);
+  t.match(
+    script,
+    /^ {6}kubectl create secret generic "\$SECRET" /m,
+    'and its Secret step creates that one (the trace line it prints is not enough)',
+  );
 });
 
 t.test('no auth only when asked for: API_TOKEN=none renders without any token reference', async (t) => {

@@ -5,6 +5,7 @@ import t from 'tap';
 import {
   binWith,
   closedPort,
+  DEPLOY_SCRIPT,
   deployScript,
   find,
   ksvc,
@@ -12,6 +13,7 @@ import {
   type Manifest,
   parseManifests,
   ROOT,
+  runScript,
   validateManifest,
 } from './helpers/kustomize.ts';
 import { reissue, tlsCert } from './helpers/tls.ts';
@@ -74,11 +76,28 @@ t.test(
     for (const env of envs) {
       const objs = render('cloud', env);
       for (const obj of objs) t.doesNotThrow(() => validateManifest(obj), `${obj.kind} is valid`);
-      const [mapping] = find(objs, 'DomainMapping');
-      t.equal(
-        mapping?.spec.tls,
-        undefined,
-        `${JSON.stringify(env)}: no spec.tls (Knative's integration supplies it)`,
+      const label = JSON.stringify(env);
+      const namespace = ksvc(objs).metadata.namespace;
+      // The mapping first: "no spec.tls" alone would also hold if DOMAIN had been dropped entirely.
+      const mappings = find(objs, 'DomainMapping');
+      t.same(
+        mappings.map((m) => [m.metadata.name, m.metadata.namespace]),
+        [[DOMAIN, namespace]],
+        `${label}: exactly one DomainMapping, named DOMAIN, in the Service's namespace (${namespace})`,
+      );
+      t.same(
+        mappings[0]?.spec.ref,
+        { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'random-number' },
+        `${label}: it points at the Service`,
+      );
+      t.same(
+        find(objs, 'ClusterDomainClaim').map((c) => [c.metadata.name, c.spec.namespace]),
+        [[DOMAIN, namespace]],
+        `${label}: exactly one ClusterDomainClaim, for DOMAIN, granted to the Service's namespace`,
+      );
+      t.ok(
+        mappings[0] && !('tls' in mappings[0].spec),
+        `${label}: no spec.tls (Knative's integration supplies it)`,
       );
     }
     const r = deployScript(['render', 'minikube'], { DOMAIN, TLS: 'cert-manager' });
@@ -190,8 +209,17 @@ t.test(
     t.equal(r.status, 1, 'all good, but no cluster: kubectl fails');
     t.match(r.stderr, /127\.0\.0\.1/, 'with kubectl saying it cannot reach the API server');
     const key = goodKey.toString().split('\n')[1] ?? 'unreachable';
-    t.notMatch(r.stdout + r.stderr, key, 'the private key appears in no output');
+    t.notMatch(r.stdout + r.stderr, key, 'the private key appears in no output of the checks');
     t.notMatch(r.stdout + r.stderr, /PRIVATE KEY|tls\.key:/, 'nor any PEM or Secret data');
+    // How far that got: the step makes sure the namespace exists first, which needs an API server;
+    // `kubectl create namespace` failing ends the script (set -e) before `kubectl create secret tls`,
+    // so what that command prints is not seen here. bash -x shows the kubectl commands run.
+    r = runScript('bash', ['-x', DEPLOY_SCRIPT, 'tls-secret', 'minikube', 'default'], env);
+    t.same(
+      r.stderr.split('\n').filter((l) => l.startsWith('+ kubectl ')),
+      ['+ kubectl get namespace default', '+ kubectl create namespace default'],
+      'the kubectl commands run: the namespace check and its creation, not the Secret',
+    );
 
     r = deployScript(['tls-secret', 'cloud', 'random-number'], { ...env, TLS: 'cert-manager' });
     t.equal(r.status, 0, 'cert-manager: nothing to do, succeeds');
