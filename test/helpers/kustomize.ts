@@ -1,6 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ClusterDomainClaim } from '@kubernetes-models/knative/networking.internal.knative.dev/v1alpha1/ClusterDomainClaim';
@@ -9,6 +8,7 @@ import { DomainMapping } from '@kubernetes-models/knative/serving.knative.dev/v1
 import { Ajv, type ValidateFunction } from 'ajv';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { parse, parseAllDocuments } from 'yaml';
+import { freePort } from './net.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const DEPLOY_SCRIPT = resolve(ROOT, 'scripts/deploy-knative.sh');
@@ -73,13 +73,7 @@ current-context: ${context}
 }
 
 /** A loopback port nothing listens on: kubectl's requests to it are refused at once. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export const closedPort = freePort;
 
 /** A bin folder with only the named tools (symlinks to the real ones), for a PATH that lacks the rest. */
 export function binWith(t: { teardown(fn: () => unknown): void }, tools: string[]): string {
