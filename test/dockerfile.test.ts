@@ -248,7 +248,9 @@ t.test(
       ...['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'],
     ];
     if (!asRoot) t.comment(`not root: run as this user, not as USER ${user}, and not as PID 1`);
-    const node = NODE22 ?? process.execPath;
+    // The image's node is 22: the one make test fetches stands in for it.
+    const node = NODE22;
+    if (!node) throw new Error('NODE22 is not set: make test fetches Node.js 22 and sets it');
     const proc = startProcess(t, 'env', ['-i', ...environment, ...(asRoot ? container : []), node, ...args], {
       cwd: workdir,
     });
