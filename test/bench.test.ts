@@ -13,7 +13,7 @@ import { comparisonTable, type Ratios, ratiosOf, summarize, targetLines } from '
 import type { RoundFigures } from '../scripts/bench/round.ts';
 import { startServer } from '../scripts/bench/server-process.ts';
 import { median, quantile, ratio } from '../scripts/bench/stats.ts';
-import { eventually, startProcess } from './helpers/process.ts';
+import { childPids, eventually, startProcess } from './helpers/process.ts';
 
 const BASELINE = join(import.meta.dirname, '../scripts/bench/baseline-server.mjs');
 const HONO = join(import.meta.dirname, '../scripts/bench/hono-server.mjs');
@@ -233,11 +233,9 @@ t.test('a bench told to stop (SIGTERM) stops every server and load process it st
       return true;
     }
   };
-  const childrenOf = async (p: number) =>
-    (await readFile(`/proc/${p}/task/${p}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean);
   // Mid-measurement: a server (pinned or not, it is the node running a bench server) and a load worker.
   const children = await eventually('a bench server and its load worker', async () => {
-    const pids = await childrenOf(pid);
+    const pids = childPids(pid).map(String);
     const lines = await Promise.all(pids.map((p) => readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '')));
     const server = pids.find((_, i) => /bench\/(baseline|hono)-server\.mjs/.test(lines[i] ?? ''));
     const worker = pids.find((_, i) => /load-worker\.mjs/.test(lines[i] ?? ''));

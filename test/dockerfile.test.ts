@@ -14,7 +14,7 @@ import { basename, join, posix, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { json, startProcess } from './helpers/process.ts';
+import { childPids, json, startProcess } from './helpers/process.ts';
 import { NODE22 } from './helpers/service.ts';
 
 // No Docker engine on the development machines: these check what the image is made of, and replay
@@ -147,14 +147,7 @@ const BASES = [
 ];
 
 /** The one child of process `pid`, or undefined once there is none. */
-function childOf(pid: number): number | undefined {
-  try {
-    const child = Number.parseInt(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8'), 10);
-    return child > 0 ? child : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const childOf = (pid: number): number | undefined => childPids(pid)[0];
 
 /** An ENTRYPOINT or CMD in exec form; the shell form would need /bin/sh, which distroless has not. */
 function execForm(line: string): string[] {

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type PollLine, parsePollLine } from '../../lib/contract.ts';
+import { track } from './children.ts';
 import { readMemory } from './memory.ts';
 import type { AgentFigures } from './report.ts';
-import { track } from './server-process.ts';
 import { median, quantile } from './stats.ts';
 
 export interface AgentOptions {

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { track } from './server-process.ts';
+import { track } from './children.ts';
 
 const WORKER = resolve(import.meta.dirname, 'load-worker.mjs');
 

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runMain } from '../../lib/cli.ts';
 import { measureAgent } from './agent.ts';
+import { stopChildrenOnSignal } from './children.ts';
 import { loadBenchConfig } from './config.ts';
 import { writeResults } from './doc.ts';
 import { describeMachine } from './machine.ts';
@@ -19,7 +20,7 @@ import {
   targetLines,
 } from './report.ts';
 import { measureRound, type RoundFigures } from './round.ts';
-import { startServer, stopChildrenOnSignal } from './server-process.ts';
+import { startServer } from './server-process.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const AGENT = resolve(root, 'dist/ec2-agent.mjs');

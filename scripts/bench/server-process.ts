@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../test/helpers/net.ts';
+import { track } from './children.ts';
 
 export interface ServerSpec {
   name: string;
@@ -25,26 +26,6 @@ export interface RunningServer {
 
 const START_TIMEOUT_MS = 15_000;
 
-/** Every child the bench has running, so that a bench told to stop leaves none behind. */
-const running = new Set<ChildProcess>();
-export function track<C extends ChildProcess>(child: C): C {
-  running.add(child);
-  child.once('close', () => running.delete(child));
-  return child;
-}
-
-/** On SIGINT or SIGTERM: SIGTERM to every child still running (servers, agent, load), then exit. */
-export function stopChildrenOnSignal(): void {
-  for (const [signal, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-  ] as const) {
-    process.once(signal, () => {
-      for (const child of running) child.kill('SIGTERM');
-      process.exit(code);
-    });
-  }
-}
 const TAIL_BYTES = 4096;
 
 /** One tiny GET on a fresh connection: true on a 200. Refused or failed connections are false. */

@@ -5,7 +5,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { eventually, type Output, outputOf, type Teardown } from './process.ts';
+import { childPids, eventually, type Output, outputOf, type Teardown } from './process.ts';
 import { NODE22 } from './service.ts';
 
 /**
@@ -226,13 +226,12 @@ async function boot(dir: string, machine: string): Promise<Booted> {
 }
 
 function childNamed(parent: number, name: string): number | undefined {
-  try {
-    const children = readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim().split(/\s+/);
-    for (const child of children) {
-      if (child && readFileSync(`/proc/${child}/comm`, 'utf8').trim() === name) return Number(child);
+  for (const child of childPids(parent)) {
+    try {
+      if (readFileSync(`/proc/${child}/comm`, 'utf8').trim() === name) return child;
+    } catch {
+      // The process is gone.
     }
-  } catch {
-    // The process is gone or not there yet.
   }
   return undefined;
 }
