@@ -9,7 +9,14 @@ import { nodeVersion } from '../scripts/bench/machine.ts';
 import { readMemory } from '../scripts/bench/memory.ts';
 import { PEERS } from '../scripts/bench/peers.ts';
 import { parseCpuList } from '../scripts/bench/pinning.ts';
-import { comparisonTable, type Ratios, ratiosOf, summarize, targetLines } from '../scripts/bench/report.ts';
+import {
+  comparisonTable,
+  type Ratios,
+  ratiosOf,
+  roundsAhead,
+  summarize,
+  targetLines,
+} from '../scripts/bench/report.ts';
 import type { RoundFigures } from '../scripts/bench/round.ts';
 import { startServer } from '../scripts/bench/server-process.ts';
 import { median, quantile, ratio } from '../scripts/bench/stats.ts';
@@ -57,6 +64,12 @@ t.test('targets: PASS at or within the goal, MISS beyond it', async (t) => {
   for (const line of miss) t.match(line, /^MISS/, `beyond the goal misses: ${line}`);
   const [behind] = targetLines({ service: r(1.4), fastify: r(1.3) });
   t.match(behind, /^MISS .*below Fastify's 1\.30×/, 'within 1.6× but behind Fastify still misses');
+  const [split] = targetLines({ service: r(1.5), fastify: r(1.55) }, [4, 9]);
+  t.match(
+    split,
+    /^PASS .*below Fastify's 1\.55×; ahead of it in 4 of 9 rounds\)$/,
+    'the rounds the service was ahead in are shown beside the medians',
+  );
   t.same(targetLines({}), [], 'no service in the run: no verdicts');
   const [, quiet] = targetLines({ service: r(1.6), 'service-warn': r(1.5), hono: r(1.2) });
   t.match(
@@ -81,6 +94,14 @@ t.test('ratios are taken round by round against bare node:http, then the median'
   t.equal(ratios.cpu, 1.5, 'per-round CPU ratios 1.5, 1.5, 10: the median ignores the outlier round');
   t.equal(ratios.throughput, 0.5, 'throughput ratio likewise');
   t.equal(ratios.start, 1, 'equal start times: 1×');
+  // A tie is not ahead; a round one of them did not measure (NaN, or missing) is left out of both counts.
+  const other = [round(20, 50), round(30, 25), round(Number.NaN, 10), round(99, 1)];
+  t.same(
+    roundsAhead(peer, other),
+    [1, 2],
+    'ahead in the first round, level in the second, the third not counted',
+  );
+  t.same(roundsAhead(other, peer), [0, 2], 'the other way round: ahead in none of the same two');
 });
 
 t.test('the table shows idle and loaded memory, each with its ratio to bare', async (t) => {

@@ -15,6 +15,7 @@ import {
   machineLine,
   type Ratios,
   ratiosOf,
+  roundsAhead,
   roundsTable,
   summarize,
   targetLines,
@@ -122,7 +123,7 @@ runMain('bench', async () => {
     '',
     comparisonTable(rows),
     '',
-    ...targetLines(ratios).map((l) => `    ${l}`),
+    ...targetLines(ratios, roundsAhead(service, rounds.fastify ?? [])).map((l) => `    ${l}`),
     '',
     roundsTable(
       peers.map((p) => p.name),

@@ -139,9 +139,24 @@ export function roundsTable(
 
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 
-/** PASS/MISS against TARGETS; a benchmark reports, it does not fail. Absent peers are left out. */
+/**
+ * In how many rounds `a` took less CPU per request than `b`, of the rounds that measured both: a
+ * median can sit below another's while the rounds split almost evenly.
+ */
+export function roundsAhead(a: readonly RoundFigures[], b: readonly RoundFigures[]): [number, number] {
+  const pairs = a
+    .map((r, i) => [r.cpuUsPerRequest, b[i]?.cpuUsPerRequest ?? Number.NaN] as const)
+    .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  return [pairs.filter(([x, y]) => x < y).length, pairs.length];
+}
+
+/**
+ * PASS/MISS against TARGETS; a benchmark reports, it does not fail. Absent peers are left out.
+ * `aheadOfFastify` (roundsAhead of the service and Fastify) is shown beside the comparison of medians.
+ */
 export function targetLines(
   ratios: Partial<Record<'service' | 'service-warn' | 'fastify' | 'hono' | 'hono-request-id', Ratios>>,
+  aheadOfFastify?: [number, number],
 ): string[] {
   const lines: string[] = [];
   const { service, fastify, hono } = ratios;
@@ -149,7 +164,10 @@ export function targetLines(
   const quiet = ratios['service-warn'];
   if (service) {
     const ok = service.cpu <= TARGETS.cpuRatio && (!fastify || service.cpu < fastify.cpu);
-    const peer = fastify ? ` and below Fastify's ${times(fastify.cpu)}` : '';
+    const rounds = aheadOfFastify
+      ? `; ahead of it in ${aheadOfFastify[0]} of ${aheadOfFastify[1]} rounds`
+      : '';
+    const peer = fastify ? ` and below Fastify's ${times(fastify.cpu)}${rounds}` : '';
     lines.push(
       `${verdict(ok)}  server CPU per request, default logging: ${times(service.cpu)} bare (target <= ${TARGETS.cpuRatio}×${peer})`,
     );
