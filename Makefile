@@ -66,7 +66,7 @@ build: deps ## type-check and bundle dist/random-number.mjs (and the agent)
 BUNDLE_SOURCES := $(shell find functions ec2-agent lib -name "*.ts" 2>/dev/null) scripts/build.ts package-lock.json
 dist/random-number.mjs dist/ec2-agent.mjs &: $(BUNDLE_SOURCES)
 	$(NPM_BIN)/tsx scripts/build.ts
-bundles: dist/random-number.mjs dist/ec2-agent.mjs
+bundles: dist/random-number.mjs dist/ec2-agent.mjs ## the two bundles, remade when a source is newer (npm run provision-ec2 and agent-command run this first)
 
 start: build ## run the service locally (PORT, LOG_LEVEL, API_TOKEN, ... from the environment)
 	node dist/random-number.mjs
@@ -109,7 +109,7 @@ setup-minikube: ## start minikube and install Knative Serving + Kourier at pinne
 # TLS=cert-manager (Knative's integration; the default on cloud). Named here so `make -n` shows the step.
 TLS_MODE = $(if $(DOMAIN),$(or $(TLS),$(if $(filter cloud,$(OVERLAY)),cert-manager,own)),$(TLS))
 
-deploy-knative: ## build the image, apply kustomize/overlays/$(OVERLAY), wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= DOMAIN= TLS=own|cert-manager; API_TOKEN=<token>|none in the environment: on the make line ps shows it)
+deploy-knative: ## build the image, apply kustomize/overlays/OVERLAY, wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= DOMAIN= TLS=own|cert-manager; API_TOKEN=<token>|none in the environment: on the make line ps shows it)
 	$(KNATIVE) check $(OVERLAY) '$(IMAGE)'
 	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
 ifeq ($(OVERLAY),cloud)
@@ -142,7 +142,7 @@ ARGS ?=
 provision-ec2: build ## launch/find the EC2 instance(s) and install the agent through SSM (ARGS="--service-url URL ...")
 	npm run --silent provision-ec2 -- $(ARGS)
 
-teardown-ec2: deps ## remove the instance(s), security group, role and profile made by provision-ec2 (ARGS="--name ...")
+teardown-ec2: deps ## remove the instance(s), security group, role, profile and token parameter made by provision-ec2 (ARGS="--name ...")
 	npm run --silent teardown-ec2 -- $(ARGS)
 
 ec2-results: deps ## read the agent's numbers through SSM: last lines and a summary (ARGS="--lines 60 ...")

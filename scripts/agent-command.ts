@@ -19,9 +19,9 @@ runCli('agent-command', async () => {
   const flags = cliFlags(USAGE, {
     ...AGENT_FLAGS,
     name: flag('NAME', 'target instances tagged Project=NAME (default random-number)'),
-    'api-token-parameter': flag('P', 'SSM SecureString holding the API token (needs --region or AWS_REGION)'),
-    region: flag('REGION', 'region the agent reads the parameter in (default AWS_REGION)'),
-    out: flag('DIR', 'where the files go (default agent-commands/, emptied first)'),
+    'api-token-parameter': flag('P', 'SSM SecureString holding the API token (needs a region)'),
+    region: flag('REGION', 'region of the parameter (default AWS_REGION or AWS_DEFAULT_REGION)'),
+    out: flag('DIR', 'where the files go (default agent-commands/; NN-*.json files there are removed)'),
   });
   if (!flags) return;
   const name = parseName(flags.name);

@@ -60,6 +60,7 @@ t.test('refusals are one clear line, before any kubectl', async (t) => {
       /EXPOSE_PORT must be a whole number from 1024 to 65535 .*got '443'/,
     ],
     [['steps'], { DOMAIN, EXPOSE_PORT: '70000' }, /got '70000'/],
+    [['steps'], { DOMAIN, EXPOSE_PORT: '1023' }, /from 1024 to 65535 .*got '1023'/],
     [['steps'], { DOMAIN, EXPOSE_PORT: 'abc' }, /got 'abc'/],
     [['forward'], { DOMAIN }, /^expose-minikube: usage: /],
   ];

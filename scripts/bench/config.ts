@@ -20,8 +20,8 @@ export interface BenchConfig {
   node: string;
 }
 
-// Defaults keep the whole run near two and a half minutes on two cores:
-// 4 servers × 5 rounds × (1 + 4 s) + start/stop + ~22 s of agent.
+// Defaults keep the whole run near four minutes on two cores:
+// 6 servers × 5 rounds × (1 + 4 s) + start/stop + ~22 s of agent.
 const schema = z.object({
   BENCH_DURATION: z._default(intVar(1, 600), 4),
   BENCH_ROUNDS: z._default(intVar(1, 50), 5),
