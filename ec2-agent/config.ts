@@ -26,10 +26,11 @@ const cron = z.string().check(
 );
 
 // It becomes a BindPaths= line of the unit, where `:` separates options: only plain path characters.
+// Not under /proc, where Node's recursive mkdir (the sink makes the folder) loops forever on ENOENT.
 const outputFile = z.string().check(
-  z.refine((value) => /^\/[A-Za-z0-9._/-]*[^/]$/.test(value) && !value.split('/').includes('..'), {
+  z.refine((value) => /^\/(?!proc\/)[\w./-]*[^/]$/.test(value) && !value.split('/').includes('..'), {
     error:
-      'must be an absolute file path of letters, digits and ._-/ without .., e.g. /root/randomNumber.txt',
+      'must be an absolute file path of letters, digits and ._-/ without .., outside /proc, e.g. /root/randomNumber.txt',
   }),
 );
 

@@ -122,6 +122,11 @@ const BAD: [Record<string, string>, RegExp, string][] = [
     'SERVICE_CA_FILE without a certificate',
   ],
   [
+    { ...URL_OK, OUTPUT_FILE: '/proc/random-number/n.txt' },
+    /OUTPUT_FILE must be an absolute file path .*, outside \/proc,/,
+    'OUTPUT_FILE under /proc (making its folder there would spin forever)',
+  ],
+  [
     { ...URL_OK, API_TOKEN: 'x'.repeat(32), API_TOKEN_PARAMETER: '/p' },
     /API_TOKEN and API_TOKEN_PARAMETER are both set/,
     'both',
