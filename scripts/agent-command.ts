@@ -1,5 +1,5 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { runCli } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { AGENT_FLAGS, agentSettings, cliFlags, flag, parseName } from './aws/args.ts';
@@ -41,6 +41,8 @@ runCli('agent-command', async () => {
   });
 
   const out = flags.out ?? 'agent-commands';
+  // Node's recursive mkdir loops forever under /proc (ENOENT for a folder that cannot exist there).
+  if (/^\/proc(\/|$)/.test(resolve(out))) throw new ConfigError(`--out ${out}: give a folder outside /proc`);
   await mkdir(out, { recursive: true });
   // Files from an earlier bundle would be sent by a `for f in` loop; only ours go, and only ours are removed.
   for (const old of await readdir(out)) if (/^\d{2}-.*\.json$/.test(old)) await rm(join(out, old));

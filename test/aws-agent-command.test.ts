@@ -126,6 +126,15 @@ t.test('clear errors for bad input', async (t) => {
   t.equal(noRegion.status, 2, 'exit 2 for a token parameter without a region');
   t.match(noRegion.stderr, /--region or set AWS_REGION/, 'says how to give the region');
 
+  // Without the check Node's mkdir would spin at 100% CPU there, and this call never return.
+  const proc = agentCommand(['--service-url', 'https://x', '--out', '/proc/random-number']);
+  t.equal(proc.status, 2, 'exit 2 for an --out folder under /proc');
+  t.match(
+    proc.stderr,
+    /^agent-command: --out \/proc\/random-number: give a folder outside \/proc$/m,
+    'says so',
+  );
+
   const relative = agentCommand(['--service-url', 'https://x', '--output-file', 'numbers.txt']);
   t.equal(relative.status, 2, 'exit 2 for a relative --output-file');
   t.match(relative.stderr, /--output-file must be an absolute file path/, 'says what an output file must be');
