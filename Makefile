@@ -130,6 +130,7 @@ endif
 	$(KNATIVE) url $(OVERLAY) $(KNATIVE_NAMESPACE)
 
 undeploy-knative: ## delete the Knative Service, its domain mapping, token and TLS Secrets (cloud: its namespace) (OVERLAY=)
+	$(KNATIVE) cluster $(OVERLAY)
 	kubectl delete domainmappings.serving.knative.dev -n $(KNATIVE_NAMESPACE) -l app.kubernetes.io/name=random-number --ignore-not-found
 	kubectl delete clusterdomainclaims.networking.internal.knative.dev -l app.kubernetes.io/name=random-number --ignore-not-found
 	kubectl delete secret random-number-api-token random-number-tls -n $(KNATIVE_NAMESPACE) --ignore-not-found

@@ -3,6 +3,7 @@
 # them one by one, so `make -n deploy-knative` shows the whole sequence; each step can be run alone:
 #
 #   deploy-knative.sh check  <minikube|cloud> [IMAGE]   tools, inputs, kubectl context, Knative present
+#   deploy-knative.sh cluster <minikube|cloud>          the context and Knative alone (before an undeploy)
 #   deploy-knative.sh secret <namespace>                token Secret from $API_TOKEN (none: no auth)
 #   deploy-knative.sh tls-secret <overlay> <namespace>  TLS Secret from certs/$DOMAIN.crt/.key (TLS=own)
 #   deploy-knative.sh render <overlay> [IMAGE]          manifests with IMAGE (and $DOMAIN) on stdout
@@ -112,27 +113,15 @@ local_tags_skipped() {
   [[ ",${registries// /}," == *,index.docker.io,* ]]
 }
 
-# Reports every problem at once (inputs, tools, kubectl context, cluster, Knative), then fails.
-cmd_check() {
-  local overlay="$1" image="${2:-}" context
-  check_image "$overlay" "$image"
-  check_token
-  check_domain
-  check_tls "$overlay"
-
-  [[ "$overlay" != minikube ]] || have minikube ||
-    problem "minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube"
-  [[ "$overlay" != cloud ]] || have docker ||
-    problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)"
-
+# kubectl's context (on minikube: the profile's), its cluster reachable, Knative there; sets `context`.
+# Shared by deploy and undeploy: neither acts on a cluster the other would not.
+check_cluster() {
+  local overlay="$1" fix='point kubectl at your cluster, e.g. kubectl config use-context <name>'
+  [[ "$overlay" != minikube ]] || fix='run make setup-minikube'
   if ! have kubectl; then
     problem "kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)"
   elif ! context="$(kubectl config current-context 2>/dev/null)" || [[ -z "$context" ]]; then
-    if [[ "$overlay" == minikube ]]; then
-      problem "kubectl has no current context (no cluster configured): run make setup-minikube"
-    else
-      problem "kubectl has no current context (no cluster configured): point kubectl at your cluster, e.g. kubectl config use-context <name>"
-    fi
+    problem "kubectl has no current context (no cluster configured): $fix"
   elif [[ "$overlay" == minikube && "$context" != "$PROFILE" ]]; then
     problem "kubectl's current context is '$context', not minikube profile '$PROFILE': run kubectl config use-context $PROFILE (or make setup-minikube)"
   elif ! kubectl get --raw /version --request-timeout=15s >/dev/null 2>&1; then
@@ -143,6 +132,20 @@ cmd_check() {
   elif [[ "$overlay" == minikube ]] && ! local_tags_skipped; then
     problem "Knative would look up random-number:dev on Docker Hub and fail: run make setup-minikube (it adds index.docker.io to registries-skipping-tag-resolving)"
   fi
+}
+
+# Reports every problem at once (inputs, tools, kubectl context, cluster, Knative), then fails.
+cmd_check() {
+  local overlay="$1" image="${2:-}"
+  check_image "$overlay" "$image"
+  check_token
+  check_domain
+  check_tls "$overlay"
+  [[ "$overlay" != minikube ]] || have minikube ||
+    problem "minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube"
+  [[ "$overlay" != cloud ]] || have docker ||
+    problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)"
+  check_cluster "$overlay"
 
   if ((${#problems[@]})); then
     say "cannot deploy OVERLAY=$overlay:"
@@ -150,6 +153,13 @@ cmd_check() {
     exit 1
   fi
   say "ready to deploy OVERLAY=$overlay to context '$context'"
+}
+
+# Before `make undeploy-knative` deletes anything: the cluster deploy-knative would use, or stop.
+cmd_cluster() {
+  check_cluster "$1"
+  refuse
+  say "removing OVERLAY=$1 from context '$context'"
 }
 
 # Creates or updates the token Secret from $API_TOKEN. The value goes through a pipe, never argv
@@ -296,10 +306,10 @@ main() {
   local cmd="${1:-}"
   (($# > 0)) && shift
   case "$cmd" in
-    check | render) (($# >= 1)) || die "usage: $0 $cmd <minikube|cloud> [IMAGE]" ;;
+    check | render | cluster) (($# >= 1)) || die "usage: $0 $cmd <minikube|cloud> [IMAGE]" ;;
     tls-secret | url) (($# == 2)) || die "usage: $0 $cmd <minikube|cloud> <namespace>" ;;
     secret | not-ready) (($# == 1)) || die "usage: $0 $cmd <namespace>" ;;
-    *) die "usage: $0 <check|secret|tls-secret|render|url|not-ready> ... (see the comment at the top of this file)" ;;
+    *) die "usage: $0 <check|cluster|secret|tls-secret|render|url|not-ready> ... (see the comment at the top of this file)" ;;
   esac
   # Every step but these two takes the overlay first.
   [[ "$cmd" == secret || "$cmd" == not-ready || "$1" == minikube || "$1" == cloud ]] ||

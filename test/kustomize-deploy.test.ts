@@ -1,4 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import {
   binWith,
@@ -120,6 +122,7 @@ t.test('the token given to make never appears in its commands', async (t) => {
 t.test('make -n undeploy-knative removes what deploy created', async (t) => {
   t.same(
     inOrder(makeN('undeploy-knative'), [
+      'scripts/deploy-knative.sh cluster minikube',
       'kubectl delete secret random-number-api-token random-number-tls -n default --ignore-not-found',
       'kubectl delete -k kustomize/overlays/minikube --ignore-not-found',
     ]),
@@ -128,6 +131,7 @@ t.test('make -n undeploy-knative removes what deploy created', async (t) => {
   );
   t.same(
     inOrder(makeN('undeploy-knative', 'OVERLAY=cloud'), [
+      'scripts/deploy-knative.sh cluster cloud',
       'kubectl delete domainmappings.serving.knative.dev -n random-number',
       'kubectl delete clusterdomainclaims.networking.internal.knative.dev',
       'kubectl delete secret random-number-api-token random-number-tls -n random-number',
@@ -188,6 +192,44 @@ t.test('check names every missing piece and contacts no cluster', async (t) => {
   r = deployScript(['check', 'nonsense'], { PATH: kubectlOnly, KUBECONFIG: empty });
   t.equal(r.status, 1, 'unknown overlay fails');
   t.match(r.stderr, /unknown OVERLAY 'nonsense'/, 'and names it');
+});
+
+t.test('make undeploy-knative deletes nothing from a cluster deploy-knative would not use', async (t) => {
+  // kubectl itself, behind a shim that records each call: the deletes must never be reached.
+  const bin = binWith(t, ['bash', 'dirname', 'grep']);
+  const calls = join(bin, 'calls');
+  const real = execFileSync('bash', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).trim();
+  writeFileSync(join(bin, 'kubectl'), `#!/bin/bash\necho "$*" >> ${calls}\nexec ${real} "$@"\n`, {
+    mode: 0o755,
+  });
+  const undeploy = (kube: string, overlay = 'minikube') =>
+    spawnSync('make', ['-s', 'undeploy-knative', `OVERLAY=${overlay}`], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { PATH: `${bin}:${process.env.PATH}`, HOME: process.env.HOME, KUBECONFIG: kube },
+    });
+  const cases: [string, string, string, RegExp][] = [
+    [
+      'minikube',
+      kubeconfig(t, 'https://127.0.0.1:9', 'prod-cluster'),
+      'another context',
+      /'prod-cluster', not minikube profile 'minikube'/,
+    ],
+    ['cloud', kubeconfig(t), 'no context', /kubectl has no current context/],
+    [
+      'cloud',
+      kubeconfig(t, `https://127.0.0.1:${await closedPort()}`, 'gone'),
+      'a cluster it cannot reach',
+      /cannot reach the cluster of kubectl context 'gone'/,
+    ],
+  ];
+  for (const [overlay, kube, what, reason] of cases) {
+    const r = undeploy(kube, overlay);
+    t.not(r.status, 0, `${overlay}, ${what}: make fails`);
+    t.match(r.stderr, reason, `${overlay}, ${what}: says why`);
+    const made = existsSync(calls) ? readFileSync(calls, 'utf8') : '';
+    t.notMatch(made, /^delete/m, `${overlay}, ${what}: no kubectl delete ran`);
+  }
 });
 
 t.test('check reports a cluster it cannot reach', async (t) => {
