@@ -64,7 +64,7 @@ build: deps ## type-check and bundle dist/random-number.mjs (and the agent)
 # The bundles alone, remade only when a source is newer: npm run provision-ec2 and agent-command ask for
 # them first, so what they send is never older than the checkout.
 BUNDLE_SOURCES := $(shell find functions ec2-agent lib -name "*.ts" 2>/dev/null) scripts/build.ts package-lock.json
-dist/random-number.mjs dist/ec2-agent.mjs &: $(BUNDLE_SOURCES)
+dist/random-number.mjs dist/ec2-agent.mjs &: $(BUNDLE_SOURCES) | node_modules/.package-lock.json
 	$(NPM_BIN)/tsx scripts/build.ts
 bundles: dist/random-number.mjs dist/ec2-agent.mjs ## the two bundles, remade when a source is newer (npm run provision-ec2 and agent-command run this first)
 
