@@ -105,7 +105,7 @@ export function cronProblem(expression: string): string | undefined {
   const fields = expression.trim().split(/\s+/).length;
   // cron-parser pads short expressions ("* * * *" would mean something) and node-schedule falls back
   // to reading an unparsable string as a one-off date: insist on a real 5- or 6-field expression.
-  if (fields !== 5 && fields !== 6) return `has ${fields} fields`;
+  if (fields !== 5 && fields !== 6) return `has ${fields} field${fields === 1 ? '' : 's'}`;
   try {
     cronParser.parseExpression(expression);
     return undefined;

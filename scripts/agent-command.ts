@@ -12,7 +12,8 @@ const USAGE = `Usage: npm run agent-command -- --service-url URL [options]
 Writes the JSON for \`aws ssm send-command --cli-input-json file://...\`, one file per command, that
 installs or upgrades the agent on the instances tagged Project=NAME (and CreatedBy=random-number-provision-ec2),
 and prints the aws commands to run in order. Needs no AWS access itself; the instances must exist (npm run
-provision-ec2, or your own with the AmazonSSMManagedInstanceCore role and both tags).
+provision-ec2, or your own with the AmazonSSMManagedInstanceCore role and both tags). On provision-ec2's
+instances --api-token-parameter must name the parameter it recorded: their role may read no other.
 `;
 
 runCli('agent-command', async () => {

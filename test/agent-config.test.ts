@@ -59,6 +59,8 @@ t.test('accepts what it should', async (t) => {
   ]) {
     t.type(cronProblem(bad), 'string', `cron refused: ${bad}`);
   }
+  t.equal(cronProblem('hourly'), 'has 1 field', 'one field: counted in the singular');
+  t.equal(cronProblem('* *'), 'has 2 fields', 'two: the plural');
 });
 
 t.test(

@@ -375,6 +375,13 @@ t.test(
       'names the profile',
     );
     t.equal(unknown.stderr.trimEnd().split('\n').length, 1, 'in one line');
+    const withRegion = await cli('ec2-results', ['--profile', 'nope', '--region', 'eu-west-1'], files);
+    t.equal(withRegion.code, 2, 'a profile that does not exist, region given: exit 2');
+    t.match(
+      withRegion.stderr,
+      /^ec2-results: no AWS credentials found for profile nope \(missing, or without keys: /,
+      'says the profile may be missing, not only to pass --profile',
+    );
   },
 );
 

@@ -42,7 +42,7 @@ export async function checkCredentials(sts: STSClient, profile = process.env.AWS
   } catch (err) {
     // The SDK's credential chain found nothing usable (CredentialsProviderError and its kin).
     if (err instanceof ProviderError) {
-      const where = profile ? ` for profile ${profile} (${err.message})` : '';
+      const where = profile ? ` for profile ${profile} (missing, or without keys: ${err.message})` : '';
       throw new ConfigError(`no AWS credentials found${where}: ${CREDENTIAL_HELP}`, { cause: err });
     }
     const name = errorName(err);
