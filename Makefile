@@ -124,7 +124,7 @@ endif
 ifeq ($(OVERLAY)$(DOMAIN)$(filter none,$(API_TOKEN)),minikube)
 	kubectl apply -k kustomize/overlays/$(OVERLAY)
 else
-	$(KNATIVE) render $(OVERLAY) '$(IMAGE)' | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/$(OVERLAY) with IMAGE, DOMAIN, TLS and API_TOKEN=none set in a temp copy
+	$(KNATIVE) render $(OVERLAY) '$(IMAGE)' | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/$(OVERLAY) with IMAGE, DOMAIN and TLS set in a temp copy (and auth off only if API_TOKEN=none)
 endif
 	kubectl wait ksvc/random-number -n $(KNATIVE_NAMESPACE) --for=condition=Ready --timeout=$(KNATIVE_WAIT) || $(KNATIVE) not-ready $(KNATIVE_NAMESPACE)
 	$(KNATIVE) url $(OVERLAY) $(KNATIVE_NAMESPACE)
