@@ -174,6 +174,14 @@ t.test('clear errors for bad input', async (t) => {
   const unknown = agentCommand(['--service-url', 'https://x', '--bogus']);
   t.equal(unknown.status, 2, 'exit 2 for an unknown flag');
   t.match(unknown.stderr, /Unknown option '--bogus'.*see --help/, 'names the flag and points at --help');
+  // parseArgs' own message for a value starting with a dash runs over three lines.
+  const dash = agentCommand(['--service-url', 'https://x', '--request-timeout-ms', '-5']);
+  t.equal(dash.status, 2, 'exit 2 for a flag value that starts with a dash');
+  t.same(
+    dash.stderr.trimEnd().split('\n'),
+    ["agent-command: Option '--request-timeout-ms' argument is ambiguous; see --help"],
+    'one line',
+  );
 
   // The entry users run: `npm run agent-command` (tsx).
   const help = agentCommand(['--help'], {}, 'npm');

@@ -22,7 +22,7 @@ export function parseFlags<O extends Options>(argv: string[], options: O): FlagV
     });
     return values as FlagValues<O>;
   } catch (err) {
-    const message = (err as Error).message.split('. ')[0];
+    const message = (err as Error).message.split(/\.\s/)[0];
     throw new ConfigError(`${message}; see --help`, { cause: err });
   }
 }
