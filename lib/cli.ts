@@ -4,6 +4,10 @@ import { ConfigError, TransientError } from './errors.ts';
 const DENIED = new Set(['AccessDenied', 'UnauthorizedOperation', 'AccessDeniedException']);
 const GRANT =
   "these credentials' IAM policy must allow it (the operator policy is docs/iam-policy.json; docs/iam.md says who needs what), then run again";
+/** Node's codes for a call that got no answer at all: no connection, no such host, a URL that is none. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ERR_INVALID_URL']);
+const REACH =
+  'AWS did not answer: check AWS_ENDPOINT_URL (unset for AWS itself; a whole URL such as http://127.0.0.1:5000 for an emulator), the network and any proxy';
 
 /**
  * The SDK's error for an answer it cannot read (a proxy's HTML page, a server that is not AWS): its own
@@ -22,12 +26,13 @@ function unreadable(err: unknown): string | undefined {
  * code 1, never a stack trace. Unknown errors are printed with their message only, then exit 1;
  * set DEBUG=1 to see the stack. `configExitCode` sets the status of a ConfigError: the agent uses 78
  * (EX_CONFIG, which its systemd unit does not restart), the EC2 CLIs 2 (runCli). `denied` follows
- * the message of an AWS call the caller's IAM policies refused (DENIED): what grants it.
+ * the message of an AWS call the caller's IAM policies refused (DENIED): what grants it; `unreachable`
+ * that of a call that got no answer (UNREACHABLE): where to look.
  */
 export function runMain(
   name: string,
   main: () => unknown | Promise<unknown>,
-  options: { configExitCode?: number; denied?: string } = {},
+  options: { configExitCode?: number; denied?: string; unreachable?: string } = {},
 ): void {
   // The AWS SDK's multi-line "upgrade to Node 22" notice would bury the one-line errors below; Node 20 is
   // supported here on purpose (production runs 22, where it never shows). The SDK reads this variable when
@@ -50,8 +55,10 @@ export function runMain(
       const message =
         unreadable(err) ??
         (err instanceof Error ? (known ? err.message : `${err.name}: ${err.message}`) : String(err));
-      const hint = options.denied && DENIED.has((err as Error)?.name) ? `: ${options.denied}` : '';
-      process.stderr.write(`${name}: ${message}${hint}\n`);
+      const { name: type, code } = (err ?? {}) as NodeJS.ErrnoException;
+      const hint =
+        (DENIED.has(type) && options.denied) || (UNREACHABLE.has(code ?? '') && options.unreachable);
+      process.stderr.write(`${name}: ${message}${hint ? `: ${hint}` : ''}\n`);
       if (!known && process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     });
 }
@@ -62,4 +69,4 @@ export function runMain(
  * midway is 1 (what the steps before it made stays, and a rerun finds it).
  */
 export const runCli = (name: string, main: () => unknown | Promise<unknown>) =>
-  runMain(name, main, { configExitCode: 2, denied: GRANT });
+  runMain(name, main, { configExitCode: 2, denied: GRANT, unreachable: REACH });

@@ -460,8 +460,8 @@ t.test('DEBUG=1 adds the stack to an unexpected error only; a known one stays it
   t.equal(plain.code, 1, 'an endpoint that refuses: exit 1, a failure while working');
   t.match(
     plain.stderr,
-    /^ec2-results: Error: connect ECONNREFUSED 127\.0\.0\.1:1\n$/,
-    'one line without DEBUG',
+    /^ec2-results: Error: connect ECONNREFUSED 127\.0\.0\.1:1: AWS did not answer: check AWS_ENDPOINT_URL [^\n]*the network and any proxy\n$/,
+    'one line without DEBUG, saying where to look',
   );
   t.match(
     debug.stderr,
@@ -473,6 +473,17 @@ t.test('DEBUG=1 adds the stack to an unexpected error only; a known one stays it
     known.stderr,
     'ec2-results: --lines must be a whole number from 1 to 500 (got "0")\n',
     'DEBUG=1 adds nothing to it',
+  );
+});
+
+t.test('AWS_ENDPOINT_URL without its scheme is named as the place to look, in one line, exit 1', async (t) => {
+  // The emulator's address typed as it is printed, without http://: Node's URL parser refuses it.
+  const run = await cli('ec2-results', [], { AWS_ENDPOINT_URL: '127.0.0.1:5000' });
+  t.equal(run.code, 1, 'exit 1');
+  t.equal(
+    run.stderr,
+    'ec2-results: TypeError: Invalid URL: AWS did not answer: check AWS_ENDPOINT_URL (unset for AWS itself; a whole URL such as http://127.0.0.1:5000 for an emulator), the network and any proxy\n',
+    'says which setting to check and what a good one looks like',
   );
 });
 
