@@ -44,7 +44,11 @@ runCli('agent-command', async () => {
   const out = flags.out ?? 'agent-commands';
   // Node's recursive mkdir loops forever under /proc (ENOENT for a folder that cannot exist there).
   if (/^\/proc(\/|$)/.test(resolve(out))) throw new ConfigError(`--out ${out}: give a folder outside /proc`);
-  await mkdir(out, { recursive: true });
+  await mkdir(out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    throw new ConfigError(
+      `--out ${out}: cannot make that folder (${err.code}); give a folder you may write to`,
+    );
+  });
   // Files from an earlier bundle would be sent by a `for f in` loop; only ours go, and only ours are removed.
   for (const old of await readdir(out)) if (/^\d{2}-.*\.json$/.test(old)) await rm(join(out, old));
   const regionFlag = region ? ` --region ${region}` : '';

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -134,6 +134,18 @@ t.test('clear errors for bad input', async (t) => {
     /^agent-command: --out \/proc\/random-number: give a folder outside \/proc$/m,
     'says so',
   );
+
+  // A file where the folder should be (--out README.md): refused, and the file left as it was.
+  const file = join(tempDir(t), 'notes.md');
+  writeFileSync(file, 'kept\n');
+  const onFile = agentCommand(['--service-url', 'https://x', '--out', file]);
+  t.equal(onFile.status, 2, 'exit 2 for an --out that is a file');
+  t.equal(
+    onFile.stderr,
+    `agent-command: --out ${file}: cannot make that folder (EEXIST); give a folder you may write to\n`,
+    'one line naming the flag and what to give instead',
+  );
+  t.equal(readFileSync(file, 'utf8'), 'kept\n', 'the file is untouched');
 
   const relative = agentCommand(['--service-url', 'https://x', '--output-file', 'numbers.txt']);
   t.equal(relative.status, 2, 'exit 2 for a relative --output-file');
