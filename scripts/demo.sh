@@ -19,6 +19,8 @@ agent_pid=
 # shellcheck disable=SC2317 # called from the traps below
 stop() {
   trap - INT TERM EXIT
+  # Nothing started (the service refused its settings): nothing to stop, and nothing to claim.
+  [[ -n $service_pid$agent_pid ]] || return 0
   echo
   echo "demo: stopping the agent and the service"
   # The agent first, so it does not log the service going away; each gets SIGTERM and is waited for.

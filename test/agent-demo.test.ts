@@ -71,6 +71,7 @@ t.test('the demo shows the failing process own reason on the terminal', async (t
     "PORT=abc: the service's own line",
   );
   t.notMatch(badPort.stdout, /demo: agent/, 'PORT=abc: no agent was started');
+  t.notMatch(badPort.stdout, /stopping|stopped/, 'PORT=abc: no "stopping" for what never started');
   t.equal(badSchedule.code, 1, 'SCHEDULE=bad: exit 1');
   t.match(badSchedule.stderr, /SCHEDULE must be a cron expression/, "SCHEDULE=bad: the agent's own line");
   t.notMatch(badSchedule.stdout, /polling on/, 'SCHEDULE=bad: never claims the agent polls');
