@@ -66,6 +66,7 @@ async function tryEc2() {
   say(`npm run provision-ec2 -- --service-url ${service.url}/ --schedule '${schedule}':`);
   const provision = ['--service-url', `${service.url}/`, '--schedule', schedule, '--poll-interval-ms', '200'];
   await cli('provision-ec2', provision, moto.env);
+  say('its "npm run ec2-results" is for real AWS (the emulator runs no command): the numbers show below');
 
   // What SSM would deliver: the commands as the emulator recorded them, oldest first.
   const credentials = { accessKeyId: 'test', secretAccessKey: 'test' }; // the emulator takes any

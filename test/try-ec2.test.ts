@@ -37,6 +37,11 @@ t.test('make try-ec2: numbers from the EC2 path land, Ctrl-C stops everything', 
   t.match(text, /done: the agent is installed on i-\w+/, 'provision-ec2 ran to its end');
   t.match(
     text,
+    /its "npm run ec2-results" is for real AWS/,
+    "says provision-ec2's results hint does not apply to the emulator",
+  );
+  t.match(
+    text,
     /Run Command \d+ of \d+ \(random-number agent \w+: verify and install\): exit 0/,
     'the install payload ran on the host',
   );
