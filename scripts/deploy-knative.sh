@@ -60,10 +60,6 @@ check_token() {
     problem "API_TOKEN must be a Bearer token: letters, digits and -._~+/ (then = padding), at least 32 of them, as \`openssl rand -hex 32\` makes"
 }
 
-check_domain() {
-  [[ -z "${DOMAIN:-}" || "$DOMAIN" =~ $DOMAIN_RE ]] || problem "DOMAIN '$DOMAIN' is not a lower-case DNS name like api.example.org"
-}
-
 # How TLS is done for DOMAIN: TLS when given, else cert-manager on cloud (a public CA) and own on
 # minikube (no cert-manager there); nothing without DOMAIN.
 tls_mode() {
@@ -76,6 +72,7 @@ tls_mode() {
 # (rendering works on a clean clone, without certs/).
 check_tls() {
   local overlay="$1" what="${2:-all}" mode
+  [[ -z "${DOMAIN:-}" || "$DOMAIN" =~ $DOMAIN_RE ]] || problem "DOMAIN '$DOMAIN' is not a lower-case DNS name like api.example.org"
   mode="$(tls_mode "$overlay")"
   case "$mode" in
     '') [[ -z "${TLS:-}" ]] || problem "TLS=$TLS needs DOMAIN: the name the certificate is for, e.g. DOMAIN=numbers.example.org TLS=$TLS" ;;
@@ -140,7 +137,6 @@ cmd_check() {
   local overlay="$1" image="${2:-}"
   check_image "$overlay" "$image"
   check_token
-  check_domain
   check_tls "$overlay"
   [[ "$overlay" != minikube ]] || have minikube ||
     problem "minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube"
@@ -201,7 +197,6 @@ cmd_tls_secret() {
     say "TLS=${mode:-none}: no TLS Secret to write${mode:+ (the certificate comes from cert-manager)}"
     return
   fi
-  check_domain
   check_tls "$overlay"
   refuse
   kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
@@ -221,7 +216,6 @@ cmd_tls_secret() {
 cmd_render() {
   local overlay="$1" image="${2:-}" tmp
   check_image "$overlay" "$image"
-  check_domain
   check_tls "$overlay" mode-only
   refuse
   tmp="$(mktemp -d)"
