@@ -107,7 +107,10 @@ export function createPoller(options: PollerOptions) {
         return new PollError(`HTTP ${status}${HINTS[status] ?? ''}`, { retryable, cause: err });
       }
       const net = (err as { cause?: { code?: string; message?: string } }).cause;
-      const code = net?.code ?? net?.message ?? (err as Error).message;
+      // Node names a few OpenSSL verification errors; the rest (a CA's name constraint, a weak digest, ...)
+      // are UNSPECIFIED, and only their message says which.
+      const unnamed = net?.code === 'UNSPECIFIED' && `UNSPECIFIED: ${net.message}`;
+      const code = unnamed || (net?.code ?? net?.message ?? (err as Error).message);
       const tls = tlsProblem(code);
       // Retrying cannot fix trust, a wrong name or an expired certificate, nor a redirect loop.
       const reason = tls ? `TLS: ${tls} (${code})` : `network error: ${code}`;
@@ -206,7 +209,7 @@ const TLS_PROBLEMS: Record<string, string> = {
 /** One line on why a TLS handshake failed and what fixes it; undefined when it is not about the certificate. */
 export function tlsProblem(code: string): string | undefined {
   if (Object.hasOwn(TLS_PROBLEMS, code)) return TLS_PROBLEMS[code];
-  if (!/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) return undefined;
+  if (!/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|^UNSPECIFIED/.test(code)) return undefined;
   return `certificate verification failed; if the service uses a private CA, ${CA_FIX}`;
 }
 

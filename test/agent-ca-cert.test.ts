@@ -205,6 +205,11 @@ t.test('every certificate failure names its fix; other network errors are not ca
     /certificate verification failed; .*--ca-cert/,
     'other certificate codes: a general hint',
   );
+  t.match(
+    tlsProblem('UNSPECIFIED: permitted subtree violation'),
+    /certificate verification failed; .*--ca-cert/,
+    'a verification error Node has no name for (UNSPECIFIED, its message after it): the general hint',
+  );
   for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'UND_ERR_SOCKET']) {
     t.equal(tlsProblem(code), undefined, `${code}: not a TLS problem (retried as a network error)`);
   }

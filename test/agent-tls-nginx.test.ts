@@ -9,7 +9,7 @@ import { startMoto } from './helpers/moto.ts';
 import { nginxFront } from './helpers/nginx.ts';
 import { json, startProcess } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
-import { reissue, tlsCert } from './helpers/tls.ts';
+import { DAY_MS, issueWithDates, reissue, tlsCert } from './helpers/tls.ts';
 
 // The TLS path on this machine, every part real: certificates from `make tls-cert`, nginx (Debian's
 // package) terminating TLS in front of the built service, the agent configured by the real install.sh
@@ -171,6 +171,42 @@ t.test('a certificate for another name: no numbers, a clear reason', async (t) =
   );
   t.same(await fileLines(env.OUTPUT_FILE ?? ''), [], 'nothing written');
 });
+
+t.test(
+  "a certificate outside its CA's name constraint: no numbers, a clear reason, not retried",
+  async (t) => {
+    // A CA from `make tls-cert` for another domain may vouch for that domain alone; a certificate for DOMAIN
+    // it signed anyway (tls-cert itself refuses to) fails OpenSSL's check, with an error Node has no name for.
+    const elsewhere = join(root, 'certs-elsewhere');
+    t.equal(tlsCert(elsewhere, ['elsewhere.test']).status, 0, 'a CA made for elsewhere.test');
+    const crt = join(elsewhere, 'outside.crt');
+    const key = join(certs, `${DOMAIN}.key`);
+    const [caCrt, caKey] = [join(elsewhere, 'ca.crt'), join(elsewhere, 'ca.key')];
+    issueWithDates({
+      caCrt,
+      caKey,
+      key,
+      host: DOMAIN,
+      from: new Date(Date.now() - DAY_MS),
+      until: new Date(Date.now() + DAY_MS),
+      out: crt,
+    });
+    const nginx = await nginxWith('outside', crt, key);
+    const env = await install(t, 'outside-constraint', nginx.port, caCrt);
+    const { poll } = await firstPoll(t, env);
+    t.match(
+      poll,
+      {
+        outcome: 'failed',
+        attempts: 1,
+        reason:
+          /^TLS: certificate verification failed; .*--ca-cert .*\(UNSPECIFIED: permitted subtree violation\)$/,
+      },
+      'called TLS with its own words, and not retried as a network error',
+    );
+    t.same(await fileLines(env.OUTPUT_FILE ?? ''), [], 'nothing written');
+  },
+);
 
 t.test('an expired certificate: no numbers, a clear reason', async (t) => {
   const expired = join(root, 'expired.crt');
