@@ -55,9 +55,8 @@ export function runMain(
       const message =
         unreadable(err) ??
         (err instanceof Error ? (known ? err.message : `${err.name}: ${err.message}`) : String(err));
-      const { name: type, code } = (err ?? {}) as NodeJS.ErrnoException;
-      const hint =
-        (DENIED.has(type) && options.denied) || (UNREACHABLE.has(code ?? '') && options.unreachable);
+      const { name: type = '', code = '' } = (err ?? {}) as NodeJS.ErrnoException;
+      const hint = DENIED.has(type) ? options.denied : UNREACHABLE.has(code) ? options.unreachable : '';
       process.stderr.write(`${name}: ${message}${hint ? `: ${hint}` : ''}\n`);
       if (!known && process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     });

@@ -47,9 +47,6 @@ export function intVar(min: number, max: number) {
 
 /** Any case (`DEBUG` as well as `debug`): pino's own names are lower case. */
 export const logLevelVar = z.pipe(
-  z.pipe(
-    z.string(),
-    z.transform((value: string) => value.toLowerCase()),
-  ),
+  z.string().check(z.toLowerCase()),
   z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }),
 );

@@ -36,7 +36,7 @@ lan_address() {
 print_steps() {
   local ca="${CERTS#"$ROOT"/}/ca.crt"
   cat <<EOF
-Kourier's HTTPS port (svc/$SERVICE 443 in $NAMESPACE) is forwarded to 0.0.0.0:$PORT on this machine.
+Without \`steps\`, this script keeps Kourier's HTTPS port (svc/$SERVICE 443 in $NAMESPACE) forwarded to 0.0.0.0:$PORT here.
 
 By hand, once (the script cannot do these):
   1. Router: forward TCP port 443 from the internet to $(lan_address):$PORT.

@@ -66,7 +66,6 @@ async function tryEc2() {
   say(`npm run provision-ec2 -- --service-url ${service.url}/ --schedule '${schedule}':`);
   const provision = ['--service-url', `${service.url}/`, '--schedule', schedule, '--poll-interval-ms', '200'];
   await cli('provision-ec2', provision, moto.env);
-  say('its "npm run ec2-results" is for real AWS (the emulator runs no command): the numbers show below');
 
   // What SSM would deliver: the commands as the emulator recorded them, oldest first.
   const credentials = { accessKeyId: 'test', secretAccessKey: 'test' }; // the emulator takes any
@@ -75,7 +74,7 @@ async function tryEc2() {
   for await (const page of paginateListCommands({ client: ssm }, {})) sent.push(...(page.Commands ?? []));
   sent.sort((a, b) => Number(a.RequestedDateTime) - Number(b.RequestedDateTime));
 
-  say('the emulator records commands without running them: they run now, in order, on a local host');
+  say('the emulator runs no command (ec2-results above is for AWS): they run now, in order, on a local host');
   const host = await bootHost(scope);
   say(`the stand-in instance: Debian with systemd 252 under systemd-nspawn, in ${host.dir}`);
   for (const [index, command] of sent.entries()) {

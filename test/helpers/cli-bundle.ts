@@ -93,9 +93,11 @@ async function buildAll(): Promise<string> {
   if (existsSync(dir)) rmSync(tmp, { recursive: true, force: true });
   else renameSync(tmp, dir);
   // Builds from older sources (12 MB each): gone once no run started in the last ten minutes can use them.
+  // Another test file's build may come and go meanwhile (its tmp- folder renamed): then there is no stat.
   for (const entry of readdirSync(CACHE)) {
     const path = join(CACHE, entry);
-    if (entry !== key && entry !== 'latest.json' && statSync(path).mtimeMs < Date.now() - 600_000) {
+    const mtimeMs = statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
+    if (entry !== key && entry !== 'latest.json' && mtimeMs < Date.now() - 600_000) {
       rmSync(path, { recursive: true, force: true });
     }
   }
