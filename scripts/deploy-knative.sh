@@ -192,13 +192,13 @@ cmd_secret() {
 # terminal, never into the working tree. Nothing to do for cert-manager or without DOMAIN.
 cmd_tls_secret() {
   local overlay="$1" namespace="$2" mode
+  check_tls "$overlay"
+  refuse
   mode="$(tls_mode "$overlay")"
   if [[ "$mode" != own ]]; then
     say "TLS=${mode:-none}: no TLS Secret to write${mode:+ (the certificate comes from cert-manager)}"
     return
   fi
-  check_tls "$overlay"
-  refuse
   kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
   echo "+ kubectl create secret tls $TLS_SECRET -n $namespace --cert=$CERTS/$DOMAIN.crt --key=$CERTS/$DOMAIN.key | kubectl apply -f -" >&2
   # The certificate-uid label lets Kourier find the Secret when its secret informer filtering is on

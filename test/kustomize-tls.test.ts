@@ -176,6 +176,10 @@ t.test(
     );
     r = deployScript(['check', 'minikube'], env);
     t.match(r.stderr, /TLS=own needs .*make tls-cert/, 'check reports it with the other problems');
+    r = deployScript(['tls-secret', 'cloud', 'default'], { ...env, TLS: 'letsencrypt' });
+    t.equal(r.status, 1, 'an unknown TLS mode: tls-secret run by hand fails too');
+    t.match(r.stderr, /TLS must be own .* or cert-manager .*\(got 'letsencrypt'\)/, 'naming the two modes');
+    t.notMatch(r.stderr, /no TLS Secret to write/, 'rather than saying there is nothing to do');
 
     // Its own folder: a CA made for one domain issues for no other (tls-cert's name constraint).
     const elsewhere = join(dir, 'elsewhere');
