@@ -93,7 +93,7 @@ reason="$(renew_reason)"
 if [[ -z "$reason" ]]; then
   kept+=("$crt" "$key")
 else
-  echo "tls-cert: issuing a certificate for $domain: $reason" >&2
+  say "issuing a certificate for $domain: $reason"
   tmp="$(mktemp -d "$CERTS/.tls-cert.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   new_key "$tmp/server.key"
