@@ -476,7 +476,7 @@ t.test('DEBUG=1 adds the stack to an unexpected error only; a known one stays it
   );
 });
 
-t.test('AWS_ENDPOINT_URL without its scheme is named as the place to look, in one line, exit 1', async (t) => {
+t.test('AWS_ENDPOINT_URL without http:// is named as the place to look, in one line, exit 1', async (t) => {
   // The emulator's address typed as it is printed, without http://: Node's URL parser refuses it.
   const run = await cli('ec2-results', [], { AWS_ENDPOINT_URL: '127.0.0.1:5000' });
   t.equal(run.code, 1, 'exit 1');
