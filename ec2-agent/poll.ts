@@ -200,6 +200,9 @@ const TLS_PROBLEMS: Record<string, string> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: UNTRUSTED,
   CERT_HAS_EXPIRED:
     "the service's certificate has expired; renew it (make tls-cert DOMAIN=<name> renews within 30 days of expiry) and deploy it again",
+  // https:// to a port that answers in plain HTTP (the service itself, or an http listener of the ingress).
+  ERR_SSL_WRONG_VERSION_NUMBER:
+    "what answers at SERVICE_URL's port does not speak TLS: give the port of its HTTPS listener, or an http:// URL",
   CERT_NOT_YET_VALID:
     "the service's certificate is not valid yet; check the clocks of this machine and of the CA",
   ERR_TLS_CERT_ALTNAME_INVALID:

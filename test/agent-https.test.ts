@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createServer as createPlainServer } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -72,3 +73,31 @@ t.test('https with a self-signed certificate: trusted only when its CA is given'
     'with the CA: the number is written',
   );
 });
+
+t.test(
+  'https:// to a port that answers in plain HTTP: a TLS reason naming the fix, not retried',
+  async (t) => {
+    const server = createPlainServer((_req, res) => res.end('64\n'));
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    t.teardown(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const output = join(t.testdir(), 'numbers.txt');
+    const agent = startAgent(t, { SERVICE_URL: url, SCHEDULE: '*/1 * * * * *', OUTPUT_FILE: output });
+    t.match(
+      await agent.waitForPoll(),
+      {
+        outcome: 'failed',
+        attempts: 1,
+        reason:
+          /^TLS: what answers at SERVICE_URL's port does not speak TLS: .*http:\/\/ URL \(ERR_SSL_WRONG_VERSION_NUMBER\)$/,
+      },
+      'says the port is not TLS and what to give instead; another attempt could not help',
+    );
+    agent.kill();
+    await agent.exited;
+    t.same(await fileLines(output), [], 'nothing written');
+  },
+);
