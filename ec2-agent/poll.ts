@@ -112,7 +112,7 @@ export function createPoller(options: PollerOptions) {
       const unnamed = net?.code === 'UNSPECIFIED' && `UNSPECIFIED: ${net.message}`;
       const code = unnamed || (net?.code ?? net?.message ?? (err as Error).message);
       const tls = tlsProblem(code);
-      // Retrying cannot fix trust, a wrong name or an expired certificate, nor a redirect loop.
+      // Retrying cannot fix trust, a wrong name, an expired certificate, a port without TLS or a redirect loop.
       const reason = tls ? `TLS: ${tls} (${code})` : `network error: ${code}`;
       return new PollError(reason, { retryable: !tls && !/redirect/i.test(code), cause: err });
     }
@@ -200,16 +200,16 @@ const TLS_PROBLEMS: Record<string, string> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: UNTRUSTED,
   CERT_HAS_EXPIRED:
     "the service's certificate has expired; renew it (make tls-cert DOMAIN=<name> renews within 30 days of expiry) and deploy it again",
-  // https:// to a port that answers in plain HTTP (the service itself, or an http listener of the ingress).
-  ERR_SSL_WRONG_VERSION_NUMBER:
-    "what answers at SERVICE_URL's port does not speak TLS: give the port of its HTTPS listener, or an http:// URL",
   CERT_NOT_YET_VALID:
     "the service's certificate is not valid yet; check the clocks of this machine and of the CA",
   ERR_TLS_CERT_ALTNAME_INVALID:
     "the service's certificate is for another name than SERVICE_URL's host; issue it for that name (make tls-cert DOMAIN=<host>) or fix SERVICE_URL",
+  // https:// to a port that answers in plain HTTP (the service itself, or an http listener of the ingress).
+  ERR_SSL_WRONG_VERSION_NUMBER:
+    "what answers at SERVICE_URL's port does not speak TLS: give the port of its HTTPS listener, or an http:// URL",
 };
 
-/** One line on why a TLS handshake failed and what fixes it; undefined when it is not about the certificate. */
+/** One line on why a TLS handshake failed and what fixes it; undefined when it is not about TLS. */
 export function tlsProblem(code: string): string | undefined {
   if (Object.hasOwn(TLS_PROBLEMS, code)) return TLS_PROBLEMS[code];
   if (!/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|^UNSPECIFIED/.test(code)) return undefined;
