@@ -56,9 +56,9 @@ const { min: MIN, max: MAX } = NUMBER_RANGE;
 const MAX_BODY_BYTES = 4096;
 /** An attempt shorter than this could not even finish a TLS handshake: do not start it. */
 const MIN_ATTEMPT_MS = 100;
-/** Rate limiting and every 5xx (the agent's contract since its first version): a server or a proxy busy,
- * still starting or failing for now, a CDN's 520-524 as much as a 503. */
-const RETRY_STATUSES = [429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
+/** A request timeout, rate limiting and every 5xx: a server or a proxy busy, still starting or failing
+ * for now, a CDN's 520-524 as much as a 503. */
+const RETRY_STATUSES = [408, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)];
 
 /**
  * Returns `poll`: GET the service with ky's own retry. ky 1.14's `timeout` bounds each attempt on its
@@ -80,6 +80,9 @@ export function createPoller(options: PollerOptions) {
   const client = ky.create({
     headers,
     dispatcher,
+    // A redirect is reported, not followed: followed, the token would be dropped for another origin (and the
+    // 401 blamed on it), or the number come over http:// after SERVICE_URL's https://.
+    redirect: 'manual',
     timeout: attemptTimeoutMs,
     retry: { limit: maxAttempts - 1, statusCodes: RETRY_STATUSES, retryOnTimeout: true, delay, jitter: true },
     // The body is read here, inside ky's timed section, which otherwise ends at the headers.
@@ -102,19 +105,22 @@ export function createPoller(options: PollerOptions) {
       const ms = err instanceof TimeoutError ? attemptTimeoutMs : expired.aborted && budgetMs;
       if (ms) return new PollError(`timed out after ${ms} ms`, { retryable: true, cause: err });
       if (err instanceof HTTPError) {
-        const { status } = err.response;
+        const { status, headers: answer } = err.response;
         const retryable = RETRY_STATUSES.includes(status);
-        return new PollError(`HTTP ${status}${HINTS[status] ?? ''}`, { retryable, cause: err });
+        const to = answer.get('location');
+        const moved = to && ` (a redirect to ${quote(to)}: set SERVICE_URL to where the service answers)`;
+        return new PollError(`HTTP ${status}${moved || HINTS[status] || ''}`, { retryable, cause: err });
       }
       const net = (err as { cause?: { code?: string; message?: string } }).cause;
-      // Node names a few OpenSSL verification errors; the rest (a CA's name constraint, a weak digest, ...)
-      // are UNSPECIFIED, and only their message says which.
-      const unnamed = net?.code === 'UNSPECIFIED' && `UNSPECIFIED: ${net.message}`;
-      const code = unnamed || (net?.code ?? net?.message ?? (err as Error).message);
+      // Node names a few OpenSSL verification errors (the rest, a CA's name constraint or a weak digest, are
+      // UNSPECIFIED) and undici's codes say little (UND_ERR_SOCKET): only their message says which. A 407
+      // fails with an empty message.
+      const vague = /^(UNSPECIFIED|UND_ERR_)/.test(net?.code ?? '') && `${net?.code}: ${net?.message}`;
+      const code = vague || net?.code || net?.message || (err as Error).message;
       const tls = tlsProblem(code);
-      // Retrying cannot fix trust, a wrong name, an expired certificate, a port without TLS or a redirect loop.
+      // Retrying cannot fix trust, a wrong name, an expired certificate or a port without TLS.
       const reason = tls ? `TLS: ${tls} (${code})` : `network error: ${code}`;
-      return new PollError(reason, { retryable: !tls && !/redirect/i.test(code), cause: err });
+      return new PollError(reason, { retryable: !tls, cause: err });
     }
     // `undefined` leaves the decision to ky: its status codes, timeouts and network errors.
     const shouldRetry = ({ error, retryCount }: ShouldRetryState) => {

@@ -101,3 +101,49 @@ t.test(
     t.same(await fileLines(output), [], 'nothing written');
   },
 );
+
+t.test('https:// that redirects to http://: not followed, nothing written', async (t) => {
+  const dir = t.testdir();
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  const extra = ['-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE'];
+  selfSigned({ cert, key, subject: '/CN=random-number test', extra });
+  let asked = 0;
+  const plain = createPlainServer((_req, res) => {
+    asked += 1;
+    res.end('8\n');
+  });
+  await new Promise<void>((done) => plain.listen(0, '127.0.0.1', done));
+  const cleartext = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/`;
+  const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => {
+    res.writeHead(302, { location: cleartext }).end();
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  t.teardown(() => {
+    for (const s of [plain, server]) {
+      s.closeAllConnections();
+      s.close();
+    }
+  });
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const output = join(dir, 'numbers.txt');
+  const agent = startAgent(t, {
+    SERVICE_URL: url,
+    SCHEDULE: '*/1 * * * * *',
+    OUTPUT_FILE: output,
+    SERVICE_CA_FILE: cert,
+  });
+  t.match(
+    await agent.waitForPoll(),
+    {
+      outcome: 'failed',
+      attempts: 1,
+      reason: `HTTP 302 (a redirect to "${cleartext}": set SERVICE_URL to where the service answers)`,
+    },
+    'the redirect is the reason, with where it points',
+  );
+  agent.kill();
+  await agent.exited;
+  t.equal(asked, 0, 'the cleartext server was never asked');
+  t.same(await fileLines(output), [], 'nothing written');
+});

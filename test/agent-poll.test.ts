@@ -74,7 +74,7 @@ t.test('a deadline weeks away (a monthly schedule) still polls: past what a time
   t.match(await poll({ deadline: days(400) }), { number: 9, attempts: 1 }, '400 days: the number');
 });
 
-t.test('a redirect loop is one attempt, not retried', async (t) => {
+t.test('a redirect is reported with where it points, not followed, not retried', async (t) => {
   const stub = await startStub(t, (_req, res) => {
     res.statusCode = 302;
     res.setHeader('location', '/again');
@@ -83,10 +83,57 @@ t.test('a redirect loop is one attempt, not retried', async (t) => {
   const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
   t.match(
     await failure(poll({ deadline: far() })),
-    { reason: /^network error: redirect count exceeded/, attempts: 1, retryable: false },
-    'the loop reported once',
+    {
+      reason: 'HTTP 302 (a redirect to "/again": set SERVICE_URL to where the service answers)',
+      attempts: 1,
+      retryable: false,
+    },
+    'the status and the Location, once',
   );
-  t.equal(stub.requests.length, 21, "one attempt: the first request and fetch's 20 redirects");
+  t.equal(stub.requests.length, 1, 'one request: the redirect is not followed (no loop either)');
+});
+
+t.test('a redirect to another origin: the token stays home, and no 401 is blamed on it', async (t) => {
+  // What fetch would do if it followed: drop Authorization for the new origin, whose 401 then reads as a
+  // wrong token. The common case: an http:// SERVICE_URL in front of an ingress that forces https://.
+  const target = await startStub(t, (_req, res) => {
+    res.statusCode = 401;
+    res.end();
+  });
+  const moved = `http://localhost:${target.port}/`;
+  const stub = await startStub(t, (_req, res) => {
+    res.writeHead(301, { location: moved }).end();
+  });
+  const poll = createPoller({ url: stub.url, token: 's3cret-token', attemptTimeoutMs: 2000 });
+  const err = await failure(poll({ deadline: far() }));
+  t.match(
+    err,
+    { reason: /^HTTP 301 \(a redirect to "http:\/\/localhost:\d+\/": set SERVICE_URL/ },
+    'names where',
+  );
+  t.notMatch((err as PollError).reason, /API_TOKEN/, 'and does not blame the token');
+  t.equal(target.requests.length, 0, 'the other origin was never asked');
+});
+
+t.test('an answer that fails with an empty message still says why (a 407)', async (t) => {
+  const stub = await startStub(t, answerStatus(407));
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+  const err = (await failure(poll({ deadline: far() }))) as PollError;
+  t.match(err.reason, /^network error: \S/, `a reason with words in it (${err.reason})`);
+});
+
+t.test("a connection closed mid-answer says so, not only undici's code", async (t) => {
+  const stub = await startStub(t, (_req, res) => {
+    res.writeHead(200, { 'content-length': '10' });
+    res.write('4');
+    res.socket?.destroy();
+  });
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+  t.match(
+    await failure(poll({ deadline: far() })),
+    { reason: /^network error: UND_ERR_SOCKET: other side closed$/, attempts: 3 },
+    'the code and its message; retried, as another attempt may well work',
+  );
 });
 
 t.test('no token: no Authorization header', async (t) => {
@@ -126,8 +173,8 @@ t.test('gives up after maxAttempts on 500, with the reason', async (t) => {
   t.equal(stub.requests.length, 3, 'exactly three requests');
 });
 
-t.test("every 5xx is retried, not only the common ones: 501, 505, a CDN's 522", async (t) => {
-  for (const status of [501, 505, 522]) {
+t.test("every 5xx is retried, not only the common ones: 501, 505, a CDN's 522; and 408", async (t) => {
+  for (const status of [501, 505, 522, 408]) {
     const stub = await startStub(t, answerStatus(status));
     const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
     t.match(
