@@ -54,11 +54,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   const wait = (maxWaitSeconds: number) => ({ delaySeconds, maxWaitSeconds });
   const verb = (exists: unknown) => (exists ? 'reuse' : 'create');
 
-  const boundaryArn = await step(
-    'permissions boundary',
-    () => requireBoundary(iam, { partition, account }),
-    String,
-  );
+  const boundaryArn = await step('permissions boundary', () => requireBoundary(iam, identity), String);
   const tokenParameter = await resolveTokenParameter(session, options);
   const delivery = await step(
     'agent bundle',
