@@ -110,8 +110,6 @@ export async function agentSettings(
   return {
     settings,
     allowPlainHttp,
-    serviceUrl: settings.SERVICE_URL,
-    schedule: settings.SCHEDULE,
     caCert: await readCaCert(flags['ca-cert'] as string | undefined),
     bundlePath: flags.bundle as string | undefined,
     installScriptPath: flags['install-script'] as string | undefined,

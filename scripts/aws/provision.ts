@@ -174,7 +174,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
     ...delivery.commands.map((command, index) => ({
       name: command.comment,
       plan: () =>
-        `send AWS-RunShellScript to tag:Project=${name} and tag:CreatedBy${index < delivery.commands.length - 1 ? '' : `: install the agent polling ${options.serviceUrl} on '${options.schedule}'`}`,
+        `send AWS-RunShellScript to tag:Project=${name} and tag:CreatedBy${index < delivery.commands.length - 1 ? '' : `: install the agent polling ${options.settings.SERVICE_URL} on '${options.settings.SCHEDULE}'`}`,
       run: async () => {
         const r = await runCommand(ssm, { command, target, instanceIds: ids(), delaySeconds });
         installed = r.results;
@@ -216,7 +216,7 @@ async function resolveTokenParameter(session: Session, options: ProvisionOptions
   const found = await reusableTokenParameter(session.ssm, { name: options.name, recorded });
   if (found.parameterName) {
     refusePlainHttp(
-      options.serviceUrl,
+      options.settings.SERVICE_URL,
       options.allowPlainHttp,
       ` (kept from an earlier run: ${found.parameterName})`,
     );
