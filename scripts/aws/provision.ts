@@ -4,14 +4,7 @@ import { requireBoundary } from './boundary.ts';
 import { describeCaCert } from './ca-cert.ts';
 import { buildDelivery, readAgentFiles } from './delivery.ts';
 import { ensureInstanceProfile, ownAgentIam, recordedTokenParameter, roleName } from './iam.ts';
-import {
-  type FoundInstance,
-  findInstances,
-  launchInstances,
-  resolveAmi,
-  startStopped,
-  waitRunning,
-} from './instances.ts';
+import { findInstances, launchInstances, resolveAmi, startStopped, waitRunning } from './instances.ts';
 import type { Session } from './report.ts';
 import { ensureSecurityGroup, findSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand, waitForRegistration } from './ssm-command.ts';
@@ -36,7 +29,6 @@ type ProvisionOptions = Awaited<ReturnType<typeof agentSettings>> & {
 };
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const isStopped = (i: FoundInstance) => i.state === 'stopped' || i.state === 'stopping';
 
 /**
  * The provisioning scenario: first the reads (a dry run makes them too), then the steps that change
@@ -76,7 +68,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   }
   const existing = await findInstances(ec2, name);
   const missing = Math.max(0, options.count - existing.length);
-  const stopped = existing.filter(isStopped);
+  const stopped = existing.filter((i) => i.state === 'stopped' || i.state === 'stopping');
   const targets = existing.map((i) => i.instanceId).concat(missing ? plural(missing, 'new instance') : []);
   // What the steps make, for the steps after them.
   let groupId = '';
