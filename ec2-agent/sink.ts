@@ -12,8 +12,7 @@ import { dirname } from 'node:path';
  * choice and is kept (no chmod). Under the unit (UMask=0077) the agent never creates it: install.sh
  * makes the file 0644 before the first start, and the unit binds that file alone.
  */
-export function createFileSink(options: { path: string }) {
-  const { path } = options;
+export function createFileSink({ path }: { path: string }) {
   return {
     async write(at: Date, number: number): Promise<void> {
       const line = Buffer.from(`${formatLine(at, number)}\n`);

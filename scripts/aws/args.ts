@@ -11,14 +11,15 @@ type FlagValues<O extends Options> = {
   [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : string;
 } & { help?: boolean };
 
-/** node:util parseArgs, strict, with its errors turned into one ConfigError line that points at --help. */
+/**
+ * node:util parseArgs, with its errors turned into one ConfigError line that points at --help. Its
+ * defaults are what the CLIs want: strict (an unknown flag is an error) and no positionals.
+ */
 export function parseFlags<O extends Options>(argv: string[], options: O): FlagValues<O> {
   try {
     const { values } = parseArgs({
       args: argv,
       options: { ...options, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
     });
     return values as FlagValues<O>;
   } catch (err) {
@@ -109,8 +110,6 @@ export async function agentSettings(
   return {
     settings,
     allowPlainHttp,
-    serviceUrl: settings.SERVICE_URL,
-    schedule: settings.SCHEDULE,
     caCert: await readCaCert(flags['ca-cert'] as string | undefined),
     bundlePath: flags.bundle as string | undefined,
     installScriptPath: flags['install-script'] as string | undefined,

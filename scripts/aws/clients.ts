@@ -19,7 +19,5 @@ export function createClients({ region, profile }: AwsTarget) {
   };
 }
 
-export type Clients = ReturnType<typeof createClients>;
-
 /** --region and --profile as given; unset ones come from the SDK's chain (AWS_REGION, AWS_PROFILE, ...). */
 export type AwsTarget = { region?: string | undefined; profile?: string | undefined };

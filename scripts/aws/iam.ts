@@ -19,7 +19,7 @@ import {
   type Role,
   TagRoleCommand,
 } from '@aws-sdk/client-iam';
-import { AGENT_POLICY_NAME, agentPolicyDocument } from './agent-policy.ts';
+import { AGENT_POLICY_NAME, type AgentPolicyInput, agentPolicyDocument } from './agent-policy.ts';
 import { AwsStateError, unlessAbsent } from './errors.ts';
 import { IAM_PATH, projectTags, TOKEN_TAG, tokenTagValue } from './tags.ts';
 
@@ -94,11 +94,9 @@ export async function recordedTokenParameter(iam: IAMClient, name: string) {
  */
 export async function ensureInstanceProfile(
   iam: IAMClient,
-  options: {
+  // The caller's partition, region and account, for the role's policies (agent-policy.ts).
+  options: Pick<AgentPolicyInput, 'partition' | 'region' | 'account'> & {
     name: string;
-    partition: string;
-    region: string;
-    account: string;
     /** The permissions boundary every agent role carries (npm run iam-bootstrap made it). */
     boundaryArn: string;
     /** The token parameter the agent reads, and its customer managed KMS key if it has one. */

@@ -4,14 +4,7 @@ import { requireBoundary } from './boundary.ts';
 import { describeCaCert } from './ca-cert.ts';
 import { buildDelivery, readAgentFiles } from './delivery.ts';
 import { ensureInstanceProfile, ownAgentIam, recordedTokenParameter, roleName } from './iam.ts';
-import {
-  type FoundInstance,
-  findInstances,
-  launchInstances,
-  resolveAmi,
-  startStopped,
-  waitRunning,
-} from './instances.ts';
+import { findInstances, launchInstances, resolveAmi, startStopped, waitRunning } from './instances.ts';
 import type { Session } from './report.ts';
 import { ensureSecurityGroup, findSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand, waitForRegistration } from './ssm-command.ts';
@@ -36,7 +29,6 @@ type ProvisionOptions = Awaited<ReturnType<typeof agentSettings>> & {
 };
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const isStopped = (i: FoundInstance) => i.state === 'stopped' || i.state === 'stopping';
 
 /**
  * The provisioning scenario: first the reads (a dry run makes them too), then the steps that change
@@ -54,11 +46,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   const wait = (maxWaitSeconds: number) => ({ delaySeconds, maxWaitSeconds });
   const verb = (exists: unknown) => (exists ? 'reuse' : 'create');
 
-  const boundaryArn = await step(
-    'permissions boundary',
-    () => requireBoundary(iam, { partition, account }),
-    String,
-  );
+  const boundaryArn = await step('permissions boundary', () => requireBoundary(iam, identity), String);
   const tokenParameter = await resolveTokenParameter(session, options);
   const delivery = await step(
     'agent bundle',
@@ -80,7 +68,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   }
   const existing = await findInstances(ec2, name);
   const missing = Math.max(0, options.count - existing.length);
-  const stopped = existing.filter(isStopped);
+  const stopped = existing.filter((i) => i.state === 'stopped' || i.state === 'stopping');
   const targets = existing.map((i) => i.instanceId).concat(missing ? plural(missing, 'new instance') : []);
   // What the steps make, for the steps after them.
   let groupId = '';
@@ -178,7 +166,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
     ...delivery.commands.map((command, index) => ({
       name: command.comment,
       plan: () =>
-        `send AWS-RunShellScript to tag:Project=${name} and tag:CreatedBy${index < delivery.commands.length - 1 ? '' : `: install the agent polling ${options.serviceUrl} on '${options.schedule}'`}`,
+        `send AWS-RunShellScript to tag:Project=${name} and tag:CreatedBy${index < delivery.commands.length - 1 ? '' : `: install the agent polling ${options.settings.SERVICE_URL} on '${options.settings.SCHEDULE}'`}`,
       run: async () => {
         const r = await runCommand(ssm, { command, target, instanceIds: ids(), delaySeconds });
         installed = r.results;
@@ -220,7 +208,7 @@ async function resolveTokenParameter(session: Session, options: ProvisionOptions
   const found = await reusableTokenParameter(session.ssm, { name: options.name, recorded });
   if (found.parameterName) {
     refusePlainHttp(
-      options.serviceUrl,
+      options.settings.SERVICE_URL,
       options.allowPlainHttp,
       ` (kept from an earlier run: ${found.parameterName})`,
     );

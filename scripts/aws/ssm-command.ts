@@ -5,7 +5,7 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { CommandFailedError, errorName, PayloadTooLargeError, WaitTimeoutError } from './errors.ts';
-import { CREATED_BY_TAG } from './tags.ts';
+import { projectFilters } from './tags.ts';
 import { type WaitForTiming, waitFor } from './wait.ts';
 
 /**
@@ -49,12 +49,9 @@ export function sendCommandInput(command: ShellCommand, target: CommandTarget) {
   const where =
     'tagProject' in target
       ? {
-          // Both tags (targets are ANDed): the operator policy allows commands only to instances
-          // carrying ours, so an instance with just a same-named Project tag is not included.
-          Targets: [
-            { Key: 'tag:Project', Values: [target.tagProject] },
-            { Key: `tag:${CREATED_BY_TAG.Key}`, Values: [CREATED_BY_TAG.Value] },
-          ],
+          // The project's EC2 tag filters as SSM targets: both tags (ANDed). The operator policy allows
+          // commands only to instances carrying ours, so one with just a same-named Project tag is left out.
+          Targets: projectFilters(target.tagProject).map(({ Name, Values }) => ({ Key: Name, Values })),
           // The whole fleet at once; a single failure stops the rest (an install should not half-apply).
           MaxConcurrency: '100%',
           MaxErrors: '0',

@@ -30,7 +30,10 @@ export function projectTags(name: string): { Key: string; Value: string }[] {
   return [{ Key: 'Name', Value: name }, { Key: 'Project', Value: name }, CREATED_BY_TAG];
 }
 
-/** EC2 tag filters selecting the project's resources: its Project tag and ours (see CREATED_BY_TAG). */
+/**
+ * EC2 tag filters selecting the project's resources: its Project tag and ours (see CREATED_BY_TAG). SSM
+ * Run Command targets the project's instances with the same two (ssm-command.ts).
+ */
 export function projectFilters(name: string) {
   return [
     { Name: 'tag:Project', Values: [name] },

@@ -61,11 +61,9 @@ export async function tokenOwner(ssm: SSMClient, name: string, parameterName: st
 
 /** Deletes the parameter only if it carries our CreatedBy tag for this project. */
 export async function deleteTokenIfOurs(ssm: SSMClient, options: { name: string; parameterName: string }) {
-  const owner = await tokenOwner(ssm, options.name, options.parameterName);
-  if (owner !== 'ours') return owner === 'absent' ? 'absent' : 'kept';
+  if ((await tokenOwner(ssm, options.name, options.parameterName)) !== 'ours') return;
   const command = new DeleteParameterCommand({ Name: options.parameterName });
-  const deleted = await unlessAbsent(ssm.send(command), ParameterNotFound);
-  return deleted ? 'deleted' : 'absent';
+  await unlessAbsent(ssm.send(command), ParameterNotFound);
 }
 
 /**
