@@ -301,7 +301,8 @@ main() {
   local cmd="${1:-}"
   (($# > 0)) && shift
   case "$cmd" in
-    check | render | cluster) (($# >= 1)) || die "usage: $0 $cmd <minikube|cloud> [IMAGE]" ;;
+    check | render) (($# >= 1)) || die "usage: $0 $cmd <minikube|cloud> [IMAGE]" ;;
+    cluster) (($# == 1)) || die "usage: $0 $cmd <minikube|cloud>" ;;
     tls-secret | url) (($# == 2)) || die "usage: $0 $cmd <minikube|cloud> <namespace>" ;;
     secret | not-ready) (($# == 1)) || die "usage: $0 $cmd <namespace>" ;;
     *) die "usage: $0 <check|cluster|secret|tls-secret|render|url|not-ready> ... (see the comment at the top of this file)" ;;
