@@ -1,31 +1,42 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createPlainServer } from 'node:http';
-import { createServer } from 'node:https';
+import { createServer as createPlainServer, type Server as HttpServer } from 'node:http';
+import { createServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { fileLines, LINE, startAgent } from './helpers/agent.ts';
 import { json } from './helpers/process.ts';
 import { selfSigned } from './helpers/tls.ts';
 
-t.test('https with a self-signed certificate: trusted only when its CA is given', async (t) => {
-  const dir = t.testdir();
+/** A self-signed CA certificate for 127.0.0.1 and its key, in `dir`. */
+function certFor127(dir: string) {
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
   const extra = ['-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE'];
   selfSigned({ cert, key, subject: '/CN=random-number test', extra });
+  return { key, cert };
+}
+
+/** Listens on 127.0.0.1, port 0, until the test ends; its URL. */
+async function listen(t: Test, server: HttpServer | HttpsServer, scheme: 'http' | 'https'): Promise<string> {
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}
+
+t.test('https with a self-signed certificate: trusted only when its CA is given', async (t) => {
+  const dir = t.testdir();
+  const { key, cert } = certFor127(dir);
   // Answers like the service does, over TLS.
   const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
     const json = (req.headers.accept ?? '').includes('application/json');
     res.setHeader('content-type', json ? 'application/json' : 'text/plain; charset=utf-8');
     res.end(json ? '{"number":64,"coldStart":false}' : '64\n');
   });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const url = await listen(t, server, 'https');
 
   const untrusted = join(dir, 'untrusted.txt');
   const without = startAgent(t, { SERVICE_URL: url, SCHEDULE: '*/1 * * * * *', OUTPUT_FILE: untrusted });
@@ -77,13 +88,12 @@ t.test('https with a self-signed certificate: trusted only when its CA is given'
 t.test(
   'https:// to a port that answers in plain HTTP: a TLS reason naming the fix, not retried',
   async (t) => {
-    const server = createPlainServer((_req, res) => res.end('64\n'));
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-    t.teardown(() => {
-      server.closeAllConnections();
-      server.close();
-    });
-    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const plain = await listen(
+      t,
+      createPlainServer((_req, res) => res.end('64\n')),
+      'http',
+    );
+    const url = plain.replace(/^http:/, 'https:');
     const output = join(t.testdir(), 'numbers.txt');
     const agent = startAgent(t, { SERVICE_URL: url, SCHEDULE: '*/1 * * * * *', OUTPUT_FILE: output });
     t.match(
@@ -104,28 +114,17 @@ t.test(
 
 t.test('https:// that redirects to http://: not followed, nothing written', async (t) => {
   const dir = t.testdir();
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  const extra = ['-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE'];
-  selfSigned({ cert, key, subject: '/CN=random-number test', extra });
+  const { key, cert } = certFor127(dir);
   let asked = 0;
   const plain = createPlainServer((_req, res) => {
     asked += 1;
     res.end('8\n');
   });
-  await new Promise<void>((done) => plain.listen(0, '127.0.0.1', done));
-  const cleartext = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/`;
+  const cleartext = await listen(t, plain, 'http');
   const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => {
     res.writeHead(302, { location: cleartext }).end();
   });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  t.teardown(() => {
-    for (const s of [plain, server]) {
-      s.closeAllConnections();
-      s.close();
-    }
-  });
-  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const url = await listen(t, server, 'https');
   const output = join(dir, 'numbers.txt');
   const agent = startAgent(t, {
     SERVICE_URL: url,
