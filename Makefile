@@ -141,7 +141,8 @@ undeploy-knative: ## delete the Knative Service, its domain mapping, token and T
 ARGS ?=
 
 provision-ec2: build ## launch/find the EC2 instance(s) and install the agent through SSM (ARGS="--service-url URL ...")
-	npm run --silent provision-ec2 -- $(ARGS)
+	@# Not echoed: ARGS may hold --api-token.
+	@npm run --silent provision-ec2 -- $(ARGS)
 
 teardown-ec2: deps ## remove the instance(s), security group, role, profile and token parameter made by provision-ec2 (ARGS="--name ...")
 	npm run --silent teardown-ec2 -- $(ARGS)

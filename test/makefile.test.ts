@@ -127,9 +127,11 @@ t.test('make provision-ec2 builds, then hands ARGS to the CLI: a dry run against
   const before = await aws.snapshot('rn-make');
   const home = mkdtempSync(join(tmpdir(), 'make-home-'));
   t.teardown(() => rmSync(home, { recursive: true, force: true }));
-  const args = 'ARGS=--service-url https://x.example/ --name rn-make --dry-run';
+  const token = 'make-echo-token-0123456789abcdef0123456789';
+  const args = `ARGS=--service-url https://x.example/ --name rn-make --dry-run --api-token ${token}`;
+  // Not -s: make echoes the recipes it runs, as for a user, and the token must not be among them.
   // stdin not a socket: otherwise make's bash thinks a remote shell started it and reads bashrc.
-  const child = spawn('make', ['-s', 'provision-ec2', args], {
+  const child = spawn('make', ['provision-ec2', args], {
     cwd: dir,
     env: { ...env, ...aws.moto.env, HOME: home, npm_config_update_notifier: 'false' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -145,4 +147,6 @@ t.test('make provision-ec2 builds, then hands ARGS to the CLI: a dry run against
     '--name reached the CLI: the plan is for rn-make',
   );
   t.same(await aws.snapshot('rn-make'), before, 'and moto holds nothing new for rn-make');
+  t.notMatch(`${r.stdout}${r.stderr}`, token, 'the --api-token value is in none of the output');
+  t.match(r.stdout, /^ {2}API token: .*\/random-number\/rn-make\/api-token/m, '--api-token reached the CLI');
 });
