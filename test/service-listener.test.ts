@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { get } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { etag } from 'hono/etag';
@@ -68,6 +68,32 @@ t.test(
     const { url } = await serve(t, theApp().app);
     const res = await fetch(`${url}/healthz`);
     t.equal(res.headers.get('keep-alive'), 'timeout=65', 'every answer carries Keep-Alive: timeout=65');
+  },
+);
+
+t.test(
+  'a client that trickles its headers is answered 408 and cut off at 20 s, not up to 50 s',
+  async (t) => {
+    const { port } = await serve(t, theApp().app);
+    const socket = connect(port, '127.0.0.1');
+    t.teardown(() => socket.destroy());
+    await once(socket, 'connect');
+    const started = performance.now();
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    // A header line every 2 s: each arrives well within any idle timeout, the headers never end.
+    const trickle = setInterval(() => socket.write(`X-Slow-${Date.now()}: 1\r\n`), 2_000);
+    t.teardown(() => clearInterval(trickle));
+    let answer = '';
+    socket.on('data', (chunk) => {
+      answer += chunk;
+    });
+    await within(once(socket, 'close'), 30_000, 'the server closes the connection');
+    const seconds = (performance.now() - started) / 1000;
+    t.match(answer, /^HTTP\/1\.1 408 /, 'answered 408 Request Timeout');
+    t.ok(
+      seconds >= 19 && seconds < 23,
+      `cut off after the 20 s headersTimeout, checked every second (${seconds.toFixed(1)} s)`,
+    );
   },
 );
 
