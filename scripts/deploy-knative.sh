@@ -88,17 +88,17 @@ check_tls() {
 # The certificate for TLS=own: present, for DOMAIN, not expiring, matching its key (checked with openssl
 # when it is installed; the cluster would otherwise serve it and only the agent would complain).
 check_cert() {
-  local crt="$CERTS/$DOMAIN.crt" key="$CERTS/$DOMAIN.key"
+  local crt="$CERTS/$DOMAIN.crt" key="$CERTS/$DOMAIN.key" again="${CERTS_DIR:+CERTS_DIR=$CERTS_DIR }make tls-cert DOMAIN=$DOMAIN"
   if [[ ! -r "$crt" || ! -r "$key" ]]; then
-    problem "TLS=own needs $crt and $key: run make tls-cert DOMAIN=$DOMAIN (or put your own certificate and key there)"
+    problem "TLS=own needs $crt and $key: run $again (or put your own certificate and key there)"
   elif ! have openssl; then
     return 0
   elif [[ "$(openssl x509 -in "$crt" -noout -checkhost "$DOMAIN" 2>/dev/null)" != *"does match"* ]]; then
-    problem "$crt is not a certificate for $DOMAIN: run make tls-cert DOMAIN=$DOMAIN"
+    problem "$crt is not a certificate for $DOMAIN: run $again"
   elif ! openssl x509 -in "$crt" -noout -checkend 0 >/dev/null 2>&1; then
-    problem "$crt has expired: run make tls-cert DOMAIN=$DOMAIN to renew it"
+    problem "$crt has expired: run $again to renew it"
   elif [[ "$(cert_pubkey "$crt")" != "$(key_pubkey "$key")" ]]; then
-    problem "$key is not the key of $crt: run make tls-cert DOMAIN=$DOMAIN"
+    problem "$key is not the key of $crt: run $again"
   fi
 }
 

@@ -127,7 +127,13 @@ t.test('a re-run keeps everything; a subdomain reuses the CA; another domain get
   t.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), caBefore, 'the CA untouched');
 
   const own = join(dir, 'other.example.net');
-  t.equal(tlsCert(own, ['other.example.net']).status, 0, 'with CERTS_DIR of its own: succeeds');
+  const mine = tlsCert(own, ['other.example.net']);
+  t.equal(mine.status, 0, 'with CERTS_DIR of its own: succeeds');
+  t.match(
+    mine.stdout,
+    `  CERTS_DIR=${own} DOMAIN=other.example.net TLS=own make deploy-knative`,
+    'and its next step deploys from that folder, not from certs/',
+  );
   t.ok(
     verifies(join(own, 'ca.crt'), join(own, 'other.example.net.crt'), 'other.example.net').ok,
     'its certificate verifies against its own CA',
