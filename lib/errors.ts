@@ -7,8 +7,9 @@ export class ConfigError extends Error {
 }
 
 /**
- * A failure that may pass by itself or be fixed elsewhere (the network, a resource not there yet). Edges
- * print its message as one line and exit 1, a status systemd retries.
+ * A failure that may pass by itself or be fixed elsewhere (the network, a resource not there yet, the
+ * state of an AWS account), with a message written for the user. Edges print that message as one line
+ * and exit 1, a status systemd retries.
  */
 export class TransientError extends Error {
   override name = 'TransientError';

@@ -237,8 +237,8 @@ t.test('a same-named role that is not ours is neither used nor deleted', async (
   t.equal(run.code, 1, 'provisioning stops');
   t.match(
     run.stderr,
-    /IAM role rn-foreign-agent exists \(arn:aws:iam::123456789012:role\/rn-foreign-agent\) but is not tagged Project=rn-foreign under path \/random-number\/: it is not one provision-ec2 made/,
-    'and says why',
+    /^provision-ec2: IAM role rn-foreign-agent exists \(arn:aws:iam::123456789012:role\/rn-foreign-agent\) but is not tagged Project=rn-foreign under path \/random-number\/: it is not one provision-ec2 made/,
+    'and says why, in its own words (no error class before them)',
   );
   t.equal((await liveInstances('rn-foreign')).length, 0, 'no instance was launched');
   const dry = await cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-foreign', '--dry-run']);

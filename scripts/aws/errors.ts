@@ -1,22 +1,23 @@
 import { isThrottlingError } from '@smithy/core/retry';
+import { TransientError } from '../../lib/errors.ts';
 
 /** A bounded wait ran out. The message says what was awaited and what to check. */
-export class WaitTimeoutError extends Error {
+export class WaitTimeoutError extends TransientError {
   override name = 'WaitTimeoutError';
 }
 
 /** An SSM command ended in a state other than Success; carries the remote stderr. */
-export class CommandFailedError extends Error {
+export class CommandFailedError extends TransientError {
   override name = 'CommandFailedError';
 }
 
 /** A command's payload would not fit SSM's 64 KB limit. */
-export class PayloadTooLargeError extends Error {
+export class PayloadTooLargeError extends TransientError {
   override name = 'PayloadTooLargeError';
 }
 
 /** Something in the account prevents a step (no default VPC, a name taken by a foreign resource, ...). */
-export class AwsStateError extends Error {
+export class AwsStateError extends TransientError {
   override name = 'AwsStateError';
 }
 
