@@ -16,9 +16,14 @@ export const TOKEN_PATTERN = /^[A-Za-z0-9._~+/-]{32,}=*$/;
 export const TOKEN_RULE =
   'a Bearer token: letters, digits and -._~+/ (then = padding), at least 32 of them, as `openssl rand -hex 32` makes';
 
+/** What is wrong with a token that breaks the rule, in the words every part uses. */
+export const tokenRuleBroken = (token: string) =>
+  // A Secret made from a file, a value pasted from one: a line end is easy to carry along and hard to see.
+  `must be ${TOKEN_RULE}${/\s$/.test(token) ? ' (this one ends in white space, a line end perhaps: remove it)' : ''}`;
+
 /** The one message for a token that breaks the rule, whoever is given it (`what`: the flag or variable). */
 export const tokenProblem = (what: string, token: string): string | undefined =>
-  TOKEN_PATTERN.test(token) ? undefined : `${what} must be ${TOKEN_RULE}`;
+  TOKEN_PATTERN.test(token) ? undefined : `${what} ${tokenRuleBroken(token)}`;
 
 /** The agent's defaults, wherever they are applied: its config, install.sh, the EC2 CLIs. */
 export const AGENT_DEFAULTS = {

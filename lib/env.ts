@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { TOKEN_PATTERN, TOKEN_RULE } from './contract.ts';
+import { TOKEN_PATTERN, tokenRuleBroken } from './contract.ts';
 import { ConfigError } from './errors.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -36,7 +36,9 @@ export function parseEnv<S extends z.ZodMiniObject>(
 }
 
 /** An API token (lib/contract.ts's rule), as the service and the agent read it. */
-export const tokenVar = z.string().check(z.regex(TOKEN_PATTERN, { error: `must be ${TOKEN_RULE}` }));
+export const tokenVar = z
+  .string()
+  .check(z.regex(TOKEN_PATTERN, { error: (issue) => tokenRuleBroken(String(issue.input)) }));
 
 /** A whole number within [min, max]. */
 export function intVar(min: number, max: number) {

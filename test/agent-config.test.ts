@@ -103,6 +103,11 @@ const BAD: [Record<string, string>, RegExp, string][] = [
   [{ ...URL_OK, LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/, 'LOG_LEVEL'],
   [{ ...URL_OK, API_TOKEN: 'has space' }, /API_TOKEN must be a Bearer token: letters, digits/, 'API_TOKEN'],
   [
+    { ...URL_OK, API_TOKEN: `${'a'.repeat(64)}\r\n` },
+    /API_TOKEN must be a Bearer token.*\(this one ends in white space, a line end perhaps: remove it\)/,
+    'API_TOKEN with a line end',
+  ],
+  [
     { ...URL_OK, API_TOKEN_PARAMETER: 'bad name!' },
     /API_TOKEN_PARAMETER must be an SSM parameter name/,
     'parameter',

@@ -49,4 +49,11 @@ t.test('bad values throw one ConfigError naming every bad variable', async (t) =
   const short = t.throws(() => loadConfig({ API_TOKEN: 'a'.repeat(31) })) as Error;
   t.match(short.message, /at least 32 of them/, 'a token shorter than 32 characters is refused, saying so');
   t.equal(loadConfig({ API_TOKEN: 'a'.repeat(32) }).apiToken, 'a'.repeat(32), '32 characters are enough');
+  t.notMatch(short.message, /white space/, 'a short token is not told about white space');
+  const carried = t.throws(() => loadConfig({ API_TOKEN: `${'a'.repeat(64)}\n` })) as Error;
+  t.match(
+    carried.message,
+    /API_TOKEN must be a Bearer token.* \(this one ends in white space, a line end perhaps: remove it\)$/,
+    'a token with a line end (a Secret made from a file): refused, naming the line end',
+  );
 });

@@ -78,7 +78,8 @@ export async function startMoto(
   });
 
   // moto prints its banner to stderr in a form that changed between versions; asking it is sturdier.
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
+  // 60 s: a Python start that takes 2 s alone has taken over 20 s on two cores busy with test hosts.
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
   const ready = (async () => {
     while (!gone) {
       try {
