@@ -122,6 +122,57 @@ t.test(
 );
 
 t.test(
+  'LOG_LEVEL=warn hides the started line: install.sh still tells a start that held from one that failed',
+  async (t) => {
+    const service = await startService(t);
+    const host = await bootHost(t);
+    const url = `${service.url}/`;
+    const settings = fastAgent(url, '--log-level', 'warn');
+    const install = (await runPayloads(host, await agentCommandPayloads(t, settings))).at(-1);
+    t.equal(install?.code, 0, `install.sh exits 0 (${install?.stderr.trim()})`);
+    t.match(
+      install?.stdout,
+      /random-number-agent: active \(no started line, .*the same start still running after 20 s: past its configuration and token checks\)/,
+      'its success line says what it checked instead of the started line',
+    );
+    t.equal(
+      (await host.exec(['systemctl', 'is-active', AGENT])).stdout.trim(),
+      'active',
+      'the unit is active',
+    );
+    const lines = await host.linesAtLeast('/root/randomNumber.txt', 2, 10_000);
+    t.ok(lines.length >= 2, 'and numbers are written');
+    const journal = await host.run(['journalctl', '-u', AGENT, '-o', 'cat', '--no-pager']);
+    t.notMatch(journal, '"msg":"started"', 'no started line was logged: the quiet path was the one taken');
+
+    // A value install.sh's check never sees (an operator's drop-in naming a CA file that is not there)
+    // stops the agent at start with 78: the failure is still told, in the agent's words, without waiting.
+    const dropIn = `/etc/systemd/system/${AGENT}.service.d`;
+    await host.run(['mkdir', '-p', dropIn]);
+    await host.run(['sh', '-c', `cat > ${dropIn}/ca.conf`], {
+      input: '[Service]\nEnvironment=SERVICE_CA_FILE=/etc/random-number-agent/missing.pem\n',
+    });
+    const staged = await stagedInstall(host);
+    const began = Date.now();
+    const bad = await host.exec([
+      'bash',
+      `${staged}/install.sh`,
+      '--bundle',
+      `${staged}/ec2-agent.mjs`,
+      ...settings,
+    ]);
+    t.equal(bad.code, 1, 'install.sh exits 1');
+    t.match(bad.stderr, /SERVICE_CA_FILE/, "with the agent's own line naming the setting");
+    t.match(
+      bad.stderr,
+      /NOT active: the agent rejected its configuration \(exit 78, not restarted\)/,
+      'and exit 78',
+    );
+    t.ok(Date.now() - began < 15_000, `told in ${Date.now() - began} ms, not after the 20 s wait`);
+  },
+);
+
+t.test(
   'a token parameter that cannot be read yet is retried until it can, then the agent polls',
   async (t) => {
     const token = 'host-test-token-1234-0123456789abcdef';
@@ -144,6 +195,10 @@ t.test(
         '/random-number/host-test/api-token',
         '--region',
         'us-east-1',
+        // At warn the agent logs no started line even when it starts well: install.sh must tell this
+        // failure (a read that fails, exit 1, and a restart) by the exit, not by a missing line.
+        '--log-level',
+        'warn',
       ),
     );
     const install = (await runPayloads(host, payloads)).at(-1);
@@ -155,11 +210,14 @@ t.test(
     );
     t.match(install?.stderr, /systemd retries every 5 s/, 'and that systemd keeps trying');
 
+    const { InvocationID: first } = await host.unit(AGENT, ['InvocationID']);
     const restarts = await eventually('a second restart', async () => {
-      const { NRestarts } = await host.unit(AGENT, ['NRestarts']);
-      return Number(NRestarts) >= 2 ? Number(NRestarts) : undefined;
+      const unit = await host.unit(AGENT, ['NRestarts', 'InvocationID']);
+      return Number(unit.NRestarts) >= 2 ? unit : undefined;
     });
-    t.ok(restarts >= 2, `restarted ${restarts} times, and on`);
+    t.ok(Number(restarts.NRestarts) >= 2, `restarted ${restarts.NRestarts} times, and on`);
+    // What install.sh relies on above LOG_LEVEL=info: a start that failed is never the same invocation.
+    t.not(restarts.InvocationID, first, 'each restart is a new invocation');
 
     const ssm = new SSMClient({
       endpoint: moto.endpoint,
