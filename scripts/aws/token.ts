@@ -75,13 +75,11 @@ export async function deleteTokenIfOurs(ssm: SSMClient, options: { name: string;
  */
 export async function customerKeyOf(ssm: SSMClient, parameterName: string): Promise<string | undefined> {
   let keyId: string | undefined;
-  try {
-    const pages = paginateGetParameterHistory({ client: ssm }, { Name: parameterName });
+  const pages = paginateGetParameterHistory({ client: ssm }, { Name: parameterName });
+  const readAll = async () => {
     for await (const page of pages) keyId = page.Parameters?.at(-1)?.KeyId ?? keyId;
-  } catch (err) {
-    if (err instanceof ParameterNotFound) return undefined;
-    throw err;
-  }
+  };
+  await unlessAbsent(readAll(), ParameterNotFound);
   return keyId && !/(^|:)alias\/aws\/ssm$/.test(keyId) ? keyId : undefined;
 }
 
