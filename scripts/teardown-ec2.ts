@@ -5,13 +5,13 @@ import { startSession } from './aws/report.ts';
 const USAGE = `Usage: npm run teardown-ec2 -- [options]
 
 Removes what provision-ec2 created for NAME: terminates the instances tagged Project=NAME (and waits),
-deletes the security group, the instance profile and role, and the API token parameter only if
-provision-ec2 created it. Safe to run again; --dry-run first names what would go.
+deletes the security group, the API token parameters provision-ec2 created (no others), then the
+instance profile and role. Safe to run again; --dry-run first names what would go.
 `;
 
 runCli('teardown-ec2', async () => {
   const parameterHelp =
-    'the token parameter to check (default: the one the agent role records,\nelse /random-number/NAME/api-token)';
+    'one more token parameter to check (the one the agent role records\nand /random-number/NAME/api-token always are)';
   const flags = awsCliFlags(USAGE, {
     'api-token-parameter': flag('P', parameterHelp),
     'dry-run': toggle('name what would be removed, from read calls alone; remove nothing'),

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { IAMClient } from '@aws-sdk/client-iam';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import t, { type Test } from 'tap';
 import { inspect, noStack, type Run, startAwsCli } from './helpers/aws-cli.ts';
 import type { CliName } from './helpers/cli-bundle.ts';
@@ -33,6 +33,7 @@ const without = (user: string, action: string) => userWithPolicy(aws.iam, user, 
 const noLaunch = await without('no-launch', 'ec2:RunInstances');
 const noLookup = await without('no-lookup', 'ec2:DescribeInstances');
 const noGroupDelete = await without('no-group-delete', 'ec2:DeleteSecurityGroup');
+const noParameterDelete = await without('no-parameter-delete', 'ssm:DeleteParameter');
 t.equal(await enforceIam(aws.moto.endpoint), 200, 'moto enforces IAM from here on');
 
 // What exists, seen with the administrator's keys (the emulator's own dummy keys no longer pass).
@@ -41,10 +42,11 @@ const asAdmin = {
   endpoint: aws.moto.endpoint,
   credentials: { accessKeyId: admin.AWS_ACCESS_KEY_ID, secretAccessKey: admin.AWS_SECRET_ACCESS_KEY },
 };
-const { snapshot } = inspect({
+const ssmAsAdmin = new SSMClient(asAdmin);
+const { snapshot, exists } = inspect({
   ec2: new EC2Client(asAdmin),
   iam: new IAMClient(asAdmin),
-  ssm: new SSMClient(asAdmin),
+  ssm: ssmAsAdmin,
 });
 
 /** stderr is exactly one line, `line` (a string or a pattern for it), with no stack trace. */
@@ -179,6 +181,40 @@ t.test('a policy without one action the commands need: exit 1, the action and wh
       'nothing left',
     );
   });
+});
+
+t.test('teardown-ec2 without ssm:DeleteParameter keeps the role that records the parameter', async (t) => {
+  // The parameter is found again on a rerun only through the role's TokenParameter tag (it is not the
+  // default name, and the operator may not list parameters): the role must outlive a failed delete.
+  const name = 'rn-cust';
+  const parameter = `/random-number/${name}/custom-token`;
+  const args = ['--service-url', URL_, '--name', name, '--api-token-parameter', parameter];
+  const up = await aws.cli('provision-ec2', args, { ...operator, API_TOKEN: 'c'.repeat(32) });
+  t.equal(up.code, 0, `provision exits 0${up.code ? `\n${up.stderr}` : ''}`);
+  const tokenLeft = () => exists(ssmAsAdmin.send(new GetParameterCommand({ Name: parameter })));
+
+  const run = await aws.cli('teardown-ec2', ['--name', name], noParameterDelete);
+  t.equal(run.code, 1, 'exit 1');
+  // moto's denial is XML, which SSM's JSON protocol cannot read (see the top): the unreadable-answer line.
+  oneLine(t, run, /^teardown-ec2: an AWS call got an answer AWS would not send \(HTTP 403/);
+  t.match(run.stdout, /✓ security group: /, 'the steps before it ran');
+  t.notMatch(run.stdout, /✓ IAM role/, 'and not the role');
+  t.match(
+    await snapshot(name),
+    { instances: 0, groups: 0, role: true, profile: true },
+    'role and profile stay',
+  );
+  t.ok(await tokenLeft(), 'and the parameter');
+
+  const rerun = await aws.cli('teardown-ec2', ['--name', name], operator);
+  t.equal(rerun.code, 0, `with the whole policy, a rerun finishes${rerun.code ? `\n${rerun.stderr}` : ''}`);
+  t.match(
+    rerun.stdout,
+    `removed 3:\n  SecureString ${parameter}\n  instance profile ${name}-agent\n  role ${name}-agent`,
+    'the parameter the role recorded, then the role and profile',
+  );
+  t.notOk(await tokenLeft(), 'the parameter is gone');
+  t.match(await snapshot(name), { role: false, profile: false }, 'and so are the role and profile');
 });
 
 t.test("real AWS's other names for a denial get the same line; other errors do not", async (t) => {

@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import t from 'tap';
 import { tokenProblem } from '../lib/contract.ts';
-import { noStack, startAwsCli } from './helpers/aws-cli.ts';
+import { noStack, startAwsCli, teardownNames } from './helpers/aws-cli.ts';
 import { cliBundle } from './helpers/cli-bundle.ts';
 import { startMoto } from './helpers/moto.ts';
 
@@ -225,6 +225,37 @@ t.test(
     t.equal((await liveInstances(name)).length, 0, 'the fleet is gone');
   },
 );
+
+t.test('a token switched with --api-token-parameter: teardown removes the old and the new one', async (t) => {
+  // docs/ec2.md's way to switch tokens leaves two parameters provision-ec2 made: the default one, which
+  // the role no longer records, and the new one, which it does. Teardown must find both, in one run.
+  const name = 'rn-switch';
+  const [first, rotated] = [`/random-number/${name}/api-token`, `/random-number/${name}/rotated`];
+  const provision = (token: string, extra: string[] = []) =>
+    cli('provision-ec2', ['--service-url', URL_, '--name', name, ...extra], { API_TOKEN: token });
+  const one = await provision('a'.repeat(32));
+  t.equal(one.code, 0, `first provision exits 0 (${one.stderr})`);
+  const two = await provision('b'.repeat(32), ['--api-token-parameter', rotated]);
+  t.equal(two.code, 0, `the switch exits 0 (${two.stderr})`);
+  t.match(two.stdout, `SecureString ${rotated} created`, 'the new parameter was made');
+
+  const dry = await cli('teardown-ec2', ['--name', name, '--dry-run']);
+  t.equal(dry.code, 0, `the dry run exits 0 (${dry.stderr})`);
+  t.match(
+    dry.stdout,
+    `  API token parameter: remove SecureString ${rotated}, SecureString ${first}`,
+    'the dry run names both parameters (the recorded one first)',
+  );
+  const down = await cli('teardown-ec2', ['--name', name]);
+  t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
+  t.match(down.stdout, /^removed 6:$/m, 'instance, security group, both parameters, profile, role');
+  t.same(teardownNames(dry.stdout), teardownNames(down.stdout), 'the dry run named exactly what went');
+  for (const parameter of [first, rotated]) {
+    t.notOk(await exists(ssm.send(new GetParameterCommand({ Name: parameter }))), `${parameter} is gone`);
+  }
+  const again = await cli('teardown-ec2', ['--name', name]);
+  t.match(again.stdout, `nothing to remove: no resources of ${name} were found`, 'a rerun finds nothing');
+});
 
 t.test('a same-named role that is not ours is neither used nor deleted', async (t) => {
   await iam.send(

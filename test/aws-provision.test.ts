@@ -209,8 +209,8 @@ t.test('the main path: provision, provision again, results, teardown, teardown a
     t.same(await snapshot(NAME), before, 'the dry run removed nothing');
     t.same(
       stepNames(dry.stdout),
-      ['credentials', 'instances', 'security group', 'IAM role and instance profile', 'API token parameter'],
-      'a line per teardown step, starting with its name',
+      ['credentials', 'instances', 'security group', 'API token parameter', 'IAM role and instance profile'],
+      'a line per teardown step, starting with its name (the parameter before the role that records it)',
     );
     const run = await cli('teardown-ec2', ['--name', NAME]);
     t.equal(run.code, 0, `exit 0 (${run.stderr})`);

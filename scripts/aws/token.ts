@@ -59,11 +59,19 @@ export async function tokenOwner(ssm: SSMClient, name: string, parameterName: st
   return ours ? 'ours' : 'foreign';
 }
 
-/** Deletes the parameter only if it carries our CreatedBy tag for this project. */
-export async function deleteTokenIfOurs(ssm: SSMClient, options: { name: string; parameterName: string }) {
-  if ((await tokenOwner(ssm, options.name, options.parameterName)) !== 'ours') return;
-  const command = new DeleteParameterCommand({ Name: options.parameterName });
-  await unlessAbsent(ssm.send(command), ParameterNotFound);
+/** Of the candidate parameter names (each once, undefined skipped), those that exist: ours and others'. */
+export async function tokenOwners(ssm: SSMClient, name: string, candidates: (string | undefined)[]) {
+  const names = [...new Set(candidates)].filter((p) => p !== undefined);
+  const owners = await Promise.all(names.map((p) => tokenOwner(ssm, name, p)));
+  const whose = (owner: string) => names.filter((_, i) => owners[i] === owner);
+  return { ours: whose('ours'), foreign: whose('foreign') };
+}
+
+/** Deletes those of the parameters still tagged as ours for this project (checked again, after the waits). */
+export async function deleteTokensIfOurs(ssm: SSMClient, name: string, parameterNames: string[]) {
+  const { ours } = await tokenOwners(ssm, name, parameterNames);
+  for (const Name of ours)
+    await unlessAbsent(ssm.send(new DeleteParameterCommand({ Name })), ParameterNotFound);
 }
 
 /**
@@ -75,13 +83,11 @@ export async function deleteTokenIfOurs(ssm: SSMClient, options: { name: string;
  */
 export async function customerKeyOf(ssm: SSMClient, parameterName: string): Promise<string | undefined> {
   let keyId: string | undefined;
-  try {
-    const pages = paginateGetParameterHistory({ client: ssm }, { Name: parameterName });
+  const pages = paginateGetParameterHistory({ client: ssm }, { Name: parameterName });
+  const readAll = async () => {
     for await (const page of pages) keyId = page.Parameters?.at(-1)?.KeyId ?? keyId;
-  } catch (err) {
-    if (err instanceof ParameterNotFound) return undefined;
-    throw err;
-  }
+  };
+  await unlessAbsent(readAll(), ParameterNotFound);
   return keyId && !/(^|:)alias\/aws\/ssm$/.test(keyId) ? keyId : undefined;
 }
 
