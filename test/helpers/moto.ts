@@ -93,7 +93,12 @@ export async function startMoto(
     }
   })();
   ready.catch(() => {}); // the race below reports it; no unhandled rejection when `failed` wins first
-  await Promise.race([ready, failed]);
+  // Not left to the teardown: a start that fails at a test file's top level ends the process before
+  // any teardown runs, and the emulator would outlive it.
+  await Promise.race([ready, failed]).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
 
   return {
     endpoint,
