@@ -45,12 +45,9 @@ export async function resolveToken(
 ): Promise<string | undefined> {
   if (apiToken !== undefined || name === undefined) return apiToken;
   const read = reader();
-  let value: string | undefined;
-  try {
-    // Bounded: with no route to SSM at boot a request would wait on the socket indefinitely; failing
-    // lets systemd restart us (every 5 s) until the network is there. That restart is also the retry.
-    value = await read(name, AbortSignal.timeout(timeoutMs));
-  } catch (err) {
+  // Bounded: with no route to SSM at boot a request would wait on the socket indefinitely; failing
+  // lets systemd restart us (every 5 s) until the network is there. That restart is also the retry.
+  const value = await read(name, AbortSignal.timeout(timeoutMs)).catch((err: unknown) => {
     const {
       name: code,
       message: why,
@@ -64,7 +61,7 @@ export async function resolveToken(
     // without touching the instance, so systemd retrying every few seconds is what recovers.
     const message = `cannot read the API token from SSM parameter ${name} (API_TOKEN_PARAMETER): ${what}`;
     throw new TokenError(message, { cause: err });
-  }
+  });
   const token = value?.trim() ?? '';
   const problem = tokenProblem(`the value of SSM parameter ${name} (API_TOKEN_PARAMETER)`, token);
   if (problem) throw new TokenError(problem);

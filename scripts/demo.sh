@@ -4,6 +4,8 @@
 # 8080 is taken) come from the environment; DATA_DIR moves the output folder (tests use it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 SCHEDULE=${SCHEDULE:-'* * * * *'}
 # Absolute: the agent takes OUTPUT_FILE only as a plain absolute path.
@@ -58,8 +60,7 @@ start_service() {
 # The service's own reason (the last line it wrote) on the terminal, not only in its log.
 service_failed() {
   tail -n 1 "$SERVICE_LOG" >&2
-  echo "demo: the service could not start (its reason above; its log: $SERVICE_LOG)" >&2
-  exit 1
+  die "the service could not start (its reason above; its log: $SERVICE_LOG)"
 }
 if [[ -n ${PORT:-} ]]; then
   start_service "$PORT" || service_failed
@@ -73,10 +74,7 @@ echo "demo: service  $url (pid $service_pid, log $SERVICE_LOG)"
 
 export SERVICE_URL=$url SCHEDULE OUTPUT_FILE
 # The agent's own check first: a bad setting is its one line, before anything says it polls.
-node dist/ec2-agent.mjs --check >/dev/null || {
-  echo "demo: the agent refused its settings (its reason above)" >&2
-  exit 1
-}
+node dist/ec2-agent.mjs --check >/dev/null || die "the agent refused its settings (its reason above)"
 node dist/ec2-agent.mjs &
 agent_pid=$!
 echo "demo: agent    polling on '$SCHEDULE' (pid $agent_pid); numbers go to $OUTPUT_FILE"
@@ -88,5 +86,4 @@ set +e
 wait -n "$service_pid" "$agent_pid"
 status=$?
 # A signal for this script interrupts `wait` with a status above 128 and its trap then runs.
-echo "demo: a process exited on its own (status $status); see $SERVICE_LOG and the lines above" >&2
-exit 1
+die "a process exited on its own (status $status); see $SERVICE_LOG and the lines above"

@@ -29,8 +29,7 @@ lan_address() {
   local ip
   ip="$(hostname -I 2>/dev/null | awk '{print $1}')" || ip=""
   [[ -n "$ip" ]] || ip="$(ipconfig getifaddr en0 2>/dev/null)" || ip=""
-  [[ -n "$ip" ]] || ip="<this machine's LAN address>"
-  echo "$ip"
+  echo "${ip:-"<this machine's LAN address>"}"
 }
 
 print_steps() {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What the Knative and TLS scripts share (deploy-knative, expose-minikube, tls-cert):
+# What the Knative and TLS scripts (deploy-knative, expose-minikube, tls-cert) and demo share:
 # sourced, never run. Their messages start with the script's name.
 # shellcheck disable=SC2034 # the variables are used by the scripts that source this file
 

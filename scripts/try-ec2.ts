@@ -44,12 +44,7 @@ async function cli(name: string, args: string[], env: Record<string, string>) {
   if (code !== 0) throw new Error(`npm run ${name} failed (exit ${code}): its reason is above`);
 }
 
-runMain('try-ec2', () =>
-  tryEc2().catch(async (err: unknown) => {
-    await cleanUp();
-    throw err;
-  }),
-);
+runMain('try-ec2', () => tryEc2().finally(cleanUp));
 
 async function tryEc2() {
   if (process.getuid?.() !== 0) {

@@ -19,11 +19,9 @@ export type FoundInstance = { instanceId: string; state: string };
 /** The project's instances in the states that count as "ours and alive" for idempotent re-runs. */
 export async function findInstances(ec2: EC2Client, name: string): Promise<FoundInstance[]> {
   const alive = { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] };
+  const Filters = [...projectFilters(name), alive];
   const found: FoundInstance[] = [];
-  for await (const page of paginateDescribeInstances(
-    { client: ec2 },
-    { Filters: [...projectFilters(name), alive] },
-  )) {
+  for await (const page of paginateDescribeInstances({ client: ec2 }, { Filters })) {
     for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
       found.push({ instanceId: i.InstanceId as string, state: i.State?.Name ?? 'unknown' });
     }

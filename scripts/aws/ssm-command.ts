@@ -147,12 +147,9 @@ export async function waitForRegistration(ssm: SSMClient, instanceIds: string[],
       if (describe) {
         try {
           // Every page: SSM may answer a filtered list in several, some of them empty.
-          const filter = { Key: 'InstanceIds', Values: instanceIds };
+          const Filters = [{ Key: 'InstanceIds', Values: instanceIds }];
           const online = new Set<string | undefined>();
-          for await (const page of paginateDescribeInstanceInformation(
-            { client: ssm },
-            { Filters: [filter] },
-          )) {
+          for await (const page of paginateDescribeInstanceInformation({ client: ssm }, { Filters })) {
             for (const i of page.InstanceInformationList ?? [])
               if (i.PingStatus === 'Online') online.add(i.InstanceId);
           }
