@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
+import { CreateSecurityGroupCommand, DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import {
   GetParameterCommand,
@@ -306,7 +306,10 @@ t.test('a role of ours without the permissions boundary is refused with what to 
       Tags: [{ Key: 'Project', Value: 'rn-unbounded' }],
     }),
   );
-  const run = await cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-unbounded']);
+  const before = await snapshot('rn-unbounded');
+  const args = ['--service-url', URL_, '--name', 'rn-unbounded'];
+  const token = { API_TOKEN: 'a'.repeat(40) };
+  const run = await cli('provision-ec2', args, token);
   t.equal(run.code, 1, 'provisioning stops');
   t.match(
     run.stderr,
@@ -314,7 +317,37 @@ t.test('a role of ours without the permissions boundary is refused with what to 
     'says why and what to do',
   );
   noStack(t, run);
-  t.equal((await liveInstances('rn-unbounded')).length, 0, 'no instance was launched');
+  t.same(await snapshot('rn-unbounded'), before, 'before the first change: no token parameter, nothing made');
+  const dry = await cli('provision-ec2', [...args, '--dry-run'], token);
+  t.equal(dry.code, 1, 'the dry run stops there too, rather than planning to reuse the role');
+  t.equal(dry.stderr, run.stderr, 'with the same words');
+});
+
+t.test('a same-named security group that is not ours stops the run before the first change', async (t) => {
+  const [subnet] = (await ec2.send(new DescribeSubnetsCommand({}))).Subnets ?? [];
+  await ec2.send(
+    new CreateSecurityGroupCommand({
+      GroupName: 'rn-sgforeign',
+      Description: 'not ours',
+      VpcId: subnet?.VpcId,
+    }),
+  );
+  const before = await snapshot('rn-sgforeign');
+  const args = ['--service-url', URL_, '--name', 'rn-sgforeign'];
+  const token = { API_TOKEN: 'a'.repeat(40) };
+  const [run, dry] = [
+    await cli('provision-ec2', args, token),
+    await cli('provision-ec2', [...args, '--dry-run'], token),
+  ];
+  t.equal(run.code, 1, 'provisioning stops');
+  t.match(
+    run.stderr,
+    /^provision-ec2: security group "rn-sgforeign" \(sg-\w+\) exists but is not tagged Project=rn-sgforeign: it is not ours; choose another --name\n$/,
+    'in one line saying why and what to do',
+  );
+  t.same(await snapshot('rn-sgforeign'), before, 'no token parameter, role or profile was made first');
+  t.equal(dry.code, 1, 'the dry run stops there too');
+  t.equal(dry.stderr, run.stderr, 'with the same words');
 });
 
 t.test('a token the agent would refuse is refused before any AWS call, exit 2', async (t) => {

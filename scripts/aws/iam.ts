@@ -70,10 +70,19 @@ export async function findAgentIam(iam: IAMClient, name: string): Promise<AgentI
 }
 type AgentIam = { role?: Role; profile?: InstanceProfile; notOurs?: string };
 
-/** findAgentIam for provisioning: someone else's role or profile stops it. */
-export async function ownAgentIam(iam: IAMClient, name: string) {
+/**
+ * findAgentIam for provisioning: someone else's role or profile stops it, and so does a role of ours
+ * without the permissions boundary, whose policies the operator policy may not change.
+ */
+export async function ownAgentIam(iam: IAMClient, name: string, boundaryArn: string) {
   const found = await findAgentIam(iam, name);
   if (found.notOurs) throw new AwsStateError(`${found.notOurs}; choose another --name`);
+  if (found.role && !found.role.PermissionsBoundary?.PermissionsBoundaryArn) {
+    const role = roleName(name);
+    throw new AwsStateError(
+      `IAM role ${role} has no permissions boundary, so the operator policy may not change it: an administrator adds it (aws iam put-role-permissions-boundary --role-name ${role} --permissions-boundary ${boundaryArn}) or deletes the role; then run again`,
+    );
+  }
   return found;
 }
 
@@ -106,13 +115,7 @@ export async function ensureInstanceProfile(
   const { name, token } = options;
   const role = roleName(name);
   const corePolicyArn = ssmCorePolicyArn(options.partition);
-  const found = await ownAgentIam(iam, name);
-  if (found.role && !found.role.PermissionsBoundary?.PermissionsBoundaryArn) {
-    // The operator policy may change a role's policies only while it has the boundary.
-    throw new AwsStateError(
-      `IAM role ${role} has no permissions boundary, so the operator policy may not change it: an administrator adds it (aws iam put-role-permissions-boundary --role-name ${role} --permissions-boundary ${options.boundaryArn}) or deletes the role; then run again`,
-    );
-  }
+  const found = await ownAgentIam(iam, name, options.boundaryArn);
   const tokenTag = token ? [{ Key: TOKEN_TAG, Value: tokenTagValue(token.parameterName) }] : [];
   if (!found.role) {
     await iam.send(

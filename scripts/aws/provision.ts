@@ -66,6 +66,9 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
       `--api-token-parameter ${tokenParameter} does not exist: pass --api-token (or set API_TOKEN) to create it`,
     );
   }
+  // Names taken by someone else's role or security group stop the run here, before the first change.
+  const agentIam = await ownAgentIam(iam, name, boundaryArn);
+  const group = await findSecurityGroup(ec2, name, vpcId);
   const existing = await findInstances(ec2, name);
   const missing = Math.max(0, options.count - existing.length);
   const stopped = existing.filter((i) => i.state === 'stopped' || i.state === 'stopping');
@@ -95,7 +98,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
         const keyId = tokenParameter && (await customerKeyOf(ssm, tokenParameter));
         const reads = tokenParameter ? `ssm:GetParameter on ${tokenParameter}` : 'no parameter';
         const decrypt = keyId ? `, kms:Decrypt on ${keyId} through SSM` : '';
-        const { role, profile } = await ownAgentIam(iam, name);
+        const { role, profile } = agentIam;
         return `${verb(role)} IAM role ${roleName(name)} (AmazonSSMManagedInstanceCore, permissions boundary, ${reads}${decrypt}), ${verb(profile)} instance profile`;
       },
       run: async () => {
@@ -115,8 +118,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
     },
     {
       name: 'security group',
-      plan: async () =>
-        `${verb(await findSecurityGroup(ec2, name, vpcId))} ${name} in ${vpcId} (no inbound rules)`,
+      plan: async () => `${verb(group)} ${name} in ${vpcId} (no inbound rules)`,
       run: async () => {
         const g = await ensureSecurityGroup(ec2, { name, vpcId });
         groupId = g.groupId;
