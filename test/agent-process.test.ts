@@ -123,3 +123,44 @@ t.test('SIGINT while idle: exit 0 at once', async (t) => {
     'nothing was running',
   );
 });
+
+t.test(
+  'after a pause: the missed ticks are skipped as late, not failed; the tick due now polls',
+  async (t) => {
+    const service = await startService(t);
+    const agent = startAgent(t, {
+      SERVICE_URL: service.url,
+      SCHEDULE: EVERY_SECOND,
+      OUTPUT_FILE: join(t.testdir(), 'n.txt'),
+    });
+    await agent.waitForPoll((p) => p.outcome === 'ok');
+    // SIGSTOP is what a VM pause, a laptop's suspend or a forward clock step look like to the process:
+    // node-schedule wakes to find every tick since then due, and fires them all at once.
+    agent.kill('SIGSTOP');
+    const seen = agent.polls().length;
+    await new Promise((r) => setTimeout(r, 3000));
+    // Resume 300 ms into a second: its tick is due now, with 700 ms left to poll in.
+    await new Promise((r) => setTimeout(r, (1300 - (Date.now() % 1000)) % 1000));
+    const resumedAt = Date.now();
+    agent.kill('SIGCONT');
+    const polled = await agent.waitForPoll((p) => p.outcome !== 'skipped');
+    const missed = agent.polls().slice(seen, -1);
+    t.ok(missed.length >= 2, `the missed ticks are logged (${missed.length})`);
+    t.match(
+      missed,
+      missed.map(() => ({
+        msg: 'poll',
+        module: 'poll',
+        outcome: 'skipped',
+        attempts: 0,
+        reason: /time had passed/,
+      })),
+      'each missed tick: one skipped poll line saying its time had passed',
+    );
+    t.match(
+      polled,
+      { outcome: 'ok', scheduledAt: new Date(resumedAt - (resumedAt % 1000)).toISOString() },
+      'the tick due at the resume is polled, and succeeds',
+    );
+  },
+);
