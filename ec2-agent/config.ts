@@ -25,12 +25,14 @@ const cron = z.string().check(
   }),
 );
 
-// It becomes a BindPaths= line of the unit, where `:` separates options: only plain path characters.
+// It becomes a BindPaths= line of the unit, where `:` separates options: only plain path characters,
+// segment by segment, none empty, `.` or `..`: one spelling per file, so /./proc and //proc cannot
+// slip past the /proc guard.
 // Not under /proc, where Node's recursive mkdir (the sink makes the folder) loops forever on ENOENT.
 const outputFile = z.string().check(
-  z.refine((value) => /^\/(?!proc\/)[\w./-]*[^/]$/.test(value) && !value.split('/').includes('..'), {
+  z.regex(/^(?!\/proc(\/|$))(\/(?!\.\.?(\/|$))[\w.-]+)+$/, {
     error:
-      'must be an absolute file path of letters, digits and ._-/ without .., outside /proc, e.g. /root/randomNumber.txt',
+      'must be an absolute file path of letters, digits and ._-/ without .., . or empty segments, outside /proc, not ending in /, e.g. /root/randomNumber.txt',
   }),
 );
 

@@ -28,7 +28,8 @@ const BUDGET_SHARE = 0.9;
 
 /**
  * Polls on a cron schedule, never two at once: node-schedule fires regardless of whether the last
- * tick ended, so a tick that finds one still running is skipped (and logged), not queued. Every tick
+ * tick ended, so a tick that finds one still running is skipped (and logged), not queued; so is a
+ * tick fired after its window had gone (node-schedule catching up after a pause). Every tick
  * logs exactly one line (`msg: "poll"`) with scheduledAt, driftMs, outcome, number, latencyMs, attempts
  * coldStart and backlog, and never throws: an outage, a 5xx or garbage is a logged failure and the
  * next tick tries again. A number the file cannot take (a full disk) waits in memory with its own
@@ -70,12 +71,12 @@ export function createScheduler(options: SchedulerOptions) {
   }
 
   /** One tick, start to end: ask, write the number if there is one, and log the tick's `poll` line. */
-  async function tick(scheduledAt: Date, signal: AbortSignal): Promise<void> {
+  async function tick(scheduledAt: Date, deadline: number, signal: AbortSignal): Promise<void> {
     const started = performance.now();
     // How late the tick began against its cron time: what `make bench` reports as drift.
     const base = { scheduledAt: scheduledAt.toISOString(), driftMs: now() - scheduledAt.getTime() };
     const latency = () => Math.round(performance.now() - started);
-    const result = await poll({ deadline: deadlineAfter(scheduledAt), signal }).catch((err: unknown) =>
+    const result = await poll({ deadline, signal }).catch((err: unknown) =>
       err instanceof PollError ? err : new PollError(`unexpected: ${(err as Error).message}`),
     );
     if (result instanceof PollError) {
@@ -105,9 +106,13 @@ export function createScheduler(options: SchedulerOptions) {
   // node-schedule passes the planned time of the tick.
   function fire(scheduledAt: Date) {
     if (stopped) return;
-    if (running) {
+    const deadline = deadlineAfter(scheduledAt);
+    // After a pause (a VM's, a laptop's suspend) or a forward clock step node-schedule fires every
+    // missed tick at once: those whose window has gone would only fail, and keep the one due now out.
+    const late = deadline <= now() && 'its time had passed (the process was paused or the clock jumped)';
+    if (late || running) {
       // The same `poll` line as every other tick, so one query over the log counts every outcome.
-      logPoll(logger, {
+      logPoll(pollLogger, {
         scheduledAt: scheduledAt.toISOString(),
         driftMs: now() - scheduledAt.getTime(),
         outcome: 'skipped',
@@ -115,14 +120,14 @@ export function createScheduler(options: SchedulerOptions) {
         latencyMs: null,
         attempts: 0,
         coldStart: null,
-        reason: 'the previous poll is still running',
+        reason: late || 'the previous poll is still running',
         backlog: backlog.length,
-        runningSince: running.scheduledAt.toISOString(),
+        runningSince: running?.scheduledAt.toISOString(),
       });
       return;
     }
     const controller = new AbortController();
-    const done = tick(scheduledAt, controller.signal)
+    const done = tick(scheduledAt, deadline, controller.signal)
       .catch((err: unknown) => logger.error({ err }, 'tick failed unexpectedly'))
       .finally(() => {
         running = undefined;

@@ -174,6 +174,69 @@ t.test(
   },
 );
 
+// Each would pass a rule that did not look at the last character or at empty and `.` segments: systemd
+// ignores a BindPaths= it cannot read as an absolute path (`:` separates its options), so the agent
+// could not write; and /./proc, //proc are /proc, where making the folder spins forever.
+const BAD_OUTPUT = [
+  ...['/root/numbers.txt:', '/root/numbers.txt ', '/root/n*', '/root/n%', '/root/n\\', '/root/nä'],
+  ...[
+    '/./proc/x/y',
+    '//proc/x/y',
+    '/proc/x',
+    '/proc',
+    '/root/./n.txt',
+    '/root//n.txt',
+    '/root/.',
+    '/root/..',
+  ],
+  ...['/root/../etc/x', '/root/', '/', 'root/n.txt'],
+];
+const GOOD_OUTPUT = [
+  '/root/randomNumber.txt',
+  '/var/lib/random-number/n-1_2.txt',
+  '/procfs/n',
+  '/root/.n',
+  '/r/...',
+];
+const OUTPUT_RULE =
+  'OUTPUT_FILE must be an absolute file path of letters, digits and ._-/ without .., . or empty segments, outside /proc, not ending in /, e.g. /root/randomNumber.txt';
+
+t.test('OUTPUT_FILE: exactly what its message says, the rest refused', async (t) => {
+  for (const path of GOOD_OUTPUT)
+    t.equal(loadConfig({ ...URL_OK, OUTPUT_FILE: path }).outputFile, path, path);
+  for (const path of BAD_OUTPUT) {
+    t.throws(
+      () => loadConfig({ ...URL_OK, OUTPUT_FILE: path }),
+      { message: `invalid configuration: ${OUTPUT_RULE} (got ${JSON.stringify(path)})` },
+      `refused, in those words: ${JSON.stringify(path)}`,
+    );
+  }
+});
+
+t.test('the bundle: `--check OUTPUT_FILE` (what install.sh runs) refuses such paths', async (t) => {
+  /** The agent bundle's `--check OUTPUT_FILE`, as a process: its exit code and output. */
+  async function check(path: string) {
+    const agent = startProcess(t, process.execPath, [AGENT_BUNDLE, '--check', 'OUTPUT_FILE'], {
+      env: { ...URL_OK, OUTPUT_FILE: path },
+    });
+    return { ...(await agent.exited), stdout: agent.stdout, stderr: agent.stderr };
+  }
+  const good = await check('/var/lib/random-number/n.txt');
+  t.equal(good.code, 0, 'a good path: exit 0');
+  t.ok(good.stdout.includes('OUTPUT_FILE=/var/lib/random-number/n.txt'), 'printed as the agent would use it');
+  // What the audit found passing --check: a colon, an ä, the two ways around the /proc guard, a `.` segment.
+  for (const path of ['/root/numbers.txt:', '/root/nä', '/./proc/x/y', '//proc/x/y', '/root/./n.txt']) {
+    const { code, stdout, stderr } = await check(path);
+    t.equal(code, 78, `${JSON.stringify(path)}: exit 78`);
+    t.same(
+      stderr,
+      [`random-number-agent: invalid configuration: ${OUTPUT_RULE} (got ${JSON.stringify(path)})`],
+      `${JSON.stringify(path)}: one line, the rule`,
+    );
+    t.same(stdout, [], `${JSON.stringify(path)}: no settings printed`);
+  }
+});
+
 t.test(
   'the bundle: an argument other than --check is refused, and nothing is polled or written',
   async (t) => {

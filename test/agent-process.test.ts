@@ -123,3 +123,43 @@ t.test('SIGINT while idle: exit 0 at once', async (t) => {
     'nothing was running',
   );
 });
+
+t.test(
+  'after a pause: the missed ticks are skipped as late, not failed; the tick due now polls',
+  async (t) => {
+    const service = await startService(t);
+    const agent = startAgent(t, {
+      SERVICE_URL: service.url,
+      SCHEDULE: '*/2 * * * * *',
+      OUTPUT_FILE: join(t.testdir(), 'n.txt'),
+    });
+    const first = await agent.waitForPoll((p) => p.outcome === 'ok');
+    // SIGSTOP is what a VM's pause, a laptop's suspend or a forward clock step look like to the process:
+    // node-schedule wakes to find every tick since then due, and fires them all at once.
+    agent.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 5000));
+    // Resume 300 ms into a tick's second: that tick is due now, with 1.7 s left before the next.
+    await new Promise((r) => setTimeout(r, (2300 - (Date.now() % 2000)) % 2000));
+    const resumedAt = Date.now();
+    agent.kill('SIGCONT');
+    const polled = await agent.waitForPoll((p) => p.outcome !== 'skipped');
+    const since = agent.polls().filter((p) => String(p.scheduledAt) > String(first.scheduledAt));
+    const skipped = since.filter((p) => p.outcome === 'skipped');
+    t.ok(skipped.length >= 2, `the missed ticks are logged (${skipped.length})`);
+    t.match(
+      skipped,
+      skipped.map(() => ({ msg: 'poll', module: 'poll', attempts: 0, reason: /^its time had passed/ })),
+      'each: one skipped poll line saying its time had passed',
+    );
+    t.same(
+      since.filter((p) => p.outcome === 'failed'),
+      [],
+      'none of them polled into a failure',
+    );
+    t.match(
+      polled,
+      { outcome: 'ok', scheduledAt: new Date(resumedAt - (resumedAt % 2000)).toISOString() },
+      'the tick due at the resume is polled, and succeeds',
+    );
+  },
+);

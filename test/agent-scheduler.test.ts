@@ -64,7 +64,7 @@ t.test('never two polls at once: a tick during a poll is skipped and logged', as
     lines()[0],
     {
       msg: 'poll',
-      module: 'scheduler',
+      module: 'poll',
       scheduledAt: '2030-01-01T00:01:00.000Z',
       outcome: 'skipped',
       number: null,
@@ -80,6 +80,46 @@ t.test('never two polls at once: a tick during a poll is skipped and logged', as
   t.equal(requests.length, 2, 'polls again once the first ended');
   t.equal(most, 1, 'never more than one poll at a time');
 });
+
+t.test(
+  'after a pause or a clock jump: ticks whose time has passed are skipped, the one due now polls',
+  async (t) => {
+    const { logger, lines } = memoryLogger();
+    const requests: PollRequest[] = [];
+    const minute = (m: number) => new Date(Date.UTC(2030, 0, 1, 0, m));
+    const at = minute(5).getTime() + 30_000;
+    const { jobs } = make({
+      logger,
+      now: () => at,
+      poll: async (request) => {
+        requests.push(request);
+        return NUMBER;
+      },
+    });
+    // What node-schedule does on waking: every tick it missed, oldest first, at once.
+    for (const m of [2, 3, 4, 5]) jobs.fire(minute(m));
+    t.same(
+      requests.map((r) => r.deadline),
+      [at + 27_000],
+      'one poll, the tick due now, with 90% of what is left of its minute',
+    );
+    t.match(
+      lines(),
+      [2, 3, 4].map((m) => ({
+        msg: 'poll',
+        module: 'poll',
+        scheduledAt: minute(m).toISOString(),
+        driftMs: at - minute(m).getTime(),
+        outcome: 'skipped',
+        number: null,
+        attempts: 0,
+        reason: 'its time had passed (the process was paused or the clock jumped)',
+      })),
+      'each tick whose window had passed: one skipped poll line saying why, no failure',
+    );
+    t.equal(lines().length, 3, 'and nothing else yet: the tick due now is still polling');
+  },
+);
 
 t.test('the deadline leaves the poll 90% of the gap to the next tick', async (t) => {
   const { logger } = memoryLogger();
@@ -142,9 +182,9 @@ t.test('a tick: one `poll` line per outcome; a number is written, a failure is n
   const { logger, lines } = memoryLogger();
   const written: number[] = [];
   const sink = { write: async (_at: Date, n: number) => void written.push(n) };
-  /** Fires one tick at the epoch and waits for it to end. */
+  /** Fires one tick at the epoch, on a clock at the epoch (the tick due now), and waits for it to end. */
   async function tick(options: Partial<SchedulerOptions> & Pick<SchedulerOptions, 'poll'>) {
-    const { jobs, scheduler } = make({ logger, sink, ...options });
+    const { jobs, scheduler } = make({ logger, sink, now: () => 0, ...options });
     jobs.fire(new Date(0));
     t.equal(await scheduler.stop(5000), 'finished', 'the tick ended');
   }

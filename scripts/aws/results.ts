@@ -91,7 +91,7 @@ export function formatResults(instanceId: string, parsed: ParsedResults): string
   lines.push(`failures in the last hour: ${failed}`);
   for (const f of parsed.failures.slice(-5)) lines.push(`  ${f.scheduledAt} ${f.outcome}: ${f.reason ?? ''}`);
   lines.push(`cold starts in the last hour: ${coldStarts}`);
-  if (skipped) lines.push(`skipped ticks in the last hour: ${skipped} (a poll was still running)`);
+  if (skipped) lines.push(`skipped ticks in the last hour: ${skipped} (still polling, or missed in a pause)`);
   return lines.join('\n');
 }
 
