@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import t from 'tap';
 import { tokenProblem } from '../lib/contract.ts';
-import { noStack, startAwsCli, teardownNames } from './helpers/aws-cli.ts';
+import { noStack, type Run, startAwsCli, teardownNames } from './helpers/aws-cli.ts';
 import { cliBundle } from './helpers/cli-bundle.ts';
 import { startMoto } from './helpers/moto.ts';
 
@@ -113,6 +113,74 @@ t.test('missing credentials, region or --service-url give one clear line and exi
     'and nothing was created before that check',
   );
 });
+
+t.test(
+  'flags npm took as its own (no `--`) are refused before anything: exit 2, nothing touched',
+  async (t) => {
+    // The default deployment, which a bare `npm run teardown-ec2` would remove.
+    const up = await cli('provision-ec2', ['--service-url', URL_]);
+    t.equal(up.code, 0, `the default deployment is up (${up.stderr})`);
+    const before = await Promise.all([snapshot('random-number'), snapshot('rn-npm')]);
+    // npm sets npm_lifecycle_event to the script it runs; the bundles get what npm would export.
+    const npmEnv = (script: string, config: Record<string, string>) => ({
+      npm_lifecycle_event: script,
+      ...Object.fromEntries(Object.entries(config).map(([k, v]) => [`npm_config_${k}`, v])),
+    });
+    const [teardown, provision, token, results, command, bootstrap] = await Promise.all([
+      // Exactly as a user types it: `npm run teardown-ec2 --name rn-npm --dry-run`.
+      cli('teardown-ec2', [], {}, { via: 'npm', npmFlags: ['--name', 'rn-npm', '--dry-run'] }),
+      cli(
+        'provision-ec2',
+        [],
+        npmEnv('provision-ec2', { service_url: URL_, name: 'rn-npm', schedule: '*/5 * * * *' }),
+      ),
+      cli('provision-ec2', ['--service-url', URL_], npmEnv('provision-ec2', { api_token: 'a'.repeat(40) })),
+      cli('ec2-results', [], npmEnv('ec2-results', { output_file: '/root/n.txt' })),
+      cli('agent-command', ['--service-url', URL_], npmEnv('agent-command', { out: 'x' })),
+      cli('iam-bootstrap', [], npmEnv('iam-bootstrap', { profile: 'admin' })),
+    ]);
+    const expected: [Run, string][] = [
+      [
+        teardown,
+        'teardown-ec2: npm took --dry-run, --name as its own settings and did not pass them on: put the flags after --, e.g. npm run teardown-ec2 -- --dry-run --name rn-npm',
+      ],
+      [
+        provision,
+        `provision-ec2: npm took --service-url, --schedule, --name as its own settings and did not pass them on: put the flags after --, e.g. npm run provision-ec2 -- --service-url ${URL_} --schedule "*/5 * * * *" --name rn-npm`,
+      ],
+      [
+        token,
+        'provision-ec2: npm took --api-token as its own settings and did not pass them on: put the flags after --, e.g. npm run provision-ec2 -- --api-token TOKEN',
+      ],
+      [
+        results,
+        'ec2-results: npm took --output-file as its own settings and did not pass them on: put the flags after --, e.g. npm run ec2-results -- --output-file /root/n.txt',
+      ],
+      [
+        command,
+        'agent-command: npm took --out as its own settings and did not pass them on: put the flags after --, e.g. npm run agent-command -- --out x',
+      ],
+      [
+        bootstrap,
+        'iam-bootstrap: npm took --profile as its own settings and did not pass them on: put the flags after --, e.g. npm run iam-bootstrap -- --profile admin',
+      ],
+    ];
+    for (const [run, line] of expected) {
+      const what = line.slice(0, line.indexOf(':'));
+      t.equal(run.code, 2, `${what}: exit 2`);
+      t.equal(run.stderr, `${line}\n`, `${what}: one line naming the flags and the fix`);
+      t.notMatch(run.stdout, /✓/, `${what}: before any step`);
+    }
+    t.notMatch(token.stderr, /a{40}/, 'the token itself is not printed');
+    t.same(
+      await Promise.all([snapshot('random-number'), snapshot('rn-npm')]),
+      before,
+      'the default deployment is untouched and nothing was made for the name npm took',
+    );
+    const down = await cli('teardown-ec2', []);
+    t.equal(down.code, 0, `the default deployment goes with teardown-ec2 itself (${down.stderr})`);
+  },
+);
 
 t.test('dry run prints the plan and changes nothing', async (t) => {
   const before = await snapshot(NAME);

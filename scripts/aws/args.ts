@@ -16,6 +16,19 @@ type FlagValues<O extends Options> = {
  * defaults are what the CLIs want: strict (an unknown flag is an error) and no positionals.
  */
 export function parseFlags<O extends Options>(argv: string[], options: O): FlagValues<O> {
+  // `npm run teardown-ec2 --name x`, without `--`: npm keeps the flags as its own settings, exports them
+  // as npm_config_name=x and runs the command bare, which would then act on the default deployment.
+  const npm = (name: string) => process.env[`npm_config_${name.replaceAll('-', '_')}`];
+  const taken = Object.keys(options).filter((name) => npm(name) !== undefined);
+  // A toggle's value is `true`; the token itself never goes to a terminal or a log.
+  const value = (name: string, v = npm(name) ?? '') =>
+    v === 'true'
+      ? ''
+      : ` ${name === 'api-token' ? 'TOKEN' : /^[\w:,./@+=-]+$/.test(v) ? v : JSON.stringify(v)}`;
+  if (taken.length > 0)
+    throw new ConfigError(
+      `npm took ${taken.map((name) => `--${name}`).join(', ')} as its own settings and did not pass them on: put the flags after --, e.g. npm run ${process.env.npm_lifecycle_event ?? 'COMMAND'} -- ${taken.map((name) => `--${name}${value(name)}`).join(' ')}`,
+    );
   try {
     const { values } = parseArgs({
       args: argv,

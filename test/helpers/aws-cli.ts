@@ -52,7 +52,8 @@ export async function startAwsCli(
     script: CliName,
     args: string[],
     env: Record<string, string | undefined> = {},
-    options: { via?: 'bundle' | 'npm' } = {},
+    /** `npmFlags`: flags given to npm itself, before `--`, as by a user who forgot the `--`. */
+    options: { via?: 'bundle' | 'npm'; npmFlags?: string[] } = {},
   ): Promise<Run> {
     const merged: Record<string, string | undefined> = {
       PATH: process.env.PATH,
@@ -66,7 +67,7 @@ export async function startAwsCli(
     const all = waits ? [...args, '--poll-interval-ms', '20'] : args;
     const [command, argv] =
       options.via === 'npm'
-        ? ['npm', ['run', '--silent', script, '--', ...all]]
+        ? ['npm', ['run', '--silent', script, ...(options.npmFlags ?? []), '--', ...all]]
         : [process.execPath, [await cliBundle(script), ...all]];
     const child = spawn(command, argv, {
       env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv,
