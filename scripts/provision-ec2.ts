@@ -40,7 +40,7 @@ runCli('provision-ec2', async () => {
   });
   if (!flags) return;
   const name = parseName(flags.name);
-  const token = flags['api-token'] || process.env.API_TOKEN || undefined;
+  const token = flags['api-token'] ?? (process.env.API_TOKEN || undefined);
   // The agent's own rule, before anything is created: a token it would refuse must never reach SSM.
   const bad = token && tokenProblem(flags['api-token'] ? '--api-token' : 'API_TOKEN', token);
   if (bad) throw new ConfigError(bad);

@@ -19,7 +19,7 @@ runCli('teardown-ec2', async () => {
   if (!flags) return;
   const options = {
     name: parseName(flags.name),
-    tokenParameter: flags['api-token-parameter'] || undefined,
+    tokenParameter: flags['api-token-parameter'],
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
     dryRun: flags['dry-run'] ?? false,
   };

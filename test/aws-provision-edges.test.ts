@@ -14,7 +14,7 @@ import {
 import t from 'tap';
 import { tokenProblem } from '../lib/contract.ts';
 import { noStack, type Run, startAwsCli, teardownNames } from './helpers/aws-cli.ts';
-import { cliBundle } from './helpers/cli-bundle.ts';
+import { type CliName, cliBundle } from './helpers/cli-bundle.ts';
 import { startMoto } from './helpers/moto.ts';
 
 // The real CLIs as processes against moto_server: bad input, dry run, a fleet, resources not ours.
@@ -181,6 +181,41 @@ t.test(
     t.equal(down.code, 0, `the default deployment goes with teardown-ec2 itself (${down.stderr})`);
   },
 );
+
+t.test('an empty flag value is refused, not taken for the default: exit 2, nothing made', async (t) => {
+  const before = await snapshot('rn-empty');
+  const args = ['--service-url', URL_, '--name', 'rn-empty'];
+  const cases: [CliName, string[], string][] = [
+    // `--subnet "$SUBNET"` with SUBNET unset: a real run, which would launch into the default VPC.
+    ['provision-ec2', [...args, '--subnet', ''], 'subnet'],
+    ['provision-ec2', [...args, '--api-token', '', '--dry-run'], 'api-token'],
+    ['provision-ec2', [...args, '--region', '', '--dry-run'], 'region'],
+    ['provision-ec2', [...args, '--api-token-parameter', '', '--dry-run'], 'api-token-parameter'],
+    ['provision-ec2', [...args, '--output-file', '', '--dry-run'], 'output-file'],
+    ['provision-ec2', [...args, '--schedule', ' ', '--dry-run'], 'schedule'],
+    ['provision-ec2', [...args, '--request-timeout-ms=', '--dry-run'], 'request-timeout-ms'],
+    ['provision-ec2', [...args, '--ca-cert', '', '--dry-run'], 'ca-cert'],
+    ['teardown-ec2', ['--name', 'rn-empty', '--profile', ''], 'profile'],
+    ['ec2-results', ['--output-file', ''], 'output-file'],
+    ['agent-command', ['--service-url', URL_, '--out', ''], 'out'],
+    ['iam-bootstrap', ['--region', '\t'], 'region'],
+  ];
+  const runs = await Promise.all(cases.map(([script, argv]) => cli(script, argv)));
+  for (const [index, [script, , flag]] of cases.entries()) {
+    const run = runs[index] as Run;
+    t.equal(run.code, 2, `${script} --${flag} '': exit 2`);
+    t.equal(
+      run.stderr,
+      `${script}: --${flag} is empty: give it a value, or leave the flag out for its default\n`,
+      `${script} --${flag} '': one line naming the flag`,
+    );
+  }
+  t.same(await snapshot('rn-empty'), before, 'nothing was created or sent');
+  // Values that mean something stay as they were: --ca-cert none removes the installed CA.
+  const none = await cli('provision-ec2', [...args, '--ca-cert', 'none', '--dry-run']);
+  t.equal(none.code, 0, `--ca-cert none still works (${none.stderr})`);
+  t.match(none.stdout, /agent CA: removed: the agent trusts the public CAs only/, 'and means remove');
+});
 
 t.test('dry run prints the plan and changes nothing', async (t) => {
   const before = await snapshot(NAME);

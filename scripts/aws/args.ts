@@ -29,16 +29,18 @@ export function parseFlags<O extends Options>(argv: string[], options: O): FlagV
     throw new ConfigError(
       `npm took ${taken.map((name) => `--${name}`).join(', ')} as its own settings and did not pass them on: put the flags after --, e.g. npm run ${process.env.npm_lifecycle_event ?? 'COMMAND'} -- ${taken.map((name) => `--${name}${value(name)}`).join(' ')}`,
     );
+  let values: Record<string, unknown>;
   try {
-    const { values } = parseArgs({
-      args: argv,
-      options: { ...options, help: { type: 'boolean', short: 'h' } },
-    });
-    return values as FlagValues<O>;
+    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     const message = (err as Error).message.split(/\.\s/)[0];
     throw new ConfigError(`${message}; see --help`, { cause: err });
   }
+  // `--subnet "$SUBNET"` with SUBNET unset must not quietly mean the default subnet.
+  const empty = Object.entries(values).find(([, value]) => String(value).trim() === '');
+  if (empty)
+    throw new ConfigError(`--${empty[0]} is empty: give it a value, or leave the flag out for its default`);
+  return values as FlagValues<O>;
 }
 
 /** A flag as the CLIs declare it: its parseArgs type and its --help line (`arg` names the value). */

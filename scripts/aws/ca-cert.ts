@@ -25,8 +25,6 @@ const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g;
 export async function readCaCert(value: string | undefined): Promise<CaCertChoice | undefined> {
   if (value === undefined) return undefined;
   if (value === 'none') return 'none';
-  if (value === '')
-    throw new ConfigError('--ca-cert needs a PEM file (e.g. certs/ca.crt from make tls-cert) or none');
   const pem = await readFile(value).catch((err: NodeJS.ErrnoException) => {
     throw new ConfigError(
       `--ca-cert ${value}: cannot read it (${err.code ?? err.message}); make tls-cert DOMAIN=<name> writes certs/ca.crt`,
