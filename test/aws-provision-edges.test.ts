@@ -497,6 +497,34 @@ t.test('a token the agent would refuse is refused before any AWS call, exit 2', 
 });
 
 t.test(
+  '--api-token with --api-token-parameter fills that parameter; no command carries the token',
+  async (t) => {
+    const token = 'pair-0123456789abcdef0123456789abcdef';
+    const parameter = '/random-number/rn-pair/own';
+    const before = (await ssm.send(new ListCommandsCommand({}))).Commands?.length ?? 0;
+    // As --help says, and as API_TOKEN with --api-token-parameter does; then --api-token alone.
+    const flags = ['--service-url', URL_, '--name', 'rn-pair', '--api-token', token];
+    const paired = await cli('provision-ec2', [...flags, '--api-token-parameter', parameter]);
+    t.equal(paired.code, 0, `the pair: exit 0 (${paired.stderr})`);
+    const alone = await cli('provision-ec2', [...flags, '--name', 'rn-alone']);
+    t.equal(alone.code, 0, `--api-token alone: exit 0 (${alone.stderr})`);
+    const sent = ((await ssm.send(new ListCommandsCommand({}))).Commands ?? []).slice(before);
+    t.ok(sent.length > 0, `${sent.length} commands sent`);
+    t.notMatch(JSON.stringify(sent), token, 'the token is in no command (SSM keeps their history)');
+    t.notMatch(JSON.stringify(sent), /--api-token'/, 'nor is an --api-token flag handed to install.sh');
+    for (const [name, what] of [
+      [parameter, 'the named parameter'],
+      ['/random-number/rn-alone/api-token', 'the default parameter'],
+    ]) {
+      const got = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+      t.equal(got.Parameter?.Value, token, `${what} holds the token`);
+    }
+    for (const name of ['rn-pair', 'rn-alone'])
+      t.equal((await cli('teardown-ec2', ['--name', name])).code, 0);
+  },
+);
+
+t.test(
   '--profile and AWS_PROFILE take credentials and region from a profile, as the AWS CLI does',
   async (t) => {
     const dir = t.testdir({

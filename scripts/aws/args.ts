@@ -49,12 +49,11 @@ type Flag = { type: 'string' | 'boolean'; arg?: string; help: string };
 export const flag = (arg: string, help: string) => ({ type: 'string', arg, help }) as const;
 export const toggle = (help: string) => ({ type: 'boolean', help }) as const;
 
-/** The agent's settings that are flags (ec2-agent/config.ts), by flag name. */
-const SETTING_FLAGS = Object.fromEntries(
-  Object.entries(AGENT_SETTINGS).flatMap(([name, setting]) =>
-    'flag' in setting ? [[flagName(name), flag(setting.flag.arg, setting.flag.help)]] : [],
-  ),
-) as Record<string, ReturnType<typeof flag>>;
+/** The agent's settings that are flags (ec2-agent/config.ts), by setting name. */
+const FLAGGED = Object.entries(AGENT_SETTINGS).flatMap(([name, s]) =>
+  'flag' in s ? [[name, s.flag] as const] : [],
+);
+const SETTING_FLAGS = Object.fromEntries(FLAGGED.map(([name, f]) => [flagName(name), flag(f.arg, f.help)]));
 
 /** The agent's flags, shared by provision-ec2 and agent-command: its settings, then the delivery's. */
 export const AGENT_FLAGS = {
@@ -116,8 +115,9 @@ export async function agentSettings(
   flags: Record<string, string | boolean | undefined>,
   withToken = Boolean(flags['api-token-parameter']),
 ) {
+  // Only the settings that are flags: provision-ec2's --api-token fills a parameter, it is not API_TOKEN.
   const given = Object.fromEntries(
-    Object.keys(AGENT_SETTINGS).map((name) => [name, flags[flagName(name)] as string | undefined]),
+    FLAGGED.map(([name]) => [name, flags[flagName(name)] as string | undefined]),
   );
   const settings = readSettings(given, (name) => `--${flagName(name)}`);
   const allowPlainHttp = Boolean(flags['allow-plain-http']);
