@@ -132,7 +132,11 @@ function caFileProblem(path: string): string | undefined {
  * The settings by variable name, defaults applied. Throws one ConfigError naming each bad one, by
  * `label` (the variable, or a CLI's flag).
  */
-export function readSettings(env: Record<string, string | undefined>, label?: (name: string) => string) {
+export function readSettings(env: Record<string, string | undefined>, label = (name: string) => name) {
+  // Each is a line of --check's output and of the unit's agent.env: a line break (the \r of
+  // `$(cat url.txt)` from a CRLF file, say) would cut it or add another. Here, a CLI says so up front.
+  const multiline = Object.keys(AGENT_SETTINGS).find((name) => /[\r\n]/.test(env[name] ?? ''));
+  if (multiline) throw new ConfigError(`invalid configuration: ${label(multiline)} must be on one line`);
   const settings = parseEnv(schema, env, label);
   if (settings.API_TOKEN !== undefined && settings.API_TOKEN_PARAMETER !== undefined) {
     throw new ConfigError(
@@ -160,8 +164,6 @@ export function checkSettings(env: Record<string, string | undefined>, given: st
   const lines = Object.entries(settings).filter(
     ([name, value]) => name !== 'API_TOKEN' && value !== undefined,
   );
-  const multiline = lines.find(([, value]) => /[\r\n]/.test(String(value)));
-  if (multiline) throw new ConfigError(`invalid configuration: ${multiline[0]} must be on one line`);
   return lines.map(([name, value]) => `${name}=${value}\n`).join('');
 }
 

@@ -217,6 +217,27 @@ t.test('an empty flag value is refused, not taken for the default: exit 2, nothi
   t.match(none.stdout, /agent CA: removed: the agent trusts the public CAs only/, 'and means remove');
 });
 
+t.test('a line break in an agent setting is refused by the CLIs, before anything is sent', async (t) => {
+  const before = await snapshot('rn-crlf');
+  // `--service-url "$(cat url.txt)"` from a file with CRLF line ends: the URL parser would drop the \r,
+  // and only install.sh's check on the instance would refuse it, after every part was sent.
+  const args = ['--name', 'rn-crlf'];
+  const [url, schedule, command] = await Promise.all([
+    cli('provision-ec2', [...args, '--service-url', `${URL_}\r`]),
+    cli('provision-ec2', [...args, '--service-url', URL_, '--schedule', '*/5 * * * *\r']),
+    cli('agent-command', ['--service-url', URL_, '--output-file', '/root/n.txt\n/etc/x']),
+  ]);
+  for (const [run, line] of [
+    [url, 'provision-ec2: invalid configuration: --service-url must be on one line'],
+    [schedule, 'provision-ec2: invalid configuration: --schedule must be on one line'],
+    [command, 'agent-command: invalid configuration: --output-file must be on one line'],
+  ] as const) {
+    t.equal(run.code, 2, `${line.split(':')[0]}: exit 2`);
+    t.equal(run.stderr, `${line}\n`, `${line.split(':')[0]}: one line naming the flag`);
+  }
+  t.same(await snapshot('rn-crlf'), before, 'nothing was created or sent');
+});
+
 t.test('dry run prints the plan and changes nothing', async (t) => {
   const before = await snapshot(NAME);
   const [run, arm] = await Promise.all([

@@ -298,6 +298,13 @@ t.test(
         'timeout',
       ],
       [[...url, '--log-level', 'loud'], { LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/, 'log level'],
+      // Each setting is a line of agent.env: a CRLF file's \r must not reach it (nor pass as a cron field).
+      [
+        [...url, '--schedule', '* * * * *\r'],
+        { SCHEDULE: '* * * * *\r' },
+        /^random-number-agent: invalid configuration: SCHEDULE must be on one line$/m,
+        'a line break',
+      ],
       [
         [...url, '--extra-ca-certs', '/nonexistent/ca.pem'],
         { SERVICE_CA_FILE: '/nonexistent/ca.pem' },
