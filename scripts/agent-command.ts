@@ -1,8 +1,9 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { AGENT_SETTINGS } from '../ec2-agent/config.ts';
 import { runCli } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
-import { AGENT_FLAGS, agentSettings, cliFlags, flag, parseName } from './aws/args.ts';
+import { AGENT_FLAGS, agentSettings, checkFlag, cliFlags, flag, parseName } from './aws/args.ts';
 import { describeCaCert } from './aws/ca-cert.ts';
 import { buildDelivery, readAgentFiles } from './aws/delivery.ts';
 import { sendCommandInput } from './aws/ssm-command.ts';
@@ -27,7 +28,10 @@ runCli('agent-command', async () => {
   if (!flags) return;
   const name = parseName(flags.name);
   const settings = await agentSettings(flags);
-  const region = flags.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
+  const variable = process.env.AWS_REGION ? 'AWS_REGION' : 'AWS_DEFAULT_REGION';
+  const region = flags.region ?? (process.env[variable] || undefined);
+  // It goes into the install command and the aws commands printed below: the agent's own rule, here.
+  checkFlag(flags.region ? '--region' : variable, AGENT_SETTINGS.AWS_REGION.schema, region);
   const tokenParameter = flags['api-token-parameter'];
   if (tokenParameter && !region) {
     throw new ConfigError(

@@ -1,6 +1,7 @@
 import { runCli } from '../lib/cli.ts';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
-import { awsCliFlags, flag, parseDelaySeconds, parseIntFlag, parseName } from './aws/args.ts';
+import { intVar } from '../lib/env.ts';
+import { awsCliFlags, checkFlag, flag, parseDelaySeconds, parseName } from './aws/args.ts';
 import { startSession } from './aws/report.ts';
 
 const USAGE = `Usage: npm run ec2-results -- [options]
@@ -20,7 +21,7 @@ runCli('ec2-results', async () => {
   if (!flags) return;
   const options = {
     name: parseName(flags.name),
-    lines: parseIntFlag('--lines', flags.lines, 60, 1, 500),
+    lines: checkFlag('--lines', intVar(1, 500), flags.lines ?? '60'),
     outputFile: flags['output-file'] ?? AGENT_DEFAULTS.outputFile,
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
   };

@@ -1,14 +1,15 @@
 import { runCli } from '../lib/cli.ts';
 import { tokenProblem } from '../lib/contract.ts';
+import { intVar } from '../lib/env.ts';
 import { ConfigError } from '../lib/errors.ts';
 import {
   AGENT_FLAGS,
   agentSettings,
   awsCliFlags,
+  checkFlag,
   flag,
   parseDelaySeconds,
   parseInstanceType,
-  parseIntFlag,
   parseName,
   toggle,
 } from './aws/args.ts';
@@ -52,7 +53,7 @@ runCli('provision-ec2', async () => {
     name,
     region: flags.region,
     instanceType: parseInstanceType(flags['instance-type']),
-    count: parseIntFlag('--count', flags.count, 1, 1, 50),
+    count: checkFlag('--count', intVar(1, 50), flags.count ?? '1'),
     subnetId: flags.subnet,
     tokenParameter: given || (token ? defaultTokenParameter(name) : undefined),
     token,

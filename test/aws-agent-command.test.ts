@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -125,6 +125,23 @@ t.test('clear errors for bad input', async (t) => {
   });
   t.equal(noRegion.status, 2, 'exit 2 for a token parameter without a region');
   t.match(noRegion.stderr, /--region or set AWS_REGION/, 'says how to give the region');
+
+  // The region goes into the install command and the printed aws commands: the agent's AWS_REGION rule.
+  const dir = tempDir(t);
+  for (const [index, [args, env, line]] of (
+    [
+      [['--region', 'us-east-1 '], {}, '--region must look like us-east-1 (got "us-east-1 ")'],
+      [['--region', "x'; rm -rf /"], {}, `--region must look like us-east-1 (got "x'; rm -rf /")`],
+      [[], { AWS_REGION: 'eu west 1' }, 'AWS_REGION must look like us-east-1 (got "eu west 1")'],
+      [[], { AWS_DEFAULT_REGION: 'eu$x' }, 'AWS_DEFAULT_REGION must look like us-east-1 (got "eu$x")'],
+    ] as const
+  ).entries()) {
+    const out = join(dir, String(index));
+    const run = agentCommand(['--service-url', 'https://x', '--out', out, ...args], env);
+    t.equal(run.status, 2, `exit 2 for ${line}`);
+    t.equal(run.stderr, `agent-command: ${line}\n`, 'one line naming where the region came from');
+    t.notOk(existsSync(out), 'and no file written');
+  }
 
   // Without the check Node's mkdir would spin at 100% CPU there, and this call never return.
   const proc = agentCommand(['--service-url', 'https://x', '--out', '/proc/random-number']);

@@ -145,16 +145,9 @@ export function parseName(value: string | undefined): string {
   return name;
 }
 
-export function parseIntFlag(
-  flag: string,
-  value: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-) {
-  if (value === undefined) return fallback;
-  // The rule and its words are lib/env.ts's, as for the settings read from the environment.
-  const parsed = z.safeParse(intVar(min, max), value);
+/** `value` checked with a schema of lib/env.ts or the agent's, in its words, under the flag's name. */
+export function checkFlag<T>(flag: string, schema: z.ZodMiniType<T>, value: string | undefined): T {
+  const parsed = z.safeParse(schema, value);
   if (!parsed.success)
     throw new ConfigError(`${flag} ${parsed.error.issues[0]?.message} (got ${JSON.stringify(value)})`);
   return parsed.data;
@@ -162,7 +155,7 @@ export function parseIntFlag(
 
 /** --poll-interval-ms (a name users' scripts use) as the waits' first delay, in seconds as every wait takes it. */
 export const parseDelaySeconds = (value: string | undefined) =>
-  parseIntFlag('--poll-interval-ms', value, 5_000, 10, 60_000) / 1000;
+  checkFlag('--poll-interval-ms', intVar(10, 60_000), value ?? '5000') / 1000;
 
 export function parseInstanceType(value = 't3.micro'): string {
   if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(value)) {
