@@ -52,6 +52,7 @@ runCli('provision-ec2', async () => {
     ...(await agentSettings(flags, Boolean(token || given))),
     name,
     region: flags.region,
+    profile: flags.profile,
     instanceType: parseInstanceType(flags['instance-type']),
     count: checkFlag('--count', intVar(1, 50), flags.count ?? '1'),
     subnetId: flags.subnet,

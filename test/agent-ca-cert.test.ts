@@ -80,11 +80,7 @@ t.test('--ca-cert FILE is checked at home: a CA passes, the usual mistakes fail 
     [expiredCa, /the CA .*expired on/],
   ];
   for (const [file, message] of cases) {
-    await t.rejects(
-      readCaCert(file),
-      { name: 'ConfigError', message },
-      `${basename(file)}: refused`,
-    );
+    await t.rejects(readCaCert(file), { name: 'ConfigError', message }, `${basename(file)}: refused`);
   }
   const notPem = join(c.dir, 'x.txt');
   writeFileSync(notPem, 'hello');

@@ -10,6 +10,7 @@ import {
   ListCommandsCommand,
   ListTagsForResourceCommand,
   PutParameterCommand,
+  SSMClient,
 } from '@aws-sdk/client-ssm';
 import t from 'tap';
 import { tokenProblem } from '../lib/contract.ts';
@@ -19,7 +20,8 @@ import { startMoto } from './helpers/moto.ts';
 
 // The real CLIs as processes against moto_server: bad input, dry run, a fleet, resources not ours.
 
-const { cli, ec2, iam, ssm, liveInstances, exists, snapshot } = await startAwsCli(t);
+const { cli, moto, ec2, iam, ssm, liveInstances, exists, snapshot } = await startAwsCli(t);
+const TEST_KEYS = { accessKeyId: 'test', secretAccessKey: 'test' };
 const URL_ = 'https://random-number.default.example.com';
 const NAME = 'rn-e2e';
 
@@ -146,7 +148,7 @@ t.test(
       ],
       [
         provision,
-        `provision-ec2: npm took --service-url, --schedule, --name as its own settings and did not pass them on: put the flags after --, e.g. npm run provision-ec2 -- --service-url ${URL_} --schedule "*/5 * * * *" --name rn-npm`,
+        `provision-ec2: npm took --service-url, --schedule, --name as its own settings and did not pass them on: put the flags after --, e.g. npm run provision-ec2 -- --service-url ${URL_} --schedule '*/5 * * * *' --name rn-npm`,
       ],
       [
         token,
@@ -600,6 +602,51 @@ t.test(
     );
   },
 );
+
+t.test('the results and teardown commands provision-ec2 prints at the end work as printed', async (t) => {
+  // A profile carries the credentials and the region: without --profile the printed commands find neither.
+  const dir = t.testdir({
+    config: '[profile rn-print]\nregion = eu-west-1\n',
+    credentials: '[rn-print]\naws_access_key_id = test\naws_secret_access_key = test\n',
+  });
+  const env = {
+    AWS_CONFIG_FILE: join(dir, 'config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
+    AWS_ACCESS_KEY_ID: undefined,
+    AWS_SECRET_ACCESS_KEY: undefined,
+    AWS_REGION: undefined,
+  };
+  const file = '/var/tmp/numbers.txt';
+  const given = ['--service-url', URL_, '--name', 'rn-print', '--profile', 'rn-print', '--output-file', file];
+  const up = await cli('provision-ec2', given, env);
+  t.equal(up.code, 0, `provisioned (${up.stderr})`);
+  const printed = (label: string, script: CliName) => {
+    const match = new RegExp(`^ {2}${label}: +npm run ${script} -- (.+?)(?: {3}\\(.*)?$`, 'm').exec(
+      up.stdout,
+    );
+    return match?.[1]?.split(' ') ?? [];
+  };
+  const results = printed('results', 'ec2-results');
+  t.same(
+    results,
+    ['--name', 'rn-print', '--profile', 'rn-print', '--output-file', file],
+    'results: the name, the profile and the output file are repeated',
+  );
+  const read = await cli('ec2-results', results, env);
+  t.equal(read.code, 0, `ec2-results as printed: exit 0 (${read.stderr})`);
+  const ssm = new SSMClient({ region: 'eu-west-1', endpoint: moto.endpoint, credentials: TEST_KEYS });
+  const commands = (await ssm.send(new ListCommandsCommand({}))).Commands ?? [];
+  const reads = commands.filter((c) => c.Comment === 'random-number agent: read results');
+  t.match(
+    reads.at(-1)?.Parameters?.commands?.join('\n'),
+    `f='${file}'`,
+    'and reads the file the agent writes',
+  );
+  const down = await cli('teardown-ec2', printed('teardown', 'teardown-ec2'), env);
+  t.equal(down.code, 0, `teardown-ec2 as printed: exit 0 (${down.stderr})`);
+  t.match(down.stdout, /✓ credentials: \S+ in eu-west-1/, 'in the region of the profile');
+  t.equal(teardownNames(down.stdout).length, 4, 'and removes the instance, group, profile and role');
+});
 
 t.test('setup errors are one stderr line, without the SDK Node version warning', async (t) => {
   // NODE_NO_WARNINGS removed: a user's shell does not set it.

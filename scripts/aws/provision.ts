@@ -1,3 +1,4 @@
+import { AGENT_DEFAULTS } from '../../lib/contract.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import { type agentSettings, DEFAULT_NAME, refusePlainHttp } from './args.ts';
 import { requireBoundary } from './boundary.ts';
@@ -14,8 +15,9 @@ import { MAX_WAIT_SECONDS } from './wait.ts';
 /** The agent's settings (args.ts) and where and how to run it. */
 type ProvisionOptions = Awaited<ReturnType<typeof agentSettings>> & {
   name: string;
-  /** --region as given: repeated in the commands printed at the end. */
+  /** --region and --profile as given: repeated in the commands printed at the end. */
   region?: string;
+  profile?: string;
   instanceType: string;
   count: number;
   subnetId?: string;
@@ -185,17 +187,21 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   for (const i of existing) note(false, `instance ${i.instanceId}`);
   for (const id of launched) note(true, `instance ${id}`);
 
-  // The flags to repeat in the commands printed below: only what differs from the defaults.
+  // The flags to repeat in the commands printed below, so that they reach the same account, region,
+  // instances and output file: those given, unless they are the defaults.
   const flags = [
     ...(name === DEFAULT_NAME ? [] : [`--name ${name}`]),
     ...(options.region ? [`--region ${region}`] : []),
+    ...(options.profile ? [`--profile ${options.profile}`] : []),
   ].join(' ');
-  const args = flags ? ` -- ${flags}` : '';
+  const args = (text: string) => (text.trim() ? ` -- ${text.trim()}` : '');
+  const file = options.settings.OUTPUT_FILE;
+  const results = args(file === AGENT_DEFAULTS.outputFile ? flags : `${flags} --output-file ${file}`);
   line(`\ndone: the agent is installed on ${ids().join(', ')} in ${region}`);
   line(`  created: ${created.join(', ') || 'nothing (everything existed)'}`);
   line(`  reused:  ${reused.join(', ') || 'nothing'}`);
-  line(`  results:  npm run ec2-results${args}   (numbers appear after the first schedule tick)`);
-  line(`  teardown: npm run teardown-ec2${args}`);
+  line(`  results:  npm run ec2-results${results}   (numbers appear after the first schedule tick)`);
+  line(`  teardown: npm run teardown-ec2${args(flags)}`);
 }
 
 /**
