@@ -126,6 +126,14 @@ t.test('clear errors for bad input', async (t) => {
   t.equal(noRegion.status, 2, 'exit 2 for a token parameter without a region');
   t.match(noRegion.stderr, /--region or set AWS_REGION/, 'says how to give the region');
 
+  const badName = agentCommand(['--service-url', 'https://x', '--name', '1st_fleet']);
+  t.equal(badName.status, 2, 'exit 2 for a --name AWS names cannot carry');
+  t.equal(
+    badName.stderr,
+    'agent-command: --name must be 1–41 letters, digits or dashes, starting with a letter (got "1st_fleet")\n',
+    'one line saying what a name may be',
+  );
+
   // The region goes into the install command and the printed aws commands: the agent's AWS_REGION rule.
   const dir = tempDir(t);
   for (const [index, [args, env, line]] of (

@@ -82,6 +82,14 @@ t.test('missing credentials, region or --service-url give one clear line and exi
   t.equal(help.code, 0, '--help exits 0');
   t.match(help.stdout, /--service-url URL/, '--help lists the flags');
 
+  const badType = await cli('provision-ec2', ['--service-url', URL_, '--instance-type', 'large']);
+  t.equal(badType.code, 2, 'exit 2 for an --instance-type that is none');
+  t.equal(
+    badType.stderr,
+    'provision-ec2: --instance-type must look like t3.micro (got "large")\n',
+    'says so',
+  );
+
   t.equal(badCount.code, 2, 'exit 2 for --count 0');
   t.match(badCount.stderr, /--count must be a whole number from 1 to 50 \(got "0"\)/, 'says what is allowed');
 

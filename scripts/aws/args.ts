@@ -134,17 +134,6 @@ export async function agentSettings(
 /** --name when none is given. */
 export const DEFAULT_NAME = 'random-number';
 
-export function parseName(value: string | undefined): string {
-  const name = value ?? DEFAULT_NAME;
-  // Used as a security group name, in the IAM role name `<name>-agent` and in an SSM parameter path.
-  if (!/^[a-zA-Z][a-zA-Z0-9-]{0,40}$/.test(name)) {
-    throw new ConfigError(
-      `--name must be 1–41 letters, digits or dashes, starting with a letter (got ${JSON.stringify(name)})`,
-    );
-  }
-  return name;
-}
-
 /** `value` checked with a schema of lib/env.ts or the agent's, in its words, under the flag's name. */
 export function checkFlag<T>(flag: string, schema: z.ZodMiniType<T>, value: string | undefined): T {
   const parsed = z.safeParse(schema, value);
@@ -157,9 +146,14 @@ export function checkFlag<T>(flag: string, schema: z.ZodMiniType<T>, value: stri
 export const parseDelaySeconds = (value: string | undefined) =>
   checkFlag('--poll-interval-ms', intVar(10, 60_000), value ?? '5000') / 1000;
 
-export function parseInstanceType(value = 't3.micro'): string {
-  if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(value)) {
-    throw new ConfigError(`--instance-type must look like t3.micro (got ${JSON.stringify(value)})`);
-  }
-  return value;
-}
+const matching = (pattern: RegExp, error: string) => z.string().check(z.regex(pattern, { error }));
+
+// Used as a security group name, in the IAM role name `<name>-agent` and in an SSM parameter path.
+const NAME = matching(
+  /^[a-zA-Z][a-zA-Z0-9-]{0,40}$/,
+  'must be 1–41 letters, digits or dashes, starting with a letter',
+);
+export const parseName = (value = DEFAULT_NAME) => checkFlag('--name', NAME, value);
+
+const INSTANCE_TYPE = matching(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must look like t3.micro');
+export const parseInstanceType = (value = 't3.micro') => checkFlag('--instance-type', INSTANCE_TYPE, value);
