@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { AGENT_SETTINGS } from '../ec2-agent/config.ts';
 import { runCli } from '../lib/cli.ts';
 import { ConfigError } from '../lib/errors.ts';
-import { AGENT_FLAGS, agentSettings, checkFlag, cliFlags, flag, parseName } from './aws/args.ts';
+import { AGENT_FLAGS, agentSettings, checkFlag, cliFlags, flag, fromCaller, parseName } from './aws/args.ts';
 import { describeCaCert } from './aws/ca-cert.ts';
 import { buildDelivery, readAgentFiles } from './aws/delivery.ts';
 import { sendCommandInput } from './aws/ssm-command.ts';
@@ -33,21 +33,17 @@ runCli('agent-command', async () => {
   // It goes into the install command and the aws commands printed below: the agent's own rule, here.
   checkFlag(flags.region ? '--region' : variable, AGENT_SETTINGS.AWS_REGION.schema, region);
   const tokenParameter = flags['api-token-parameter'];
-  if (tokenParameter && !region) {
+  if (tokenParameter && !region)
     throw new ConfigError(
       '--api-token-parameter needs the region the parameter lives in: pass --region or set AWS_REGION',
     );
-  }
-  const delivery = buildDelivery({
-    ...(await readAgentFiles(settings)),
-    ...settings,
-    tokenParameter,
-    region,
-  });
+  const files = await readAgentFiles(settings);
+  const delivery = buildDelivery({ ...files, ...settings, tokenParameter, region });
 
-  const out = flags.out ?? 'agent-commands';
+  // Absolute, so that the aws commands printed below work from any folder.
+  const out = flags.out ? fromCaller(flags.out) : resolve('agent-commands');
   // Node's recursive mkdir loops forever under /proc (ENOENT for a folder that cannot exist there).
-  if (/^\/proc(\/|$)/.test(resolve(out))) throw new ConfigError(`--out ${out}: give a folder outside /proc`);
+  if (/^\/proc(\/|$)/.test(out)) throw new ConfigError(`--out ${out}: give a folder outside /proc`);
   await mkdir(out, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
     throw new ConfigError(
       `--out ${out}: cannot make that folder (${err.code}); give a folder you may write to`,

@@ -2,10 +2,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import t from 'tap';
 import { sha256 } from '../scripts/aws/delivery.ts';
 import { cliBundle } from './helpers/cli-bundle.ts';
+import { selfSignedCa } from './helpers/tls.ts';
 
 // scripts/agent-command.ts pre-compiled (see helpers/cli-bundle.ts); `npm run` is checked once below.
 const BUNDLE = await cliBundle('agent-command');
@@ -16,7 +17,13 @@ function tempDir(t: { teardown(fn: () => unknown): void }): string {
   return dir;
 }
 
-function agentCommand(args: string[], env: Record<string, string> = {}, via: 'bundle' | 'npm' = 'bundle') {
+/** The CLI's bundle, or with `via: 'npm'` `npm run agent-command` as a user runs it, from `cwd`. */
+function agentCommand(
+  args: string[],
+  env: Record<string, string> = {},
+  via: 'bundle' | 'npm' = 'bundle',
+  cwd?: string,
+) {
   const [command, argv] =
     via === 'npm'
       ? ['npm', ['run', '--silent', 'agent-command', '--', ...args]]
@@ -24,6 +31,7 @@ function agentCommand(args: string[], env: Record<string, string> = {}, via: 'bu
   return spawnSync(command, argv, {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1', ...env },
     encoding: 'utf8',
+    cwd,
   });
 }
 
@@ -112,6 +120,39 @@ t.test('writes one send-command JSON per command; run in order they deliver the 
   ]);
   t.equal(again.status, 0, 'a second run into the same folder works');
   t.equal(readdirSync(out).length, files.length, 'and replaces the files instead of adding to them');
+});
+
+t.test("relative paths are the caller's, not the checkout's; the printed paths are absolute", async (t) => {
+  // `cd certs && npm run agent-command -- --ca-cert ca.crt`: npm runs the script from the checkout's
+  // root, so the folder must be inside the checkout for npm to find it (t.testdir is, under .tap/).
+  const dir = t.testdir({ certs: {} });
+  const certs = join(dir, 'certs');
+  const ca = selfSignedCa(certs);
+  const args = ['--service-url', 'https://random-number.example.com', '--ca-cert', basename(ca)];
+  const run = agentCommand([...args, '--out', 'out'], {}, 'npm', certs);
+  t.equal(run.status, 0, `exits 0 (${run.stderr.trim()})`);
+  const files = readdirSync(join(certs, 'out')).sort();
+  t.match(files.at(-1), /-install\.json$/, '--out out: the files are in certs/out');
+  t.match(run.stdout, `agent CA: ${ca} (CN=random-number test CA`, '--ca-cert ca.crt: the CA in certs/');
+  for (const file of files) {
+    t.match(
+      run.stdout,
+      ` --cli-input-json file://${join(certs, 'out', file)} `,
+      `${file}: an absolute file://`,
+    );
+  }
+  const install = readFileSync(join(certs, 'out', files.at(-1) ?? ''), 'utf8');
+  t.match(install, readFileSync(ca).toString('base64').slice(0, 200), 'the CA rides in the install command');
+
+  // Not through npm (no INIT_CWD), a relative path is the working folder's; printed absolute all the same.
+  const here = relative(process.cwd(), join(dir, 'here'));
+  const bundle = agentCommand([...args.slice(0, 2), '--out', here]);
+  t.equal(bundle.status, 0, `the bundle: exit 0 (${bundle.stderr.trim()})`);
+  t.match(
+    bundle.stdout,
+    ` file://${join(dir, 'here')}/01-part-1.json `,
+    `--out ${here}: an absolute file://`,
+  );
 });
 
 t.test('clear errors for bad input', async (t) => {

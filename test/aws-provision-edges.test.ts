@@ -96,8 +96,8 @@ t.test('missing credentials, region or --service-url give one clear line and exi
   t.equal(noBundle.code, 2, 'exit 2 without the built agent');
   t.match(
     noBundle.stderr,
-    /cannot read dist\/not-built\.mjs: build the agent first with `npm run build`/,
-    'says to build',
+    /cannot read \/\S*\/dist\/not-built\.mjs: build the agent first with `npm run build`/,
+    'names the file (absolute) and says to build',
   );
 
   t.equal(badSubnet.code, 2, 'exit 2 for a subnet that does not exist');

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import * as z from 'zod/mini';
 import { AGENT_SETTINGS, flagName, readSettings } from '../../ec2-agent/config.ts';
@@ -122,14 +123,21 @@ export async function agentSettings(
   const settings = readSettings(given, (name) => `--${flagName(name)}`);
   const allowPlainHttp = Boolean(flags['allow-plain-http']);
   if (withToken) refusePlainHttp(settings.SERVICE_URL, allowPlainHttp);
+  const path = (flag: string) => (typeof flags[flag] === 'string' ? fromCaller(flags[flag]) : undefined);
   return {
     settings,
     allowPlainHttp,
-    caCert: await readCaCert(flags['ca-cert'] as string | undefined),
-    bundlePath: flags.bundle as string | undefined,
-    installScriptPath: flags['install-script'] as string | undefined,
+    caCert: await readCaCert(flags['ca-cert'] === 'none' ? 'none' : path('ca-cert')),
+    bundlePath: path('bundle'),
+    installScriptPath: path('install-script'),
   };
 }
+
+/**
+ * A FILE or DIR flag as an absolute path. npm runs the CLIs from the checkout's root; INIT_CWD is where
+ * the caller was, and so what `--ca-cert ca.crt` means to them.
+ */
+export const fromCaller = (path: string) => resolve(process.env.INIT_CWD ?? '', path);
 
 /** --name when none is given. */
 export const DEFAULT_NAME = 'random-number';
