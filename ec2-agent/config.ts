@@ -133,11 +133,12 @@ function caFileProblem(path: string): string | undefined {
  * `label` (the variable, or a CLI's flag).
  */
 export function readSettings(env: Record<string, string | undefined>, label = (name: string) => name) {
-  // Each is a line of --check's output and of the unit's agent.env: a line break (the \r of
-  // `$(cat url.txt)` from a CRLF file, say) would cut it or add another. Here, a CLI says so up front.
+  const settings = parseEnv(schema, env, label);
+  // Each is a line of --check's output and of the unit's agent.env: a line break its schema lets through
+  // (the \r of `$(cat url.txt)` from a CRLF file, say) would cut it or add another. Here, so that the
+  // CLIs refuse it up front too.
   const multiline = Object.keys(AGENT_SETTINGS).find((name) => /[\r\n]/.test(env[name] ?? ''));
   if (multiline) throw new ConfigError(`invalid configuration: ${label(multiline)} must be on one line`);
-  const settings = parseEnv(schema, env, label);
   if (settings.API_TOKEN !== undefined && settings.API_TOKEN_PARAMETER !== undefined) {
     throw new ConfigError(
       'invalid configuration: API_TOKEN and API_TOKEN_PARAMETER are both set; set only one (API_TOKEN_PARAMETER names an SSM SecureString holding the token)',

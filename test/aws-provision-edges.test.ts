@@ -235,12 +235,12 @@ t.test('a line break in an agent setting is refused by the CLIs, before anything
   const [url, schedule, command] = await Promise.all([
     cli('provision-ec2', [...args, '--service-url', `${URL_}\r`]),
     cli('provision-ec2', [...args, '--service-url', URL_, '--schedule', '*/5 * * * *\r']),
-    cli('agent-command', ['--service-url', URL_, '--output-file', '/root/n.txt\n/etc/x']),
+    cli('agent-command', ['--service-url', URL_, '--schedule', '* * * * *\n']),
   ]);
   for (const [run, line] of [
     [url, 'provision-ec2: invalid configuration: --service-url must be on one line'],
     [schedule, 'provision-ec2: invalid configuration: --schedule must be on one line'],
-    [command, 'agent-command: invalid configuration: --output-file must be on one line'],
+    [command, 'agent-command: invalid configuration: --schedule must be on one line'],
   ] as const) {
     t.equal(run.code, 2, `${line.split(':')[0]}: exit 2`);
     t.equal(run.stderr, `${line}\n`, `${line.split(':')[0]}: one line naming the flag`);
