@@ -152,11 +152,11 @@ t.test(
     const expected: [Run, string][] = [
       [
         teardown,
-        'teardown-ec2: npm took --dry-run, --name as its own settings and did not pass them on: put the flags after --, e.g. npm run teardown-ec2 -- --dry-run --name rn-npm',
+        "teardown-ec2: npm took --dry-run, --name as its own settings and did not pass them on: put the flags after --, e.g. npm run teardown-ec2 -- --dry-run --name 'rn-npm'",
       ],
       [
         provision,
-        `provision-ec2: npm took --service-url, --schedule, --name as its own settings and did not pass them on: put the flags after --, e.g. npm run provision-ec2 -- --service-url ${URL_} --schedule '*/5 * * * *' --name rn-npm`,
+        `provision-ec2: npm took --service-url, --schedule, --name as its own settings and did not pass them on: put the flags after --, e.g. npm run provision-ec2 -- --service-url '${URL_}' --schedule '*/5 * * * *' --name 'rn-npm'`,
       ],
       [
         token,
@@ -164,15 +164,15 @@ t.test(
       ],
       [
         results,
-        'ec2-results: npm took --output-file as its own settings and did not pass them on: put the flags after --, e.g. npm run ec2-results -- --output-file /root/n.txt',
+        "ec2-results: npm took --output-file as its own settings and did not pass them on: put the flags after --, e.g. npm run ec2-results -- --output-file '/root/n.txt'",
       ],
       [
         command,
-        'agent-command: npm took --out as its own settings and did not pass them on: put the flags after --, e.g. npm run agent-command -- --out x',
+        "agent-command: npm took --out as its own settings and did not pass them on: put the flags after --, e.g. npm run agent-command -- --out 'x'",
       ],
       [
         bootstrap,
-        'iam-bootstrap: npm took --profile as its own settings and did not pass them on: put the flags after --, e.g. npm run iam-bootstrap -- --profile admin',
+        "iam-bootstrap: npm took --profile as its own settings and did not pass them on: put the flags after --, e.g. npm run iam-bootstrap -- --profile 'admin'",
       ],
     ];
     for (const [run, line] of expected) {

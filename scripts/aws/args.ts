@@ -5,6 +5,7 @@ import { AGENT_SETTINGS, flagName, readSettings } from '../../ec2-agent/config.t
 import { intVar } from '../../lib/env.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import { readCaCert } from './ca-cert.ts';
+import { shellQuote } from './delivery.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -21,14 +22,12 @@ export function parseFlags<O extends Options>(argv: string[], options: O): FlagV
   // as npm_config_name=x and runs the command bare, which would then act on the default deployment.
   const npm = (name: string) => process.env[`npm_config_${name.replaceAll('-', '_')}`];
   const taken = Object.keys(options).filter((name) => npm(name) !== undefined);
-  // A toggle's value is `true`; the token itself never goes to a terminal or a log. Quoted for sh if needed.
-  const value = (name: string, v = npm(name) ?? '') =>
-    v === 'true'
-      ? ''
-      : ` ${name === 'api-token' ? 'TOKEN' : /^[\w:,./@+=-]+$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`}`;
+  // Each as it should have been typed: a toggle's value is `true`, and a token is never shown.
+  const typed = (name: string, v = npm(name) ?? '') =>
+    v === 'true' ? `--${name}` : `--${name} ${name === 'api-token' ? 'TOKEN' : shellQuote(v)}`;
   if (taken.length > 0)
     throw new ConfigError(
-      `npm took ${taken.map((name) => `--${name}`).join(', ')} as its own settings and did not pass them on: put the flags after --, e.g. npm run ${process.env.npm_lifecycle_event ?? 'COMMAND'} -- ${taken.map((name) => `--${name}${value(name)}`).join(' ')}`,
+      `npm took ${taken.map((name) => `--${name}`).join(', ')} as its own settings and did not pass them on: put the flags after --, e.g. npm run ${process.env.npm_lifecycle_event ?? 'COMMAND'} -- ${taken.map((name) => typed(name)).join(' ')}`,
     );
   let values: Record<string, unknown>;
   try {
