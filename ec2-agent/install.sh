@@ -181,6 +181,11 @@ elif [[ -f $PREFIX$ca_file ]]; then
   say "keeping the CA installed earlier ($ca_file); --extra-ca-certs none removes it"
 fi
 
+# The agent this replaces read a token that this one will not have: say so (agent-command sends only
+# what it is given; provision-ec2 passes the parameter it keeps).
+if grep -qs '^API_TOKEN_PARAMETER=' "$etc_dir/agent.env" && ! grep -q '^API_TOKEN_PARAMETER=' <<<"$resolved"; then
+  say "warning: the agent installed here read its API token from SSM (API_TOKEN_PARAMETER) and this install gives it none: a service that requires one will answer 401; pass --api-token-parameter to keep it"
+fi
 # systemd EnvironmentFile: double quotes keep spaces and *; backslash and double quote are escaped.
 quote() {
   local v=${1//\\/\\\\}

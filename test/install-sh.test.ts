@@ -172,6 +172,28 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
   );
 });
 
+t.test('a re-install without the token parameter the installed agent had says the token goes', async (t) => {
+  const prefix = t.testdir();
+  const base = ['--bundle', AGENT_BUNDLE, '--service-url', 'https://x/', '--prefix', join(prefix, 'root')];
+  const withToken = [
+    ...base,
+    '--api-token-parameter',
+    '/random-number/rn/api-token',
+    '--aws-region',
+    'us-east-1',
+  ];
+  const warning =
+    /install\.sh: warning: the agent installed here read its API token from SSM \(API_TOKEN_PARAMETER\) and this install gives it none: a service that requires one will answer 401; pass --api-token-parameter to keep it/;
+  const first = install(withToken);
+  t.equal(first.code, 0, 'installed with a token parameter');
+  t.notMatch(first.stdout, /warning: the agent installed here/, 'a first install: nothing to warn about');
+  t.notMatch(install(withToken).stdout, /warning: the agent installed here/, 'again with it: no warning');
+  const without = install(base);
+  t.equal(without.code, 0, 'reinstalled without it (as agent-command without the flag does)');
+  t.match(without.stdout, warning, 'says the token goes, and how to keep it');
+  t.notMatch(install(base).stdout, /warning: the agent installed here/, 'once gone, nothing more to say');
+});
+
 t.test(
   '--extra-ca-certs: checked by the agent, copied, given to it as SERVICE_CA_FILE; kept by a re-run without it; `none` removes it',
   async (t) => {
