@@ -12,7 +12,7 @@ import {
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { tokenProblem } from '../lib/contract.ts';
 import { noStack, type Run, startAwsCli, teardownNames } from './helpers/aws-cli.ts';
 import { type CliName, cliBundle } from './helpers/cli-bundle.ts';
@@ -555,20 +555,25 @@ t.test(
   },
 );
 
+/** An AWS config and credentials file with one profile (region eu-west-1), and nothing else to go on. */
+function profileEnv(t: Test, profile: string) {
+  const dir = t.testdir({
+    config: `[profile ${profile}]\nregion = eu-west-1\n`,
+    credentials: `[${profile}]\naws_access_key_id = test\naws_secret_access_key = test\n`,
+  });
+  return {
+    AWS_CONFIG_FILE: join(dir, 'config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
+    AWS_ACCESS_KEY_ID: undefined,
+    AWS_SECRET_ACCESS_KEY: undefined,
+    AWS_REGION: undefined,
+  };
+}
+
 t.test(
   '--profile and AWS_PROFILE take credentials and region from a profile, as the AWS CLI does',
   async (t) => {
-    const dir = t.testdir({
-      config: '[profile rn-try]\nregion = eu-west-1\n',
-      credentials: '[rn-try]\naws_access_key_id = test\naws_secret_access_key = test\n',
-    });
-    const files = {
-      AWS_CONFIG_FILE: join(dir, 'config'),
-      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
-      AWS_ACCESS_KEY_ID: undefined,
-      AWS_SECRET_ACCESS_KEY: undefined,
-      AWS_REGION: undefined,
-    };
+    const files = profileEnv(t, 'rn-try');
     const profile = ['--profile', 'rn-try', '--name', 'rn-prof'];
     const [provision, results, teardown, bootstrap, fromEnv, unknown] = await Promise.all([
       cli('provision-ec2', ['--service-url', URL_, ...profile, '--dry-run'], files),
@@ -613,17 +618,7 @@ t.test(
 
 t.test('the results and teardown commands provision-ec2 prints at the end work as printed', async (t) => {
   // A profile carries the credentials and the region: without --profile the printed commands find neither.
-  const dir = t.testdir({
-    config: '[profile rn-print]\nregion = eu-west-1\n',
-    credentials: '[rn-print]\naws_access_key_id = test\naws_secret_access_key = test\n',
-  });
-  const env = {
-    AWS_CONFIG_FILE: join(dir, 'config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
-    AWS_ACCESS_KEY_ID: undefined,
-    AWS_SECRET_ACCESS_KEY: undefined,
-    AWS_REGION: undefined,
-  };
+  const env = profileEnv(t, 'rn-print');
   const file = '/var/tmp/numbers.txt';
   const given = ['--service-url', URL_, '--name', 'rn-print', '--profile', 'rn-print', '--output-file', file];
   const up = await cli('provision-ec2', given, env);
