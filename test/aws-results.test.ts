@@ -11,6 +11,9 @@ import {
   summarize,
 } from '../scripts/aws/results.ts';
 
+/** The output file the reports below name. */
+const OUTPUT = '/root/randomNumber.txt';
+
 t.test('parseResults splits the output file lines from the journal lines', async (t) => {
   const stdout = [
     '2026-11-24T10:00:00.000Z 0',
@@ -24,7 +27,7 @@ t.test('parseResults splits the output file lines from the journal lines', async
     '{"level":50,"msg":"poll","scheduledAt":"2026-11-24T10:04:00.000Z","outcome":"write_failed","number":7,"reason":"cannot write the numbers file: EACCES"}',
     '{"level":30,"msg":"poll","scheduledAt":"2026-11-24T10:05:00.000Z","outcome":"ok","number":3,"coldStart":true}',
     'not json',
-    'counts failed=2 cold=1 skipped=1',
+    'counts failed=2 cold=1 skipped=1 file=yes',
     '',
   ].join('\n');
   const parsed = parseResults(stdout);
@@ -36,20 +39,20 @@ t.test('parseResults splits the output file lines from the journal lines', async
   t.equal(parsed.samples[0]?.time, '2026-11-24T10:00:00.000Z', 'the timestamp is kept');
   t.same(parsed.unparsed, ['garbage line'], 'a malformed output line is reported, not dropped silently');
   t.match(
-    formatResults('i-1', parsed),
+    formatResults('i-1', parsed, OUTPUT),
     /1 torn or unparsable line\(s\), left out; the first: "garbage line"/,
     'the report counts them and shows the first',
   );
   t.equal(parsed.failures.length, 2, 'a failed poll and a failed write are failures');
-  t.same(parsed.counts, { failed: 2, coldStarts: 1, skipped: 1 }, 'the counts line');
-  const text = formatResults('i-1', parsed);
+  t.same(parsed.counts, { failed: 2, coldStarts: 1, skipped: 1, fileFound: true }, 'the counts line');
+  const text = formatResults('i-1', parsed, OUTPUT);
   t.match(text, /failures in the last hour: 2/, 'the report counts the failures');
   t.match(text, /2026-11-24T10:03:00.000Z failed: timeout after 20000 ms/, 'and shows when and why');
   t.match(text, /skipped ticks in the last hour: 1/, 'and the skipped tick');
   t.match(text, /cold starts in the last hour: 1/, 'and the cold start');
   const { counts: _, ...uncounted } = parsed;
   t.match(
-    formatResults('i-1', uncounted),
+    formatResults('i-1', uncounted, OUTPUT),
     /failures in the last hour: 2/,
     'without the count line (output cut short), the failures that came back are counted',
   );
@@ -82,11 +85,11 @@ t.test(
     );
     t.equal(parsed.unparsed.length, 6, 'the six others are set apart');
     t.match(
-      formatResults('i-1', parsed),
+      formatResults('i-1', parsed, OUTPUT),
       /6 torn or unparsable line\(s\), left out; the first: "2026-12-2026-12-04T14:26:46.007Z 88"/,
       'the report says how many and shows the first',
     );
-    t.match(formatResults('i-1', parsed), /count 2 /, 'the summary is over the whole lines only');
+    t.match(formatResults('i-1', parsed, OUTPUT), /count 2 /, 'the summary is over the whole lines only');
   },
 );
 
@@ -110,6 +113,7 @@ t.test('formatResults prints the last lines, the summary and a histogram', async
   const text = formatResults(
     'i-1',
     parseResults('2026-11-24T10:00:00.000Z 42\n2026-11-24T10:01:00.000Z 47\n'),
+    OUTPUT,
   );
   t.match(text, /== i-1/, 'names the instance');
   t.match(text, /2026-11-24T10:01:00.000Z 47/, 'shows the last lines');
@@ -120,7 +124,7 @@ t.test('formatResults prints the last lines, the summary and a histogram', async
 });
 
 t.test('formatResults says plainly when there is nothing yet', async (t) => {
-  const text = formatResults('i-1', parseResults(''));
+  const text = formatResults('i-1', parseResults(''), OUTPUT);
   t.match(text, /nothing yet/, 'says nothing yet');
   t.notMatch(text, /histogram/, 'no empty histogram');
 });
@@ -192,9 +196,13 @@ t.test('the remote script, run locally with a stand-in journalctl, yields the re
   const parsed = parseResults(run.stdout);
   t.equal(parsed.samples.length, 60, 'the last 60 lines of the file');
   t.equal(parsed.samples.at(-1)?.number, 79, 'ending with the newest');
-  t.same(parsed.counts, { failed: 12, coldStarts: 3, skipped: 2 }, 'counted on the instance');
+  t.same(
+    parsed.counts,
+    { failed: 12, coldStarts: 3, skipped: 2, fileFound: true },
+    'counted on the instance',
+  );
   t.equal(parsed.failures.length, 5, 'only the last five failure lines travel back');
-  const text = formatResults('i-1', parsed);
+  const text = formatResults('i-1', parsed, OUTPUT);
   t.match(text, /failures in the last hour: 12/, 'the report uses the remote count');
   t.match(text, /2026-11-24T11:11:00.000Z failed: HTTP 503/, 'and shows the latest failure');
   t.match(text, /count 60 {2}min 20 {2}max 79/, 'summary over the lines read');
@@ -208,5 +216,23 @@ t.test('the remote script, run locally with a stand-in journalctl, yields the re
     },
   );
   t.equal(missing.status, 0, 'no output file and no journalctl still exits 0');
-  t.match(formatResults('i-1', parseResults(missing.stdout)), /nothing yet/, 'and reads as nothing yet');
+  t.match(
+    formatResults('i-1', parseResults(missing.stdout), join(dir, 'none.txt')),
+    `no file ${join(dir, 'none.txt')} on the instance: the agent makes it when it starts; give --output-file as the agent has it (OUTPUT_FILE in /etc/random-number-agent/agent.env)`,
+    'and says the file is not there, not "nothing yet" (a wrong --output-file would wait forever)',
+  );
+  writeFileSync(join(dir, 'empty.txt'), '');
+  const empty = spawnSync(
+    'sh',
+    ['-c', resultsScript({ outputFile: join(dir, 'empty.txt'), lines: 60 }).join('\n')],
+    {
+      env: { PATH: '/usr/bin:/bin' },
+      encoding: 'utf8',
+    },
+  );
+  t.match(
+    formatResults('i-1', parseResults(empty.stdout), join(dir, 'empty.txt')),
+    /nothing yet/,
+    'a file with no number yet reads as nothing yet',
+  );
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
-import { parseResults, resultsScript, summarize } from '../scripts/aws/results.ts';
+import { formatResults, parseResults, resultsScript, summarize } from '../scripts/aws/results.ts';
 import { bootHost } from './helpers/host.ts';
 import { AGENT, agentCommandPayloads, fastAgent, runPayloads } from './helpers/host-agent.ts';
 import { eventually } from './helpers/process.ts';
@@ -71,4 +71,13 @@ t.test("ec2-results' commands, run on the host, count what happened there", asyn
   );
   // Each service process hands out one cold-start number: the first poll, and the first after the outage.
   t.equal(parsed.counts?.coldStarts, 2, 'two cold starts: the first poll and the first after the outage');
+
+  // The --output-file of another install: not "nothing yet", which would never change.
+  const elsewhere = '/var/lib/random-number/numbers.txt';
+  const wrong = await host.runShellScript(resultsScript({ outputFile: elsewhere, lines: 1000 }));
+  t.match(
+    formatResults('i-host', parseResults(wrong.stdout), elsewhere),
+    `no file ${elsewhere} on the instance: the agent makes it when it starts`,
+    'a file the host does not have is reported as missing, with where to look',
+  );
 });

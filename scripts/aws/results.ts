@@ -20,11 +20,11 @@ interface ParsedResults {
   unparsed: string[];
   /** The last failed polls in the journal. */
   failures: PollLine[];
-  /** Over the last hour, as the instance counted them (absent without its count line). */
-  counts?: { failed: number; coldStarts: number; skipped: number };
+  /** Over the last hour, as the instance counted them, and whether the file is there (absent without its count line). */
+  counts?: { failed: number; coldStarts: number; skipped: number; fileFound: boolean };
 }
 
-const COUNTS = /^counts failed=(\d+) cold=(\d+) skipped=(\d+)$/;
+const COUNTS = /^counts failed=(\d+) cold=(\d+) skipped=(\d+) file=(yes|no)$/;
 /**
  * Exactly the line the agent writes, nothing looser: a torn line that another was appended to
  * (`2026-12-2026-12-04T14:26:46.007Z 88`) must not lend its last part a timestamp.
@@ -40,9 +40,11 @@ export function parseResults(stdout: string): ParsedResults {
     else if (line) parsed.unparsed.push(line);
   }
   for (const line of journalText.split('\n')) {
-    const [, failed, coldStarts, skipped] = COUNTS.exec(line.trim()) ?? [];
-    if (failed)
-      parsed.counts = { failed: Number(failed), coldStarts: Number(coldStarts), skipped: Number(skipped) };
+    const [, failed, coldStarts, skipped, file] = COUNTS.exec(line.trim()) ?? [];
+    if (failed) {
+      const [f = 0, c = 0, s = 0] = [failed, coldStarts, skipped].map(Number);
+      parsed.counts = { failed: f, coldStarts: c, skipped: s, fileFound: file === 'yes' };
+    }
     const entry = parsePollLine(line);
     if (entry && FAILED_OUTCOMES.includes(entry.outcome)) parsed.failures.push(entry);
   }
@@ -59,10 +61,15 @@ export function summarize(numbers: number[]) {
 }
 
 /** Human-readable report for one instance. */
-export function formatResults(instanceId: string, parsed: ParsedResults): string {
+export function formatResults(instanceId: string, parsed: ParsedResults, outputFile: string): string {
   const lines = [`== ${instanceId}`];
   const summary = summarize(parsed.samples.map((s) => s.number));
-  if (!summary) {
+  if (parsed.counts?.fileFound === false) {
+    // Not "nothing yet": the agent makes its file when it starts, so a wrong --output-file would wait forever.
+    lines.push(
+      `no file ${outputFile} on the instance: the agent makes it when it starts; give --output-file as the agent has it (OUTPUT_FILE in /etc/random-number-agent/agent.env)`,
+    );
+  } else if (!summary) {
     lines.push(
       'nothing yet: the agent has not written any number (it polls once per schedule tick; try again in a minute)',
     );
@@ -101,14 +108,14 @@ const FAILED_GREP = `'"outcome":"(${FAILED_OUTCOMES.join('|')})"'`;
 export function resultsScript(options: { outputFile: string; lines: number }): string[] {
   return [
     `f=${shellQuote(options.outputFile)}`,
-    `if [ -f "$f" ]; then tail -n ${options.lines} "$f"; fi`,
+    `if [ -f "$f" ]; then file=yes; tail -n ${options.lines} "$f"; else file=no; fi`,
     `echo '${JOURNAL_MARKER}'`,
     'j=$(journalctl -u random-number-agent --since -1h -o cat 2>/dev/null || true)',
     `printf '%s\\n' "$j" | grep -E ${FAILED_GREP} | tail -n 5`,
     `failed=$(printf '%s\\n' "$j" | grep -cE ${FAILED_GREP})`,
     `cold=$(printf '%s\\n' "$j" | grep -c '"coldStart":true')`,
     `skipped=$(printf '%s\\n' "$j" | grep -c '"outcome":"skipped"')`,
-    'echo "counts failed=$failed cold=$cold skipped=$skipped"',
+    'echo "counts failed=$failed cold=$cold skipped=$skipped file=$file"',
   ];
 }
 
@@ -144,5 +151,5 @@ export async function printResults(
     (r) => `command ${r.commandId} on ${instanceIds.join(', ')}`,
   );
   for (const { instanceId, stdout } of results)
-    report.line(`\n${formatResults(instanceId, parseResults(stdout))}`);
+    report.line(`\n${formatResults(instanceId, parseResults(stdout), options.outputFile)}`);
 }
