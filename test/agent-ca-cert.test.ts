@@ -64,6 +64,17 @@ t.test('--ca-cert FILE is checked at home: a CA passes, the usual mistakes fail 
     out: expiredCa,
     ca: true,
   });
+  const futureCa = join(c.dir, 'future-ca.crt');
+  issueWithDates({
+    caCrt: c.ca,
+    caKey: c.caKey,
+    key: c.caKey,
+    host: 'new.example.org',
+    from: new Date(Date.now() + DAY_MS),
+    until: new Date(Date.now() + 10 * DAY_MS),
+    out: futureCa,
+    ca: true,
+  });
   const cases: [string, RegExp][] = [
     [
       c.crt,
@@ -77,7 +88,8 @@ t.test('--ca-cert FILE is checked at home: a CA passes, the usual mistakes fail 
     ],
     [join(c.dir), /cannot read it \(EISDIR\)/],
     [big, new RegExp(`at most ${MAX_CA_BYTES} fit in the install command`)],
-    [expiredCa, /the CA .*expired on/],
+    [expiredCa, /the CA .*old\.example\.org is valid from .* to .*, not now; make a new one/],
+    [futureCa, /the CA .*new\.example\.org is valid from .* to .*, not now; make a new one .* clock is right/],
   ];
   for (const [file, message] of cases) {
     await t.rejects(readCaCert(file), { name: 'ConfigError', message }, `${basename(file)}: refused`);

@@ -62,10 +62,12 @@ export async function readCaCert(value: string | undefined): Promise<CaCertChoic
       `--ca-cert ${value} holds no CA certificate (${parsed[0]?.subject.replace(/\n/g, ', ')} is a server's own): give the CA that signed it, e.g. certs/ca.crt`,
     );
   }
-  const expired = cas.find((c) => new Date(c.validTo) < new Date());
-  if (expired) {
+  // Not yet valid is as useless to the agent as expired: a CA made on a machine whose clock runs ahead.
+  const now = new Date();
+  const stale = cas.find((c) => new Date(c.validTo) < now || new Date(c.validFrom) > now);
+  if (stale) {
     throw new ConfigError(
-      `--ca-cert ${value}: the CA ${expired.subject.replace(/\n/g, ', ')} expired on ${expired.validTo}; make a new one (see make tls-cert)`,
+      `--ca-cert ${value}: the CA ${stale.subject.replace(/\n/g, ', ')} is valid from ${stale.validFrom} to ${stale.validTo}, not now; make a new one (see make tls-cert) on a machine whose clock is right`,
     );
   }
   return {

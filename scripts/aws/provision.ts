@@ -3,7 +3,7 @@ import { ConfigError } from '../../lib/errors.ts';
 import { type agentSettings, DEFAULT_NAME, refusePlainHttp } from './args.ts';
 import { requireBoundary } from './boundary.ts';
 import { describeCaCert } from './ca-cert.ts';
-import { buildDelivery, readAgentFiles } from './delivery.ts';
+import { buildDelivery, readAgentFiles, shellQuote } from './delivery.ts';
 import { ensureInstanceProfile, ownAgentIam, recordedTokenParameter, roleName } from './iam.ts';
 import { findInstances, launchInstances, resolveAmi, startStopped, waitRunning } from './instances.ts';
 import type { Session } from './report.ts';
@@ -192,7 +192,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   const flags = [
     ...(name === DEFAULT_NAME ? [] : [`--name ${name}`]),
     ...(options.region ? [`--region ${region}`] : []),
-    ...(options.profile ? [`--profile ${options.profile}`] : []),
+    ...(options.profile ? [`--profile ${shellQuote(options.profile)}`] : []),
   ].join(' ');
   const args = (text: string) => (text.trim() ? ` -- ${text.trim()}` : '');
   const file = options.settings.OUTPUT_FILE;
