@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -627,7 +627,9 @@ t.test('the results and teardown commands provision-ec2 prints at the end work a
     const match = new RegExp(`^ {2}${label}: +npm run ${script} -- (.+?)(?: {3}\\(.*)?$`, 'm').exec(
       up.stdout,
     );
-    return match?.[1]?.split(' ') ?? [];
+    // As a shell reads them when pasted: split into words, quotes removed.
+    const words = match ? execFileSync('sh', ['-c', `printf '%s\\n' ${match[1]}`], { encoding: 'utf8' }) : '';
+    return words.trimEnd().split('\n');
   };
   const results = printed('results', 'ec2-results');
   t.same(
