@@ -111,6 +111,11 @@ t.test('restricted Pod Security Standard for the container, matching the image u
     t.equal(sc.readOnlyRootFilesystem, true, `${name}: read-only root filesystem`);
     t.notOk(sc.privileged, `${name}: not privileged`);
     t.equal(svc.spec.template.spec.enableServiceLinks, false, `${name}: enableServiceLinks false`);
+    t.equal(
+      svc.spec.template.spec.automountServiceAccountToken,
+      false,
+      `${name}: no ServiceAccount token mounted (the service never calls the API server)`,
+    );
     t.notOk(svc.spec.template.spec.volumes, `${name}: no volumes (nothing to write)`);
   }
   const ns = find(rendered.cloud ?? [], 'Namespace')[0];
