@@ -36,7 +36,7 @@ runCli('provision-ec2', async () => {
       'TOKEN',
       'create or update that parameter (or set API_TOKEN); default name\n/random-number/NAME/api-token',
     ),
-    subnet: flag('ID', "launch into this subnet (default: the default VPC's default subnet)"),
+    subnet: flag('ID', "launch into this subnet (default: the instances' own, else the default VPC's)"),
     'dry-run': toggle('print the plan (what would be created or reused); change nothing'),
   });
   if (!flags) return;

@@ -1,5 +1,9 @@
 import {
+  CreateSubnetCommand,
+  CreateVpcCommand,
   DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
   EC2Client,
   type InstanceStateName,
   StartInstancesCommand,
@@ -14,7 +18,8 @@ import { startStopped } from '../scripts/aws/instances.ts';
 import { startAwsCli, stepNames } from './helpers/aws-cli.ts';
 
 // Re-runs of provision-ec2 (the upgrade path): the token is kept without token flags (and its customer
-// managed key), stopped and stopping instances are started, not replaced.
+// managed key), stopped and stopping instances are started, not replaced; a re-run stays in the
+// instances' VPC, and says what it does not change (fewer --count, another --instance-type).
 
 const URL_ = 'https://random-number.default.example.com';
 const meta = { $metadata: {} };
@@ -118,6 +123,7 @@ t.test('a re-run without token flags keeps the token; a stopped instance is star
   );
   t.match(again.stdout, new RegExp(`✓ start stopped instances: started ${instanceId}`), 'started it');
   t.same(stepNames(dry.stdout), stepNames(again.stdout), 'the dry run named every step the run reported');
+  t.notMatch(`${dry.stdout}${again.stdout}`, /^note:/m, 'no note: the run asks for what exists');
   const after = await aws.liveInstances(name);
   t.same(
     after.map((i) => [i.InstanceId, i.State?.Name]),
@@ -254,3 +260,92 @@ t.test(
     t.equal(kept.PolicyDocument, policy.PolicyDocument, 'the role policy is unchanged');
   },
 );
+
+t.test("a re-run stays in the instances' VPC and says what it does not change", async (t) => {
+  const name = 'rn-vpc';
+  // A VPC of its own, as a first run with --subnet in a non-default VPC uses.
+  const { Vpc } = await aws.ec2.send(new CreateVpcCommand({ CidrBlock: '10.7.0.0/16' }));
+  const vpcId = Vpc?.VpcId as string;
+  const { Subnet } = await aws.ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '10.7.1.0/24' }));
+  const subnet = Subnet?.SubnetId as string;
+  const groups = async () =>
+    (
+      await aws.ec2.send(
+        new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [name] }] }),
+      )
+    ).SecurityGroups?.map((g) => [g.GroupId, g.VpcId]) ?? [];
+  const args = ['--service-url', URL_, '--name', name];
+  const first = await aws.cli('provision-ec2', [...args, '--subnet', subnet, '--count', '2']);
+  t.equal(first.code, 0, `first run with --subnet exits 0 (${first.stderr})`);
+  const made = await groups();
+  t.same(
+    made.map(([, vpc]) => vpc),
+    [vpcId],
+    "one group, in the subnet's VPC",
+  );
+  const instances = (await aws.liveInstances(name)).map((i) => i.InstanceId as string);
+
+  // Without --subnet, with fewer --count and another --instance-type: dry run, then the run.
+  const other = [...args, '--count', '1', '--instance-type', 't3.small'];
+  const dry = await aws.cli('provision-ec2', [...other, '--dry-run']);
+  const run = await aws.cli('provision-ec2', other);
+  const countNote = `note: 2 instances exist, more than --count 1: none is removed; remove some with aws ec2 terminate-instances --instance-ids ..., or all with npm run teardown-ec2 -- --name ${name}`;
+  const typeNote = `note: ${instances.map((id) => `${id} is t3.micro`).join(', ')}, not t3.small (--instance-type): an instance is not changed in place; to change it, run npm run teardown-ec2 -- --name ${name}, then provision-ec2 again`;
+  for (const [what, out] of [
+    ['dry run', dry],
+    ['run', run],
+  ] as const) {
+    t.equal(out.code, 0, `${what} without --subnet exits 0 (${out.stderr})`);
+    t.match(out.stdout, new RegExp(`✓ VPC: ${vpcId} `), `${what}: the instances' VPC, not the default one`);
+    t.match(out.stdout, `\n${countNote}\n`, `${what}: a note on the count, saying how to remove instances`);
+    t.match(out.stdout, `\n${typeNote}\n`, `${what}: a note naming the instances of another type`);
+  }
+  t.match(
+    dry.stdout,
+    `  security group: reuse ${name} in ${vpcId} (no inbound rules)`,
+    'the plan reuses the group',
+  );
+  t.match(run.stdout, `✓ security group: ${made[0]?.[0]} reused`, 'the run reused it');
+  t.same(stepNames(dry.stdout), stepNames(run.stdout), 'the dry run named every step the run reported');
+  t.same(await groups(), made, 'no second security group (DescribeSecurityGroups)');
+  const after = await aws.liveInstances(name);
+  t.same(
+    after.map((i) => [i.InstanceId, i.InstanceType]),
+    instances.map((id) => [id, 't3.micro']),
+    'both instances kept, of their type',
+  );
+
+  // More instances without --subnet: the new one goes beside the others.
+  const more = await aws.cli('provision-ec2', [...args, '--count', '3']);
+  t.equal(more.code, 0, `--count 3 without --subnet exits 0 (${more.stderr})`);
+  t.same(
+    (await aws.liveInstances(name)).map((i) => i.SubnetId),
+    [subnet, subnet, subnet],
+    'the launched instance is in the subnet of the others',
+  );
+  t.same(await groups(), made, 'still one security group');
+
+  // A --subnet in another VPC (the default one): refused before any change, dry or not.
+  const defaults = await aws.ec2.send(
+    new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }),
+  );
+  const elsewhere = defaults.Subnets?.[0];
+  const before = await aws.snapshot(name);
+  const moved = [...args, '--subnet', elsewhere?.SubnetId as string];
+  const [refusedDry, refused] = [
+    await aws.cli('provision-ec2', [...moved, '--dry-run']),
+    await aws.cli('provision-ec2', moved),
+  ];
+  t.equal(refused.code, 2, 'a --subnet in another VPC than the instances is refused, exit 2');
+  t.match(
+    refused.stderr,
+    new RegExp(
+      `^provision-ec2: subnet ${elsewhere?.SubnetId} is in ${elsewhere?.VpcId}, but ${name}'s instance i-\\w+ is in ${vpcId}: run npm run teardown-ec2 -- --name ${name} first, or pass the first run's --subnet ${subnet}\n$`,
+    ),
+    'in one line saying what differs and what to do',
+  );
+  t.equal(refusedDry.code, 2, 'the dry run refuses too');
+  t.equal(refusedDry.stderr, refused.stderr, 'with the same words');
+  t.same(await groups(), made, 'no security group in the other VPC');
+  t.same(await aws.snapshot(name), before, 'nothing changed: no instance, no command');
+});

@@ -1,6 +1,7 @@
 import {
   DescribeImagesCommand,
   type EC2Client,
+  type Instance,
   paginateDescribeInstances,
   RunInstancesCommand,
   StartInstancesCommand,
@@ -14,7 +15,8 @@ import { AwsStateError, errorName } from './errors.ts';
 import { projectFilters, projectTags } from './tags.ts';
 import { type WaitForTiming, waiterConfig, waitFor } from './wait.ts';
 
-export type FoundInstance = { instanceId: string; state: string };
+/** What DescribeInstances says of one (its type, subnet and VPC for re-runs), with its id and state. */
+export type FoundInstance = Instance & { instanceId: string; state: string };
 
 /** The project's instances in the states that count as "ours and alive" for idempotent re-runs. */
 export async function findInstances(ec2: EC2Client, name: string): Promise<FoundInstance[]> {
@@ -23,7 +25,7 @@ export async function findInstances(ec2: EC2Client, name: string): Promise<Found
   const found: FoundInstance[] = [];
   for await (const page of paginateDescribeInstances({ client: ec2 }, { Filters })) {
     for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-      found.push({ instanceId: i.InstanceId as string, state: i.State?.Name ?? 'unknown' });
+      found.push({ ...i, instanceId: i.InstanceId as string, state: i.State?.Name ?? 'unknown' });
     }
   }
   return found;

@@ -7,7 +7,7 @@ import { buildDelivery, readAgentFiles, shellQuote } from './delivery.ts';
 import { ensureInstanceProfile, ownAgentIam, recordedTokenParameter, roleName } from './iam.ts';
 import { findInstances, launchInstances, resolveAmi, startStopped, waitRunning } from './instances.ts';
 import type { Session } from './report.ts';
-import { ensureSecurityGroup, findSecurityGroup, resolveVpc } from './security-group.ts';
+import { createSecurityGroup, findSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand, waitForRegistration } from './ssm-command.ts';
 import { customerKeyOf, parameterArn, parameterExists, putToken, reusableTokenParameter } from './token.ts';
 import { MAX_WAIT_SECONDS } from './wait.ts';
@@ -62,7 +62,24 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
     () => resolveAmi(ssm, ec2, options.instanceType),
     (a) => `${a.imageId} (Amazon Linux 2023 ${a.architecture}, root ${a.rootDeviceName})`,
   );
-  const vpcId = await step('VPC', () => resolveVpc(ec2, options.subnetId), String);
+  // The flags to repeat in the commands printed (in notes and at the end), so that they reach the same
+  // account, region, instances and output file: those given, unless they are the defaults.
+  const flags = [
+    ...(name === DEFAULT_NAME ? [] : [`--name ${name}`]),
+    ...(options.region ? [`--region ${region}`] : []),
+    ...(options.profile ? [`--profile ${shellQuote(options.profile)}`] : []),
+  ].join(' ');
+  const args = (text: string) => (text.trim() ? ` -- ${text.trim()}` : '');
+  const teardown = `npm run teardown-ec2${args(flags)}`;
+  // A re-run goes where the instances are: a security group is per VPC, an instance never changes VPC.
+  const existing = await findInstances(ec2, name);
+  const subnetId = options.subnetId ?? existing[0]?.SubnetId;
+  const vpcId = await step('VPC', () => resolveVpc(ec2, subnetId), String);
+  const apart = existing.find((i) => i.VpcId !== vpcId);
+  if (apart)
+    throw new ConfigError(
+      `subnet ${subnetId} is in ${vpcId}, but ${name}'s instance ${apart.instanceId} is in ${apart.VpcId}: run ${teardown} first, or pass the first run's --subnet ${apart.SubnetId}`,
+    );
   if (tokenParameter && !token && !(await parameterExists(ssm, tokenParameter))) {
     throw new ConfigError(
       `--api-token-parameter ${tokenParameter} does not exist: pass --api-token (or set API_TOKEN) to create it`,
@@ -71,7 +88,6 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   // Names taken by someone else's role or security group stop the run here, before the first change.
   const agentIam = await ownAgentIam(iam, name, boundaryArn);
   const group = await findSecurityGroup(ec2, name, vpcId);
-  const existing = await findInstances(ec2, name);
   const missing = Math.max(0, options.count - existing.length);
   const stopped = existing.filter((i) => i.state === 'stopped' || i.state === 'stopping');
   const targets = existing.map((i) => i.instanceId).concat(missing ? plural(missing, 'new instance') : []);
@@ -81,6 +97,14 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   let installed: { instanceId: string; stdout: string }[] = [];
   const ids = () => [...existing.map((i) => i.instanceId), ...launched];
   const target = { tagProject: name };
+  const otherType = existing.filter((i) => i.InstanceType !== options.instanceType);
+  for (const text of [
+    existing.length > options.count &&
+      `${plural(existing.length, 'instance')} exist, more than --count ${options.count}: none is removed; remove some with aws ec2 terminate-instances --instance-ids ..., or all with ${teardown}`,
+    otherType.length &&
+      `${otherType.map((i) => `${i.instanceId} is ${i.InstanceType}`).join(', ')}, not ${options.instanceType} (--instance-type): an instance is not changed in place; to change it, run ${teardown}, then provision-ec2 again`,
+  ])
+    if (text) line(`note: ${text}`);
 
   await session.report.steps(options.dryRun, [
     tokenParameter &&
@@ -122,10 +146,9 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
       name: 'security group',
       plan: async () => `${verb(group)} ${name} in ${vpcId} (no inbound rules)`,
       run: async () => {
-        const g = await ensureSecurityGroup(ec2, { name, vpcId });
-        groupId = g.groupId;
-        note(g.created, `security group ${g.groupId}`);
-        return `${g.groupId} ${g.created ? 'created' : 'reused'} (no inbound rules)`;
+        groupId = group ?? (await createSecurityGroup(ec2, { name, vpcId }));
+        note(!group, `security group ${groupId}`);
+        return `${groupId} ${group ? 'reused' : 'created'} (no inbound rules)`;
       },
     },
     stopped.length > 0 && {
@@ -144,6 +167,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
         launched = await launchInstances(ec2, {
           ...options,
           count: missing,
+          subnetId,
           ami,
           instanceProfileName: roleName(name),
           securityGroupId: groupId,
@@ -155,11 +179,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
     {
       name: 'running',
       plan: () => `wait for ${targets.join(', ')}`,
-      run: async () => {
-        if (!missing) line(`reusing ${plural(existing.length, 'instance')}: ${ids().join(', ')}`);
-        await waitRunning(ec2, ids(), wait(MAX_WAIT_SECONDS.running));
-        return ids().join(', ');
-      },
+      run: () => waitRunning(ec2, ids(), wait(MAX_WAIT_SECONDS.running)).then(() => ids().join(', ')),
     },
     {
       name: 'SSM registration',
@@ -187,21 +207,13 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   for (const i of existing) note(false, `instance ${i.instanceId}`);
   for (const id of launched) note(true, `instance ${id}`);
 
-  // The flags to repeat in the commands printed below, so that they reach the same account, region,
-  // instances and output file: those given, unless they are the defaults.
-  const flags = [
-    ...(name === DEFAULT_NAME ? [] : [`--name ${name}`]),
-    ...(options.region ? [`--region ${region}`] : []),
-    ...(options.profile ? [`--profile ${shellQuote(options.profile)}`] : []),
-  ].join(' ');
-  const args = (text: string) => (text.trim() ? ` -- ${text.trim()}` : '');
   const file = options.settings.OUTPUT_FILE;
   const results = args(file === AGENT_DEFAULTS.outputFile ? flags : `${flags} --output-file ${file}`);
   line(`\ndone: the agent is installed on ${ids().join(', ')} in ${region}`);
   line(`  created: ${created.join(', ') || 'nothing (everything existed)'}`);
   line(`  reused:  ${reused.join(', ') || 'nothing'}`);
   line(`  results:  npm run ec2-results${results}   (numbers appear after the first schedule tick)`);
-  line(`  teardown: npm run teardown-ec2${args(flags)}`);
+  line(`  teardown: ${teardown}`);
 }
 
 /**

@@ -47,12 +47,10 @@ export async function findSecurityGroup(ec2: EC2Client, name: string, vpcId: str
 }
 
 /**
- * Security group `<name>` with no inbound rules: the agent only makes outbound calls (the service, SSM),
- * and the default egress rule allows them. Returns its id and whether it was created.
+ * Creates security group `<name>` with no inbound rules: the agent only makes outbound calls (the
+ * service, SSM), and the default egress rule allows them. A run reuses the group findSecurityGroup found.
  */
-export async function ensureSecurityGroup(ec2: EC2Client, options: { name: string; vpcId: string }) {
-  const existing = await findSecurityGroup(ec2, options.name, options.vpcId);
-  if (existing) return { groupId: existing, created: false };
+export async function createSecurityGroup(ec2: EC2Client, options: { name: string; vpcId: string }) {
   const { GroupId } = await ec2.send(
     new CreateSecurityGroupCommand({
       GroupName: options.name,
@@ -62,7 +60,7 @@ export async function ensureSecurityGroup(ec2: EC2Client, options: { name: strin
     }),
   );
   if (!GroupId) throw new Error(`CreateSecurityGroup for ${options.name} returned no group id`);
-  return { groupId: GroupId, created: true };
+  return GroupId;
 }
 
 /** The security groups tagged Project=<name>: what teardown removes. */
