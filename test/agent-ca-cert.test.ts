@@ -89,7 +89,10 @@ t.test('--ca-cert FILE is checked at home: a CA passes, the usual mistakes fail 
     [join(c.dir), /cannot read it \(EISDIR\)/],
     [big, new RegExp(`at most ${MAX_CA_BYTES} fit in the install command`)],
     [expiredCa, /the CA .*old\.example\.org is valid from .* to .*, not now; make a new one/],
-    [futureCa, /the CA .*new\.example\.org is valid from .* to .*, not now; make a new one .* clock is right/],
+    [
+      futureCa,
+      /the CA .*new\.example\.org is valid from .* to .*, not now; make a new one .* clock is right/,
+    ],
   ];
   for (const [file, message] of cases) {
     await t.rejects(readCaCert(file), { name: 'ConfigError', message }, `${basename(file)}: refused`);

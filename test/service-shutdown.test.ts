@@ -93,7 +93,11 @@ t.test('readyz answers 503 during the drain to a client already connected', asyn
   const { code } = await service.exited;
   t.equal(code, 0, 'exit code 0');
   const probe = service.stdout.map(json).find((l) => l.path === '/readyz');
-  t.match(probe, { level: 30, msg: 'request', status: 503 }, "the probe's 503 is logged at info, not as a failure");
+  t.match(
+    probe,
+    { level: 30, msg: 'request', status: 503 },
+    "the probe's 503 is logged at info, not as a failure",
+  );
 });
 
 t.test('a request that never completes is cut after SHUTDOWN_TIMEOUT_MS, with a log line', async (t) => {
