@@ -27,8 +27,7 @@ readonly SERVICE=kourier
 # it cannot be told (several interfaces, macOS without en0, ...).
 lan_address() {
   local ip
-  ip="$(hostname -I 2>/dev/null | awk '{print $1}')" || ip=""
-  [[ -n "$ip" ]] || ip="$(ipconfig getifaddr en0 2>/dev/null)" || ip=""
+  ip="$({ hostname -I || ipconfig getifaddr en0; } 2>/dev/null | awk '{print $1}')" || ip=""
   echo "${ip:-"<this machine's LAN address>"}"
 }
 
@@ -116,6 +115,11 @@ in_background() {
 if ! [[ "$PORT" =~ ^[1-9][0-9]{3,4}$ ]] || ((PORT < 1024 || PORT > 65535)); then
   die "EXPOSE_PORT must be a whole number from 1024 to 65535 (a port a normal user may open; got '$PORT')"
 fi
+# A port something else listens on fails every port-forward at once, which the loop would retry every
+# 3 s forever: refuse it first. A connection on loopback reaches a listener on 0.0.0.0, :: or 127.0.0.1,
+# each of which makes kubectl's bind of 0.0.0.0:PORT fail (on Linux).
+[[ "${1:-}" == steps ]] || ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null ||
+  die "EXPOSE_PORT $PORT is already in use on this machine (another port-forward or server listens on it): stop that, or choose a free port: DOMAIN=$DOMAIN EXPOSE_PORT=<port> make expose-minikube"
 [[ "${1:-}" == steps ]] || check_cluster
 print_steps
 [[ "${1:-}" == steps ]] || forward
