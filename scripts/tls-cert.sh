@@ -9,7 +9,8 @@
 #                                        name constraint); reused on every run for those names
 #   DOMAIN.crt  DOMAIN.key (0600)        DNS:DOMAIN, serverAuth, 397 days (the public-CA ceiling)
 # A re-run keeps the CA and renews the server certificate only when it expires within 30 days (or no
-# longer matches its key or the CA). Keys are ECDSA P-256; private keys are never printed.
+# longer matches its key or the CA); a certificate it did not issue is never replaced. Keys are ECDSA
+# P-256; private keys are never printed.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,6 +32,12 @@ crt="$CERTS/$domain.crt"
 key="$CERTS/$domain.key"
 wrote=()
 kept=()
+
+# A certificate this script did not issue (all of ours come from a CA with O=random-number) is the
+# user's own, as deploy-knative invites for TLS=own: never replaced, whatever state it is in.
+issuer="$(openssl x509 -in "$crt" -noout -issuer -nameopt RFC2253 2>/dev/null)" || issuer="issuer=none openssl can read"
+[[ ! -e "$crt" || ",${issuer#issuer=}," == *,O=random-number,* ]] ||
+  die "$crt was not issued by this script (issuer: ${issuer#issuer=}): it may be your own, so it and its key are kept; move both away, or use another CERTS_DIR, and run again"
 
 # Private keys are created 0600 from the start (umask), never readable by others even briefly.
 umask 077

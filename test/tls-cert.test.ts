@@ -1,5 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { binWith, ROOT } from './helpers/kustomize.ts';
@@ -258,6 +266,34 @@ t.test('bad input: one clear line each', async (t) => {
     t.equal(r.stderr.trim().split('\n').length, 1, `${JSON.stringify(args)}: one line`);
   }
   t.same(execFileSync('ls', ['-A', dir], { encoding: 'utf8' }), '', 'nothing written on bad input');
+});
+
+t.test("a certificate of the user's own for DOMAIN is never replaced", async (t) => {
+  const dir = t.testdir();
+  const crt = join(dir, `${DOMAIN}.crt`);
+  const key = join(dir, `${DOMAIN}.key`);
+  // As a user brings one for TLS=own: from a CA of their own (here self-signed), any validity.
+  selfSigned({ cert: crt, key, subject: `/O=Example Ltd/CN=${DOMAIN}`, days: '5' });
+  const mine = [readFileSync(crt), readFileSync(key)];
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 1, 'refused');
+  t.match(
+    r.stderr,
+    /^tls-cert: \S+numbers\.example\.org\.crt was not issued by this script \(issuer: CN=numbers\.example\.org,O=Example Ltd\): it may be your own, so it and its key are kept; move both away, or use another CERTS_DIR, and run again\n$/,
+    'in one line: what is there, why it is kept, what to do',
+  );
+  t.same([readFileSync(crt), readFileSync(key)], mine, 'both files are byte for byte as they were');
+  t.same(readdirSync(dir).sort(), [`${DOMAIN}.crt`, `${DOMAIN}.key`], 'and nothing else was made (no CA)');
+
+  writeFileSync(crt, 'not a certificate\n');
+  const unreadable = tlsCert(dir, [DOMAIN]);
+  t.equal(unreadable.status, 1, 'a file openssl cannot read as a certificate: refused too');
+  t.match(unreadable.stderr, /\(issuer: none openssl can read\)/, 'saying so');
+  t.equal(readFileSync(crt, 'utf8'), 'not a certificate\n', 'and left as it is');
+
+  mkdirSync(join(dir, 'mine'));
+  for (const f of [crt, key]) renameSync(f, join(dir, 'mine', f.slice(dir.length + 1)));
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'moved away: the script issues its own');
 });
 
 t.test('make tls-cert DOMAIN=... writes a CA and a certificate for DOMAIN into CERTS_DIR', async (t) => {
