@@ -111,7 +111,7 @@ in_background() {
 [[ "${1:-}" =~ ^(steps)?$ ]] || die "usage: $0 [steps]  (DOMAIN=<name> EXPOSE_PORT=<port> in the environment)"
 [[ -n "${DOMAIN:-}" ]] ||
   die "DOMAIN is required: the public name the agent calls, e.g. DOMAIN=myhome.duckdns.org make expose-minikube"
-[[ "$DOMAIN" =~ $DOMAIN_RE ]] || die "DOMAIN '$DOMAIN' is not a lower-case DNS name like myhome.duckdns.org"
+[[ "$DOMAIN" =~ $DOMAIN_RE ]] || die "DOMAIN '$DOMAIN' is not a lower-case DNS name like myhome.duckdns.org (labels of at most 63 characters)"
 if ! [[ "$PORT" =~ ^[1-9][0-9]{3,4}$ ]] || ((PORT < 1024 || PORT > 65535)); then
   die "EXPOSE_PORT must be a whole number from 1024 to 65535 (a port a normal user may open; got '$PORT')"
 fi

@@ -74,6 +74,7 @@ t.test('refusals are one clear line, before any kubectl', async (t) => {
     [['steps'], { DOMAIN, EXPOSE_PORT: '1023' }, /from 1024 to 65535 .*got '1023'/],
     [['steps'], { DOMAIN, EXPOSE_PORT: 'abc' }, /got 'abc'/],
     [['forward'], { DOMAIN }, /^expose-minikube: usage: /],
+    [['steps'], { DOMAIN: `${'a'.repeat(64)}.example.org` }, /labels of at most 63 characters/],
   ];
   for (const [args, env, message] of cases) {
     const r = expose(args, env);
