@@ -32,7 +32,9 @@ lan_address() {
 }
 
 print_steps() {
-  local ca="${CERTS#"$ROOT"/}/ca.crt"
+  local ca
+  # Quoted as a shell reads it, so the commands below paste whole when CERTS_DIR has spaces.
+  printf -v ca %q "${CERTS#"$ROOT"/}/ca.crt"
   cat <<EOF
 Without \`steps\`, this script keeps Kourier's HTTPS port (svc/$SERVICE 443 in $NAMESPACE) forwarded to 0.0.0.0:$PORT here.
 

@@ -126,6 +126,6 @@ fi
 cat <<EOF
 $domain: valid until $(enddate "$crt") (renewed by this command from 30 days before)
 next:
-  ${CERTS_DIR:+CERTS_DIR=$CERTS_DIR }DOMAIN=$domain TLS=own make deploy-knative   # the cluster serves https://$domain/ with it
-  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert ${ca_crt#"$ROOT"/}   # the agent trusts the CA
+  ${CERTS_DIR:+CERTS_DIR=$(printf %q "$CERTS_DIR") }DOMAIN=$domain TLS=own make deploy-knative   # the cluster serves https://$domain/ with it
+  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert $(printf %q "${ca_crt#"$ROOT"/}")   # the agent trusts the CA
 EOF

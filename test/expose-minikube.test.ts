@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
@@ -50,6 +50,19 @@ t.test(
     );
     t.match(r.stdout, /ends when that pod restarts/, 'says what is fragile');
     t.match(r.stdout, /For longer: `minikube tunnel`/, 'and what to use for longer');
+
+    // A CERTS_DIR with a space: the printed commands still paste whole (as a shell splits them).
+    const spaced = expose(['steps'], { DOMAIN, CERTS_DIR: '/srv/my certs' });
+    const line = spaced.stdout.split('\n').find((l) => l.includes('npm run provision-ec2')) ?? '';
+    t.same(
+      execFileSync('sh', ['-c', `printf '%s\\n' ${line}`], { encoding: 'utf8' })
+        .trimEnd()
+        .split('\n')
+        .slice(-2),
+      ['--ca-cert', '/srv/my certs/ca.crt'],
+      "CERTS_DIR with a space: --ca-cert gets the CA's path as one word",
+    );
+    t.match(spaced.stdout, 'curl --cacert /srv/my\\ certs/ca.crt -H', 'and so does curl --cacert');
 
     const custom = expose(['steps'], { DOMAIN, EXPOSE_PORT: '9443', PORT: '3000' });
     t.match(custom.stdout, /0\.0\.0\.0:9443/, 'EXPOSE_PORT chooses the port');

@@ -8,7 +8,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import t from 'tap';
 import { binWith, ROOT } from './helpers/kustomize.ts';
 import {
@@ -360,6 +360,28 @@ t.test("a CA openssl cannot make leaves nothing behind and shows openssl's reaso
     0,
     `the next run makes the CA${next.stderr.includes('only one') ? `: ${next.stderr}` : ''}`,
   );
+});
+
+t.test('the next commands paste whole when CERTS_DIR has spaces', async (t) => {
+  const dir = join(t.testdir(), 'my certs');
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 0, 'succeeds');
+  // As a shell reads them when pasted: split into words, quotes removed (the comment dropped).
+  const words = (prefix: string) => {
+    const line = r.stdout.split('\n').find((l) => l.trimStart().startsWith(prefix)) ?? '';
+    return execFileSync('sh', ['-c', `printf '%s\\n' ${line}`], { encoding: 'utf8' })
+      .trimEnd()
+      .split('\n');
+  };
+  t.same(
+    words('CERTS_DIR='),
+    [`CERTS_DIR=${dir}`, `DOMAIN=${DOMAIN}`, 'TLS=own', 'make', 'deploy-knative'],
+    'deploy-knative gets the folder as one word',
+  );
+  const agent = words('npm run provision-ec2');
+  // Under the checkout, the path is printed relative to it, as `make` runs there.
+  t.equal(agent.at(-1), relative(ROOT, join(dir, 'ca.crt')), '--ca-cert gets the CA file as one word');
+  t.equal(agent.at(-2), '--ca-cert', 'right after the flag');
 });
 
 t.test('make tls-cert DOMAIN=... writes a CA and a certificate for DOMAIN into CERTS_DIR', async (t) => {
