@@ -27,13 +27,14 @@ readonly SERVICE=kourier
 # it cannot be told (several interfaces, macOS without en0, ...).
 lan_address() {
   local ip
-  ip="$(hostname -I 2>/dev/null | awk '{print $1}')" || ip=""
-  [[ -n "$ip" ]] || ip="$(ipconfig getifaddr en0 2>/dev/null)" || ip=""
+  ip="$({ hostname -I || ipconfig getifaddr en0; } 2>/dev/null | awk '{print $1}')" || ip=""
   echo "${ip:-"<this machine's LAN address>"}"
 }
 
 print_steps() {
-  local ca="${CERTS#"$ROOT"/}/ca.crt"
+  local ca
+  # Quoted as a shell reads it, so the commands below paste whole when CERTS_DIR has spaces.
+  printf -v ca %q "${CERTS#"$ROOT"/}/ca.crt"
   cat <<EOF
 Without \`steps\`, this script keeps Kourier's HTTPS port (svc/$SERVICE 443 in $NAMESPACE) forwarded to 0.0.0.0:$PORT here.
 
@@ -112,10 +113,15 @@ in_background() {
 [[ "${1:-}" =~ ^(steps)?$ ]] || die "usage: $0 [steps]  (DOMAIN=<name> EXPOSE_PORT=<port> in the environment)"
 [[ -n "${DOMAIN:-}" ]] ||
   die "DOMAIN is required: the public name the agent calls, e.g. DOMAIN=myhome.duckdns.org make expose-minikube"
-[[ "$DOMAIN" =~ $DOMAIN_RE ]] || die "DOMAIN '$DOMAIN' is not a lower-case DNS name like myhome.duckdns.org"
+[[ "$DOMAIN" =~ $DOMAIN_RE ]] || die "DOMAIN '$DOMAIN' is not a lower-case DNS name like myhome.duckdns.org (labels of at most 63 characters)"
 if ! [[ "$PORT" =~ ^[1-9][0-9]{3,4}$ ]] || ((PORT < 1024 || PORT > 65535)); then
   die "EXPOSE_PORT must be a whole number from 1024 to 65535 (a port a normal user may open; got '$PORT')"
 fi
+# A port something else listens on fails every port-forward at once, which the loop would retry every
+# 3 s forever: refuse it first. A connection on loopback reaches a listener on 0.0.0.0, :: or 127.0.0.1,
+# each of which makes kubectl's bind of 0.0.0.0:PORT fail (on Linux).
+[[ "${1:-}" == steps ]] || ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null ||
+  die "EXPOSE_PORT $PORT is already in use on this machine (another port-forward or server listens on it): stop that, or choose a free port: DOMAIN=$DOMAIN EXPOSE_PORT=<port> make expose-minikube"
 [[ "${1:-}" == steps ]] || check_cluster
 print_steps
 [[ "${1:-}" == steps ]] || forward

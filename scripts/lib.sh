@@ -6,8 +6,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CERTS="${CERTS_DIR:-$ROOT/certs}"
 PROFILE="${MINIKUBE_PROFILE:-minikube}"
-# A lower-case DNS name with at least one dot: the DomainMapping's name and the certificate's SAN.
-DOMAIN_RE='^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z][-a-z0-9]*[a-z0-9]$'
+# A lower-case DNS name with at least one dot, labels of 1-63 characters (RFC 1035): the DomainMapping's
+# name and the certificate's SAN.
+DOMAIN_RE='^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z][-a-z0-9]{0,61}[a-z0-9]$'
 SELF="${0##*/}"
 
 say() { echo "${SELF%.sh}: $*" >&2; }

@@ -9,7 +9,8 @@
 #                                        name constraint); reused on every run for those names
 #   DOMAIN.crt  DOMAIN.key (0600)        DNS:DOMAIN, serverAuth, 397 days (the public-CA ceiling)
 # A re-run keeps the CA and renews the server certificate only when it expires within 30 days (or no
-# longer matches its key or the CA). Keys are ECDSA P-256; private keys are never printed.
+# longer matches its key or the CA); a certificate it did not issue is never replaced. Keys are ECDSA
+# P-256; private keys are never printed.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,8 +21,9 @@ readonly RENEW_WITHIN_SECONDS=$((30 * 24 * 3600))
 
 domain="${1:-${DOMAIN:-}}"
 [[ -n "$domain" ]] || die "DOMAIN is required: make tls-cert DOMAIN=numbers.example.org (the name the agent will call)"
-[[ "$domain" =~ $DOMAIN_RE && ${#domain} -le 253 ]] ||
-  die "DOMAIN '$domain' is not a lower-case DNS name like numbers.example.org (no scheme, port, path or wildcard)"
+# 251, not DNS's 253: DOMAIN.key must fit a file name (255 bytes on common file systems).
+[[ "$domain" =~ $DOMAIN_RE && ${#domain} -le 251 ]] ||
+  die "DOMAIN '$domain' is not a lower-case DNS name like numbers.example.org (labels of at most 63 characters, 251 in all so that DOMAIN.key fits a file name; no scheme, port, path or wildcard)"
 have openssl ||
   die "openssl is not installed: install it (Debian/Ubuntu: apt-get install openssl; macOS: brew install openssl) and run again"
 
@@ -32,18 +34,22 @@ key="$CERTS/$domain.key"
 wrote=()
 kept=()
 
+# A certificate this script did not issue (all of ours come from a CA with O=random-number) is the
+# user's own, as deploy-knative invites for TLS=own: never replaced, whatever state it is in.
+issuer="$(openssl x509 -in "$crt" -noout -issuer -nameopt RFC2253 2>/dev/null)" || issuer="issuer=none openssl can read"
+[[ ! -e "$crt" || ",${issuer#issuer=}," == *,O=random-number,* ]] ||
+  die "$crt was not issued by this script (issuer: ${issuer#issuer=}): it may be your own, so it and its key are kept; move both away, or use another CERTS_DIR, and run again"
+
 # Private keys are created 0600 from the start (umask), never readable by others even briefly.
 umask 077
 mkdir -p "$CERTS"
+# Everything is made here first and only renamed into place at the end: a failure leaves nothing half-made.
+tmp="$(mktemp -d "$CERTS/.tls-cert.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
 
-# Writes an ECDSA P-256 private key to $1 via a temporary file and a rename.
-new_key() {
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.tmp" 2>/dev/null ||
-    die "openssl could not create a key in $CERTS"
-  chmod 0600 "$1.tmp"
-  mv -f "$1.tmp" "$1"
-}
-
+# Runs openssl with its chatter held back; when it fails, the one-line error ends with openssl's words.
+ossl() { err="$(openssl "${@:2}" 2>&1 >/dev/null)" || die "openssl could not create $1: ${err//$'\n'/ }"; }
+new_key() { ossl "a key in $CERTS" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
 enddate() { openssl x509 -in "$1" -noout -enddate | cut -d= -f2; }
 
 # --- the CA -------------------------------------------------------------------------------------
@@ -62,16 +68,19 @@ if [[ -f "$ca_crt" && -f "$ca_key" ]]; then
 elif [[ -e "$ca_crt" || -e "$ca_key" ]]; then
   die "found only one of $ca_crt and $ca_key: restore the other, or move it away to make a new CA"
 else
-  new_key "$ca_key"
-  openssl req -x509 -new -key "$ca_key" -sha256 -days "$CA_DAYS" \
-    -subj "/O=random-number/CN=random-number private CA for $domain" \
+  # X.509 caps a CN at 64 characters: a longer DOMAIN is named by its end (the name constraint has it whole).
+  for_domain="$domain"
+  ((${#domain} <= 35)) || for_domain="..${domain: -33}"
+  new_key "$tmp/ca.key"
+  ossl "the CA certificate" req -x509 -new -key "$tmp/ca.key" -sha256 -days "$CA_DAYS" \
+    -subj "/O=random-number/CN=random-number private CA for $for_domain" \
     -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
     -addext "nameConstraints=critical,permitted;DNS:$domain" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -addext "subjectKeyIdentifier=hash" \
-    -out "$ca_crt.tmp" 2>/dev/null || die "openssl could not create the CA certificate"
-  chmod 0644 "$ca_crt.tmp"
-  mv -f "$ca_crt.tmp" "$ca_crt"
+    -out "$tmp/ca.crt"
+  chmod 0644 "$tmp/ca.crt"
+  mv -f "$tmp/ca.key" "$tmp/ca.crt" "$CERTS/"
   wrote+=("$ca_crt" "$ca_key (0600)")
 fi
 
@@ -94,21 +103,21 @@ if [[ -z "$reason" ]]; then
   kept+=("$crt" "$key")
 else
   say "issuing a certificate for $domain: $reason"
-  tmp="$(mktemp -d "$CERTS/.tls-cert.XXXXXX")"
-  trap 'rm -rf "$tmp"' EXIT
-  new_key "$tmp/server.key"
-  openssl req -new -key "$tmp/server.key" -subj "/CN=$domain" -out "$tmp/server.csr" 2>/dev/null ||
-    die "openssl could not create the certificate request"
+  # The SAN carries the name; the CN too when it fits X.509's 64 characters. Without it the subject
+  # names us: an empty one would need a critical SAN (RFC 5280).
+  subject="/CN=$domain"
+  ((${#domain} <= 64)) || subject="/O=random-number"
+  new_key "$tmp/$domain.key"
+  ossl "the certificate request" req -new -key "$tmp/$domain.key" -subj "$subject" -out "$tmp/server.csr"
   printf '%s\n' basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature extendedKeyUsage=serverAuth \
     "subjectAltName=DNS:$domain" subjectKeyIdentifier=hash authorityKeyIdentifier=keyid >"$tmp/server.ext"
-  openssl x509 -req -in "$tmp/server.csr" -CA "$ca_crt" -CAkey "$ca_key" -CAcreateserial \
-    -CAserial "$tmp/ca.srl" -sha256 -days "$CERT_DAYS" -extfile "$tmp/server.ext" \
-    -out "$tmp/server.crt" 2>/dev/null || die "openssl could not sign the certificate for $domain"
-  chmod 0644 "$tmp/server.crt"
-  # Key first, then certificate: a reader pairing them by name sees the old pair or the new one,
-  # except for the instant between the two renames.
-  mv -f "$tmp/server.key" "$key"
-  mv -f "$tmp/server.crt" "$crt"
+  ossl "the certificate for $domain" x509 -req -in "$tmp/server.csr" -CA "$ca_crt" -CAkey "$ca_key" \
+    -CAcreateserial -CAserial "$tmp/ca.srl" -sha256 -days "$CERT_DAYS" -extfile "$tmp/server.ext" \
+    -out "$tmp/$domain.crt"
+  chmod 0644 "$tmp/$domain.crt"
+  # Key first, then certificate (mv renames in this order): a reader pairing them by name sees the old
+  # pair or the new one, except for the instant between the two renames.
+  mv -f "$tmp/$domain.key" "$tmp/$domain.crt" "$CERTS/"
   wrote+=("$crt" "$key (0600)")
 fi
 
@@ -117,6 +126,6 @@ fi
 cat <<EOF
 $domain: valid until $(enddate "$crt") (renewed by this command from 30 days before)
 next:
-  ${CERTS_DIR:+CERTS_DIR=$CERTS_DIR }DOMAIN=$domain TLS=own make deploy-knative   # the cluster serves https://$domain/ with it
-  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert ${ca_crt#"$ROOT"/}   # the agent trusts the CA
+  ${CERTS_DIR:+CERTS_DIR=$(printf %q "$CERTS_DIR") }DOMAIN=$domain TLS=own make deploy-knative   # the cluster serves https://$domain/ with it
+  npm run provision-ec2 -- --service-url https://$domain/ --ca-cert $(printf %q "${ca_crt#"$ROOT"/}")   # the agent trusts the CA
 EOF

@@ -1,4 +1,6 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import t from 'tap';
 import { binWith, closedPort, kubeconfig, ROOT, runScript } from './helpers/kustomize.ts';
@@ -9,6 +11,15 @@ import { binWith, closedPort, kubeconfig, ROOT, runScript } from './helpers/kust
 const SCRIPT = resolve(ROOT, 'scripts/expose-minikube.sh');
 const DOMAIN = 'myhome.duckdns.org';
 const expose = (args: string[], env: Record<string, string | undefined>) => runScript(SCRIPT, args, env);
+
+/** A real listener on `host`, closed at teardown; its port. */
+async function listener(t: { teardown(fn: () => unknown): void }, host: string): Promise<number> {
+  const server = createServer();
+  server.listen(0, host);
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  return (server.address() as { port: number }).port;
+}
 
 t.test(
   'the steps: router 443 to the forwarded port, DNS, an outside check, the agent with --ca-cert',
@@ -40,6 +51,19 @@ t.test(
     t.match(r.stdout, /ends when that pod restarts/, 'says what is fragile');
     t.match(r.stdout, /For longer: `minikube tunnel`/, 'and what to use for longer');
 
+    // A CERTS_DIR with a space: the printed commands still paste whole (as a shell splits them).
+    const spaced = expose(['steps'], { DOMAIN, CERTS_DIR: '/srv/my certs' });
+    const line = spaced.stdout.split('\n').find((l) => l.includes('npm run provision-ec2')) ?? '';
+    t.same(
+      execFileSync('sh', ['-c', `printf '%s\\n' ${line}`], { encoding: 'utf8' })
+        .trimEnd()
+        .split('\n')
+        .slice(-2),
+      ['--ca-cert', '/srv/my certs/ca.crt'],
+      "CERTS_DIR with a space: --ca-cert gets the CA's path as one word",
+    );
+    t.match(spaced.stdout, 'curl --cacert /srv/my\\ certs/ca.crt -H', 'and so does curl --cacert');
+
     const custom = expose(['steps'], { DOMAIN, EXPOSE_PORT: '9443', PORT: '3000' });
     t.match(custom.stdout, /0\.0\.0\.0:9443/, 'EXPOSE_PORT chooses the port');
     t.notMatch(custom.stdout, /3000/, "the service's PORT is not mistaken for it");
@@ -63,6 +87,7 @@ t.test('refusals are one clear line, before any kubectl', async (t) => {
     [['steps'], { DOMAIN, EXPOSE_PORT: '1023' }, /from 1024 to 65535 .*got '1023'/],
     [['steps'], { DOMAIN, EXPOSE_PORT: 'abc' }, /got 'abc'/],
     [['forward'], { DOMAIN }, /^expose-minikube: usage: /],
+    [['steps'], { DOMAIN: `${'a'.repeat(64)}.example.org` }, /labels of at most 63 characters/],
   ];
   for (const [args, env, message] of cases) {
     const r = expose(args, env);
@@ -72,19 +97,51 @@ t.test('refusals are one clear line, before any kubectl', async (t) => {
   }
 });
 
+t.test('EXPOSE_PORT already in use: one line before any kubectl, no retry loop', async (t) => {
+  // Real listeners as another port-forward or server would hold the port: on all interfaces, on loopback.
+  for (const host of ['0.0.0.0', '127.0.0.1']) {
+    const port = String(await listener(t, host));
+    const r = expose([], { DOMAIN, EXPOSE_PORT: port, PATH: binWith(t, ['bash', 'dirname']) });
+    t.equal(r.status, 1, `held on ${host}: fails`);
+    t.equal(
+      r.stderr,
+      `expose-minikube: EXPOSE_PORT ${port} is already in use on this machine (another port-forward or server listens on it): stop that, or choose a free port: DOMAIN=${DOMAIN} EXPOSE_PORT=<port> make expose-minikube\n`,
+      `held on ${host}: one line saying what to do (before kubectl, which is not on PATH)`,
+    );
+    t.equal(r.stdout, '', `held on ${host}: no steps printed, no forward started`);
+    t.equal(
+      expose(['steps'], { DOMAIN, EXPOSE_PORT: port }).status,
+      0,
+      `held on ${host}: steps alone still print`,
+    );
+  }
+});
+
 t.test(
   'without kubectl, another context or an unreachable cluster: no forward, a clear reason',
   async (t) => {
-    let r = expose([], { DOMAIN, PATH: binWith(t, ['bash', 'dirname']) });
+    // A port nothing holds, so these reach the cluster checks whatever listens on 8443 here.
+    const EXPOSE_PORT = String(await closedPort());
+    let r = expose([], { DOMAIN, EXPOSE_PORT, PATH: binWith(t, ['bash', 'dirname']) });
     t.equal(r.status, 1, 'no kubectl: fails');
     t.match(r.stderr, /kubectl is not installed/, 'and says so');
 
     const PATH = binWith(t, ['bash', 'dirname', 'kubectl']);
-    r = expose([], { DOMAIN, PATH, KUBECONFIG: kubeconfig(t, 'https://127.0.0.1:9', 'prod-cluster') });
+    r = expose([], {
+      DOMAIN,
+      EXPOSE_PORT,
+      PATH,
+      KUBECONFIG: kubeconfig(t, 'https://127.0.0.1:9', 'prod-cluster'),
+    });
     t.equal(r.status, 1, 'another context: fails');
     t.match(r.stderr, /current context is 'prod-cluster', not minikube profile 'minikube'/, 'names both');
 
-    r = expose([], { DOMAIN, PATH, KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${await closedPort()}`) });
+    r = expose([], {
+      DOMAIN,
+      EXPOSE_PORT,
+      PATH,
+      KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${await closedPort()}`),
+    });
     t.equal(r.status, 1, 'cluster down: fails');
     t.match(
       r.stderr,
@@ -122,7 +179,10 @@ t.test('make expose-minikube runs the script: its refusal without DOMAIN, DOMAIN
   t.equal(r.stdout, '', 'no steps printed');
 
   // DOMAIN on make's line reaches the script: it gets past that check to the next one (no kubectl).
-  r = make([`DOMAIN=${DOMAIN}`], { PATH: binWith(t, ['bash', 'dirname', 'make']) });
+  r = make([`DOMAIN=${DOMAIN}`], {
+    PATH: binWith(t, ['bash', 'dirname', 'make']),
+    EXPOSE_PORT: String(await closedPort()),
+  });
   t.equal(r.status, 2, 'DOMAIN given, no kubectl: make fails');
   t.match(
     r.stderr,

@@ -1,6 +1,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, relative } from 'node:path';
 import t from 'tap';
 import { binWith, ROOT } from './helpers/kustomize.ts';
 import {
@@ -19,6 +27,9 @@ import {
 
 const DOMAIN = 'numbers.example.org';
 const mode = (path: string) => statSync(path).mode & 0o777;
+/** A DNS name of `length` characters under example.org: labels of 63 x's, the last one shorter. */
+const longName = (length: number) =>
+  `${`${'x'.repeat(63)}.`.repeat(4).slice(0, length - '.example.org'.length)}.example.org`;
 
 t.test('makes a CA and a certificate that verifies for DOMAIN only', async (t) => {
   const dir = t.testdir();
@@ -249,6 +260,8 @@ t.test('bad input: one clear line each', async (t) => {
     [['Numbers.Example.org'], {}, /is not a lower-case DNS name/],
     [['localhost'], {}, /is not a lower-case DNS name/],
     [['*.example.org'], {}, /no scheme, port, path or wildcard/],
+    [[`${'a'.repeat(64)}.example.org`], {}, /labels of at most 63 characters/],
+    [[longName(252)], {}, /251 in all so that DOMAIN\.key fits a file name/],
     [[DOMAIN], { PATH: binWith(t, ['bash', 'dirname', 'mkdir']) }, /^tls-cert: openssl is not installed/],
   ];
   for (const [args, env, expected] of cases) {
@@ -258,6 +271,117 @@ t.test('bad input: one clear line each', async (t) => {
     t.equal(r.stderr.trim().split('\n').length, 1, `${JSON.stringify(args)}: one line`);
   }
   t.same(execFileSync('ls', ['-A', dir], { encoding: 'utf8' }), '', 'nothing written on bad input');
+});
+
+t.test("a certificate of the user's own for DOMAIN is never replaced", async (t) => {
+  const dir = t.testdir();
+  const crt = join(dir, `${DOMAIN}.crt`);
+  const key = join(dir, `${DOMAIN}.key`);
+  // As a user brings one for TLS=own: from a CA of their own (here self-signed), any validity.
+  selfSigned({ cert: crt, key, subject: `/O=Example Ltd/CN=${DOMAIN}`, days: '5' });
+  const mine = [readFileSync(crt), readFileSync(key)];
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 1, 'refused');
+  t.match(
+    r.stderr,
+    /^tls-cert: \S+numbers\.example\.org\.crt was not issued by this script \(issuer: CN=numbers\.example\.org,O=Example Ltd\): it may be your own, so it and its key are kept; move both away, or use another CERTS_DIR, and run again\n$/,
+    'in one line: what is there, why it is kept, what to do',
+  );
+  t.same([readFileSync(crt), readFileSync(key)], mine, 'both files are byte for byte as they were');
+  t.same(readdirSync(dir).sort(), [`${DOMAIN}.crt`, `${DOMAIN}.key`], 'and nothing else was made (no CA)');
+
+  writeFileSync(crt, 'not a certificate\n');
+  const unreadable = tlsCert(dir, [DOMAIN]);
+  t.equal(unreadable.status, 1, 'a file openssl cannot read as a certificate: refused too');
+  t.match(unreadable.stderr, /\(issuer: none openssl can read\)/, 'saying so');
+  t.equal(readFileSync(crt, 'utf8'), 'not a certificate\n', 'and left as it is');
+
+  mkdirSync(join(dir, 'mine'));
+  for (const f of [crt, key]) renameSync(f, join(dir, 'mine', f.slice(dir.length + 1)));
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'moved away: the script issues its own');
+});
+
+t.test('long names work up to 251 characters: the CN only where X.509 allows it', async (t) => {
+  const subject = (cert: string) =>
+    openssl(['x509', '-in', cert, '-noout', '-subject', '-nameopt', 'RFC2253']);
+  // 35 and 36: either side of what the CA's CN holds whole; 64 and 65: of the server's CN; 251: the most.
+  const root = t.testdir();
+  for (const length of [35, 36, 64, 65, 251]) {
+    const name = longName(length);
+    t.equal(name.length, length, `a name of ${length} characters`);
+    const dir = join(root, String(length));
+    const r = tlsCert(dir, [name]);
+    if (!t.equal(r.status, 0, `${length}: succeeds${r.stderr ? `: ${r.stderr}` : ''}`)) continue;
+    const ca = join(dir, 'ca.crt');
+    const crt = join(dir, `${name}.crt`);
+    t.ok(verifies(ca, crt, name).ok, `${length}: the certificate verifies for the name`);
+    // The CA's CN (at most 64) names the domain, or its end when the whole does not fit.
+    t.equal(
+      /CN=([^,]*)/.exec(subject(ca))?.[1],
+      `random-number private CA for ${length <= 35 ? name : `..${name.slice(-33)}`}`,
+      `${length}: the CA's CN`,
+    );
+    t.match(
+      openssl(['x509', '-in', ca, '-noout', '-ext', 'nameConstraints']),
+      new RegExp(`Permitted:\\s+DNS:${name.replaceAll('.', '\\.')}\n`),
+      `${length}: the name constraint names it whole`,
+    );
+    t.match(
+      openssl(['x509', '-in', crt, '-noout', '-ext', 'subjectAltName']),
+      `DNS:${name}\n`,
+      `${length}: SAN`,
+    );
+    t.equal(
+      subject(crt).trim(),
+      length <= 64 ? `subject=CN=${name}` : 'subject=O=random-number',
+      `${length}: the CN ${length <= 64 ? 'is the name' : 'left out (over 64)'}`,
+    );
+    const again = tlsCert(dir, [name]);
+    t.equal(again.status, 0, `${length}: a re-run succeeds`);
+    t.notMatch(again.stdout, /wrote:/, `${length}: and keeps everything`);
+  }
+});
+
+t.test("a CA openssl cannot make leaves nothing behind and shows openssl's reason", async (t) => {
+  const dir = t.testdir({ 'openssl.cnf': '[req]\nx509_extensions = no_such_section\n' });
+  const certs = join(dir, 'certs');
+  // A real openssl failing at the CA certificate, after it made the CA's key.
+  const r = tlsCert(certs, [DOMAIN], { OPENSSL_CONF: join(dir, 'openssl.cnf') });
+  t.equal(r.status, 1, 'fails');
+  t.match(
+    r.stderr,
+    /^tls-cert: openssl could not create the CA certificate: .*no_such_section.*\n$/,
+    "in one line ending with openssl's reason",
+  );
+  t.same(readdirSync(certs), [], 'no ca.key without ca.crt, no temporary folder');
+  const next = tlsCert(certs, [DOMAIN]);
+  t.equal(
+    next.status,
+    0,
+    `the next run makes the CA${next.stderr.includes('only one') ? `: ${next.stderr}` : ''}`,
+  );
+});
+
+t.test('the next commands paste whole when CERTS_DIR has spaces', async (t) => {
+  const dir = join(t.testdir(), 'my certs');
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 0, 'succeeds');
+  // As a shell reads them when pasted: split into words, quotes removed (the comment dropped).
+  const words = (prefix: string) => {
+    const line = r.stdout.split('\n').find((l) => l.trimStart().startsWith(prefix)) ?? '';
+    return execFileSync('sh', ['-c', `printf '%s\\n' ${line}`], { encoding: 'utf8' })
+      .trimEnd()
+      .split('\n');
+  };
+  t.same(
+    words('CERTS_DIR='),
+    [`CERTS_DIR=${dir}`, `DOMAIN=${DOMAIN}`, 'TLS=own', 'make', 'deploy-knative'],
+    'deploy-knative gets the folder as one word',
+  );
+  const agent = words('npm run provision-ec2');
+  // Under the checkout, the path is printed relative to it, as `make` runs there.
+  t.equal(agent.at(-1), relative(ROOT, join(dir, 'ca.crt')), '--ca-cert gets the CA file as one word');
+  t.equal(agent.at(-2), '--ca-cert', 'right after the flag');
 });
 
 t.test('make tls-cert DOMAIN=... writes a CA and a certificate for DOMAIN into CERTS_DIR', async (t) => {
