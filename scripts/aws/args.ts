@@ -33,8 +33,7 @@ export function parseFlags<O extends Options>(argv: string[], options: O): FlagV
   try {
     ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
-    const message = (err as Error).message.split(/\.\s/)[0];
-    throw new ConfigError(`${message}; see --help`, { cause: err });
+    throw new ConfigError(`${(err as Error).message.split(/\.\s/)[0]}; see --help`, { cause: err });
   }
   // `--subnet "$SUBNET"` with SUBNET unset must not quietly mean the default subnet.
   const empty = Object.entries(values).find(([, value]) => String(value).trim() === '');
