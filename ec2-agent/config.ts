@@ -152,15 +152,13 @@ export function checkSettings(env: Record<string, string | undefined>, given: st
   if (unknown.length > 0) {
     // install.sh's flags: not the token (none on purpose), nor the CA file (its --extra-ca-certs sets it).
     const known = Object.keys(AGENT_SETTINGS).filter((name) => !/^(API_TOKEN|SERVICE_CA_FILE)$/.test(name));
-    throw new ConfigError(
-      `unknown setting ${unknown.map((n) => `--${flagName(n)}`).join(', ')}; known: ${known.map((n) => `--${flagName(n)}`).join(', ')}`,
-    );
+    const flags = (names: string[]) => names.map((n) => `--${flagName(n)}`).join(', ');
+    throw new ConfigError(`unknown setting ${flags(unknown)}; known: ${flags(known)}`);
   }
-  const settings = readSettings(env);
-  const lines = Object.entries(settings).filter(
-    ([name, value]) => name !== 'API_TOKEN' && value !== undefined,
-  );
-  return lines.map(([name, value]) => `${name}=${value}\n`).join('');
+  return Object.entries(readSettings(env))
+    .filter(([name, value]) => name !== 'API_TOKEN' && value !== undefined)
+    .map(([name, value]) => `${name}=${value}\n`)
+    .join('');
 }
 
 /** Reads the agent's environment once, at start. Throws ConfigError naming the bad variable. */
