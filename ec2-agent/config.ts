@@ -105,7 +105,6 @@ export function cronProblem(expression: string): string | undefined {
   if (fields !== 5 && fields !== 6) return `has ${fields} field${fields === 1 ? '' : 's'}`;
   try {
     cronParser.parseExpression(expression);
-    return undefined;
   } catch (err) {
     return (err as Error).message;
   }
