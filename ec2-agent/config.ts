@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import cronParser from 'cron-parser';
 import * as z from 'zod/mini';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
-import { intVar, logLevelVar, parseEnv, tokenVar } from '../lib/env.ts';
+import { intVar, logLevelVar, matching, parseEnv, tokenVar } from '../lib/env.ts';
 import { ConfigError } from '../lib/errors.ts';
 
 // http and https URLs always have a host (WHATWG URL refuses `http://` with none).
@@ -29,11 +29,9 @@ const cron = z.string().check(
 // segment by segment, none empty, `.` or `..`: one spelling per file, so /./proc and //proc cannot
 // slip past the /proc guard.
 // Not under /proc, where Node's recursive mkdir (the sink makes the folder) loops forever on ENOENT.
-const outputFile = z.string().check(
-  z.regex(/^(?!\/proc(\/|$))(\/(?!\.\.?(\/|$))[\w.-]+)+$/, {
-    error:
-      'must be an absolute file path of letters, digits and ._-/ without .., . or empty segments, outside /proc, not ending in /, e.g. /root/randomNumber.txt',
-  }),
+const outputFile = matching(
+  /^(?!\/proc(\/|$))(\/(?!\.\.?(\/|$))[\w.-]+)+$/,
+  'must be an absolute file path of letters, digits and ._-/ without .., . or empty segments, outside /proc, not ending in /, e.g. /root/randomNumber.txt',
 );
 
 const caFile = z
@@ -64,10 +62,9 @@ export const AGENT_SETTINGS = {
   },
   API_TOKEN_PARAMETER: {
     schema: z.optional(
-      z.string().check(
-        z.regex(/^[a-zA-Z0-9_.\-/]{1,2048}$/, {
-          error: 'must be an SSM parameter name (letters, digits, _ . - /), e.g. /random-number/api-token',
-        }),
+      matching(
+        /^[a-zA-Z0-9_.\-/]{1,2048}$/,
+        'must be an SSM parameter name (letters, digits, _ . - /), e.g. /random-number/api-token',
       ),
     ),
     flag: help('P', 'SSM SecureString the agent reads its API token from'),
@@ -75,9 +72,7 @@ export const AGENT_SETTINGS = {
   // Not a flag: the CLIs take --ca-cert <local PEM>, and install.sh installs it where this points.
   SERVICE_CA_FILE: { schema: z.optional(caFile) },
   // Not a flag of the CLIs: they pass their own region (install.sh's --aws-region).
-  AWS_REGION: {
-    schema: z.optional(z.string().check(z.regex(/^[a-z0-9-]+$/, { error: 'must look like us-east-1' }))),
-  },
+  AWS_REGION: { schema: z.optional(matching(/^[a-z0-9-]+$/, 'must look like us-east-1')) },
   REQUEST_TIMEOUT_MS: {
     schema: z._default(intVar(100, 600_000), AGENT_DEFAULTS.requestTimeoutMs),
     flag: help(
@@ -110,7 +105,6 @@ export function cronProblem(expression: string): string | undefined {
   if (fields !== 5 && fields !== 6) return `has ${fields} field${fields === 1 ? '' : 's'}`;
   try {
     cronParser.parseExpression(expression);
-    return undefined;
   } catch (err) {
     return (err as Error).message;
   }
@@ -157,15 +151,13 @@ export function checkSettings(env: Record<string, string | undefined>, given: st
   if (unknown.length > 0) {
     // install.sh's flags: not the token (none on purpose), nor the CA file (its --extra-ca-certs sets it).
     const known = Object.keys(AGENT_SETTINGS).filter((name) => !/^(API_TOKEN|SERVICE_CA_FILE)$/.test(name));
-    throw new ConfigError(
-      `unknown setting ${unknown.map((n) => `--${flagName(n)}`).join(', ')}; known: ${known.map((n) => `--${flagName(n)}`).join(', ')}`,
-    );
+    const flags = (names: string[]) => names.map((n) => `--${flagName(n)}`).join(', ');
+    throw new ConfigError(`unknown setting ${flags(unknown)}; known: ${flags(known)}`);
   }
-  const settings = readSettings(env);
-  const lines = Object.entries(settings).filter(
-    ([name, value]) => name !== 'API_TOKEN' && value !== undefined,
-  );
-  return lines.map(([name, value]) => `${name}=${value}\n`).join('');
+  return Object.entries(readSettings(env))
+    .filter(([name, value]) => name !== 'API_TOKEN' && value !== undefined)
+    .map(([name, value]) => `${name}=${value}\n`)
+    .join('');
 }
 
 /** Reads the agent's environment once, at start. Throws ConfigError naming the bad variable. */

@@ -65,8 +65,7 @@ runMain(
       if (stopping) return;
       stopping = true;
       log.info({ signal, busy: scheduler.busy(), graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new polls');
-      const outcome = await scheduler.stop(SHUTDOWN_GRACE_MS);
-      log.info({ outcome }, 'stopped');
+      log.info({ outcome: await scheduler.stop(SHUTDOWN_GRACE_MS) }, 'stopped');
       process.exit(0);
     };
     process.on('SIGTERM', stop);

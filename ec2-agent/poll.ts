@@ -71,14 +71,12 @@ const RETRY_STATUSES = [408, 429, ...Array.from({ length: 100 }, (_, i) => 500 +
 export function createPoller(options: PollerOptions) {
   const { url, token, attemptTimeoutMs, maxAttempts = 3, backoff = { baseMs: 500, maxMs: 5000 } } = options;
   const auth = token ? { Authorization: `Bearer ${token}` } : {};
-  // The CA on this client's connections alone (NODE_EXTRA_CA_CERTS would trust it for the AWS calls too).
-  const { ca } = options;
-  const dispatcher = ca ? new Agent({ connect: { ca: [...rootCertificates, ca] } }) : undefined;
   // ky's full jitter waits at most this long, so shouldRetry can check the deadline before the wait.
   const delay = (retry: number) => Math.min(backoff.maxMs, backoff.baseMs * 2 ** (retry - 1));
   const client = ky.create({
     headers: { Accept: 'application/json, text/plain;q=0.9', ...auth },
-    dispatcher,
+    // The CA on this client's connections alone (NODE_EXTRA_CA_CERTS would trust it for the AWS calls too).
+    dispatcher: options.ca ? new Agent({ connect: { ca: [...rootCertificates, options.ca] } }) : undefined,
     // A redirect is reported, not followed: followed, the token would be dropped for another origin (and the
     // 401 blamed on it), or the number come over http:// after SERVICE_URL's https://.
     redirect: 'manual',

@@ -54,7 +54,6 @@ export function createScheduler(options: SchedulerOptions) {
       if (error) return error;
       backlog.shift();
     }
-    return undefined;
   }
 
   /** A number that will never reach the file: its own log line, so it is still on record. */

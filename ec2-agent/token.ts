@@ -3,6 +3,9 @@ import { tokenProblem } from '../lib/contract.ts';
 import { ConfigError, TransientError } from '../lib/errors.ts';
 import type { AgentConfig } from './config.ts';
 
+/** What an SDK call rejects with: the service's own errors carry $metadata, a network or abort error none. */
+type SdkError = Error & { $metadata?: { httpStatusCode?: number } };
+
 /** Reads a parameter, decrypted: SSM's GetParameter, or a stand-in in unit tests. */
 export type ParameterReader = (name: string, signal: AbortSignal) => Promise<string | undefined>;
 
@@ -48,11 +51,7 @@ export async function resolveToken(
   // Bounded: with no route to SSM at boot a request would wait on the socket indefinitely; failing
   // lets systemd restart us (every 5 s) until the network is there. That restart is also the retry.
   const value = await read(name, AbortSignal.timeout(timeoutMs)).catch((err: unknown) => {
-    const {
-      name: code,
-      message: why,
-      $metadata,
-    } = err as Error & { $metadata?: { httpStatusCode?: number } };
+    const { name: code, message: why, $metadata } = err as SdkError;
     // One line: to an answer it cannot parse (a proxy's page) the SDK adds a hint on a second line.
     const status = $metadata?.httpStatusCode ? ` (HTTP ${$metadata.httpStatusCode})` : '';
     const what = `${code}: ${why.split('\n')[0]}${status}`;

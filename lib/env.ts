@@ -35,10 +35,12 @@ export function parseEnv<S extends z.ZodMiniObject>(
   throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
 }
 
+/** A string that matches `pattern`; `error` says what it must be. */
+export const matching = (pattern: RegExp, error: z.core.$ZodCheckRegexParams['error']) =>
+  z.string().check(z.regex(pattern, { error }));
+
 /** An API token (lib/contract.ts's rule), as the service and the agent read it. */
-export const tokenVar = z
-  .string()
-  .check(z.regex(TOKEN_PATTERN, { error: (issue) => tokenRuleBroken(String(issue.input)) }));
+export const tokenVar = matching(TOKEN_PATTERN, (issue) => tokenRuleBroken(String(issue.input)));
 
 /** A whole number within [min, max]. */
 export function intVar(min: number, max: number) {

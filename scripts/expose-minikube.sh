@@ -63,7 +63,7 @@ EOF
 }
 
 check_cluster() {
-  local context https mapping secret
+  local context https mapping
   have kubectl || die "kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)"
   context="$(kubectl config current-context 2>/dev/null)" ||
     die "kubectl has no current context: run make setup-minikube"
@@ -76,10 +76,9 @@ check_cluster() {
   # Warnings only: the forward is useful for checking even before the mapping is ready.
   mapping="$(kubectl get domainmappings.serving.knative.dev -A \
     -o jsonpath="{range .items[?(@.metadata.name==\"$DOMAIN\")]}{.metadata.namespace}{\"/\"}{.spec.tls.secretName}{end}" 2>/dev/null || true)"
-  secret="${mapping#*/}"
   if [[ -z "$mapping" ]]; then
     say "warning: no DomainMapping $DOMAIN yet: run DOMAIN=$DOMAIN TLS=own make deploy-knative"
-  elif [[ -z "$secret" ]]; then
+  elif [[ -z "${mapping#*/}" ]]; then
     say "warning: DomainMapping $DOMAIN has no spec.tls.secretName: run DOMAIN=$DOMAIN TLS=own make deploy-knative"
   fi
   [[ -r "$CERTS/ca.crt" ]] || say "warning: no $CERTS/ca.crt: run make tls-cert DOMAIN=$DOMAIN (the agent needs that CA)"

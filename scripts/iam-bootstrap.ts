@@ -47,9 +47,8 @@ runCli('iam-bootstrap', async () => {
     () => ensureBoundary(iam, identity),
     (b) => `${b.arn} ${b.outcome === 'found' ? 'found, up to date' : b.outcome}`,
   );
-  report.line('');
   report.line(
-    `done: ${boundary.arn} ${boundary.outcome === 'found' ? 'was already there' : boundary.outcome}`,
+    `\ndone: ${boundary.arn} ${boundary.outcome === 'found' ? 'was already there' : boundary.outcome}`,
   );
   report.line(next(identity.account));
 });

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import * as z from 'zod/mini';
 import { AGENT_SETTINGS, flagName, readSettings } from '../../ec2-agent/config.ts';
-import { intVar } from '../../lib/env.ts';
+import { intVar, matching } from '../../lib/env.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import { readCaCert } from './ca-cert.ts';
 import { shellQuote } from './delivery.ts';
@@ -33,8 +33,7 @@ export function parseFlags<O extends Options>(argv: string[], options: O): FlagV
   try {
     ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
-    const message = (err as Error).message.split(/\.\s/)[0];
-    throw new ConfigError(`${message}; see --help`, { cause: err });
+    throw new ConfigError(`${(err as Error).message.split(/\.\s/)[0]}; see --help`, { cause: err });
   }
   // `--subnet "$SUBNET"` with SUBNET unset must not quietly mean the default subnet.
   const empty = Object.entries(values).find(([, value]) => String(value).trim() === '');
@@ -152,8 +151,6 @@ export function checkFlag<T>(flag: string, schema: z.ZodMiniType<T>, value: stri
 /** --poll-interval-ms (a name users' scripts use) as the waits' first delay, in seconds as every wait takes it. */
 export const parseDelaySeconds = (value: string | undefined) =>
   checkFlag('--poll-interval-ms', intVar(10, 60_000), value ?? '5000') / 1000;
-
-const matching = (pattern: RegExp, error: string) => z.string().check(z.regex(pattern, { error }));
 
 // Used as a security group name, in the IAM role name `<name>-agent` and in an SSM parameter path.
 const NAME = matching(

@@ -89,14 +89,13 @@ export async function runCommand(
   const sentAt = Date.now();
   const results = [];
   for (const instanceId of options.instanceIds) {
-    const input = { CommandId: commandId, InstanceId: instanceId };
     const out = await waitFor({
       delaySeconds,
       maxWaitSeconds: 2 * seconds,
       what: `${what} (${commandId}) on ${instanceId}`,
       hint: `see: aws ssm get-command-invocation --command-id ${commandId} --instance-id ${instanceId}`,
       check: () =>
-        ssm.send(new GetCommandInvocationCommand(input)).then(
+        ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId })).then(
           (invocation) => (RUNNING.has(invocation.Status ?? '') ? undefined : invocation),
           (err: unknown) => {
             if (errorName(err) !== 'InvocationDoesNotExist') throw err;

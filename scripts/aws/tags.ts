@@ -59,5 +59,4 @@ export function tokenParameterProblem(parameterName: string): string | undefined
   if (!/^[a-zA-Z0-9_./-]{1,256}$/.test(parameterName)) {
     return 'may hold only letters, digits and _ . - / (at most 256 characters)';
   }
-  return undefined;
 }

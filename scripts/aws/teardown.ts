@@ -50,7 +50,6 @@ export async function teardown(
     step('IAM role and instance profile', iamNames, () => deleteInstanceProfile(iam, agentIam)),
   ]);
   if (options.dryRun) return;
-  report.line('');
-  if (!removed.length) report.line(`nothing to remove: no resources of ${name} were found`);
-  else report.line(`removed ${removed.length}:\n${removed.map((what) => `  ${what}`).join('\n')}`);
+  if (!removed.length) report.line(`\nnothing to remove: no resources of ${name} were found`);
+  else report.line(`\nremoved ${removed.length}:\n${removed.map((what) => `  ${what}`).join('\n')}`);
 }
