@@ -43,7 +43,10 @@ export async function startMoto(
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const [command, prefix] = options.command ? [options.command, []] : motoCommand();
-  const child = spawn(command, [...prefix, '-H', '127.0.0.1', '-p', String(port)], {
+  // setpriv (util-linux) asks the kernel to SIGTERM moto when this process dies: a test file that tap
+  // kills on its timeout runs no teardown, and would leave the emulator running.
+  const args = ['--pdeathsig', 'TERM', command, ...prefix, '-H', '127.0.0.1', '-p', String(port)];
+  const child = spawn('setpriv', args, {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -64,7 +67,7 @@ export async function startMoto(
     );
     child.once('close', (code) => {
       const text = stderr.join('');
-      if (/No module named/.test(text)) reject(new Error(INSTALL));
+      if (/No module named|failed to execute/.test(text)) reject(new Error(INSTALL));
       else reject(new Error(`moto_server exited with ${code} before answering:\n${text.slice(-2000)}`));
     });
   });
