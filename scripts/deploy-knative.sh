@@ -159,6 +159,15 @@ cmd_cluster() {
   say "removing OVERLAY=$1 from context '$context'"
 }
 
+# Writes the Secret on stdin by server-side apply, which keeps no kubectl.kubernetes.io/last-applied-
+# configuration copy of its data (client-side apply does: readable wherever annotations are), then removes
+# the copy an earlier client-side apply left. Our own field manager: as "kubectl", the API server would
+# keep that copy in sync. --force-conflicts: this step owns the Secret, also fields an edit took before.
+apply_secret() {
+  kubectl apply --server-side --field-manager=random-number-deploy --force-conflicts -f -
+  kubectl annotate secret "$1" -n "$2" kubectl.kubernetes.io/last-applied-configuration- >/dev/null
+}
+
 # Creates or updates the token Secret from $API_TOKEN. The value goes through a pipe, never argv
 # or the terminal. Without API_TOKEN an existing Secret is kept; if there is none the pods could not
 # start (the Secret is required), so this stops, before make builds anything, and says what to do.
@@ -177,11 +186,11 @@ cmd_secret() {
     refuse
     # The namespace must exist before its Secret (the overlay's apply adds its labels later).
     kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
-    echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply -f -" >&2
+    echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply --server-side -f -" >&2
     printf '%s' "$API_TOKEN" |
       kubectl create secret generic "$SECRET" -n "$namespace" --from-file=token=/dev/stdin \
         --dry-run=client -o yaml |
-      kubectl apply -f -
+      apply_secret "$SECRET" "$namespace"
     # Env vars from a Secret are read when a container starts: running pods keep the old token until
     # they are replaced (at the latest when the service scales to zero).
   fi
@@ -200,14 +209,14 @@ cmd_tls_secret() {
     return
   fi
   kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
-  echo "+ kubectl create secret tls $TLS_SECRET -n $namespace --cert=$CERTS/$DOMAIN.crt --key=$CERTS/$DOMAIN.key | kubectl apply -f -" >&2
+  echo "+ kubectl create secret tls $TLS_SECRET -n $namespace --cert=$CERTS/$DOMAIN.crt --key=$CERTS/$DOMAIN.key | kubectl apply --server-side -f -" >&2
   # The certificate-uid label lets Kourier find the Secret when its secret informer filtering is on
   # (ENABLE_SECRET_INFORMER_FILTERING_BY_CERT_UID; off by default).
   kubectl create secret tls "$TLS_SECRET" -n "$namespace" --cert="$CERTS/$DOMAIN.crt" --key="$CERTS/$DOMAIN.key" \
     --dry-run=client -o yaml |
     kubectl label --local -f - -o yaml \
       "networking.internal.knative.dev/certificate-uid=$TLS_SECRET" app.kubernetes.io/name=random-number |
-    kubectl apply -f -
+    apply_secret "$TLS_SECRET" "$namespace"
   # Kourier reloads a changed Secret by itself: renewing is `make tls-cert` and this step again.
 }
 

@@ -142,6 +142,49 @@ t.test('make -n undeploy-knative removes what deploy created', async (t) => {
   );
 });
 
+t.test('the Secret steps write by server-side apply and drop the last-applied copy', async (t) => {
+  const script = readFileSync(DEPLOY_SCRIPT, 'utf8');
+  const fn = script.match(/^apply_secret\(\) \{\n[\s\S]*?^\}\n/m)?.[0] ?? '';
+  t.match(fn, /kubectl apply --server-side --field-manager=(\S+)/, 'server-side apply');
+  t.notMatch(fn, /--field-manager=kubectl\b/, 'not as manager "kubectl" (the API server syncs its copy)');
+  t.match(
+    fn,
+    /kubectl annotate secret .*kubectl\.kubernetes\.io\/last-applied-configuration-/,
+    'copy removed',
+  );
+  t.equal(
+    script.match(/\| *\n? *apply_secret "\$(TLS_)?SECRET" "\$namespace"/g)?.length,
+    2,
+    'for both Secrets',
+  );
+  t.notMatch(script, /kubectl apply -f -/, 'no client-side apply of a Secret is left');
+  // The function itself, run by bash with a Secret that holds nothing secret, against a closed port:
+  // kubectl accepts every flag and fails only on the connection.
+  const server = `127.0.0.1:${await closedPort()}`;
+  const r = spawnSync('bash', ['-c', `${fn}\napply_secret s default`], {
+    input: 'apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\ndata: {k: dg==}\n',
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      KUBECONFIG: kubeconfig(t, `https://${server}`),
+      KUBECACHEDIR: t.testdir(),
+    },
+    timeout: 60_000,
+  });
+  t.notMatch(
+    r.stderr,
+    /unknown (flag|shorthand|command)|usage:/i,
+    'kubectl accepts the flags of both commands',
+  );
+  t.match(r.stderr, /error validating "STDIN".* refused/, 'the apply fails on the connection');
+  t.match(
+    r.stderr,
+    new RegExp(`server ${server.replaceAll('.', '\\.')} was refused`),
+    'so does the annotate',
+  );
+});
+
 t.test('check names every missing piece and contacts no cluster', async (t) => {
   const noTools = binWith(t, ['bash', 'dirname']);
   const kubectlOnly = binWith(t, ['bash', 'dirname', 'kubectl']);
