@@ -90,8 +90,8 @@ bench: build $(NODE22) ## benchmark the service against a bare node:http baselin
 # ---- Knative (README "Deploy on Knative"). One step per line, so `make -n deploy-knative` shows
 # what will run; scripts/deploy-knative.sh holds the checks and the steps that need logic.
 # API_TOKEN and DOMAIN are read from the environment by the script: the token never appears in a
-# command (only API_TOKEN=none, no auth, changes which apply runs). The token Secret step comes before
-# the build: without API_TOKEN and without an existing Secret it stops there.
+# command. The token Secret step comes before the build: without API_TOKEN and without an existing
+# Secret it stops there.
 KNATIVE := scripts/deploy-knative.sh
 KNATIVE_NAMESPACE = $(if $(filter cloud,$(OVERLAY)),random-number,default)
 KNATIVE_WAIT ?= 300s
@@ -121,11 +121,7 @@ endif
 ifeq ($(TLS_MODE),own)
 	$(KNATIVE) tls-secret $(OVERLAY) $(KNATIVE_NAMESPACE)  # kubernetes.io/tls Secret random-number-tls from certs/$(DOMAIN).crt and .key
 endif
-ifeq ($(OVERLAY)$(DOMAIN)$(filter none,$(API_TOKEN)),minikube)
-	kubectl apply -k kustomize/overlays/$(OVERLAY)
-else
-	$(KNATIVE) render $(OVERLAY) '$(IMAGE)' | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/$(OVERLAY) with IMAGE, DOMAIN and TLS set in a temp copy (and auth off only if API_TOKEN=none)
-endif
+	$(KNATIVE) render $(OVERLAY) '$(IMAGE)' $(KNATIVE_NAMESPACE) | kubectl apply -f -  # = kubectl apply -k kustomize/overlays/$(OVERLAY) with IMAGE, DOMAIN, TLS (auth off only if API_TOKEN=none) and the rollout annotation (token Secret's version, built image's ID) set in a temp copy
 	kubectl wait ksvc/random-number -n $(KNATIVE_NAMESPACE) --for=condition=Ready --timeout=$(KNATIVE_WAIT) || $(KNATIVE) not-ready $(KNATIVE_NAMESPACE)
 	$(KNATIVE) url $(OVERLAY) $(KNATIVE_NAMESPACE)
 

@@ -10,8 +10,11 @@ import {
   ksvc,
   kubeconfig,
   kustomize,
+  type Manifest,
+  parseManifests,
   ROOT,
   runScript,
+  validateManifest,
 } from './helpers/kustomize.ts';
 
 // `make deploy-knative` without a cluster: what `make -n` shows, and how each missing piece is
@@ -48,7 +51,8 @@ t.test('make -n deploy-knative (minikube) shows the secret, build, apply, wait a
       // Before the build: a deploy that would not start without a token stops before the long step.
       'scripts/deploy-knative.sh secret default',
       'minikube image build -t random-number:dev .',
-      'kubectl apply -k kustomize/overlays/minikube',
+      // With the namespace: the rollout annotation, read after the Secret and the build.
+      "scripts/deploy-knative.sh render minikube '' default | kubectl apply -f -",
       'kubectl wait ksvc/random-number -n default --for=condition=Ready --timeout=',
       'scripts/deploy-knative.sh url minikube default',
     ]),
@@ -66,7 +70,7 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
       'scripts/deploy-knative.sh secret random-number',
       `docker build -t '${IMAGE}' .`,
       `docker push '${IMAGE}'`,
-      `scripts/deploy-knative.sh render cloud '${IMAGE}' | kubectl apply -f -`,
+      `scripts/deploy-knative.sh render cloud '${IMAGE}' random-number | kubectl apply -f -`,
       'kubectl wait ksvc/random-number -n random-number --for=condition=Ready --timeout=',
       'scripts/deploy-knative.sh url cloud random-number',
     ]),
@@ -76,26 +80,20 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
   t.equal(lineOf(lines, 'minikube image build'), -1, 'no minikube build for cloud');
 });
 
-t.test(
-  'make -n deploy-knative API_TOKEN=none renders (with the no-auth component) on minikube too',
-  async (t) => {
-    const lines = makeN('deploy-knative', 'API_TOKEN=none');
-    t.not(
-      lineOf(lines, "scripts/deploy-knative.sh render minikube '' | kubectl apply -f -"),
-      -1,
-      'the rendered manifests are applied',
+t.test('make -n deploy-knative always applies the rendered manifests, never the bare overlay', async (t) => {
+  for (const args of [[], ['API_TOKEN=none'], ['OVERLAY=cloud', `IMAGE=${IMAGE}`]]) {
+    const lines = makeN('deploy-knative', ...args);
+    t.equal(
+      lines.filter((l) => / render (minikube|cloud) .* \| kubectl apply -f -/.test(l)).length,
+      1,
+      `${args.join(' ') || 'minikube'}: one render piped to kubectl apply (the rollout annotation is rendered in)`,
     );
     t.notOk(
       lines.some((l) => l.startsWith('kubectl apply -k')),
-      'not the bare overlay, which requires the Secret',
+      `${args.join(' ') || 'minikube'}: not the bare overlay, which has no rollout annotation`,
     );
-    t.not(
-      lineOf(makeN('deploy-knative'), 'kubectl apply -k kustomize/overlays/minikube'),
-      -1,
-      'without it: the overlay',
-    );
-  },
-);
+  }
+});
 
 t.test('the namespaces make uses are the overlays own', async (t) => {
   for (const overlay of ['minikube', 'cloud']) {
@@ -140,6 +138,50 @@ t.test('make -n undeploy-knative removes what deploy created', async (t) => {
     [],
     'cloud: domain mapping, claim, Secret, then the overlay (namespace included)',
   );
+});
+
+t.test('render with a namespace adds the rollout annotation, never the token', async (t) => {
+  const pinned = `ghcr.io/acme/random-number@sha256:${'0123456789abcdef'.repeat(4)}`;
+  const rollout = (objs: Manifest[]) =>
+    ksvc(objs).spec.template.metadata.annotations['random-number/rollout'] as string | undefined;
+  // API_TOKEN=none and an image by digest: nothing to ask the cluster (no Secret, no image built).
+  const none = { API_TOKEN: 'none', KUBECONFIG: kubeconfig(t) };
+  let r = deployScript(['render', 'cloud', pinned, 'random-number'], none);
+  t.equal(r.status, 0, `renders${r.stderr ? `: ${r.stderr}` : ''}`);
+  const objs = parseManifests(r.stdout);
+  for (const obj of objs) t.doesNotThrow(() => validateManifest(obj), `${obj.kind} is valid`);
+  t.equal(rollout(objs), 'token-secret=none', 'the revision template carries the annotation');
+  t.equal(ksvc(objs).spec.template.spec.containers[0].image, pinned, 'and IMAGE');
+  r = deployScript(['render', 'cloud', pinned], none);
+  t.equal(rollout(parseManifests(r.stdout)), undefined, 'without a namespace (by hand, tests): none');
+
+  // With a token: the Secret's resourceVersion, which needs the cluster; this one refuses.
+  const server = `127.0.0.1:${await closedPort()}`;
+  const good = 'tok-9a8b7c6d-never-printed-5e4f3a2b1c0d';
+  const env = {
+    PATH: binWith(t, ['bash', 'dirname', 'kubectl', 'mktemp', 'cp', 'rm']),
+    KUBECONFIG: kubeconfig(t, `https://${server}`),
+    KUBECACHEDIR: t.testdir(),
+    API_TOKEN: good,
+  };
+  r = runScript('bash', ['-x', DEPLOY_SCRIPT, 'render', 'minikube', '', 'default'], env);
+  t.equal(r.status, 1, 'no cluster to ask: fails');
+  t.same(
+    // `++`: bash -x's mark for a command substitution.
+    r.stderr.split('\n').filter((l) => /^\++ kubectl /.test(l)),
+    ["++ kubectl get secret random-number-api-token -n default -o 'jsonpath={.metadata.resourceVersion}'"],
+    "it reads the Secret's resourceVersion, not its data",
+  );
+  t.match(r.stderr, new RegExp(`${server.replaceAll('.', '\\.')}.* refused`), "and stops on kubectl's error");
+  t.equal(r.stdout, '', 'printing no manifests, so kubectl apply gets none');
+  r = deployScript(['render', 'minikube', '', 'default'], env);
+  t.notMatch(r.stdout + r.stderr, good, 'the token appears in no output');
+
+  // minikube: the ID of the image built, from `minikube image ls` (not installed here).
+  r = deployScript(['render', 'minikube', '', 'default'], { ...none, PATH: env.PATH });
+  t.equal(r.status, 1, 'minikube without minikube image ls: fails');
+  t.match(r.stderr, /no image random-number:dev in minikube image ls -p minikube/, 'and says which image');
+  t.equal(r.stdout, '', 'printing no manifests');
 });
 
 t.test('the Secret steps write by server-side apply and drop the last-applied copy', async (t) => {
