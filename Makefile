@@ -91,7 +91,7 @@ bench: build $(NODE22) ## benchmark the service against a bare node:http baselin
 # what will run; scripts/deploy-knative.sh holds the checks and the steps that need logic.
 # API_TOKEN and DOMAIN are read from the environment by the script: the token never appears in a
 # command. The token Secret step comes before the build: without API_TOKEN and without an existing
-# Secret it stops there.
+# Secret it stops there. An IMAGE by digest is deployed as already pushed: no build, no push.
 KNATIVE := scripts/deploy-knative.sh
 KNATIVE_NAMESPACE = $(if $(filter cloud,$(OVERLAY)),random-number,default)
 KNATIVE_WAIT ?= 300s
@@ -113,8 +113,10 @@ deploy-knative: ## build the image, apply kustomize/overlays/OVERLAY, wait until
 	$(KNATIVE) check $(OVERLAY) '$(IMAGE)'
 	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
 ifeq ($(OVERLAY),cloud)
+ifeq ($(findstring @,$(IMAGE)),)
 	docker build -t '$(IMAGE)' .
 	docker push '$(IMAGE)'
+endif
 else
 	minikube image build -t random-number:dev .
 endif

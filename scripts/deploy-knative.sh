@@ -42,6 +42,9 @@ check_image() {
     problem "IMAGE is required for OVERLAY=cloud: pass IMAGE=registry.example.com/you/random-number:1.0.0 (a tag or @sha256 digest you can push to)"
   elif [[ "$image" =~ [[:space:]\'\"] ]]; then
     problem "IMAGE '$image' contains spaces or quotes: expected registry/name:tag or registry/name@sha256:digest"
+  # The repository path (after a registry host, before the tag or digest): Docker refuses upper case.
+  elif [[ "$image" =~ ^([^/]*[.:][^/]*/)?([^:@]*) && "${BASH_REMATCH[2]}" == *[A-Z]* ]]; then
+    problem "IMAGE '$image' has upper-case letters in its repository name '${BASH_REMATCH[2]}', which Docker refuses: use lower case"
   elif [[ "$image" == *@* ]]; then
     [[ "${image#*@}" =~ ^sha256:[0-9a-f]{64}$ ]] || problem "IMAGE '$image' has a malformed digest: expected @sha256:<64 hex digits>"
   elif [[ "$last" != *:* ]]; then
@@ -141,8 +144,9 @@ cmd_check() {
   check_tls "$overlay"
   [[ "$overlay" != minikube ]] || have minikube ||
     problem "minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube"
-  [[ "$overlay" != cloud ]] || have docker ||
-    problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)"
+  # An IMAGE by digest is deployed as already pushed: nothing to build.
+  [[ "$overlay" != cloud || "$image" == *@* ]] || have docker ||
+    problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/); or give IMAGE by digest, already pushed"
   check_cluster "$overlay" deploy
 
   if ((${#problems[@]})); then

@@ -80,6 +80,59 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
   t.equal(lineOf(lines, 'minikube image build'), -1, 'no minikube build for cloud');
 });
 
+t.test('make -n deploy-knative with IMAGE by digest deploys it as pushed: no build, no push', async (t) => {
+  const pinned = `ghcr.io/acme/random-number@sha256:${'0123456789abcdef'.repeat(4)}`;
+  const lines = makeN('deploy-knative', 'OVERLAY=cloud', `IMAGE=${pinned}`);
+  t.same(
+    inOrder(lines, [
+      `scripts/deploy-knative.sh check cloud '${pinned}'`,
+      'scripts/deploy-knative.sh secret random-number',
+      `scripts/deploy-knative.sh render cloud '${pinned}' random-number | kubectl apply -f -`,
+      'kubectl wait ksvc/random-number -n random-number',
+    ]),
+    [],
+    'check, Secret, apply, wait',
+  );
+  t.equal(lineOf(lines, 'docker'), -1, 'no docker build or push (Docker refuses to tag a digest)');
+  const r = deployScript(['check', 'cloud', pinned], {
+    PATH: binWith(t, ['bash', 'dirname', 'kubectl']),
+    KUBECONFIG: kubeconfig(t),
+  });
+  t.notMatch(r.stderr, /docker is not installed/, 'and check does not ask for docker');
+  t.match(
+    deployScript(['check', 'cloud', IMAGE], { PATH: binWith(t, ['bash', 'dirname']) }).stderr,
+    /docker is not installed: it builds and pushes IMAGE .*or give IMAGE by digest/,
+    'by tag it does, naming the digest as the way without docker',
+  );
+});
+
+t.test('IMAGE with upper case in its repository name is refused before anything runs', async (t) => {
+  for (const [image, repo] of [
+    ['ghcr.io/Acme/random-number:1.0.0', 'Acme/random-number'],
+    [`registry.example.com:5000/team/Random-Number@sha256:${'0'.repeat(64)}`, 'team/Random-Number'],
+    ['Acme/random-number:1.0.0', 'Acme/random-number'],
+  ]) {
+    for (const step of ['check', 'render']) {
+      const r = deployScript([step, 'cloud', image as string], { KUBECONFIG: kubeconfig(t) });
+      t.equal(r.status, 1, `${step} '${image}': fails`);
+      t.match(
+        r.stderr,
+        `IMAGE '${image}' has upper-case letters in its repository name '${repo}', which Docker refuses`,
+        `${step} '${image}': names the repository`,
+      );
+      t.equal(r.stdout, '', `${step} '${image}': prints no manifests`);
+    }
+  }
+  for (const image of ['Registry.Example.com/acme/random-number:1.0.0', 'ghcr.io/acme/random-number:V1']) {
+    const r = deployScript(['render', 'cloud', image]);
+    t.equal(
+      r.status,
+      0,
+      `'${image}': upper case in the registry host or the tag is accepted, as Docker does`,
+    );
+  }
+});
+
 t.test('make -n deploy-knative always applies the rendered manifests, never the bare overlay', async (t) => {
   for (const args of [[], ['API_TOKEN=none'], ['OVERLAY=cloud', `IMAGE=${IMAGE}`]]) {
     const lines = makeN('deploy-knative', ...args);
