@@ -314,6 +314,77 @@ t.test('the Secret steps write by server-side apply and drop the last-applied co
   );
 });
 
+t.test('setup-minikube starts a Kubernetes Knative accepts and checks a reused one', async (t) => {
+  const text = readFileSync(join(ROOT, 'scripts/setup-minikube.sh'), 'utf8');
+  const pinned = text.match(/KUBERNETES_VERSION="\$\{KUBERNETES_VERSION:-v1\.(\d+)\.\d+\}"/);
+  const min = Number(text.match(/^readonly KUBERNETES_MIN_MINOR=(\d+)$/m)?.[1]);
+  t.ok(pinned, 'a Kubernetes version is pinned');
+  // knative.dev/pkg version.go at release-1.21: defaultMinimumVersion = "v1.33.0".
+  t.match(text, /KNATIVE_VERSION:-1\.21\.\d+\}/, 'for Knative Serving 1.21 ...');
+  t.equal(min, 33, '... whose minimum is Kubernetes 1.33');
+  t.ok(Number(pinned?.[1]) >= min, 'the pinned version meets it');
+  t.match(
+    text,
+    /minikube start -p "\$PROFILE" --kubernetes-version "\$KUBERNETES_VERSION"/,
+    'passed on a start',
+  );
+  // The check of a reused cluster. Its regex, run by bash on /version answers as the API server words
+  // them (kubectl get --raw prints them as they come); then the check itself, with the real kubectl
+  // against a cluster that does not answer (there is none here, nor a pretend one).
+  const re = text.match(/^version_re=.*$/m)?.[0] ?? '';
+  const check = text.match(/^\{ \[\[ "\$\(kubectl get --raw \/version\)".*\n.*$/m)?.[0] ?? '';
+  t.match(
+    check,
+    /BASH_REMATCH\[2\] >= KUBERNETES_MIN_MINOR/,
+    'the check compares the minor version with the minimum',
+  );
+  const answer = (v: string) =>
+    `{\n  "major": "1",\n  "minor": "${v.split('.')[1]}",\n  "gitVersion": "${v}",\n  "platform": "linux/amd64"\n}`;
+  for (const [v, minor] of [
+    ['v1.33.1', '33'],
+    ['v1.32.0', '32'],
+    ['v1.35.0-gke.1', '35'],
+  ]) {
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `${re}\n[[ $1 =~ $version_re ]] && echo "\${BASH_REMATCH[1]} \${BASH_REMATCH[2]}"`,
+        '_',
+        answer(v as string),
+      ],
+      {
+        encoding: 'utf8',
+      },
+    );
+    t.equal(r.stdout, `${v} ${minor}\n`, `${v}: read as version ${v}, minor ${minor}`);
+  }
+  const fail = text.match(/^fail\(\) .*$/m)?.[0] ?? '';
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      `set -euo pipefail\n${fail}\nKUBERNETES_MIN_MINOR=${min} KNATIVE_VERSION=1.21.0 KUBERNETES_VERSION=v1.34.0 PROFILE=minikube\n${re}\n${check}\necho passed`,
+    ],
+    {
+      encoding: 'utf8',
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${await closedPort()}`),
+      },
+      timeout: 60_000,
+    },
+  );
+  t.equal(r.status, 1, 'a cluster that does not say its version: fails');
+  t.notMatch(r.stdout, /passed/, 'before Knative is applied');
+  t.match(
+    r.stderr,
+    "setup-minikube: minikube profile 'minikube' runs Kubernetes of unknown version; Knative Serving 1.21.0 needs 1.33 or later: minikube start -p minikube --kubernetes-version v1.34.0 upgrades it",
+    'saying what Knative needs and how to get it',
+  );
+});
+
 t.test('check names every missing piece and contacts no cluster', async (t) => {
   const noTools = binWith(t, ['bash', 'dirname']);
   const kubectlOnly = binWith(t, ['bash', 'dirname', 'kubectl']);
