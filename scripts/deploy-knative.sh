@@ -6,7 +6,8 @@
 #   deploy-knative.sh cluster <minikube|cloud>          the context and Knative alone (before an undeploy)
 #   deploy-knative.sh secret <namespace>                token Secret from $API_TOKEN (none: no auth)
 #   deploy-knative.sh tls-secret <overlay> <namespace>  TLS Secret from certs/$DOMAIN.crt/.key (TLS=own)
-#   deploy-knative.sh render <overlay> [IMAGE]          manifests with IMAGE (and $DOMAIN) on stdout
+#   deploy-knative.sh render <overlay> [IMAGE] [NS]     manifests with IMAGE (and $DOMAIN) on stdout; with
+#                                                       namespace NS also the rollout annotation (asks the cluster)
 #   deploy-knative.sh url    <overlay> <namespace>      the Service's URL and a curl that reaches it
 #   deploy-knative.sh not-ready <namespace>             why the Service did not become Ready
 #
@@ -19,9 +20,9 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# The cloud overlay's placeholder image: `render` replaces it with IMAGE.
-readonly PLACEHOLDER_IMAGE=ghcr.io/example/random-number
 readonly SERVICE=random-number
+# kustomize's patch target for our Knative Service.
+readonly KSVC="group: serving.knative.dev, kind: Service, name: $SERVICE"
 readonly SECRET=random-number-api-token
 # Named by kustomize/components/own-tls.
 readonly TLS_SECRET=random-number-tls
@@ -41,6 +42,9 @@ check_image() {
     problem "IMAGE is required for OVERLAY=cloud: pass IMAGE=registry.example.com/you/random-number:1.0.0 (a tag or @sha256 digest you can push to)"
   elif [[ "$image" =~ [[:space:]\'\"] ]]; then
     problem "IMAGE '$image' contains spaces or quotes: expected registry/name:tag or registry/name@sha256:digest"
+  # The repository path (after a registry host, before the tag or digest): Docker refuses upper case.
+  elif [[ "$image" =~ ^([^/]*[.:][^/]*/)?([^:@]*) && "${BASH_REMATCH[2]}" == *[A-Z]* ]]; then
+    problem "IMAGE '$image' has upper-case letters in its repository name '${BASH_REMATCH[2]}', which Docker refuses: use lower case"
   elif [[ "$image" == *@* ]]; then
     [[ "${image#*@}" =~ ^sha256:[0-9a-f]{64}$ ]] || problem "IMAGE '$image' has a malformed digest: expected @sha256:<64 hex digits>"
   elif [[ "$last" != *:* ]]; then
@@ -140,8 +144,9 @@ cmd_check() {
   check_tls "$overlay"
   [[ "$overlay" != minikube ]] || have minikube ||
     problem "minikube is not installed (https://minikube.sigs.k8s.io/docs/start/), then run: make setup-minikube"
-  [[ "$overlay" != cloud ]] || have docker ||
-    problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/)"
+  # An IMAGE by digest is deployed as already pushed: nothing to build.
+  [[ "$overlay" != cloud || "$image" == *@* ]] || have docker ||
+    problem "docker is not installed: it builds and pushes IMAGE (https://docs.docker.com/get-docker/); or give IMAGE by digest, already pushed"
   check_cluster "$overlay" deploy
 
   if ((${#problems[@]})); then
@@ -157,6 +162,15 @@ cmd_cluster() {
   check_cluster "$1"
   refuse
   say "removing OVERLAY=$1 from context '$context'"
+}
+
+# Writes the Secret on stdin by server-side apply, which keeps no kubectl.kubernetes.io/last-applied-
+# configuration copy of its data (client-side apply does: readable wherever annotations are), then removes
+# the copy an earlier client-side apply left. Our own field manager: as "kubectl", the API server would
+# keep that copy in sync. --force-conflicts: this step owns the Secret, also fields an edit took before.
+apply_secret() {
+  kubectl apply --server-side --field-manager=random-number-deploy --force-conflicts -f -
+  kubectl annotate secret "$1" -n "$2" kubectl.kubernetes.io/last-applied-configuration- >/dev/null
 }
 
 # Creates or updates the token Secret from $API_TOKEN. The value goes through a pipe, never argv
@@ -177,13 +191,12 @@ cmd_secret() {
     refuse
     # The namespace must exist before its Secret (the overlay's apply adds its labels later).
     kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
-    echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply -f -" >&2
+    echo "+ kubectl create secret generic $SECRET -n $namespace --from-file=token=/dev/stdin (from API_TOKEN) | kubectl apply --server-side -f -" >&2
     printf '%s' "$API_TOKEN" |
       kubectl create secret generic "$SECRET" -n "$namespace" --from-file=token=/dev/stdin \
         --dry-run=client -o yaml |
-      kubectl apply -f -
-    # Env vars from a Secret are read when a container starts: running pods keep the old token until
-    # they are replaced (at the latest when the service scales to zero).
+      apply_secret "$SECRET" "$namespace"
+    # Pods read the token when they start: `render` (the rollout annotation) makes new ones.
   fi
 }
 
@@ -200,57 +213,69 @@ cmd_tls_secret() {
     return
   fi
   kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace" >/dev/null
-  echo "+ kubectl create secret tls $TLS_SECRET -n $namespace --cert=$CERTS/$DOMAIN.crt --key=$CERTS/$DOMAIN.key | kubectl apply -f -" >&2
+  echo "+ kubectl create secret tls $TLS_SECRET -n $namespace --cert=$CERTS/$DOMAIN.crt --key=$CERTS/$DOMAIN.key | kubectl apply --server-side -f -" >&2
   # The certificate-uid label lets Kourier find the Secret when its secret informer filtering is on
   # (ENABLE_SECRET_INFORMER_FILTERING_BY_CERT_UID; off by default).
   kubectl create secret tls "$TLS_SECRET" -n "$namespace" --cert="$CERTS/$DOMAIN.crt" --key="$CERTS/$DOMAIN.key" \
     --dry-run=client -o yaml |
     kubectl label --local -f - -o yaml \
       "networking.internal.knative.dev/certificate-uid=$TLS_SECRET" app.kubernetes.io/name=random-number |
-    kubectl apply -f -
+    apply_secret "$TLS_SECRET" "$namespace"
   # Kourier reloads a changed Secret by itself: renewing is `make tls-cert` and this step again.
 }
 
-# Prints the manifests to apply: the overlay, with IMAGE (cloud), API_TOKEN=none and DOMAIN/TLS applied in a throw-away
-# kustomization over a copy of kustomize/, so the committed overlays stay clean placeholders.
+# Sets `rollout`: what the pods read when they start, for the revision template's annotation
+# random-number/rollout. Changed, the Service's template changes and Knative rolls out a new Revision;
+# otherwise a warm pod (the agent's polls keep one) would keep the old token or code for good. The token
+# Secret's resourceVersion, never the token; the ID of the image make built (IMAGE by digest is in the
+# template already). Nothing changed: the same annotation, no new Revision.
+rollout_key() {
+  local overlay="$1" image="$2" namespace="$3" secret=none id=""
+  [[ "${API_TOKEN:-}" == none ]] ||
+    secret="$(kubectl get secret "$SECRET" -n "$namespace" -o 'jsonpath={.metadata.resourceVersion}')"
+  if [[ "$overlay" == minikube ]]; then
+    id="$(minikube image ls --format json -p "$PROFILE" | tr '{' '\n' | grep -E '"(docker\.io/library/)?random-number:dev"' |
+      grep -o '"id":"[^"]*' | cut -d'"' -f4)" || die "no image random-number:dev in minikube image ls -p $PROFILE (make deploy-knative builds it before this step)"
+  elif [[ "$image" != *@* ]]; then
+    id="$(docker image inspect --format '{{.Id}}' "$image")"
+  fi
+  rollout="token-secret=$secret${id:+ image=$id}"
+}
+
+# One entry of a kustomization's `patches:`: a JSON patch of one op (target, op, path, value).
+patch_op() { printf "  - target: {%s}\n    patch: '[{\"op\": \"%s\", \"path\": \"%s\", \"value\": \"%s\"}]'\n" "$@"; }
+
+# Prints the manifests to apply: the overlay, with IMAGE (cloud), API_TOKEN=none, DOMAIN/TLS and (given the
+# namespace) the rollout annotation applied in a throw-away kustomization over a copy of kustomize/, so
+# the committed overlays stay clean placeholders.
 cmd_render() {
-  local overlay="$1" image="${2:-}" tmp
+  local overlay="$1" image="${2:-}" tmp rollout=""
   check_image "$overlay" "$image"
   check_tls "$overlay" mode-only
   refuse
+  [[ -z "${3:-}" ]] || rollout_key "$overlay" "$image" "$3"
   tmp="$(mktemp -d)"
   # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
   trap "rm -rf '$tmp'" EXIT
   cp -R "$ROOT/kustomize" "$tmp/kustomize"
-  mkdir "$tmp/deploy"
   {
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
     echo "resources:"
-    echo "  - ../kustomize/overlays/$overlay"
-    # kustomize's `images` entry for IMAGE: name[:tag] or name@digest.
-    if [[ "$overlay" == cloud ]]; then
-      echo "images:"
-      echo "  - name: $PLACEHOLDER_IMAGE"
-      if [[ "$image" == *@* ]]; then
-        printf '    newName: %s\n    digest: %s\n' "${image%@*}" "${image#*@}"
-      else
-        printf '    newName: %s\n    newTag: "%s"\n' "${image%:*}" "${image##*:}"
-      fi
-    fi
+    echo "  - kustomize/overlays/$overlay"
     echo "components:"
-    [[ "${API_TOKEN:-}" != none ]] || echo "  - ../kustomize/components/no-auth"
-    if [[ -n "${DOMAIN:-}" ]]; then
-      echo "  - ../kustomize/components/domain-mapping"
-      [[ "$(tls_mode "$overlay")" != own ]] || echo "  - ../kustomize/components/own-tls"
-      # The component's two objects, the DomainMapping and its ClusterDomainClaim, are both named
-      # after the placeholder domain: DOMAIN replaces it.
-      echo "patches:"
-      echo "  - target: {name: random-number.example.com}"
-      echo "    patch: '[{\"op\": \"replace\", \"path\": \"/metadata/name\", \"value\": \"$DOMAIN\"}]'"
-    fi
-  } >"$tmp/deploy/kustomization.yaml"
-  kubectl kustomize "$tmp/deploy"
+    [[ "${API_TOKEN:-}" != none ]] || echo "  - kustomize/components/no-auth"
+    [[ -z "${DOMAIN:-}" ]] || echo "  - kustomize/components/domain-mapping"
+    [[ "$(tls_mode "$overlay")" != own ]] || echo "  - kustomize/components/own-tls"
+    echo "patches:"
+    # IMAGE as given (registry/name:tag or @digest) in place of the cloud overlay's placeholder.
+    [[ "$overlay" != cloud ]] || patch_op "$KSVC" replace /spec/template/spec/containers/0/image "$image"
+    [[ -z "$rollout" ]] || patch_op "$KSVC" add /spec/template/metadata/annotations/random-number~1rollout "$rollout"
+    # The domain component's two objects, the DomainMapping and its ClusterDomainClaim, are both named
+    # after the placeholder domain: DOMAIN replaces it.
+    [[ -z "${DOMAIN:-}" ]] || patch_op "name: random-number.example.com" replace /metadata/name "$DOMAIN"
+  } >"$tmp/kustomization.yaml"
+  kubectl kustomize "$tmp"
 }
 
 # Prints the URL and a curl that reaches it; on minikube through Kourier's NodePort, because port
@@ -301,7 +326,7 @@ main() {
   local cmd="${1:-}"
   (($# > 0)) && shift
   case "$cmd" in
-    check | render) (($# >= 1)) || die "usage: $0 $cmd <minikube|cloud> [IMAGE]" ;;
+    check | render) (($# >= 1)) || die "usage: $0 $cmd <minikube|cloud> [IMAGE] ... (see the comment at the top of this file)" ;;
     cluster) (($# == 1)) || die "usage: $0 $cmd <minikube|cloud>" ;;
     tls-secret | url) (($# == 2)) || die "usage: $0 $cmd <minikube|cloud> <namespace>" ;;
     secret | not-ready) (($# == 1)) || die "usage: $0 $cmd <namespace>" ;;

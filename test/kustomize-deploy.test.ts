@@ -10,8 +10,11 @@ import {
   ksvc,
   kubeconfig,
   kustomize,
+  type Manifest,
+  parseManifests,
   ROOT,
   runScript,
+  validateManifest,
 } from './helpers/kustomize.ts';
 
 // `make deploy-knative` without a cluster: what `make -n` shows, and how each missing piece is
@@ -48,7 +51,8 @@ t.test('make -n deploy-knative (minikube) shows the secret, build, apply, wait a
       // Before the build: a deploy that would not start without a token stops before the long step.
       'scripts/deploy-knative.sh secret default',
       'minikube image build -t random-number:dev .',
-      'kubectl apply -k kustomize/overlays/minikube',
+      // With the namespace: the rollout annotation, read after the Secret and the build.
+      "scripts/deploy-knative.sh render minikube '' default | kubectl apply -f -",
       'kubectl wait ksvc/random-number -n default --for=condition=Ready --timeout=',
       'scripts/deploy-knative.sh url minikube default',
     ]),
@@ -66,7 +70,7 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
       'scripts/deploy-knative.sh secret random-number',
       `docker build -t '${IMAGE}' .`,
       `docker push '${IMAGE}'`,
-      `scripts/deploy-knative.sh render cloud '${IMAGE}' | kubectl apply -f -`,
+      `scripts/deploy-knative.sh render cloud '${IMAGE}' random-number | kubectl apply -f -`,
       'kubectl wait ksvc/random-number -n random-number --for=condition=Ready --timeout=',
       'scripts/deploy-knative.sh url cloud random-number',
     ]),
@@ -76,26 +80,73 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
   t.equal(lineOf(lines, 'minikube image build'), -1, 'no minikube build for cloud');
 });
 
-t.test(
-  'make -n deploy-knative API_TOKEN=none renders (with the no-auth component) on minikube too',
-  async (t) => {
-    const lines = makeN('deploy-knative', 'API_TOKEN=none');
-    t.not(
-      lineOf(lines, "scripts/deploy-knative.sh render minikube '' | kubectl apply -f -"),
-      -1,
-      'the rendered manifests are applied',
+t.test('make -n deploy-knative with IMAGE by digest deploys it as pushed: no build, no push', async (t) => {
+  const pinned = `ghcr.io/acme/random-number@sha256:${'0123456789abcdef'.repeat(4)}`;
+  const lines = makeN('deploy-knative', 'OVERLAY=cloud', `IMAGE=${pinned}`);
+  t.same(
+    inOrder(lines, [
+      `scripts/deploy-knative.sh check cloud '${pinned}'`,
+      'scripts/deploy-knative.sh secret random-number',
+      `scripts/deploy-knative.sh render cloud '${pinned}' random-number | kubectl apply -f -`,
+      'kubectl wait ksvc/random-number -n random-number',
+    ]),
+    [],
+    'check, Secret, apply, wait',
+  );
+  t.equal(lineOf(lines, 'docker'), -1, 'no docker build or push (Docker refuses to tag a digest)');
+  const r = deployScript(['check', 'cloud', pinned], {
+    PATH: binWith(t, ['bash', 'dirname', 'kubectl']),
+    KUBECONFIG: kubeconfig(t),
+  });
+  t.notMatch(r.stderr, /docker is not installed/, 'and check does not ask for docker');
+  t.match(
+    deployScript(['check', 'cloud', IMAGE], { PATH: binWith(t, ['bash', 'dirname']) }).stderr,
+    /docker is not installed: it builds and pushes IMAGE .*or give IMAGE by digest/,
+    'by tag it does, naming the digest as the way without docker',
+  );
+});
+
+t.test('IMAGE with upper case in its repository name is refused before anything runs', async (t) => {
+  for (const [image, repo] of [
+    ['ghcr.io/Acme/random-number:1.0.0', 'Acme/random-number'],
+    [`registry.example.com:5000/team/Random-Number@sha256:${'0'.repeat(64)}`, 'team/Random-Number'],
+    ['Acme/random-number:1.0.0', 'Acme/random-number'],
+  ]) {
+    for (const step of ['check', 'render']) {
+      const r = deployScript([step, 'cloud', image as string], { KUBECONFIG: kubeconfig(t) });
+      t.equal(r.status, 1, `${step} '${image}': fails`);
+      t.match(
+        r.stderr,
+        `IMAGE '${image}' has upper-case letters in its repository name '${repo}', which Docker refuses`,
+        `${step} '${image}': names the repository`,
+      );
+      t.equal(r.stdout, '', `${step} '${image}': prints no manifests`);
+    }
+  }
+  for (const image of ['Registry.Example.com/acme/random-number:1.0.0', 'ghcr.io/acme/random-number:V1']) {
+    const r = deployScript(['render', 'cloud', image]);
+    t.equal(
+      r.status,
+      0,
+      `'${image}': upper case in the registry host or the tag is accepted, as Docker does`,
+    );
+  }
+});
+
+t.test('make -n deploy-knative always applies the rendered manifests, never the bare overlay', async (t) => {
+  for (const args of [[], ['API_TOKEN=none'], ['OVERLAY=cloud', `IMAGE=${IMAGE}`]]) {
+    const lines = makeN('deploy-knative', ...args);
+    t.equal(
+      lines.filter((l) => / render (minikube|cloud) .* \| kubectl apply -f -/.test(l)).length,
+      1,
+      `${args.join(' ') || 'minikube'}: one render piped to kubectl apply (the rollout annotation is rendered in)`,
     );
     t.notOk(
       lines.some((l) => l.startsWith('kubectl apply -k')),
-      'not the bare overlay, which requires the Secret',
+      `${args.join(' ') || 'minikube'}: not the bare overlay, which has no rollout annotation`,
     );
-    t.not(
-      lineOf(makeN('deploy-knative'), 'kubectl apply -k kustomize/overlays/minikube'),
-      -1,
-      'without it: the overlay',
-    );
-  },
-);
+  }
+});
 
 t.test('the namespaces make uses are the overlays own', async (t) => {
   for (const overlay of ['minikube', 'cloud']) {
@@ -139,6 +190,198 @@ t.test('make -n undeploy-knative removes what deploy created', async (t) => {
     ]),
     [],
     'cloud: domain mapping, claim, Secret, then the overlay (namespace included)',
+  );
+});
+
+t.test('make undeploy-knative goes on when the ClusterDomainClaims cannot be deleted', async (t) => {
+  // Without cluster-admin the claims' delete is Forbidden; a refused connection stands in for any
+  // failure of that one command here: the line as make runs it, with its shell flags.
+  const lines = makeN('undeploy-knative');
+  const claims = lines.find((l) => l.startsWith('kubectl delete clusterdomainclaims'));
+  t.ok(claims, 'the claims are deleted by label');
+  const r = spawnSync('bash', ['-eu', '-o', 'pipefail', '-c', claims ?? 'false'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${await closedPort()}`),
+      KUBECACHEDIR: t.testdir(),
+    },
+    timeout: 60_000,
+  });
+  t.equal(r.status, 0, 'the line succeeds although kubectl failed, so make goes on');
+  t.match(r.stderr, /refused/, "kubectl's own reason is shown");
+  t.match(
+    r.stderr,
+    /note: ClusterDomainClaims not deleted .*a cluster admin runs: kubectl delete clusterdomainclaims\.networking\.internal\.knative\.dev -l app\.kubernetes\.io\/name=random-number/,
+    'with a note saying who removes them, and how',
+  );
+  t.same(
+    inOrder(lines.slice(lines.indexOf(claims ?? '')), [
+      'kubectl delete secret random-number-api-token random-number-tls -n default',
+      'kubectl delete -k kustomize/overlays/minikube --ignore-not-found',
+    ]),
+    [],
+    'and the Secrets and the Service are deleted after it',
+  );
+});
+
+t.test('render with a namespace adds the rollout annotation, never the token', async (t) => {
+  const pinned = `ghcr.io/acme/random-number@sha256:${'0123456789abcdef'.repeat(4)}`;
+  const rollout = (objs: Manifest[]) =>
+    ksvc(objs).spec.template.metadata.annotations['random-number/rollout'] as string | undefined;
+  // API_TOKEN=none and an image by digest: nothing to ask the cluster (no Secret, no image built).
+  const none = { API_TOKEN: 'none', KUBECONFIG: kubeconfig(t) };
+  let r = deployScript(['render', 'cloud', pinned, 'random-number'], none);
+  t.equal(r.status, 0, `renders${r.stderr ? `: ${r.stderr}` : ''}`);
+  const objs = parseManifests(r.stdout);
+  for (const obj of objs) t.doesNotThrow(() => validateManifest(obj), `${obj.kind} is valid`);
+  t.equal(rollout(objs), 'token-secret=none', 'the revision template carries the annotation');
+  t.equal(ksvc(objs).spec.template.spec.containers[0].image, pinned, 'and IMAGE');
+  r = deployScript(['render', 'cloud', pinned], none);
+  t.equal(rollout(parseManifests(r.stdout)), undefined, 'without a namespace (by hand, tests): none');
+
+  // With a token: the Secret's resourceVersion, which needs the cluster; this one refuses.
+  const server = `127.0.0.1:${await closedPort()}`;
+  const good = 'tok-9a8b7c6d-never-printed-5e4f3a2b1c0d';
+  const env = {
+    PATH: binWith(t, ['bash', 'dirname', 'kubectl', 'mktemp', 'cp', 'rm']),
+    KUBECONFIG: kubeconfig(t, `https://${server}`),
+    KUBECACHEDIR: t.testdir(),
+    API_TOKEN: good,
+  };
+  r = runScript('bash', ['-x', DEPLOY_SCRIPT, 'render', 'minikube', '', 'default'], env);
+  t.equal(r.status, 1, 'no cluster to ask: fails');
+  t.same(
+    // `++`: bash -x's mark for a command substitution.
+    r.stderr.split('\n').filter((l) => /^\++ kubectl /.test(l)),
+    ["++ kubectl get secret random-number-api-token -n default -o 'jsonpath={.metadata.resourceVersion}'"],
+    "it reads the Secret's resourceVersion, not its data",
+  );
+  t.match(r.stderr, new RegExp(`${server.replaceAll('.', '\\.')}.* refused`), "and stops on kubectl's error");
+  t.equal(r.stdout, '', 'printing no manifests, so kubectl apply gets none');
+  r = deployScript(['render', 'minikube', '', 'default'], env);
+  t.notMatch(r.stdout + r.stderr, good, 'the token appears in no output');
+
+  // minikube: the ID of the image built, from `minikube image ls` (not installed here).
+  r = deployScript(['render', 'minikube', '', 'default'], { ...none, PATH: env.PATH });
+  t.equal(r.status, 1, 'minikube without minikube image ls: fails');
+  t.match(r.stderr, /no image random-number:dev in minikube image ls -p minikube/, 'and says which image');
+  t.equal(r.stdout, '', 'printing no manifests');
+});
+
+t.test('the Secret steps write by server-side apply and drop the last-applied copy', async (t) => {
+  const script = readFileSync(DEPLOY_SCRIPT, 'utf8');
+  const fn = script.match(/^apply_secret\(\) \{\n[\s\S]*?^\}\n/m)?.[0] ?? '';
+  t.match(fn, /kubectl apply --server-side --field-manager=(\S+)/, 'server-side apply');
+  t.notMatch(fn, /--field-manager=kubectl\b/, 'not as manager "kubectl" (the API server syncs its copy)');
+  t.match(
+    fn,
+    /kubectl annotate secret .*kubectl\.kubernetes\.io\/last-applied-configuration-/,
+    'copy removed',
+  );
+  t.equal(
+    script.match(/\| *\n? *apply_secret "\$(TLS_)?SECRET" "\$namespace"/g)?.length,
+    2,
+    'for both Secrets',
+  );
+  t.notMatch(script, /kubectl apply -f -/, 'no client-side apply of a Secret is left');
+  // The function itself, run by bash with a Secret that holds nothing secret, against a closed port:
+  // kubectl accepts every flag and fails only on the connection.
+  const server = `127.0.0.1:${await closedPort()}`;
+  const r = spawnSync('bash', ['-c', `${fn}\napply_secret s default`], {
+    input: 'apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\ndata: {k: dg==}\n',
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      KUBECONFIG: kubeconfig(t, `https://${server}`),
+      KUBECACHEDIR: t.testdir(),
+    },
+    timeout: 60_000,
+  });
+  t.notMatch(
+    r.stderr,
+    /unknown (flag|shorthand|command)|usage:/i,
+    'kubectl accepts the flags of both commands',
+  );
+  t.match(r.stderr, /error validating "STDIN".* refused/, 'the apply fails on the connection');
+  t.match(
+    r.stderr,
+    new RegExp(`server ${server.replaceAll('.', '\\.')} was refused`),
+    'so does the annotate',
+  );
+});
+
+t.test('setup-minikube starts a Kubernetes Knative accepts and checks a reused one', async (t) => {
+  const text = readFileSync(join(ROOT, 'scripts/setup-minikube.sh'), 'utf8');
+  const pinned = text.match(/KUBERNETES_VERSION="\$\{KUBERNETES_VERSION:-v1\.(\d+)\.\d+\}"/);
+  const min = Number(text.match(/^readonly KUBERNETES_MIN_MINOR=(\d+)$/m)?.[1]);
+  t.ok(pinned, 'a Kubernetes version is pinned');
+  // knative.dev/pkg version.go at release-1.21: defaultMinimumVersion = "v1.33.0".
+  t.match(text, /KNATIVE_VERSION:-1\.21\.\d+\}/, 'for Knative Serving 1.21 ...');
+  t.equal(min, 33, '... whose minimum is Kubernetes 1.33');
+  t.ok(Number(pinned?.[1]) >= min, 'the pinned version meets it');
+  t.match(
+    text,
+    /minikube start -p "\$PROFILE" --kubernetes-version "\$KUBERNETES_VERSION"/,
+    'passed on a start',
+  );
+  // The check of a reused cluster. Its regex, run by bash on /version answers as the API server words
+  // them (kubectl get --raw prints them as they come); then the check itself, with the real kubectl
+  // against a cluster that does not answer (there is none here, nor a pretend one).
+  const re = text.match(/^version_re=.*$/m)?.[0] ?? '';
+  const check = text.match(/^\{ \[\[ "\$\(kubectl get --raw \/version\)".*\n.*$/m)?.[0] ?? '';
+  t.match(
+    check,
+    /BASH_REMATCH\[2\] >= KUBERNETES_MIN_MINOR/,
+    'the check compares the minor version with the minimum',
+  );
+  const answer = (v: string) =>
+    `{\n  "major": "1",\n  "minor": "${v.split('.')[1]}",\n  "gitVersion": "${v}",\n  "platform": "linux/amd64"\n}`;
+  for (const [v, minor] of [
+    ['v1.33.1', '33'],
+    ['v1.32.0', '32'],
+    ['v1.35.0-gke.1', '35'],
+  ]) {
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `${re}\n[[ $1 =~ $version_re ]] && echo "\${BASH_REMATCH[1]} \${BASH_REMATCH[2]}"`,
+        '_',
+        answer(v as string),
+      ],
+      {
+        encoding: 'utf8',
+      },
+    );
+    t.equal(r.stdout, `${v} ${minor}\n`, `${v}: read as version ${v}, minor ${minor}`);
+  }
+  const fail = text.match(/^fail\(\) .*$/m)?.[0] ?? '';
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      `set -euo pipefail\n${fail}\nKUBERNETES_MIN_MINOR=${min} KNATIVE_VERSION=1.21.0 KUBERNETES_VERSION=v1.34.0 PROFILE=minikube\n${re}\n${check}\necho passed`,
+    ],
+    {
+      encoding: 'utf8',
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${await closedPort()}`),
+      },
+      timeout: 60_000,
+    },
+  );
+  t.equal(r.status, 1, 'a cluster that does not say its version: fails');
+  t.notMatch(r.stdout, /passed/, 'before Knative is applied');
+  t.match(
+    r.stderr,
+    "setup-minikube: minikube profile 'minikube' runs Kubernetes of unknown version; Knative Serving 1.21.0 needs 1.33 or later: minikube start -p minikube --kubernetes-version v1.34.0 upgrades it",
+    'saying what Knative needs and how to get it',
   );
 });
 
