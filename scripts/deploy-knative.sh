@@ -92,7 +92,7 @@ check_tls() {
 # The certificate for TLS=own: present, for DOMAIN, not expiring, matching its key (checked with openssl
 # when it is installed; the cluster would otherwise serve it and only the agent would complain).
 check_cert() {
-  local crt="$CERTS/$DOMAIN.crt" key="$CERTS/$DOMAIN.key" again="${CERTS_DIR:+CERTS_DIR=$CERTS_DIR }make tls-cert DOMAIN=$DOMAIN"
+  local crt="$CERTS/$DOMAIN.crt" key="$CERTS/$DOMAIN.key" again="${CERTS_DIR:+CERTS_DIR=$(printf %q "$CERTS_DIR") }make tls-cert DOMAIN=$DOMAIN"
   if [[ ! -r "$crt" || ! -r "$key" ]]; then
     problem "TLS=own needs $crt and $key: run $again (or put your own certificate and key there)"
   elif ! have openssl; then
