@@ -73,15 +73,17 @@ check_cluster() {
     -o jsonpath='{.spec.ports[?(@.name=="https")].port}' 2>/dev/null)" ||
     die "cannot read svc/$SERVICE in $NAMESPACE: is minikube running with Kourier? (make setup-minikube)"
   [[ "$https" == 443 ]] || die "svc/$SERVICE in $NAMESPACE has no https port 443 (found '${https}'): reinstall Kourier with make setup-minikube"
-  # Warnings only: the forward is useful for checking even before the mapping is ready.
+  # Warnings only: the forward is useful for checking even before the mapping is ready. Their commands
+  # carry CERTS_DIR when it was given, or they would look for the certificates in the wrong place.
+  local env="${CERTS_DIR:+CERTS_DIR=$(printf %q "$CERTS_DIR") }"
   mapping="$(kubectl get domainmappings.serving.knative.dev -A \
     -o jsonpath="{range .items[?(@.metadata.name==\"$DOMAIN\")]}{.metadata.namespace}{\"/\"}{.spec.tls.secretName}{end}" 2>/dev/null || true)"
   if [[ -z "$mapping" ]]; then
-    say "warning: no DomainMapping $DOMAIN yet: run DOMAIN=$DOMAIN TLS=own make deploy-knative"
+    say "warning: no DomainMapping $DOMAIN yet: run ${env}DOMAIN=$DOMAIN TLS=own make deploy-knative"
   elif [[ -z "${mapping#*/}" ]]; then
-    say "warning: DomainMapping $DOMAIN has no spec.tls.secretName: run DOMAIN=$DOMAIN TLS=own make deploy-knative"
+    say "warning: DomainMapping $DOMAIN has no spec.tls.secretName: run ${env}DOMAIN=$DOMAIN TLS=own make deploy-knative"
   fi
-  [[ -r "$CERTS/ca.crt" ]] || say "warning: no $CERTS/ca.crt: run make tls-cert DOMAIN=$DOMAIN (the agent needs that CA)"
+  [[ -r "$CERTS/ca.crt" ]] || say "warning: no $CERTS/ca.crt: run ${env}make tls-cert DOMAIN=$DOMAIN (the agent needs that CA)"
 }
 
 # Runs the forward in the foreground until Ctrl-C, starting it again when it ends by itself.
