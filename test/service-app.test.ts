@@ -57,6 +57,7 @@ t.test('Accept: application/json gets the documented JSON, coldStart only on the
     },
     'first answer: every field, coldStart true',
   );
+  t.equal(first.headers.get('cache-control'), 'no-store', 'a JSON number is never cached either');
   const second = await app.request('/', { headers: { Accept: 'application/json' } });
   t.match(await second.json(), { coldStart: false }, 'second answer: coldStart false');
 });
@@ -103,13 +104,20 @@ t.test('other methods on / get 405 with Allow: GET, HEAD', async (t) => {
   }
 });
 
-t.test('unknown paths get a small JSON 404', async (t) => {
+t.test('unknown paths get a small JSON 404, whatever the method', async (t) => {
   const { app } = appWith();
   const res = await app.request('/nope/../x?y=1');
   t.equal(res.status, 404, 'status 404');
   const body = (await res.json()) as { error: string; message: string };
   t.equal(body.error, 'not_found', 'error code');
   t.match(body.message, /no route for GET/, 'message names the request');
+  // 405 is only for a path that exists: elsewhere any method is 404, so no route is hinted at.
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+    const other = await app.request('/nope', { method });
+    t.equal(other.status, 404, `${method} on an unknown path → 404, not 405`);
+    t.equal(other.headers.get('allow'), null, `${method} on an unknown path → no Allow header`);
+    t.match(await other.json(), { error: 'not_found' }, `${method} on an unknown path → the not_found body`);
+  }
 });
 
 t.test('/healthz and /readyz', async (t) => {
