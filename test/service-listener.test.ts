@@ -106,6 +106,10 @@ t.test('request ids: a sane incoming X-Request-Id is echoed, otherwise a UUID is
   t.match(made.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'a UUID is made when none is sent');
   const hostile = await fetch(`${url}/`, { headers: { 'X-Request-Id': 'a b<script>' } });
   t.match(hostile.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'an id with odd characters is replaced');
+  // hono/request-id's default limit, 255: a trace id up to it passes through whole.
+  const longest = 'trace-0123456789_ABC='.repeat(13).slice(0, 255);
+  const atLimit = await fetch(`${url}/`, { headers: { 'X-Request-Id': longest } });
+  t.equal(atLimit.headers.get('x-request-id'), longest, 'an id of exactly 255 characters is kept and echoed');
   const long = await fetch(`${url}/`, { headers: { 'X-Request-Id': 'a'.repeat(256) } });
   t.match(
     long.headers.get('x-request-id'),
@@ -113,7 +117,7 @@ t.test('request ids: a sane incoming X-Request-Id is echoed, otherwise a UUID is
     'an id over 255 characters is replaced by a UUID',
   );
   const lines = logs.lines().filter((l) => l.msg === 'request');
-  t.equal(lines.length, 4, 'one log line per request');
+  t.equal(lines.length, 5, 'one log line per request');
   t.same(
     Object.keys(lines[0] ?? {}).sort(),
     ['durationMs', 'level', 'method', 'module', 'msg', 'name', 'path', 'pid', 'reqId', 'status', 'time'],
@@ -125,7 +129,29 @@ t.test('request ids: a sane incoming X-Request-Id is echoed, otherwise a UUID is
     'line has id, method, path, status at info',
   );
   t.match(lines[1], { path: '/healthz', reqId: made.headers.get('x-request-id') }, 'the made id is logged');
+  t.equal(lines[3]?.reqId, longest, 'the 255-character id is logged as given');
   t.type(lines[0]?.durationMs, 'number', 'line has a duration');
+});
+
+t.test("durationMs is the time the app took, not zero: a slow handler's line says so", async (t) => {
+  const { app, logs } = theApp();
+  // On the service's app, so that its own requestLog middleware times it.
+  let handlerMs = 0;
+  app.get('/slow', async (c) => {
+    const entered = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    handlerMs = performance.now() - entered;
+    return c.text('done');
+  });
+  const { url } = await serve(t, app);
+  const res = await fetch(`${url}/slow`);
+  t.equal(await res.text(), 'done', 'the slow route answered');
+  t.ok(handlerMs >= 50, `the handler took at least 50 ms (${handlerMs.toFixed(1)} ms)`);
+  const line = logs.lines().find((l) => l.path === '/slow');
+  const durationMs = Number(line?.durationMs);
+  t.ok(durationMs >= 50, `the request line's durationMs is at least 50 (${line?.durationMs})`);
+  // The line is rounded to 0.001 ms; it wraps the handler, so it can only be longer.
+  t.ok(durationMs >= handlerMs - 0.001, "... and covers the handler's whole time");
 });
 
 t.test('LOG_LEVEL=warn: no request lines, answers unchanged', async (t) => {
