@@ -80,6 +80,44 @@ t.test('SIGTERM with a request in flight: new connections refused, it finishes, 
   t.equal(code, 0, 'exit code 0 after the drain');
 });
 
+t.test(
+  'SIGTERM with an idle keep-alive connection and a request in flight: the drain ends by itself',
+  async (t) => {
+    const timeoutMs = 10_000;
+    const service = await startService(t, { SHUTDOWN_TIMEOUT_MS: String(timeoutMs) });
+    const inflight = await halfRequest(service.port);
+    const agent = new http.Agent({ keepAlive: true });
+    t.teardown(() => agent.destroy());
+    await new Promise<void>((resolve, reject) => {
+      http
+        .get(`${service.url}/healthz`, { agent }, (res) => res.resume().on('end', resolve))
+        .on('error', reject);
+    });
+    const [idle] = Object.values(agent.freeSockets).flat();
+    t.ok(idle, 'a keep-alive connection is open and idle');
+    const idleClosed = new Promise((resolve) => idle?.once('close', resolve));
+    const started = Date.now();
+    service.kill('SIGTERM');
+    await service.waitForLine((l) => json(l).msg === 'shutting down: draining connections');
+    await idleClosed;
+    t.pass('the idle connection was closed by the drain');
+    // The in-flight request ends now; its connection, idle after the answer, must be closed by the
+    // service rather than left for SHUTDOWN_TIMEOUT_MS to cut.
+    inflight.socket.write('\r\n');
+    t.match(await inflight.response, /^HTTP\/1\.1 200 OK/, 'the in-flight request completed with 200');
+    const { code } = await service.exited;
+    const elapsed = Date.now() - started;
+    t.equal(code, 0, 'exit code 0');
+    t.ok(elapsed < timeoutMs / 2, `exits well before SHUTDOWN_TIMEOUT_MS ${timeoutMs} (${elapsed} ms)`);
+    const messages = service.stdout.map((l) => json(l).msg);
+    t.ok(messages.includes('shutdown complete'), 'logs shutdown complete: the drain finished');
+    t.notOk(
+      messages.includes('shutdown timed out: closing remaining connections'),
+      'no timed-out line: nothing had to be cut',
+    );
+  },
+);
+
 t.test('readyz answers 503 during the drain to a client already connected', async (t) => {
   const service = await startService(t);
   const inflight = await halfRequest(service.port);
