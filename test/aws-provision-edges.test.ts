@@ -330,6 +330,14 @@ t.test(
       'both instances in the --subnet given',
     );
     t.equal((await liveInstances(name)).length, 2, 'two instances');
+    for (const instance of await liveInstances(name)) {
+      const { HttpTokens, HttpPutResponseHopLimit } = instance.MetadataOptions ?? {};
+      t.same(
+        { HttpTokens, HttpPutResponseHopLimit },
+        { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
+        `${instance.InstanceId}: IMDSv2 required, hop limit 1 (no container on it can reach the role's credentials)`,
+      );
+    }
     const sent = ((await ssm.send(new ListCommandsCommand({}))).Commands ?? []).slice(before);
     const installs = sent.filter((c) => c.Comment?.includes('verify and install'));
     t.equal(installs.length, 1, 'one install command for the whole fleet');
