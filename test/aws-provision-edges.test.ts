@@ -330,6 +330,14 @@ t.test(
       'both instances in the --subnet given',
     );
     t.equal((await liveInstances(name)).length, 2, 'two instances');
+    for (const instance of await liveInstances(name)) {
+      const { HttpTokens, HttpPutResponseHopLimit } = instance.MetadataOptions ?? {};
+      t.same(
+        { HttpTokens, HttpPutResponseHopLimit },
+        { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
+        `${instance.InstanceId}: IMDSv2 required, hop limit 1 (no container on it can reach the role's credentials)`,
+      );
+    }
     const sent = ((await ssm.send(new ListCommandsCommand({}))).Commands ?? []).slice(before);
     const installs = sent.filter((c) => c.Comment?.includes('verify and install'));
     t.equal(installs.length, 1, 'one install command for the whole fleet');
@@ -429,6 +437,61 @@ t.test('a same-named role that is not ours is neither used nor deleted', async (
     await exists(iam.send(new GetRoleCommand({ RoleName: 'rn-foreign-agent' }))),
     'the role is still there',
   );
+});
+
+t.test('a token parameter tagged Project=<name> but not CreatedBy by us survives teardown', async (t) => {
+  // A user's own parameter at the default name, tagged for the project by hand: only both tags make it ours.
+  const parameter = '/random-number/rn-usertag/api-token';
+  await ssm.send(
+    new PutParameterCommand({
+      Name: parameter,
+      Value: 'users-own',
+      Type: 'SecureString',
+      Tags: [{ Key: 'Project', Value: 'rn-usertag' }],
+    }),
+  );
+  const down = await cli('teardown-ec2', ['--name', 'rn-usertag']);
+  t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
+  t.match(
+    down.stdout,
+    `API token parameter: ${parameter} kept (not created by provision-ec2)`,
+    'says it keeps the parameter, and why',
+  );
+  const kept = await ssm.send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
+  t.equal(kept.Parameter?.Value, 'users-own', 'the parameter is still there, its value untouched');
+});
+
+t.test('a role named like ours, tagged Project=<name>, on another path is not ours', async (t) => {
+  // Everything but the path is as provision-ec2 makes it, the permissions boundary included.
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: 'rn-path-agent',
+      Path: '/other/',
+      AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [] }),
+      PermissionsBoundary: 'arn:aws:iam::123456789012:policy/random-number/random-number-agent-boundary',
+      Tags: [
+        { Key: 'Project', Value: 'rn-path' },
+        { Key: 'CreatedBy', Value: 'random-number-provision-ec2' },
+      ],
+    }),
+  );
+  const run = await cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-path']);
+  t.equal(run.code, 1, 'provisioning stops');
+  t.match(
+    run.stderr,
+    /^provision-ec2: IAM role rn-path-agent exists \(arn:aws:iam::123456789012:role\/other\/rn-path-agent\) but is not tagged Project=rn-path under path \/random-number\/: it is not one provision-ec2 made; choose another --name\n$/,
+    'refused in one line naming the role, its ARN with the path, and the path it should have',
+  );
+  t.equal((await liveInstances('rn-path')).length, 0, 'no instance was launched');
+  const down = await cli('teardown-ec2', ['--name', 'rn-path']);
+  t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
+  t.match(
+    down.stdout,
+    /IAM role and instance profile: IAM role rn-path-agent exists .* under path \/random-number\/: it is not one provision-ec2 made; both kept/,
+    'teardown says it keeps the role, and why',
+  );
+  const kept = await iam.send(new GetRoleCommand({ RoleName: 'rn-path-agent' }));
+  t.equal(kept.Role?.Path, '/other/', 'the role is still there, on its own path');
 });
 
 t.test('a role of ours without the permissions boundary is refused with what to do', async (t) => {

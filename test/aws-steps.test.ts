@@ -1,11 +1,26 @@
-import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { IAMClient } from '@aws-sdk/client-iam';
+import {
+  DeleteSecurityGroupCommand,
+  DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  EC2Client,
+  type InstanceStateName,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import {
+  GetInstanceProfileCommand,
+  GetRoleCommand,
+  IAMClient,
+  NoSuchEntityException,
+} from '@aws-sdk/client-iam';
 import {
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   InternalServerError,
   InvalidInstanceId,
   InvocationDoesNotExist,
+  ListTagsForResourceCommand,
+  ParameterNotFound,
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
@@ -20,6 +35,7 @@ import { isGraviton, launchInstances } from '../scripts/aws/instances.ts';
 import { createReporter } from '../scripts/aws/report.ts';
 import { printResults } from '../scripts/aws/results.ts';
 import { runCommand, sendCommandInput, waitForRegistration } from '../scripts/aws/ssm-command.ts';
+import { teardown } from '../scripts/aws/teardown.ts';
 import { waitFor } from '../scripts/aws/wait.ts';
 
 // These cover what the local emulator cannot produce; the happy paths run against moto elsewhere.
@@ -461,3 +477,70 @@ t.test(
     );
   },
 );
+
+/**
+ * teardown() of one running instance i-1 and its security group sg-1, with no IAM role, profile or token
+ * parameter, on mocked clients: for the states moto cannot produce (it terminates an instance at once and
+ * deletes a group an instance still holds). `events` records the EC2 calls in the order they were made;
+ * `states` are the waiter's DescribeInstances answers, the last one repeated.
+ */
+function mockedTeardown(t: { teardown(fn: () => unknown): void }, states: InstanceStateName[]) {
+  const region = { region: 'us-east-1' };
+  const [ec2, iam, ssm] = [new EC2Client(region), new IAMClient(region), new SSMClient(region)] as const;
+  const [ec2Mock, iamMock, ssmMock_] = [mockClient(ec2), mockClient(iam), mockClient(ssm)] as const;
+  t.teardown(() => {
+    for (const m of [ec2Mock, iamMock, ssmMock_]) m.restore();
+  });
+  const events: string[] = [];
+  const instances = (state: InstanceStateName) => ({
+    Reservations: [{ Instances: [{ InstanceId: 'i-1', State: { Name: state } }] }],
+  });
+  // findInstances filters by tag and state; the terminated waiter names the instance.
+  ec2Mock.on(DescribeInstancesCommand).resolves(instances('running'));
+  let answer = 0;
+  ec2Mock.on(DescribeInstancesCommand, { InstanceIds: ['i-1'] }).callsFake(async () => {
+    const state = states[Math.min(answer++, states.length - 1)] as InstanceStateName;
+    events.push(`described ${state}`);
+    return instances(state);
+  });
+  ec2Mock.on(TerminateInstancesCommand).callsFake(async () => void events.push('terminate'));
+  ec2Mock
+    .on(DescribeSecurityGroupsCommand)
+    .resolves({ SecurityGroups: [{ GroupId: 'sg-1', GroupName: 'rn' }] });
+  const absent = { message: 'absent', ...meta };
+  iamMock.on(GetRoleCommand).rejects(new NoSuchEntityException(absent));
+  iamMock.on(GetInstanceProfileCommand).rejects(new NoSuchEntityException(absent));
+  ssmMock_.on(ListTagsForResourceCommand).rejects(new ParameterNotFound(absent));
+  const lines: string[] = [];
+  const report = createReporter({ write: (text) => void lines.push(text) });
+  const run = () =>
+    teardown({ ec2, iam, ssm, report } as never, { name: 'rn', delaySeconds: 0.001, dryRun: false });
+  return { ec2Mock, events, lines, run };
+}
+
+t.test('teardown waits until the instances are terminated before removing their group', async (t) => {
+  const { ec2Mock, events, run } = mockedTeardown(t, ['shutting-down', 'terminated']);
+  ec2Mock.on(DeleteSecurityGroupCommand).callsFake(async () => void events.push('delete sg-1'));
+  await run();
+  t.same(
+    events,
+    ['terminate', 'described shutting-down', 'described terminated', 'delete sg-1'],
+    'DescribeInstances asked again after shutting-down; the group deleted only once it said terminated',
+  );
+});
+
+t.test('deleting the group retries DependencyViolation until the instance releases it', async (t) => {
+  const { ec2Mock, events, lines, run } = mockedTeardown(t, ['terminated']);
+  const held = named('DependencyViolation', 'resource sg-1 has a dependent object');
+  ec2Mock.on(DeleteSecurityGroupCommand).callsFake(async () => {
+    events.push('delete sg-1');
+    if (events.filter((e) => e === 'delete sg-1').length < 3) throw held;
+  });
+  await run();
+  t.same(
+    events,
+    ['terminate', 'described terminated', 'delete sg-1', 'delete sg-1', 'delete sg-1'],
+    'DeleteSecurityGroup tried again after each DependencyViolation, until it succeeded',
+  );
+  t.match(lines.join(''), /✓ security group: security group rn \(sg-1\)/, 'and the step reports it removed');
+});
