@@ -19,14 +19,19 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** Starts a real process, records its output line by line and kills it when the test ends. */
+/**
+ * Starts a real process, records its output line by line and kills it when the test ends. It runs
+ * under setpriv (util-linux), which asks the kernel to SIGTERM it when this process dies: a test file
+ * tap kills on its timeout runs no teardown, and would leave it running. setpriv execs the command, so
+ * `child.pid` is the command's own.
+ */
 export function startProcess(
   t: Teardown,
   command: string,
   args: string[],
   options: { env?: Record<string, string | undefined>; cwd?: string } = {},
 ): Started {
-  const child = spawn(command, args, {
+  const child = spawn('setpriv', ['--pdeathsig', 'TERM', command, ...args], {
     cwd: options.cwd,
     env: { PATH: process.env.PATH, ...options.env } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
