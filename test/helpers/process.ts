@@ -143,7 +143,8 @@ export function outputOf(child: ChildProcess): Promise<Output> {
 /**
  * A command started as a terminal's foreground job: in a process group of its own, so `interrupt()`
  * is a Ctrl-C to the whole job. Its output is kept line by line; `waitFor` resolves on the first stdout
- * line that passes, or rejects if the job ends first. Killed, group and all, when the test ends.
+ * line that passes, or rejects if the job ends first. Killed, group and all, when the test ends. Like
+ * startProcess's, it is SIGTERMed (it alone, not its group) when this process dies without a teardown.
  */
 export function startForegroundJob(
   t: Teardown,
@@ -151,7 +152,11 @@ export function startForegroundJob(
   args: string[],
   options: { env: Record<string, string | undefined>; cwd?: string },
 ) {
-  const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('setpriv', ['--pdeathsig', 'TERM', command, ...args], {
+    ...options,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const exited = once(child, 'exit');
   const group = -(child.pid as number);
   t.teardown(() => {
