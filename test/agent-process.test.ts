@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import t from 'tap';
 import { fileLines, LINE, startAgent, startStub } from './helpers/agent.ts';
 import { json } from './helpers/process.ts';
@@ -107,6 +108,33 @@ t.test('SIGTERM mid-poll: the poll finishes, its number is written, exit 0', asy
   t.equal(stub.requests.length, 1, 'no new poll after SIGTERM');
   t.match(await fileLines(output), [/ 42$/], 'its number is in the file');
 });
+
+t.test(
+  "the shutdown grace it logs is below the unit's TimeoutStopSec: systemd never SIGKILLs a poll in flight",
+  async (t) => {
+    const unit = readFileSync(
+      resolve(import.meta.dirname, '../ec2-agent/random-number-agent.service'),
+      'utf8',
+    );
+    const stopSec = /^TimeoutStopSec=(\d+)$/m.exec(unit)?.[1];
+    t.ok(stopSec, `the unit sets TimeoutStopSec= in whole seconds (${stopSec})`);
+    const stub = await startStub(t, (_req, res) => res.end('1'));
+    const agent = startAgent(t, {
+      SERVICE_URL: stub.url,
+      SCHEDULE: '0 0 1 1 *',
+      OUTPUT_FILE: join(t.testdir(), 'n.txt'),
+    });
+    await agent.waitForLine((l) => json(l).msg === 'started');
+    agent.kill('SIGTERM');
+    const stopping = json(await agent.waitForLine((l) => json(l).msg === 'stopping: no new polls'));
+    t.type(stopping.graceMs, 'number', 'the stopping line gives the grace');
+    t.ok(
+      (stopping.graceMs as number) < Number(stopSec) * 1000,
+      `the grace (${stopping.graceMs} ms) ends before systemd's stop timeout (${stopSec} s)`,
+    );
+    t.equal((await agent.exited).code, 0, 'exit 0');
+  },
+);
 
 t.test('SIGINT while idle: exit 0 at once', async (t) => {
   const stub = await startStub(t, (_req, res) => res.end('1'));

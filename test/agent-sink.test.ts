@@ -14,10 +14,13 @@ t.test('formatLine: `<ISO-8601 UTC> <number>`', async (t) => {
   t.match(formatLine(new Date(), 0), LINE, 'matches the documented pattern');
 });
 
-/** Creates `<dir>/new/deeper/randomNumber.txt` through the sink under `umask`; its modes and content. */
-async function createUnder(t: Test, umask: number) {
+/**
+ * Creates `<dir>/<folders...>/randomNumber.txt` through the sink under `umask` (missing folders
+ * included); its modes and content.
+ */
+async function createUnder(t: Test, umask: number, folders = ['new', 'deeper']) {
   const dir = t.testdir();
-  const path = join(dir, 'new', 'deeper', 'randomNumber.txt');
+  const path = join(dir, ...folders, 'randomNumber.txt');
   const old = process.umask(umask);
   try {
     const sink = createFileSink({ path });
@@ -44,6 +47,10 @@ t.test('creates the folder and the file, then appends one line per number', asyn
   const open = await createUnder(t, 0);
   t.equal(open.file.toString(8), '644', 'umask 0: file 0644, readable by all, writable by the agent alone');
   t.equal(open.folder.toString(8), '755', 'umask 0: folder 0755, no one else can add or remove files');
+  // A folder that is already there: the file is made by the first open, not the one after mkdir.
+  const existing = await createUnder(t, 0, []);
+  t.equal(existing.text, strict.text, 'in an existing folder: the same two lines');
+  t.equal(existing.file.toString(8), '644', 'umask 0, existing folder: file 0644, the same as in a new one');
 });
 
 t.test('a full disk: the append fails with ENOSPC and leaves the file exactly as it was', async (t) => {

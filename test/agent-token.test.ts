@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import t from 'tap';
 import { type ParameterReader, resolveToken, ssmReader } from '../ec2-agent/token.ts';
 import { startStub } from './helpers/agent.ts';
@@ -88,6 +90,42 @@ t.test('an SSM endpoint that never answers: bounded (SDK retries included), Toke
   );
   t.ok(Date.now() - started < 3000, `within the bound (${Date.now() - started} ms)`);
 });
+
+t.test(
+  "by default the read gives up before install.sh's wait for the `started` line ends (an SSM endpoint that never answers)",
+  async (t) => {
+    // install.sh polls `seq N` times, `sleep S` apart, for the line the agent logs once past the read.
+    const script = readFileSync(resolve(import.meta.dirname, '../ec2-agent/install.sh'), 'utf8');
+    const [, rounds, pause] =
+      /for _ in \$\(seq (\d+)\); do\n(?:.*\n)*?\s*sleep ([\d.]+)\n/.exec(script) ?? [];
+    const waitMs = Number(rounds) * Number(pause) * 1000;
+    t.ok(waitMs > 0, `install.sh waits ${waitMs} ms for the started line`);
+    const stub = await startStub(t, () => {});
+    const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+    const reader = () => ssmReader({ AWS_REGION: 'us-east-1' }, { endpoint: stub.url, credentials });
+    const started = Date.now();
+    // No timeoutMs: the agent's own default. Bounded by install.sh's wait, so a longer default fails
+    // here instead of hanging the test.
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      resolveToken({ apiToken: undefined, apiTokenParameter: '/p' }, reader).catch((err: Error) => err),
+      new Promise((done) => {
+        timer = setTimeout(done, waitMs, 'still reading');
+      }),
+    ]);
+    clearTimeout(timer);
+    const elapsed = Date.now() - started;
+    t.match(
+      outcome,
+      { name: 'TokenError', message: /cannot read the API token/ },
+      'gave up with a TokenError',
+    );
+    t.ok(
+      elapsed < waitMs,
+      `${outcome instanceof Error ? 'gave up' : 'still reading'} after ${elapsed} ms: before install.sh stops waiting (${waitMs} ms)`,
+    );
+  },
+);
 
 t.test('API_TOKEN_PARAMETER without a region: a ConfigError saying what to set', async (t) => {
   t.throws(() => ssmReader({}), { name: 'ConfigError', message: /needs AWS_REGION/ }, 'no region');

@@ -172,6 +172,76 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
   );
 });
 
+/**
+ * The unit's sandbox, setting by setting, as the installed unit must carry it: a line deleted, changed
+ * or overridden by a later one (systemd's last assignment wins) weakens what `systemd-analyze security`
+ * scores, and the byte-for-byte comparison with the unit in the checkout cannot see that.
+ */
+const HARDENING: Record<string, string[]> = {
+  User: ['random-number-agent'],
+  UMask: ['0077'],
+  CapabilityBoundingSet: [''],
+  NoNewPrivileges: ['yes'],
+  ProtectSystem: ['strict'],
+  ProtectHome: ['tmpfs'],
+  PrivateTmp: ['yes'],
+  PrivateDevices: ['yes'],
+  PrivateIPC: ['yes'],
+  PrivateUsers: ['yes'],
+  ProtectProc: ['invisible'],
+  ProcSubset: ['pid'],
+  ProtectKernelTunables: ['yes'],
+  ProtectKernelModules: ['yes'],
+  ProtectKernelLogs: ['yes'],
+  ProtectControlGroups: ['yes'],
+  ProtectClock: ['yes'],
+  ProtectHostname: ['yes'],
+  RemoveIPC: ['yes'],
+  KeyringMode: ['private'],
+  RestrictSUIDSGID: ['yes'],
+  RestrictRealtime: ['yes'],
+  RestrictNamespaces: ['yes'],
+  LockPersonality: ['yes'],
+  RestrictAddressFamilies: ['AF_INET AF_INET6 AF_UNIX'],
+  SystemCallArchitectures: ['native'],
+  SystemCallFilter: ['@system-service', '~@privileged @resources'],
+  SystemCallErrorNumber: ['EPERM'],
+  AmbientCapabilities: [],
+};
+
+/** Every value each key of the unit's [Service] section is given, in order. */
+function serviceSettings(unit: string): Map<string, string[]> {
+  const settings = new Map<string, string[]>();
+  let section = '';
+  for (const line of unit.split('\n')) {
+    if (/^\[.*\]$/.test(line)) section = line;
+    const setting = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (section !== '[Service]' || !setting) continue;
+    const [, key, value] = setting as unknown as [string, string, string];
+    settings.set(key, [...(settings.get(key) ?? []), value]);
+  }
+  return settings;
+}
+
+t.test("the installed unit's hardening: every sandbox setting, each given once and as pinned", async (t) => {
+  const prefix = t.testdir();
+  t.equal(
+    install(['--bundle', AGENT_BUNDLE, '--service-url', 'http://x/', '--prefix', prefix]).code,
+    0,
+    'installed',
+  );
+  const settings = serviceSettings(
+    readFileSync(join(prefix, 'etc/systemd/system/random-number-agent.service'), 'utf8'),
+  );
+  for (const [key, values] of Object.entries(HARDENING)) {
+    t.same(
+      settings.get(key) ?? [],
+      values,
+      values.length ? `${key}=${values.join(' then ')}` : `no ${key}= (it would widen the sandbox)`,
+    );
+  }
+});
+
 t.test('a re-install without the token parameter the installed agent had says the token goes', async (t) => {
   const prefix = t.testdir();
   const base = ['--bundle', AGENT_BUNDLE, '--service-url', 'https://x/', '--prefix', join(prefix, 'root')];

@@ -19,14 +19,19 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** Starts a real process, records its output line by line and kills it when the test ends. */
+/**
+ * Starts a real process, records its output line by line and kills it when the test ends. It runs
+ * under setpriv (util-linux), which asks the kernel to SIGTERM it when this process dies: a test file
+ * tap kills on its timeout runs no teardown, and would leave it running. setpriv execs the command, so
+ * `child.pid` is the command's own.
+ */
 export function startProcess(
   t: Teardown,
   command: string,
   args: string[],
   options: { env?: Record<string, string | undefined>; cwd?: string } = {},
 ): Started {
-  const child = spawn(command, args, {
+  const child = spawn('setpriv', ['--pdeathsig', 'TERM', command, ...args], {
     cwd: options.cwd,
     env: { PATH: process.env.PATH, ...options.env } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -138,7 +143,8 @@ export function outputOf(child: ChildProcess): Promise<Output> {
 /**
  * A command started as a terminal's foreground job: in a process group of its own, so `interrupt()`
  * is a Ctrl-C to the whole job. Its output is kept line by line; `waitFor` resolves on the first stdout
- * line that passes, or rejects if the job ends first. Killed, group and all, when the test ends.
+ * line that passes, or rejects if the job ends first. Killed, group and all, when the test ends. Like
+ * startProcess's, it is SIGTERMed (it alone, not its group) when this process dies without a teardown.
  */
 export function startForegroundJob(
   t: Teardown,
@@ -146,7 +152,11 @@ export function startForegroundJob(
   args: string[],
   options: { env: Record<string, string | undefined>; cwd?: string },
 ) {
-  const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('setpriv', ['--pdeathsig', 'TERM', command, ...args], {
+    ...options,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const exited = once(child, 'exit');
   const group = -(child.pid as number);
   t.teardown(() => {
