@@ -23,16 +23,18 @@ stop() {
   trap - INT TERM EXIT
   # Nothing started (the service refused its settings): nothing to stop, and nothing to claim.
   [[ -n $service_pid$agent_pid ]] || return 0
-  echo
-  echo "demo: stopping the agent and the service"
+  # Output may have nowhere to go by now (the terminal closed, the reader of a pipe gone): a failed
+  # echo must not end this function (set -e, SIGPIPE) before the two are stopped.
+  trap '' PIPE
+  printf '\ndemo: stopping the agent and the service\n' || true
   # The agent first, so it does not log the service going away; each gets SIGTERM and is waited for.
   [[ -z $agent_pid ]] || kill -TERM "$agent_pid" 2>/dev/null || true
   [[ -z $agent_pid ]] || wait "$agent_pid" 2>/dev/null || true
   [[ -z $service_pid ]] || kill -TERM "$service_pid" 2>/dev/null || true
   [[ -z $service_pid ]] || wait "$service_pid" 2>/dev/null || true
-  echo "demo: stopped; the numbers stay in $OUTPUT_FILE"
+  echo "demo: stopped; the numbers stay in $OUTPUT_FILE" || true
 }
-trap 'stop; exit 0' INT TERM
+trap 'stop; exit 0' INT TERM HUP
 trap stop EXIT
 # Job control puts each child in a process group of its own, so Ctrl-C reaches this script only and
 # stop() shuts the two down in order (agent, then service) instead of both racing the signal.

@@ -77,3 +77,33 @@ t.test('the demo shows the failing process own reason on the terminal', async (t
   t.notMatch(badSchedule.stdout, /polling on/, 'SCHEDULE=bad: never claims the agent polls');
   t.notMatch(badSchedule.stderr, /service\.log/, "SCHEDULE=bad: does not point at the service's log");
 });
+
+t.test('a closed terminal (SIGHUP, its output gone) still stops both children', async (t) => {
+  const dataDir = join(t.testdir(), 'data');
+  const demo = spawn('bash', [DEMO], {
+    env: { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: '0', SCHEDULE: '*/1 * * * * *' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => demo.kill('SIGKILL'));
+  let text = '';
+  const pids = await new Promise<number[]>((done) => {
+    demo.stdout.on('data', (d: Buffer) => {
+      text += d;
+      const service = /service .*\(pid (\d+)/.exec(text)?.[1];
+      const agent = /agent .*\(pid (\d+)/.exec(text)?.[1];
+      if (service && agent) done([Number(service), Number(agent)]);
+    });
+  });
+  t.teardown(() => {
+    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+  });
+  // The terminal is gone: nothing reads the demo's output any more, and it gets SIGHUP.
+  demo.stdout.destroy();
+  demo.stderr.destroy();
+  const exited = once(demo, 'exit');
+  demo.kill('SIGHUP');
+  await exited;
+  // Each child is waited for by the demo before it exits; allow the last one a moment to be reaped.
+  for (let i = 0; i < 50 && pids.some(alive); i++) await sleep(100);
+  t.same(pids.filter(alive), [], `the service and the agent have exited (pids ${pids.join(', ')})`);
+});
