@@ -32,6 +32,7 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 need openssl "install it: apt-get install openssl (or brew install openssl)"
 [ -x /usr/sbin/nginx ] || lack /usr/sbin/nginx "install it: apt-get install nginx (the TLS tests run it on loopback)"
 need unshare "install util-linux (the TLS test runs the agent with a private /etc/hosts; needs root)"
+need setpriv "install util-linux (the tests start moto, the service and the agent under setpriv --pdeathsig, so none outlives a test file killed on its timeout)"
 need kubectl "install kubectl (it carries kustomize): https://kubernetes.io/docs/tasks/tools/"
 need shellcheck "install it: apt-get install shellcheck (or brew install shellcheck)"
 # The IAM test runs the README's `aws ssm send-command` path with the real AWS CLI (v1 or v2).
