@@ -1,9 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { fileLines, LINE, startAgent, startStub } from './helpers/agent.ts';
 import { json } from './helpers/process.ts';
 import { startService } from './helpers/service.ts';
+
+/** An agent that has started and waits for a tick that is a year away: idle, for the shutdown tests. */
+async function startIdleAgent(t: Test) {
+  const stub = await startStub(t, (_req, res) => res.end('1'));
+  const agent = startAgent(t, {
+    SERVICE_URL: stub.url,
+    SCHEDULE: '0 0 1 1 *',
+    OUTPUT_FILE: join(t.testdir(), 'n.txt'),
+  });
+  await agent.waitForLine((l) => json(l).msg === 'started');
+  return agent;
+}
 
 const EVERY_SECOND = '*/1 * * * * *';
 // The tests wait on one-second cron ticks, not the CPU: run them side by side (each has its own
@@ -118,13 +130,7 @@ t.test(
     );
     const stopSec = /^TimeoutStopSec=(\d+)$/m.exec(unit)?.[1];
     t.ok(stopSec, `the unit sets TimeoutStopSec= in whole seconds (${stopSec})`);
-    const stub = await startStub(t, (_req, res) => res.end('1'));
-    const agent = startAgent(t, {
-      SERVICE_URL: stub.url,
-      SCHEDULE: '0 0 1 1 *',
-      OUTPUT_FILE: join(t.testdir(), 'n.txt'),
-    });
-    await agent.waitForLine((l) => json(l).msg === 'started');
+    const agent = await startIdleAgent(t);
     agent.kill('SIGTERM');
     const stopping = json(await agent.waitForLine((l) => json(l).msg === 'stopping: no new polls'));
     t.type(stopping.graceMs, 'number', 'the stopping line gives the grace');
@@ -137,13 +143,7 @@ t.test(
 );
 
 t.test('SIGINT while idle: exit 0 at once', async (t) => {
-  const stub = await startStub(t, (_req, res) => res.end('1'));
-  const agent = startAgent(t, {
-    SERVICE_URL: stub.url,
-    SCHEDULE: '0 0 1 1 *',
-    OUTPUT_FILE: join(t.testdir(), 'n.txt'),
-  });
-  await agent.waitForLine((l) => json(l).msg === 'started');
+  const agent = await startIdleAgent(t);
   agent.kill('SIGINT');
   t.equal((await agent.exited).code, 0, 'exit 0');
   t.ok(
