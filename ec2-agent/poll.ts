@@ -18,15 +18,14 @@ export interface PollResult {
 export class PollError extends Error {
   override name = 'PollError';
   /** How many attempts the poll made: set when the poll gives up. */
-  attempts: number;
+  attempts = 1;
   /** Whether another attempt could help (a timeout, a network error, 429, any 5xx). */
   readonly retryable: boolean;
   constructor(
     readonly reason: string,
-    options: { attempts?: number; retryable?: boolean; cause?: unknown } = {},
+    options: { retryable?: boolean; cause?: unknown } = {},
   ) {
     super(reason, { cause: options.cause });
-    this.attempts = options.attempts ?? 1;
     this.retryable = options.retryable ?? false;
   }
 }

@@ -208,7 +208,7 @@ t.test('a tick: one `poll` line per outcome; a number is written, a failure is n
 
   await tick({
     poll: async () => {
-      throw new PollError('HTTP 500', { attempts: 3 });
+      throw Object.assign(new PollError('HTTP 500'), { attempts: 3 });
     },
   });
   t.same(written, [9], 'nothing written on failure');
@@ -252,7 +252,7 @@ function diskSink() {
 function counting() {
   const state = { down: false, served: 0 };
   const poll = async () => {
-    if (state.down) throw new PollError('HTTP 503', { attempts: 1 });
+    if (state.down) throw new PollError('HTTP 503');
     state.served += 1;
     return { number: state.served, attempts: 1, coldStart: undefined };
   };
