@@ -78,11 +78,7 @@ const AWS_FLAGS = {
 };
 
 /** The process's flags; on --help, prints `usage`, a line per flag and `end`, and returns undefined. */
-export function cliFlags<O extends Record<string, Flag>>(
-  usage: string,
-  flags: O,
-  end = '',
-): FlagValues<O> | undefined {
+export function cliFlags<O extends Record<string, Flag>>(usage: string, flags: O, end = '') {
   const values = parseFlags(process.argv.slice(2), flags);
   if (!values.help) return values;
   const lines = Object.entries(flags).map(([name, { arg = '', help }]) =>
