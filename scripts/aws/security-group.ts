@@ -29,14 +29,11 @@ export async function resolveVpc(ec2: EC2Client, subnetId?: string): Promise<str
 }
 
 export async function findSecurityGroup(ec2: EC2Client, name: string, vpcId: string) {
-  const { SecurityGroups } = await ec2.send(
-    new DescribeSecurityGroupsCommand({
-      Filters: [
-        { Name: 'group-name', Values: [name] },
-        { Name: 'vpc-id', Values: [vpcId] },
-      ],
-    }),
-  );
+  const Filters = [
+    { Name: 'group-name', Values: [name] },
+    { Name: 'vpc-id', Values: [vpcId] },
+  ];
+  const { SecurityGroups } = await ec2.send(new DescribeSecurityGroupsCommand({ Filters }));
   const group = SecurityGroups?.[0];
   if (group && !group.Tags?.some((t) => t.Key === 'Project' && t.Value === name)) {
     throw new AwsStateError(
