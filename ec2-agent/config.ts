@@ -57,9 +57,7 @@ export const AGENT_SETTINGS = {
     schema: z._default(outputFile, AGENT_DEFAULTS.outputFile),
     flag: help('PATH', `where the agent appends the numbers (default ${AGENT_DEFAULTS.outputFile})`),
   },
-  API_TOKEN: {
-    schema: z.optional(tokenVar),
-  },
+  API_TOKEN: { schema: z.optional(tokenVar) },
   API_TOKEN_PARAMETER: {
     schema: z.optional(
       matching(
