@@ -50,6 +50,4 @@ export async function openForAppend(path: string) {
 }
 
 /** `2026-11-25T00:01:00.123Z 42`: the time the number arrived, in UTC, then the number. */
-export function formatLine(at: Date, number: number): string {
-  return `${at.toISOString()} ${number}`;
-}
+export const formatLine = (at: Date, number: number): string => `${at.toISOString()} ${number}`;

@@ -25,9 +25,7 @@ export class AwsStateError extends TransientError {
  * The error's name, for matching AWS errors the SDK has no class for (EC2's: `err.name` is the service's
  * error code in SDK v3).
  */
-export function errorName(err: unknown): string {
-  return err instanceof Error ? err.name : '';
-}
+export const errorName = (err: unknown): string => (err instanceof Error ? err.name : '');
 
 /**
  * Throttling is transient: wait loops treat it as "not yet" (the SDK already retried a few times). The

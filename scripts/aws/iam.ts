@@ -33,9 +33,7 @@ const TRUST_POLICY = JSON.stringify({
   Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
 });
 
-export function roleName(name: string): string {
-  return `${name}-agent`;
-}
+export const roleName = (name: string): string => `${name}-agent`;
 
 /**
  * Role `<name>-agent` if it exists, and whether it is ours: tagged Project=<name> under the project's IAM

@@ -35,9 +35,7 @@ export async function findInstances(ec2: EC2Client, name: string): Promise<Found
  * Graviton instance families carry a `g` right after the generation digit (t4g, m7g, c7gn, r8g, im4gn,
  * g5g, ...), plus the first-generation a1. GPU families such as g4dn or g6 do not match.
  */
-export function isGraviton(instanceType: string): boolean {
-  return /^(a1|[a-z]+\d+g[a-z-]*)\./.test(instanceType);
-}
+export const isGraviton = (instanceType: string): boolean => /^(a1|[a-z]+\d+g[a-z-]*)\./.test(instanceType);
 
 /** The latest Amazon Linux 2023 AMI for the instance type's architecture, from AWS's public SSM parameter. */
 export async function resolveAmi(ssm: SSMClient, ec2: EC2Client, instanceType: string) {

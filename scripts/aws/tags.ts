@@ -21,9 +21,7 @@ export const PARAMETER_PREFIX = '/random-number/';
  */
 export const TOKEN_TAG = 'TokenParameter';
 
-export function tokenTagValue(parameterName: string): string {
-  return parameterName.replace(/^\//, '');
-}
+export const tokenTagValue = (parameterName: string): string => parameterName.replace(/^\//, '');
 
 /** The tags every created resource carries; teardown and idempotent re-runs find resources by them. */
 export function projectTags(name: string): { Key: string; Value: string }[] {
@@ -42,9 +40,7 @@ export function projectFilters(name: string) {
 }
 
 /** The token parameter's name when --api-token is given without --api-token-parameter. */
-export function defaultTokenParameter(name: string): string {
-  return `${PARAMETER_PREFIX}${name}/api-token`;
-}
+export const defaultTokenParameter = (name: string): string => `${PARAMETER_PREFIX}${name}/api-token`;
 
 /**
  * Why a token parameter name cannot be used, if it cannot: the project's parameters live under
