@@ -22,6 +22,7 @@ import {
 import { AGENT_POLICY_NAME, type AgentPolicyInput, agentPolicyDocument } from './agent-policy.ts';
 import { AwsStateError, unlessAbsent } from './errors.ts';
 import { IAM_PATH, projectTags, TOKEN_TAG, tokenTagValue } from './tags.ts';
+import { parameterArn } from './token.ts';
 
 /** The AWS managed policy the SSM agent needs, in the caller's partition (aws, aws-us-gov, aws-cn). */
 export function ssmCorePolicyArn(partition: string): string {
@@ -107,12 +108,12 @@ export async function ensureInstanceProfile(
     /** The permissions boundary every agent role carries (npm run iam-bootstrap made it). */
     boundaryArn: string;
     /** The token parameter the agent reads, and its customer managed KMS key if it has one. */
-    token?: { parameterName: string; arn: string; keyId?: string };
+    token?: { parameterName: string; keyId?: string | undefined };
   },
 ) {
-  const { name, token } = options;
+  const { name, token, partition, region, account } = options;
   const role = roleName(name);
-  const corePolicyArn = ssmCorePolicyArn(options.partition);
+  const corePolicyArn = ssmCorePolicyArn(partition);
   const found = await ownAgentIam(iam, name, options.boundaryArn);
   const tokenTag = token ? [{ Key: TOKEN_TAG, Value: tokenTagValue(token.parameterName) }] : [];
   if (!found.role) {
@@ -136,7 +137,8 @@ export async function ensureInstanceProfile(
   // Without a token a recorded one stays: dropping it would silently turn every poll of a protected
   // service into a 401. Teardown removes it with the role.
   if (token || !found.role?.Tags?.some((t) => t.Key === TOKEN_TAG)) {
-    const document = agentPolicyDocument({ ...options, tokenArn: token?.arn, keyId: token?.keyId });
+    const tokenArn = token && parameterArn(partition, region, account, token.parameterName);
+    const document = agentPolicyDocument({ ...options, tokenArn, keyId: token?.keyId });
     const PolicyDocument = JSON.stringify(document);
     await iam.send(
       new PutRolePolicyCommand({ RoleName: role, PolicyName: AGENT_POLICY_NAME, PolicyDocument }),

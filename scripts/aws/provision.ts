@@ -9,7 +9,7 @@ import { findInstances, launchInstances, resolveAmi, startStopped, waitRunning }
 import type { Session } from './report.ts';
 import { createSecurityGroup, findSecurityGroup, resolveVpc } from './security-group.ts';
 import { runCommand, waitForRegistration } from './ssm-command.ts';
-import { customerKeyOf, parameterArn, parameterExists, putToken, reusableTokenParameter } from './token.ts';
+import { customerKeyOf, parameterExists, putToken, reusableTokenParameter } from './token.ts';
 import { MAX_WAIT_SECONDS } from './wait.ts';
 
 /** The agent's settings (args.ts) and where and how to run it. */
@@ -41,7 +41,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
   const { name, token, delaySeconds } = options;
   const { ec2, iam, ssm, identity } = session;
   const { step, line } = session.report;
-  const { region, account, partition } = identity;
+  const { region } = identity;
   const created: string[] = [];
   const reused: string[] = [];
   const note = (isNew: boolean, what: string) => (isNew ? created : reused).push(what);
@@ -130,11 +130,7 @@ export async function provision(session: Session, options: ProvisionOptions): Pr
       run: async () => {
         // After putToken: an overwrite may change the parameter's key.
         const readable = tokenParameter
-          ? {
-              parameterName: tokenParameter,
-              arn: parameterArn(partition, region, account, tokenParameter),
-              keyId: await customerKeyOf(ssm, tokenParameter),
-            }
+          ? { parameterName: tokenParameter, keyId: await customerKeyOf(ssm, tokenParameter) }
           : undefined;
         const p = await ensureInstanceProfile(iam, { ...identity, name, boundaryArn, token: readable });
         note(p.roleCreated, `IAM role ${p.roleName}`);
