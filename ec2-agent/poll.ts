@@ -223,4 +223,6 @@ const AUTH_HINT = ' (check API_TOKEN / API_TOKEN_PARAMETER)';
 const HINTS: Record<number, string> = { 401: AUTH_HINT, 403: AUTH_HINT, 404: ' (check SERVICE_URL)' };
 
 /** A short, single-line excerpt of what came back, for the log. */
-const quote = (body: string): string => JSON.stringify(body.length > 60 ? `${body.slice(0, 60)}…` : body);
+function quote(body: string): string {
+  return JSON.stringify(body.length > 60 ? `${body.slice(0, 60)}…` : body);
+}

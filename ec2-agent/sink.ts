@@ -50,4 +50,6 @@ export async function openForAppend(path: string) {
 }
 
 /** `2026-11-25T00:01:00.123Z 42`: the time the number arrived, in UTC, then the number. */
-export const formatLine = (at: Date, number: number): string => `${at.toISOString()} ${number}`;
+export function formatLine(at: Date, number: number): string {
+  return `${at.toISOString()} ${number}`;
+}
