@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
-# Build: Node 22 with the full toolchain; only the bundle and its licences leave this stage.
-FROM node:22-bookworm-slim AS build
+# Build: Node 22 with the full toolchain; only the bundle and its licences leave this stage. The bundle
+# is plain JavaScript, so this stage runs on the builder's own platform (no emulation) whatever the
+# image's (`docker build --platform`).
+FROM --platform=$BUILDPLATFORM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund

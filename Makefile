@@ -7,6 +7,9 @@ MAKEFLAGS += --no-print-directory
 NPM_BIN := node_modules/.bin
 OVERLAY ?= minikube
 IMAGE ?=
+# The cloud image's platform: its nodes' (most clusters amd64; Graviton or Ampere nodes linux/arm64).
+# Built as such on any machine, an arm64 laptop's included, whose own platform is the build's default.
+PLATFORM ?= linux/amd64
 TESTS ?= test/*.test.ts
 
 .PHONY: help deps bundles try-ec2 node22 test-host prereqs lint format typecheck build start test bench demo \
@@ -109,12 +112,12 @@ setup-minikube: ## start minikube and install Knative Serving + Kourier at pinne
 # TLS=cert-manager (Knative's integration; the default on cloud). Named here so `make -n` shows the step.
 TLS_MODE = $(if $(DOMAIN),$(or $(TLS),$(if $(filter cloud,$(OVERLAY)),cert-manager,own)),$(TLS))
 
-deploy-knative: ## build the image, apply kustomize/overlays/OVERLAY, wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= DOMAIN= TLS=own|cert-manager; API_TOKEN=<token>|none in the environment: on the make line ps shows it)
+deploy-knative: ## build the image, apply kustomize/overlays/OVERLAY, wait until Ready, print URL + curl (OVERLAY=minikube|cloud IMAGE= PLATFORM=linux/amd64 DOMAIN= TLS=own|cert-manager; API_TOKEN=<token>|none in the environment: on the make line ps shows it)
 	$(KNATIVE) check $(OVERLAY) '$(IMAGE)'
 	$(KNATIVE) secret $(KNATIVE_NAMESPACE)
 ifeq ($(OVERLAY),cloud)
 ifeq ($(findstring @,$(IMAGE)),)
-	docker build -t '$(IMAGE)' .
+	docker build --platform '$(PLATFORM)' -t '$(IMAGE)' .
 	docker push '$(IMAGE)'
 endif
 else

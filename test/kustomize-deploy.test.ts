@@ -68,7 +68,7 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
     inOrder(lines, [
       `scripts/deploy-knative.sh check cloud '${IMAGE}'`,
       'scripts/deploy-knative.sh secret random-number',
-      `docker build -t '${IMAGE}' .`,
+      `docker build --platform 'linux/amd64' -t '${IMAGE}' .`,
       `docker push '${IMAGE}'`,
       `scripts/deploy-knative.sh render cloud '${IMAGE}' random-number | kubectl apply -f -`,
       'kubectl wait ksvc/random-number -n random-number --for=condition=Ready --timeout=',
@@ -78,6 +78,12 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
     'every cloud step, in order',
   );
   t.equal(lineOf(lines, 'minikube image build'), -1, 'no minikube build for cloud');
+  const arm = makeN('deploy-knative', 'OVERLAY=cloud', `IMAGE=${IMAGE}`, 'PLATFORM=linux/arm64');
+  t.not(
+    lineOf(arm, `docker build --platform 'linux/arm64' -t '${IMAGE}' .`),
+    -1,
+    'PLATFORM picks the platform built',
+  );
 });
 
 t.test('make -n deploy-knative with IMAGE by digest deploys it as pushed: no build, no push', async (t) => {
