@@ -1,3 +1,4 @@
+import { AGENT_SETTINGS } from '../ec2-agent/config.ts';
 import { runCli } from '../lib/cli.ts';
 import { AGENT_DEFAULTS } from '../lib/contract.ts';
 import { intVar } from '../lib/env.ts';
@@ -22,7 +23,8 @@ runCli('ec2-results', async () => {
   const options = {
     name: parseName(flags.name),
     lines: checkFlag('--lines', intVar(1, 500), flags.lines ?? '60'),
-    outputFile: flags['output-file'] ?? AGENT_DEFAULTS.outputFile,
+    // The agent's own rule: a path it would refuse cannot be its file, and reading it would only say "missing".
+    outputFile: checkFlag('--output-file', AGENT_SETTINGS.OUTPUT_FILE.schema, flags['output-file']),
     delaySeconds: parseDelaySeconds(flags['poll-interval-ms']),
   };
   const { printResults } = await import('./aws/results.ts');

@@ -227,6 +227,19 @@ t.test('an empty flag value is refused, not taken for the default: exit 2, nothi
   t.match(none.stdout, /agent CA: removed: the agent trusts the public CAs only/, 'and means remove');
 });
 
+t.test("ec2-results checks --output-file with the agent's own rule, before any AWS call", async (t) => {
+  for (const path of ['numbers.txt', '/proc/self/n.txt', '/root/../etc/n.txt', '/root/n.txt:']) {
+    const run = await cli('ec2-results', ['--output-file', path], { AWS_ENDPOINT_URL: 'http://127.0.0.1:9' });
+    t.equal(run.code, 2, `${path}: exit 2`);
+    t.match(
+      run.stderr,
+      /^ec2-results: --output-file must be an absolute file path of letters, digits and \._-\/ without \.\./,
+      `${path}: the agent's words, not an SSM read of a file no agent could have`,
+    );
+    t.notMatch(run.stderr, /AWS did not answer/, `${path}: refused before any AWS call`);
+  }
+});
+
 t.test('a line break in an agent setting is refused by the CLIs, before anything is sent', async (t) => {
   const before = await snapshot('rn-crlf');
   // `--service-url "$(cat url.txt)"` from a file with CRLF line ends: the URL parser would drop the \r,
