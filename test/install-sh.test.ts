@@ -172,6 +172,20 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
   );
 });
 
+t.test('an API_TOKEN in its environment is never written to agent.env nor printed', async (t) => {
+  const prefix = t.testdir();
+  const token = `tok-${'x'.repeat(40)}`;
+  const run = install(['--bundle', AGENT_BUNDLE, '--service-url', 'https://x/', '--prefix', prefix], {
+    API_TOKEN: token,
+  });
+  t.equal(run.code, 0, `exit 0 ${run.stderr}`);
+  const env = readFileSync(join(prefix, 'etc/random-number-agent/agent.env'), 'utf8');
+  t.notMatch(env, /^API_TOKEN=/m, 'no API_TOKEN line in agent.env (the token comes from SSM, by name)');
+  t.notOk(env.includes(token), 'the token is nowhere in agent.env');
+  t.notOk(run.stdout.includes(token), 'nor in what install.sh prints');
+  t.notOk(run.stderr.includes(token), 'nor in its errors');
+});
+
 /**
  * The unit's sandbox, setting by setting, as the installed unit must carry it: a line deleted, changed
  * or overridden by a later one (systemd's last assignment wins) weakens what `systemd-analyze security`
@@ -403,6 +417,13 @@ t.test(
         /SERVICE_CA_FILE must be a readable file of PEM CA certificates .*ENOENT/,
         'a CA file that is not there',
       ],
+      // None on purpose (docs/agent.md): a token on a command line ends up in SSM's command history.
+      [
+        [...url, '--api-token', 'x'.repeat(40)],
+        { API_TOKEN: 'x'.repeat(40) },
+        /unknown setting --api-token; known: --service-url, /,
+        'an --api-token flag',
+      ],
       [
         [...url, '--bogus', '1'],
         {},
@@ -416,7 +437,10 @@ t.test(
       t.match(run.stderr, message, `${what}: says what is wrong`);
       t.match(run.stderr, /nothing was changed/, `${what}: and that nothing was changed`);
       t.notOk(existsSync(prefix), `${what}: nothing created`);
-      if (what === 'unknown flag') continue;
+      if (what === 'an --api-token flag') {
+        t.notOk(`${run.stdout}${run.stderr}`.includes('x'.repeat(40)), `${what}: the token is not echoed`);
+      }
+      if (/^unknown setting/.test(message.source)) continue;
       // The same words the agent itself says when it starts with that setting.
       const agent = spawnSync(process.execPath, [AGENT_BUNDLE], {
         env: {
