@@ -115,6 +115,11 @@ const BAD: [Record<string, string>, RegExp, string][] = [
     /REQUEST_TIMEOUT_MS must be a whole number from 100/,
     'timeout too small',
   ],
+  [
+    { ...URL_OK, REQUEST_TIMEOUT_MS: '600001' },
+    /REQUEST_TIMEOUT_MS must be a whole number from 100 to 600000 \(got "600001"\)/,
+    'timeout above 10 minutes',
+  ],
   [{ ...URL_OK, LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/, 'LOG_LEVEL'],
   [{ ...URL_OK, API_TOKEN: 'has space' }, /API_TOKEN must be a Bearer token: letters, digits/, 'API_TOKEN'],
   [
