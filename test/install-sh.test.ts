@@ -127,6 +127,14 @@ t.test('--prefix lays down bundle, env file and unit with the right modes; twice
   t.equal(readFileSync(unitFile, 'utf8'), readFileSync(UNIT, 'utf8'), 'second run: same unit');
 });
 
+t.test('--sha256 in upper case is the same checksum', async (t) => {
+  const sha = createHash('sha256').update(readFileSync(AGENT_BUNDLE)).digest('hex').toUpperCase();
+  const args = ['--bundle', AGENT_BUNDLE, '--sha256', sha, '--service-url', 'http://x/'];
+  const run = install([...args, '--prefix', t.testdir()]);
+  t.equal(run.code, 0, `exit 0 ${run.stderr}`);
+  t.match(run.stdout, /bundle checksum verified \([0-9a-f]{64}\)/, 'says the checksum was verified');
+});
+
 t.test('inputs from the environment; unit follows the output folder and Node binary', async (t) => {
   const prefix = t.testdir();
   const run = install([], {
