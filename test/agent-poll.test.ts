@@ -1,6 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import t from 'tap';
 import { createPoller, type PollError, parseAnswer } from '../ec2-agent/poll.ts';
 import { startStub } from './helpers/agent.ts';
+import { selfSigned } from './helpers/tls.ts';
 
 t.test('parseAnswer: only an integer 0..100 is a number', async (t) => {
   t.same(parseAnswer('text/plain; charset=utf-8', '42\n'), { number: 42, coldStart: undefined }, 'plain 42');
@@ -32,6 +37,21 @@ t.test('parseAnswer: only an integer 0..100 is a number', async (t) => {
   for (const [type, body, what] of bad) {
     t.throws(() => parseAnswer(type, body), { message: /invalid answer/ }, `rejected: ${what}`);
   }
+  t.same(
+    parseAnswer('application/problem+json', '{"number":5}'),
+    { number: 5, coldStart: undefined },
+    'any +json type is JSON',
+  );
+  t.same(
+    parseAnswer('application/json', '{"number":5,"coldStart":"yes"}'),
+    { number: 5, coldStart: undefined },
+    'a coldStart that is not a boolean is left out, not passed on',
+  );
+  t.throws(
+    () => parseAnswer('text/plain', 'x'.repeat(200)),
+    { message: `invalid answer: not a whole number: "${'x'.repeat(60)}…"` },
+    'a long body is quoted cut at 60 characters, so the log line stays short',
+  );
 });
 
 const far = () => Date.now() + 10_000;
@@ -199,6 +219,92 @@ t.test('does not retry 4xx or garbage', async (t) => {
     await failure(poll({ deadline: far() })),
     { reason: /invalid answer/, attempts: 1 },
     'garbage: one try',
+  );
+});
+
+t.test('404 and 403 say what to check', async (t) => {
+  for (const [status, reason] of [
+    [404, /^HTTP 404 \(check SERVICE_URL\)$/],
+    [403, /^HTTP 403 \(check API_TOKEN \/ API_TOKEN_PARAMETER\)$/],
+  ] as const) {
+    const stub = await startStub(t, answerStatus(status));
+    const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000 });
+    t.match(
+      await failure(poll({ deadline: far() })),
+      { reason, attempts: 1 },
+      `${status}: the hint, one try`,
+    );
+  }
+});
+
+t.test('a TLS failure is not retried, however much time is left', async (t) => {
+  const dir = t.testdir();
+  const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+  selfSigned({
+    key,
+    cert,
+    subject: '/CN=random-number test',
+    extra: ['-addext', 'subjectAltName=IP:127.0.0.1'],
+  });
+  let connections = 0;
+  const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) =>
+    res.end('5'),
+  );
+  server.on('connection', () => void connections++);
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const poll = createPoller({ url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+  t.match(
+    await failure(poll({ deadline: far() })),
+    { reason: /^TLS: /, attempts: 1, retryable: false },
+    'an untrusted certificate: one attempt, with room for two more',
+  );
+  t.equal(connections, 1, 'the server saw exactly one connection');
+});
+
+t.test("Retry-After is not followed: ky's own backoff, which the deadline can bound", async (t) => {
+  let calls = 0;
+  const stub = await startStub(t, (_req, res) => {
+    calls += 1;
+    if (calls === 1) res.writeHead(503, { 'retry-after': '30' }).end();
+    else res.end('42');
+  });
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 10, maxMs: 20 } });
+  const started = Date.now();
+  t.match(await poll({ deadline: far() }), { number: 42, attempts: 2 }, 'the second attempt answers');
+  t.ok(Date.now() - started < 2000, `without waiting the 30 s asked for (${Date.now() - started} ms)`);
+});
+
+t.test('the backoff doubles from baseMs: the deadline check sees the same waits ky draws from', async (t) => {
+  const stub = await startStub(t, answerStatus(503));
+  // Waits of at most 200 then 400 ms: both retries fit 1 s, each leaving its attempt 100 ms and more
+  // (doubled once more, 400 then 800 ms, the second would not fit).
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 200, maxMs: 1000 } });
+  t.match(
+    await failure(poll({ deadline: Date.now() + 1000 })),
+    { reason: 'HTTP 503', attempts: 3 },
+    '200 then 400 ms: three attempts within 1 s',
+  );
+  // The default backoff, 500 ms then 1 s: 1050 ms fit the first wait and never the second.
+  const byDefault = createPoller({ url: stub.url, attemptTimeoutMs: 2000 });
+  t.match(
+    await failure(byDefault({ deadline: Date.now() + 1050 })),
+    { reason: 'HTTP 503', attempts: 2 },
+    'the default backoff: 500 ms fits 1050 ms, then 1 s does not',
+  );
+});
+
+t.test('a retry that would leave less than 100 ms for its attempt is not started', async (t) => {
+  const stub = await startStub(t, answerStatus(503));
+  const poll = createPoller({ url: stub.url, attemptTimeoutMs: 2000, backoff: { baseMs: 100, maxMs: 100 } });
+  t.match(
+    await failure(poll({ deadline: Date.now() + 150 })),
+    { reason: 'HTTP 503', attempts: 1 },
+    'about 50 ms left after a 100 ms wait: one attempt',
   );
 });
 

@@ -237,6 +237,42 @@ t.test('a tick: one `poll` line per outcome; a number is written, a failure is n
   t.equal(lines().filter((l) => l.msg === 'poll').length, 3, 'exactly one line per tick');
 });
 
+t.test('driftMs: how late the tick began against its cron time, on every outcome', async (t) => {
+  const { logger, lines } = memoryLogger();
+  for (const poll of [async () => NUMBER, async () => Promise.reject(new PollError('HTTP 500'))]) {
+    const { jobs, scheduler } = make({ logger, now: () => 250, poll });
+    jobs.fire(new Date(0));
+    await scheduler.stop(5000);
+  }
+  t.match(
+    lines(),
+    [
+      { msg: 'poll', outcome: 'ok', scheduledAt: '1970-01-01T00:00:00.000Z', driftMs: 250 },
+      { msg: 'poll', outcome: 'failed', scheduledAt: '1970-01-01T00:00:00.000Z', driftMs: 250 },
+    ],
+    'fired at 0 on a clock at 250: 250 ms late, ok or failed',
+  );
+});
+
+t.test('a number is written with the time it arrived, not the time the tick was due', async (t) => {
+  const { logger } = memoryLogger();
+  const written: Date[] = [];
+  const sink = { write: async (at: Date) => void written.push(at) };
+  const poll = async () => {
+    await new Promise((r) => setTimeout(r, 60));
+    return NUMBER;
+  };
+  const { jobs, scheduler } = make({ logger, sink, poll });
+  const scheduledAt = new Date();
+  jobs.fire(scheduledAt);
+  t.equal(await scheduler.stop(5000), 'finished', 'the tick ended');
+  const at = written[0]?.getTime() ?? Number.NaN;
+  t.ok(
+    at >= scheduledAt.getTime() + 50,
+    `written at ${at - scheduledAt.getTime()} ms after its cron time: when the poll answered`,
+  );
+});
+
 /** A sink over an array that refuses every line while `full` is set, as a full disk does. */
 function diskSink() {
   const state = { full: true, lines: [] as { at: Date; number: number }[] };

@@ -88,4 +88,9 @@ t.test('every poll line logPoll writes is read back by parsePollLine; other line
   );
   t.equal(parsePollLine('{"msg":"started"}'), undefined, 'another message is not a poll line');
   t.equal(parsePollLine('random-number-agent: SCHEDULE ...'), undefined, 'nor is plain text');
+  t.equal(
+    parsePollLine('{"msg":"poll","scheduledAt":"x"}'),
+    undefined,
+    'nor is a poll line without an outcome: a reader counting outcomes would count it as one',
+  );
 });

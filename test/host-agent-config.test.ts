@@ -186,6 +186,12 @@ t.test(
     await host.run(['sh', '-c', `cat > ${dropIn}/emulator.conf`], {
       input: `[Service]\nEnvironment=AWS_ENDPOINT_URL=${moto.endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test\n`,
     });
+    // First an agent that started well at info: its started line stays in the unit's journal, and
+    // install.sh must not take it for the start it waits for below (it reads this invocation's lines only).
+    const atInfo = await agentCommandPayloads(t, fastAgent(`${service.url}/`));
+    const good = (await runPayloads(host, atInfo)).at(-1);
+    t.equal(good?.code, 0, `a good install first, at info (${good?.stderr.trim()})`);
+    t.match(good?.stdout, /random-number-agent: active$/m, 'told by its started line');
     const payloads = await agentCommandPayloads(
       t,
       fastAgent(
@@ -202,7 +208,7 @@ t.test(
       ),
     );
     const install = (await runPayloads(host, payloads)).at(-1);
-    t.not(install?.code, 0, 'install.sh reports that the agent did not start');
+    t.not(install?.code, 0, 'the re-install: install.sh reports that the agent did not start');
     t.match(
       install?.stderr,
       /cannot read the API token from SSM parameter \/random-number\/host-test\/api-token/,

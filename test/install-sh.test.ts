@@ -127,6 +127,14 @@ t.test('--prefix lays down bundle, env file and unit with the right modes; twice
   t.equal(readFileSync(unitFile, 'utf8'), readFileSync(UNIT, 'utf8'), 'second run: same unit');
 });
 
+t.test('--sha256 in upper case is the same checksum', async (t) => {
+  const sha = createHash('sha256').update(readFileSync(AGENT_BUNDLE)).digest('hex').toUpperCase();
+  const args = ['--bundle', AGENT_BUNDLE, '--sha256', sha, '--service-url', 'http://x/'];
+  const run = install([...args, '--prefix', t.testdir()]);
+  t.equal(run.code, 0, `exit 0 ${run.stderr}`);
+  t.match(run.stdout, /bundle checksum verified \([0-9a-f]{64}\)/, 'says the checksum was verified');
+});
+
 t.test('inputs from the environment; unit follows the output folder and Node binary', async (t) => {
   const prefix = t.testdir();
   const run = install([], {
@@ -170,6 +178,20 @@ t.test('inputs from the environment; unit follows the output folder and Node bin
     }),
     'env file: the settings from the environment; no token parameter line when unset',
   );
+});
+
+t.test('an API_TOKEN in its environment is never written to agent.env nor printed', async (t) => {
+  const prefix = t.testdir();
+  const token = `tok-${'x'.repeat(40)}`;
+  const run = install(['--bundle', AGENT_BUNDLE, '--service-url', 'https://x/', '--prefix', prefix], {
+    API_TOKEN: token,
+  });
+  t.equal(run.code, 0, `exit 0 ${run.stderr}`);
+  const env = readFileSync(join(prefix, 'etc/random-number-agent/agent.env'), 'utf8');
+  t.notMatch(env, /^API_TOKEN=/m, 'no API_TOKEN line in agent.env (the token comes from SSM, by name)');
+  t.notOk(env.includes(token), 'the token is nowhere in agent.env');
+  t.notOk(run.stdout.includes(token), 'nor in what install.sh prints');
+  t.notOk(run.stderr.includes(token), 'nor in its errors');
 });
 
 /**
@@ -403,6 +425,13 @@ t.test(
         /SERVICE_CA_FILE must be a readable file of PEM CA certificates .*ENOENT/,
         'a CA file that is not there',
       ],
+      // None on purpose (docs/agent.md): a token on a command line ends up in SSM's command history.
+      [
+        [...url, '--api-token', 'x'.repeat(40)],
+        { API_TOKEN: 'x'.repeat(40) },
+        /unknown setting --api-token; known: --service-url, /,
+        'an --api-token flag',
+      ],
       [
         [...url, '--bogus', '1'],
         {},
@@ -416,7 +445,10 @@ t.test(
       t.match(run.stderr, message, `${what}: says what is wrong`);
       t.match(run.stderr, /nothing was changed/, `${what}: and that nothing was changed`);
       t.notOk(existsSync(prefix), `${what}: nothing created`);
-      if (what === 'unknown flag') continue;
+      if (what === 'an --api-token flag') {
+        t.notOk(`${run.stdout}${run.stderr}`.includes('x'.repeat(40)), `${what}: the token is not echoed`);
+      }
+      if (/^unknown setting/.test(message.source)) continue;
       // The same words the agent itself says when it starts with that setting.
       const agent = spawnSync(process.execPath, [AGENT_BUNDLE], {
         env: {

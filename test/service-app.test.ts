@@ -90,6 +90,7 @@ t.test('HEAD / answers 200 with headers, no body, and draws no number', async (t
   t.equal(res.status, 200, 'status 200');
   t.equal(await res.text(), '', 'no body');
   t.equal(res.headers.get('content-type'), 'text/plain; charset=utf-8', 'same content type as GET');
+  t.equal(res.headers.get('cache-control'), 'no-store', 'same Cache-Control as GET: no cache keeps it');
   t.equal(draws, 0, 'no number drawn for HEAD');
   const json = await (await app.request('/', { headers: { Accept: 'application/json' } })).json();
   t.equal((json as { coldStart: boolean }).coldStart, true, 'HEAD did not use up the cold start');
@@ -101,6 +102,11 @@ t.test('other methods on / get 405 with Allow: GET, HEAD', async (t) => {
     const res = await app.request('/', { method });
     t.equal(res.status, 405, `${method} → 405`);
     t.equal(res.headers.get('allow'), 'GET, HEAD', `${method} → Allow: GET, HEAD`);
+    t.same(
+      await res.json(),
+      { error: 'method_not_allowed', message: `${method} is not allowed here; use GET or HEAD` },
+      `${method} → a small JSON body saying what to use`,
+    );
   }
 });
 
