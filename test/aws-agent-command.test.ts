@@ -32,7 +32,27 @@ function agentCommand(
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1', ...env },
     encoding: 'utf8',
     cwd,
+    // A run that hangs (the /proc loop below, should its check regress) fails the test instead of
+    // outliving it: killed with the test's process still here to see it.
+    timeout: RUN_TIMEOUT_MS,
+    killSignal: 'SIGKILL',
   });
+}
+
+const RUN_TIMEOUT_MS = 90_000;
+
+/** The bundle run asynchronously, bounded like agentCommand and killed at teardown if still running. */
+function spawnBundle(t: { teardown(fn: () => unknown): void }, args: string[]) {
+  const child = spawn(process.execPath, [BUNDLE, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: RUN_TIMEOUT_MS,
+    killSignal: 'SIGKILL',
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return child;
 }
 
 interface CommandFile {
@@ -110,6 +130,9 @@ t.test('writes one send-command JSON per command; run in order they deliver the 
     'the checksum is that of dist/ec2-agent.mjs',
   );
 
+  // Files of the caller's own in the folder stay; only NN-*.json files (an earlier bundle's) go.
+  writeFileSync(join(out, 'notes.json'), '{}\n');
+  writeFileSync(join(out, '99-old.json'), '{}\n');
   const again = agentCommand([
     '--service-url',
     'https://other.example.com',
@@ -119,7 +142,11 @@ t.test('writes one send-command JSON per command; run in order they deliver the 
     out,
   ]);
   t.equal(again.status, 0, 'a second run into the same folder works');
-  t.equal(readdirSync(out).length, files.length, 'and replaces the files instead of adding to them');
+  t.same(
+    readdirSync(out).sort(),
+    [...files, 'notes.json'].sort(),
+    'and replaces its files instead of adding to them: 99-old.json removed, notes.json kept',
+  );
 });
 
 t.test("relative paths are the caller's, not the checkout's; the printed paths are absolute", async (t) => {
@@ -192,9 +219,9 @@ t.test('clear errors for bad input', async (t) => {
     t.notOk(existsSync(out), 'and no file written');
   }
 
-  // Without the check Node's mkdir would spin at 100% CPU there, and this call never return.
+  // Without the check Node's mkdir would spin at 100% CPU there: killed at RUN_TIMEOUT_MS, status null.
   const proc = agentCommand(['--service-url', 'https://x', '--out', '/proc/random-number']);
-  t.equal(proc.status, 2, 'exit 2 for an --out folder under /proc');
+  t.equal(proc.status, 2, `exit 2 for an --out folder under /proc (signal ${proc.signal})`);
   t.match(
     proc.stderr,
     /^agent-command: --out \/proc\/random-number: give a folder outside \/proc$/m,
@@ -271,10 +298,7 @@ t.test(
   'a reader that stops early (| head) loses the output, not the work: exit 0, no stack trace',
   async (t) => {
     const out = join(tempDir(t), 'out');
-    const child = spawn(process.execPath, [BUNDLE, '--service-url', 'https://x.test/', '--out', out], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnBundle(t, ['--service-url', 'https://x.test/', '--out', out]);
     // Closed before the CLI writes its first line: every line it prints meets EPIPE.
     child.stdout.destroy();
     let stderr = '';
@@ -289,10 +313,7 @@ t.test(
 );
 
 t.test('`2>&1 | head` stopping early: a bad flag still exits 2 (stderr meets EPIPE too)', async (t) => {
-  const child = spawn(process.execPath, [BUNDLE, '--service-url', 'https://x.test/', '--bogus'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnBundle(t, ['--service-url', 'https://x.test/', '--bogus']);
   // Both closed before the CLI writes: its one-line error to stderr meets EPIPE too.
   child.stdout.destroy();
   child.stderr.destroy();

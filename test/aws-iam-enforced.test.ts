@@ -176,6 +176,12 @@ t.test(
         );
         const { Versions } = await iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }));
         t.equal(Versions?.length, 5, 'still five versions: the oldest went');
+        // v1 (iam-bootstrap's, the oldest), not v4 (the newest of the non-default ones), made room for v6.
+        t.same(
+          Versions?.map((v) => v.VersionId).sort(),
+          ['v2', 'v3', 'v4', 'v5', 'v6'],
+          'v1, the oldest, is the one removed',
+        );
       },
     );
 

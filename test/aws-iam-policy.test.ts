@@ -295,6 +295,17 @@ t.test('the operator may not escalate through the agent role', async (t) => {
     ['iam:PassRole', arn.role(), { 'iam:PassedToService': 'lambda.amazonaws.com' }],
     ['iam:PassRole', arn.role(), { 'iam:PassedToService': 'ssm.amazonaws.com' }],
     ['iam:DeleteRole', arn.role('anything-agent', ACCOUNT, '/')],
+    // tagging, listing or rewiring a role or an instance profile outside the project's path
+    ['iam:TagRole', arn.role('rn-agent', ACCOUNT, '/'), tagging],
+    ['iam:ListRolePolicies', arn.role('rn-agent', ACCOUNT, '/')],
+    ['iam:ListAttachedRolePolicies', arn.role('rn-agent', ACCOUNT, '/')],
+    ['iam:DeleteInstanceProfile', arn.profile('rn-agent', ACCOUNT, '/')],
+    ['iam:RemoveRoleFromInstanceProfile', arn.profile('rn-agent', ACCOUNT, '/')],
+    ['iam:AddRoleToInstanceProfile', arn.profile('rn-agent', ACCOUNT, '/')],
+    ['iam:TagInstanceProfile', arn.profile('rn-agent', ACCOUNT, '/'), tagging],
+    // reading any policy but the boundary
+    ['iam:GetPolicy', `arn:${P}:iam::${ACCOUNT}:policy/random-number/other`],
+    ['iam:GetPolicy', `arn:${P}:iam::${ACCOUNT}:policy/mine`],
     ['iam:CreateUser', `arn:${P}:iam::${ACCOUNT}:user/me`],
     ['iam:CreatePolicyVersion', boundary],
   ]);

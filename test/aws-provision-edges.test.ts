@@ -4,7 +4,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { CreateSecurityGroupCommand, DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
-import { CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
+import {
+  CreateInstanceProfileCommand,
+  CreateRoleCommand,
+  GetInstanceProfileCommand,
+  GetRoleCommand,
+} from '@aws-sdk/client-iam';
 import {
   GetParameterCommand,
   ListCommandsCommand,
@@ -507,6 +512,28 @@ t.test('a role named like ours, tagged Project=<name>, on another path is not ou
   t.equal(kept.Role?.Path, '/other/', 'the role is still there, on its own path');
 });
 
+t.test('an instance profile named like ours at the root path is not ours', async (t) => {
+  // No role yet: the profile alone, someone else's at path /, must stop the run.
+  await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: 'rn-ppath-agent' }));
+  const run = await cli('provision-ec2', ['--service-url', URL_, '--name', 'rn-ppath']);
+  t.equal(run.code, 1, 'provisioning stops');
+  t.match(
+    run.stderr,
+    /^provision-ec2: instance profile rn-ppath-agent exists \(arn:aws:iam::123456789012:instance-profile\/rn-ppath-agent\) but not under path \/random-number\/: it is not one provision-ec2 made; choose another --name\n$/,
+    'refused in one line naming the profile, its ARN and the path it should have',
+  );
+  t.equal((await liveInstances('rn-ppath')).length, 0, 'no instance was launched');
+  const down = await cli('teardown-ec2', ['--name', 'rn-ppath']);
+  t.equal(down.code, 0, `teardown exits 0 (${down.stderr})`);
+  t.match(
+    down.stdout,
+    /IAM role and instance profile: instance profile rn-ppath-agent exists .* not under path \/random-number\/: it is not one provision-ec2 made; both kept/,
+    'teardown says it keeps the profile, and why',
+  );
+  const kept = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: 'rn-ppath-agent' }));
+  t.equal(kept.InstanceProfile?.Path, '/', 'the profile is still there, at its own path');
+});
+
 t.test('a role of ours without the permissions boundary is refused with what to do', async (t) => {
   await iam.send(
     new CreateRoleCommand({
@@ -817,6 +844,17 @@ t.test('DEBUG=1 adds the stack to an unexpected error only; a known one stays it
     known.stderr,
     'ec2-results: --lines must be a whole number from 1 to 500 (got "0")\n',
     'DEBUG=1 adds nothing to it',
+  );
+});
+
+t.test('an endpoint whose host does not resolve is named as the place to look, exit 1', async (t) => {
+  // .invalid never resolves (RFC 6761): the lookup fails, no request is made.
+  const run = await cli('ec2-results', [], { AWS_ENDPOINT_URL: 'http://no-such-host.invalid:5000' });
+  t.equal(run.code, 1, 'exit 1');
+  t.match(
+    run.stderr,
+    /^ec2-results: Error: getaddrinfo (ENOTFOUND|EAI_AGAIN) no-such-host\.invalid: AWS did not answer: check AWS_ENDPOINT_URL [^\n]*the network and any proxy\n$/,
+    'one line: the lookup that failed, then where to look',
   );
 });
 

@@ -1,4 +1,5 @@
 import {
+  CreateSecurityGroupCommand,
   CreateSubnetCommand,
   CreateVpcCommand,
   DescribeInstancesCommand,
@@ -9,12 +10,19 @@ import {
   StartInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { GetRoleCommand, GetRolePolicyCommand, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
+import {
+  GetInstanceProfileCommand,
+  GetRoleCommand,
+  GetRolePolicyCommand,
+  ListAttachedRolePoliciesCommand,
+  RemoveRoleFromInstanceProfileCommand,
+} from '@aws-sdk/client-iam';
 import { DeleteParameterCommand, ListCommandsCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import t from 'tap';
 import { AwsStateError } from '../scripts/aws/errors.ts';
 import { startStopped } from '../scripts/aws/instances.ts';
+import { projectTags } from '../scripts/aws/tags.ts';
 import { startAwsCli, stepNames } from './helpers/aws-cli.ts';
 
 // Re-runs of provision-ec2 (the upgrade path): the token is kept without token flags (and its customer
@@ -348,4 +356,81 @@ t.test("a re-run stays in the instances' VPC and says what it does not change", 
   t.equal(refusedDry.stderr, refused.stderr, 'with the same words');
   t.same(await groups(), made, 'no security group in the other VPC');
   t.same(await aws.snapshot(name), before, 'nothing changed: no instance, no command');
+});
+
+t.test('a re-run puts the role back into a profile that lost it', async (t) => {
+  const name = 'rn-reattach';
+  const profile = { InstanceProfileName: `${name}-agent` };
+  const first = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name]);
+  t.equal(first.code, 0, `first run exits 0 (${first.stderr})`);
+  // Taken out by hand (or by a teardown stopped midway): the instances would get no credentials.
+  await aws.iam.send(new RemoveRoleFromInstanceProfileCommand({ ...profile, RoleName: `${name}-agent` }));
+  const again = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name]);
+  t.equal(again.code, 0, `the re-run exits 0 (${again.stderr})`);
+  const { InstanceProfile } = await aws.iam.send(new GetInstanceProfileCommand(profile));
+  t.same(
+    InstanceProfile?.Roles?.map((r) => r.RoleName),
+    [`${name}-agent`],
+    'the existing profile holds the agent role again',
+  );
+});
+
+t.test('ec2-results reads the running instances only, not a stopped one', async (t) => {
+  const name = 'rn-readrun';
+  const first = await aws.cli('provision-ec2', ['--service-url', URL_, '--name', name, '--count', '2']);
+  t.equal(first.code, 0, `provision --count 2 exits 0 (${first.stderr})`);
+  const [running, stopped] = (await aws.liveInstances(name)).map((i) => i.InstanceId as string);
+  await aws.ec2.send(new StopInstancesCommand({ InstanceIds: [stopped as string] }));
+  const read = await aws.cli('ec2-results', ['--name', name]);
+  t.equal(read.code, 0, `ec2-results exits 0 (${read.stderr})`);
+  // What the CLI reports it sent the command to. (Not moto's ListCommands: it adds every instance of the
+  // account to a command sent by InstanceIds.)
+  t.match(
+    read.stdout,
+    new RegExp(`✓ read results: command \\S+ on ${running} \\(`),
+    `the read command went to the running ${running} alone`,
+  );
+  t.match(read.stdout, `\n== ${running}\n`, 'and its results are shown');
+  t.notMatch(read.stdout, stopped as string, `the stopped ${stopped} is not named anywhere`);
+});
+
+t.test("our group in another VPC is not taken for the one the subnet's VPC needs", async (t) => {
+  const name = 'rn-twovpc';
+  const { Vpc } = await aws.ec2.send(new CreateVpcCommand({ CidrBlock: '10.8.0.0/16' }));
+  // As an earlier provision-ec2 with --subnet in that VPC, since torn down but for its group, leaves it.
+  const { GroupId: elsewhere } = await aws.ec2.send(
+    new CreateSecurityGroupCommand({
+      GroupName: name,
+      VpcId: Vpc?.VpcId,
+      Description: 'ours, in another VPC',
+      TagSpecifications: [{ ResourceType: 'security-group', Tags: projectTags(name) }],
+    }),
+  );
+  const defaults = await aws.ec2.send(
+    new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }),
+  );
+  const subnet = defaults.Subnets?.[0];
+  const run = await aws.cli('provision-ec2', [
+    '--service-url',
+    URL_,
+    '--name',
+    name,
+    '--subnet',
+    subnet?.SubnetId as string,
+  ]);
+  t.equal(run.code, 0, `a run with --subnet in the default VPC exits 0 (${run.stderr})`);
+  const groups =
+    (
+      await aws.ec2.send(
+        new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [name] }] }),
+      )
+    ).SecurityGroups ?? [];
+  const made = groups.find((g) => g.GroupId !== elsewhere);
+  t.equal(made?.VpcId, subnet?.VpcId, "a group of its own, in the subnet's VPC, beside the other one");
+  const [instance] = await aws.liveInstances(name);
+  t.same(
+    instance?.SecurityGroups?.map((g) => g.GroupId),
+    [made?.GroupId],
+    'the instance is in that group, not in the one of the other VPC',
+  );
 });

@@ -36,7 +36,7 @@ import { createReporter } from '../scripts/aws/report.ts';
 import { printResults } from '../scripts/aws/results.ts';
 import { runCommand, sendCommandInput, waitForRegistration } from '../scripts/aws/ssm-command.ts';
 import { teardown } from '../scripts/aws/teardown.ts';
-import { waitFor } from '../scripts/aws/wait.ts';
+import { waiterConfig, waitFor } from '../scripts/aws/wait.ts';
 
 // These cover what the local emulator cannot produce; the happy paths run against moto elsewhere.
 const FAST = { delaySeconds: 0.001, maxWaitSeconds: 2 };
@@ -89,6 +89,18 @@ t.test('runCommand: not-yet, throttling and in-progress are waited through', asy
   t.equal(mock.commandCalls(GetCommandInvocationCommand).length, 4, 'asked four times');
 });
 
+t.test('Delayed (SSM postponed the command: the instance was busy) is still running', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-7' } });
+  mock
+    .on(GetCommandInvocationCommand)
+    .resolvesOnce({ Status: 'Delayed' })
+    .resolves({ Status: 'Success', StandardOutputContent: 'done\n', ResponseCode: 0 });
+  const { results } = await run(client, 'install');
+  t.same(results, [{ instanceId: 'i-1', stdout: 'done\n' }], 'waited past Delayed to Success');
+  t.equal(mock.commandCalls(GetCommandInvocationCommand).length, 2, 'asked twice');
+});
+
 t.test('a Failed command throws with the remote stderr', async (t) => {
   const { client, mock } = ssmMock(t);
   mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-2' } });
@@ -116,6 +128,32 @@ t.test('a Failed command throws with the remote stderr', async (t) => {
   );
   t.equal(sent?.MaxErrors, '0', 'MaxErrors is set');
   t.equal(sent?.MaxConcurrency, '100%', 'MaxConcurrency is set');
+});
+
+t.test('a Failed command with output on both streams names the stderr, not the progress', async (t) => {
+  const { client, mock } = ssmMock(t);
+  mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-8' } });
+  mock.on(GetCommandInvocationCommand).resolves({
+    Status: 'Failed',
+    ResponseCode: 1,
+    StandardOutputContent: 'progress: staged part 1 of 3\n',
+    StandardErrorContent: 'install.sh: error: checksum mismatch\n',
+  });
+  const err = await rejection(run(client, 'install'));
+  t.match(
+    err?.message,
+    /\(exit 1\): install\.sh: error: checksum mismatch$/,
+    'the stderr line ends the message',
+  );
+  t.notMatch(err?.message, /progress/, 'the stdout is left out when there is a stderr');
+
+  mock.on(GetCommandInvocationCommand).resolves({
+    Status: 'Failed',
+    ResponseCode: 2,
+    StandardOutputContent: 'only stdout\n',
+  });
+  const quiet = await rejection(run(client, 'install'));
+  t.match(quiet?.message, /\(exit 2\): only stdout$/, 'without a stderr, the stdout is what there is');
 });
 
 t.test('a command that never finishes times out with a message saying how to look', async (t) => {
@@ -189,6 +227,20 @@ t.test('registration: DescribeInstanceInformation decides where it exists', asyn
 });
 
 t.test(
+  'registration: an instance listed but not Online (ConnectionLost) is not registered yet',
+  async (t) => {
+    const { client, mock } = ssmMock(t);
+    mock
+      .on(DescribeInstanceInformationCommand)
+      .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-1', PingStatus: 'ConnectionLost' }] })
+      .resolves({ InstanceInformationList: [{ InstanceId: 'i-1', PingStatus: 'Online' }] });
+    const how = await waitForRegistration(client, ['i-1'], FAST);
+    t.equal(how, 'DescribeInstanceInformation', 'decided by DescribeInstanceInformation');
+    t.equal(mock.commandCalls(DescribeInstanceInformationCommand).length, 2, 'waited for Online');
+  },
+);
+
+t.test(
   'registration: every page of DescribeInstanceInformation counts (SSM pages a filtered list)',
   async (t) => {
     const { client, mock } = ssmMock(t);
@@ -228,6 +280,26 @@ t.test('registration: without DescribeInstanceInformation, InvalidInstanceId mea
     1,
     'the missing API was asked only once',
   );
+});
+
+t.test('registration: the other ways an endpoint says it lacks the operation', async (t) => {
+  const lacking = (name: string, status: number, $fault: string) =>
+    named(name, 'DescribeInstanceInformation is not offered here', {
+      $fault,
+      $metadata: { httpStatusCode: status },
+    });
+  for (const [what, err] of [
+    ['HTTP 501', lacking('UnknownError', 501, 'server')],
+    ['NotImplemented', lacking('NotImplemented', 400, 'client')],
+    ['UnknownOperationException', lacking('UnknownOperationException', 400, 'client')],
+    ['InvalidAction', lacking('InvalidAction', 400, 'client')],
+  ] as const) {
+    const { client, mock } = ssmMock(t);
+    mock.on(DescribeInstanceInformationCommand).rejects(err);
+    mock.on(SendCommandCommand).resolves({ Command: { CommandId: 'probe' } });
+    const how = await waitForRegistration(client, ['i-1'], FAST).catch((e: Error) => `rethrown ${e.name}`);
+    t.equal(how, 'SendCommand probe', `${what}: the probe decides instead`);
+  }
 });
 
 t.test("registration: a real service's own 500 is an error, not a missing operation", async (t) => {
@@ -308,6 +380,18 @@ t.test('launch retries only the instance-profile propagation error, bounded', as
   );
   t.equal(mock.commandCalls(RunInstancesCommand).length, 1, 'called once');
 
+  // The same error name about something else (a subnet): not the profile, not retried.
+  mock.reset();
+  mock
+    .on(RunInstancesCommand)
+    .rejects(named('InvalidParameterValue', 'Value (subnet-0bad) for parameter subnetId is invalid.'));
+  await t.rejects(
+    launchInstances(client, { ...options, profileRetry: SHORT }),
+    { name: 'InvalidParameterValue', message: /subnetId/ },
+    'an InvalidParameterValue that does not name the instance profile is rethrown as is',
+  );
+  t.equal(mock.commandCalls(RunInstancesCommand).length, 1, 'called once');
+
   mock.reset();
   mock.on(RunInstancesCommand).rejects(notReady);
   await t.rejects(
@@ -368,6 +452,25 @@ t.test('waitFor treats throttling as not yet and rethrows anything else at once'
     waitFor({ ...FAST, what: 'x', check: async () => Promise.reject(named('UnauthorizedOperation')) }),
     { name: 'UnauthorizedOperation' },
     'other errors end the wait',
+  );
+});
+
+t.test('waiterConfig: the first delay, backing off to three times it, within the maximum wait', async (t) => {
+  const client = {};
+  t.same(
+    waiterConfig(client, { delaySeconds: 5, maxWaitSeconds: 300 }),
+    { client, minDelay: 5, maxDelay: 15, maxWaitTime: 300 },
+    '5 s backs off to 15 s',
+  );
+  t.same(
+    waiterConfig(client, { delaySeconds: 0.02, maxWaitSeconds: 2 }),
+    { client, minDelay: 0.02, maxDelay: 1, maxWaitTime: 2 },
+    'at least 1 s between the later checks',
+  );
+  t.same(
+    waiterConfig(client, { delaySeconds: 60, maxWaitSeconds: 20 }),
+    { client, minDelay: 10, maxDelay: 30, maxWaitTime: 20 },
+    'a first delay longer than the wait is cut to half of it (the SDK requires it under the maximum)',
   );
 });
 
@@ -543,4 +646,14 @@ t.test('deleting the group retries DependencyViolation until the instance releas
     'DeleteSecurityGroup tried again after each DependencyViolation, until it succeeded',
   );
   t.match(lines.join(''), /✓ security group: security group rn \(sg-1\)/, 'and the step reports it removed');
+});
+
+t.test('a group already gone (InvalidGroup.NotFound) counts as removed', async (t) => {
+  const { ec2Mock, events, run } = mockedTeardown(t, ['terminated']);
+  ec2Mock.on(DeleteSecurityGroupCommand).callsFake(async () => {
+    events.push('delete sg-1');
+    throw named('InvalidGroup.NotFound', "The security group 'sg-1' does not exist");
+  });
+  await run();
+  t.same(events, ['terminate', 'described terminated', 'delete sg-1'], 'asked once, and teardown went on');
 });

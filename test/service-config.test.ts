@@ -24,6 +24,22 @@ t.test('values are parsed into types', async (t) => {
   t.same(config, Object.fromEntries(cases.map(([, , key, parsed]) => [key, parsed])), 'all set');
 });
 
+t.test('whole numbers: both ends of the range are allowed, one past either is not', async (t) => {
+  t.equal(loadConfig({ PORT: '0' }).port, 0, 'PORT 0 (any free port)');
+  t.equal(loadConfig({ PORT: '65535' }).port, 65535, 'PORT 65535, the highest');
+  t.throws(() => loadConfig({ PORT: '65536' }), { name: 'ConfigError' }, 'PORT 65536 is refused');
+  t.equal(
+    loadConfig({ SHUTDOWN_TIMEOUT_MS: '3600000' }).shutdownTimeoutMs,
+    3_600_000,
+    'SHUTDOWN_TIMEOUT_MS one hour, the longest',
+  );
+  t.throws(
+    () => loadConfig({ SHUTDOWN_TIMEOUT_MS: '3600001' }),
+    { name: 'ConfigError' },
+    'a millisecond more is refused',
+  );
+});
+
 t.test('bad values throw one ConfigError naming every bad variable', async (t) => {
   const err = t.throws(() => loadConfig({ PORT: '1.5', LOG_LEVEL: 'LOUD' })) as Error;
   t.type(err, ConfigError, 'a ConfigError');
