@@ -127,6 +127,18 @@ t.test('a re-run keeps everything; a subdomain reuses the CA; another domain get
     'the new certificate verifies against it',
   );
 
+  // A name that merely ends with DOMAIN is another domain, not a subdomain: the CA's name constraint
+  // would make its certificate fail to verify, so the script must not issue one from this CA.
+  const lookalike = `x${DOMAIN}`;
+  const near = tlsCert(dir, [lookalike]);
+  t.equal(near.status, 1, `${lookalike} (DOMAIN's text at its end, but not under it): refused`);
+  t.match(
+    near.stderr,
+    /^tls-cert: \S+ca\.crt may vouch for numbers\.example\.org; xnumbers\.example\.org needs a CA for itself alone: /,
+    'naming the CA\'s one domain and the name asked for',
+  );
+  t.notOk(existsSync(join(dir, `${lookalike}.crt`)), `no certificate written for ${lookalike}`);
+
   const r = tlsCert(dir, ['other.example.net']);
   t.equal(r.status, 1, 'another domain with this CA: refused');
   t.match(
