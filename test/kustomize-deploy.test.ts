@@ -16,11 +16,13 @@ import {
   runScript,
   validateManifest,
 } from './helpers/kustomize.ts';
+import { tlsCert } from './helpers/tls.ts';
 
 // `make deploy-knative` without a cluster: what `make -n` shows, and how each missing piece is
 // reported. No test here reaches a cluster: kubeconfigs are empty or point at a closed local port.
 
 const IMAGE = 'ghcr.io/acme/random-number:1.4.2';
+const container = (svc: Manifest): Manifest => svc.spec.template.spec.containers[0];
 
 function makeN(...args: string[]): string[] {
   const out = execFileSync('make', ['-n', ...args], { cwd: ROOT, encoding: 'utf8' });
@@ -318,6 +320,93 @@ t.test('the Secret steps write by server-side apply and drop the last-applied co
     new RegExp(`server ${server.replaceAll('.', '\\.')} was refused`),
     'so does the annotate',
   );
+});
+
+t.test('the Secret pipelines make exactly the Secrets the Service and the DomainMapping read', async (t) => {
+  // Their pipelines, cut from the script and run by bash with `apply_secret` replaced by `cat`: what
+  // would reach the cluster comes out on stdout. The whole steps first make sure the namespace exists,
+  // which needs an API server (there is none here), so only the pipelines run; kubectl creates the
+  // Secrets with --dry-run=client and labels with --local, and the empty kubeconfig names no cluster.
+  const script = readFileSync(DEPLOY_SCRIPT, 'utf8');
+  const names = script.match(/^readonly (TLS_)?SECRET=.*$/gm) ?? [];
+  t.equal(names.length, 2, "the script's two Secret names");
+  const token = script.match(
+    /^ +[^\n]*"\$API_TOKEN" \|\n[\s\S]*?apply_secret "\$SECRET" "\$namespace"\n/m,
+  )?.[0];
+  const tls = script.match(
+    /^ +kubectl create secret tls [\s\S]*?apply_secret "\$TLS_SECRET" "\$namespace"\n/m,
+  )?.[0];
+  t.ok(token && tls, 'both pipelines found');
+  const cloud = kustomize('kustomize/overlays/cloud');
+  const namespace: string = ksvc(cloud).metadata.namespace;
+  const certs = t.testdir();
+  const domain = 'numbers.example.org';
+  t.equal(tlsCert(certs, [domain]).status, 0, 'a certificate from make tls-cert');
+  const pipe = (body: string, env: Record<string, string>) => {
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `set -euo pipefail\nsource scripts/lib.sh\n${names.join('\n')}\napply_secret() { cat; }\nnamespace=${namespace}\n${body}`,
+      ],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, KUBECONFIG: kubeconfig(t), ...env },
+        timeout: 60_000,
+      },
+    );
+    t.equal(r.status, 0, `the pipeline runs${r.stderr ? `: ${r.stderr}` : ''}`);
+    return parseManifests(r.stdout);
+  };
+
+  const apiToken = 'tok-9a8b7c6d-never-printed-5e4f3a2b1c0d';
+  const [tokenSecret, ...moreToken] = pipe(token ?? 'false', { API_TOKEN: apiToken });
+  t.same(moreToken, [], 'token: one object');
+  const envToken = container(ksvc(cloud)).env.find((e: Manifest) => e.name === 'API_TOKEN')?.valueFrom
+    ?.secretKeyRef;
+  t.equal(tokenSecret?.kind, 'Secret', 'token: a Secret');
+  t.equal(tokenSecret?.metadata.name, envToken?.name, 'token: the one the Service reads');
+  t.equal(tokenSecret?.metadata.namespace, namespace, `token: in the namespace given (${namespace})`);
+  t.same(Object.keys(tokenSecret?.data ?? {}), [envToken?.key], 'token: under the key the Service reads');
+  t.equal(
+    Buffer.from(tokenSecret?.data?.[envToken?.key] ?? '', 'base64').toString('latin1'),
+    apiToken,
+    'token: exactly API_TOKEN, with no newline',
+  );
+
+  const [tlsSecret, ...moreTls] = pipe(tls ?? 'false', { DOMAIN: domain, CERTS_DIR: certs });
+  t.same(moreTls, [], 'TLS: one object');
+  const mapping = parseManifests(
+    deployScript(['render', 'cloud', IMAGE], { DOMAIN: domain, TLS: 'own', CERTS_DIR: certs }).stdout,
+  ).find((o) => o.kind === 'DomainMapping');
+  t.equal(tlsSecret?.kind, 'Secret', 'TLS: a Secret');
+  t.equal(tlsSecret?.type, 'kubernetes.io/tls', 'TLS: of type kubernetes.io/tls');
+  t.equal(tlsSecret?.metadata.name, mapping?.spec.tls.secretName, 'TLS: the one the DomainMapping names');
+  t.equal(
+    tlsSecret?.metadata.namespace,
+    mapping?.metadata.namespace,
+    `TLS: in the DomainMapping's namespace (${namespace}), not default`,
+  );
+  t.equal(tlsSecret?.metadata.namespace, namespace, 'TLS: which is the cloud overlay namespace');
+  t.same(
+    tlsSecret?.metadata.labels,
+    {
+      'app.kubernetes.io/name': 'random-number',
+      'networking.internal.knative.dev/certificate-uid': tlsSecret?.metadata.name,
+    },
+    'TLS: labelled for undeploy and with the certificate-uid Kourier filters on',
+  );
+  for (const [field, file] of [
+    ['tls.crt', `${domain}.crt`],
+    ['tls.key', `${domain}.key`],
+  ]) {
+    t.equal(
+      Buffer.from(tlsSecret?.data?.[field as string] ?? '', 'base64').toString(),
+      readFileSync(join(certs, file as string), 'utf8'),
+      `TLS: ${field} is ${file}`,
+    );
+  }
 });
 
 t.test('setup-minikube starts a Kubernetes Knative accepts and checks a reused one', async (t) => {
