@@ -137,7 +137,7 @@ t.test('a re-run keeps everything; a subdomain reuses the CA; another domain get
   t.match(
     near.stderr,
     /^tls-cert: \S+ca\.crt may vouch for numbers\.example\.org; xnumbers\.example\.org needs a CA for itself alone: /,
-    'naming the CA\'s one domain and the name asked for',
+    "naming the CA's one domain and the name asked for",
   );
   t.notOk(existsSync(join(dir, `${lookalike}.crt`)), `no certificate written for ${lookalike}`);
 
