@@ -201,6 +201,42 @@ t.test('make -n undeploy-knative removes what deploy created', async (t) => {
   );
 });
 
+t.test('undeploy selects the DomainMapping and the ClusterDomainClaim by labels they carry', async (t) => {
+  // The selectors as make runs them; every object of those kinds that a deploy with DOMAIN applies
+  // must match, or undeploy leaves it (and the claim keeps the domain from any other namespace).
+  const lines = makeN('undeploy-knative', 'OVERLAY=cloud');
+  const selector = (prefix: string) => {
+    const line = lines.find((l) => l.startsWith(prefix)) ?? '';
+    const labels = / -l (\S+)/.exec(line)?.[1] ?? '';
+    t.ok(labels, `${prefix.trim()}: by label selector (${labels})`);
+    return Object.fromEntries(labels.split(',').map((kv) => kv.split('=')));
+  };
+  const kinds: Record<string, Record<string, string>> = {
+    DomainMapping: selector('kubectl delete domainmappings.serving.knative.dev '),
+    ClusterDomainClaim: selector('kubectl delete clusterdomainclaims.networking.internal.knative.dev '),
+  };
+  const cases: [string, Record<string, string>][] = [
+    ['cloud', { DOMAIN: 'numbers.example.org' }],
+    ['cloud', { DOMAIN: 'numbers.example.org', TLS: 'own' }],
+    ['minikube', { DOMAIN: 'numbers.example.org' }],
+  ];
+  for (const [overlay, env] of cases) {
+    const r = deployScript(['render', overlay, ...(overlay === 'cloud' ? [IMAGE] : [])], {
+      ...env,
+      CERTS_DIR: t.testdir(),
+    });
+    const objs = parseManifests(r.stdout);
+    const label = `${overlay} ${JSON.stringify(env)}`;
+    for (const [kind, wanted] of Object.entries(kinds)) {
+      const found = objs.filter((o) => o.kind === kind);
+      t.equal(found.length, 1, `${label}: one ${kind} rendered`);
+      for (const obj of found) {
+        t.has(obj.metadata.labels ?? {}, wanted, `${label}: the ${kind} carries ${JSON.stringify(wanted)}`);
+      }
+    }
+  }
+});
+
 t.test('make undeploy-knative goes on when the ClusterDomainClaims cannot be deleted', async (t) => {
   // Without cluster-admin the claims' delete is Forbidden; a refused connection stands in for any
   // failure of that one command here: the line as make runs it, with its shell flags.
