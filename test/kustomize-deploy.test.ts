@@ -543,6 +543,12 @@ t.test('check names every missing piece and contacts no cluster', async (t) => {
   });
   t.match(r.stderr, /uses :latest/, 'cloud with :latest: refused');
 
+  r = deployScript(['check', 'minikube'], { PATH: kubectlOnly, KUBECONFIG: empty, API_TOKEN: 'has a space' });
+  t.equal(r.status, 1, 'a token the service would refuse: fails');
+  t.match(r.stderr, /must be a Bearer token/, 'check reports the token with the other problems');
+  t.match(r.stderr, /kubectl has no current context/, 'and goes on to the rest');
+  t.notMatch(r.stderr, /has a space/, 'without echoing the token');
+
   r = deployScript(['check', 'minikube'], { PATH: noTools });
   t.match(r.stderr, /kubectl is not installed/, 'no kubectl: says so');
 

@@ -342,6 +342,9 @@ t.test('the cloud image is a pinned registry image, never :latest', async (t) =>
     ['', /IMAGE is required/],
     ['random-number:1.0.0', /names no registry/],
     ['ghcr.io/acme/random-number@sha256:abc', /malformed digest/],
+    [`ghcr.io/acme/random-number@sha256:${'0'.repeat(65)}`, /malformed digest: expected @sha256:<64 hex/],
+    ['ghcr.io/acme/random-number:1.0.0 --privileged', /contains spaces or quotes/],
+    ['ghcr.io/acme/random-number:1.0.0"', /contains spaces or quotes/],
   ] as const) {
     const r = deployScript(['render', 'cloud', bad]);
     t.equal(r.status, 1, `render refuses IMAGE '${bad}'`);
