@@ -308,6 +308,21 @@ t.test('render with a namespace adds the rollout annotation, never the token', a
   r = deployScript(['render', 'minikube', '', 'default'], env);
   t.notMatch(r.stdout + r.stderr, good, 'the token appears in no output');
 
+  // cloud by tag: the ID of the image make built and pushed, from `docker image inspect` (no docker
+  // here: the attempt shows in the trace, and its failure stops the render).
+  r = runScript('bash', ['-x', DEPLOY_SCRIPT, 'render', 'cloud', IMAGE, 'random-number'], {
+    ...none,
+    PATH: env.PATH,
+  });
+  t.not(r.status, 0, `cloud by tag without docker: fails (${r.status})`);
+  t.same(
+    r.stderr.split('\n').filter((l) => /^\++ docker /.test(l)),
+    [`++ docker image inspect --format '{{.Id}}' ${IMAGE}`],
+    "it asks docker for the built image's ID",
+  );
+  t.match(r.stderr, /docker: command not found/, 'and stops when there is none');
+  t.equal(r.stdout, '', 'printing no manifests');
+
   // minikube: the ID of the image built, from `minikube image ls` (not installed here).
   r = deployScript(['render', 'minikube', '', 'default'], { ...none, PATH: env.PATH });
   t.equal(r.status, 1, 'minikube without minikube image ls: fails');
