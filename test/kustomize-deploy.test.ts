@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   binWith,
   closedPort,
@@ -27,6 +27,16 @@ const container = (svc: Manifest): Manifest => svc.spec.template.spec.containers
 function makeN(...args: string[]): string[] {
   const out = execFileSync('make', ['-n', ...args], { cwd: ROOT, encoding: 'utf8' });
   return out.trim().split('\n');
+}
+
+/** The `kubectl wait` line: on a timeout it must say why the Service is not Ready, in its namespace. */
+function waitsOrExplains(t: Test, lines: string[], namespace: string) {
+  const wait = lines.find((l) => l.startsWith('kubectl wait ksvc/random-number ')) ?? '';
+  t.match(
+    wait,
+    new RegExp(`--timeout=\\S+ \\|\\| scripts/deploy-knative\\.sh not-ready ${namespace}$`),
+    `a wait that times out runs not-ready ${namespace}`,
+  );
 }
 
 /** Index of the first line containing `text` at or after `from`, or -1. */
@@ -62,6 +72,7 @@ t.test('make -n deploy-knative (minikube) shows the secret, build, apply, wait a
     'every minikube step, in order',
   );
   t.equal(lineOf(lines, 'docker'), -1, 'no docker build or push for minikube');
+  waitsOrExplains(t, lines, 'default');
 });
 
 t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applies that image', async (t) => {
@@ -80,6 +91,7 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
     'every cloud step, in order',
   );
   t.equal(lineOf(lines, 'minikube image build'), -1, 'no minikube build for cloud');
+  waitsOrExplains(t, lines, 'random-number');
   const arm = makeN('deploy-knative', 'OVERLAY=cloud', `IMAGE=${IMAGE}`, 'PLATFORM=linux/arm64');
   t.not(
     lineOf(arm, `docker build --platform 'linux/arm64' -t '${IMAGE}' .`),
@@ -102,6 +114,7 @@ t.test('make -n deploy-knative with IMAGE by digest deploys it as pushed: no bui
     'check, Secret, apply, wait',
   );
   t.equal(lineOf(lines, 'docker'), -1, 'no docker build or push (Docker refuses to tag a digest)');
+  waitsOrExplains(t, lines, 'random-number');
   const r = deployScript(['check', 'cloud', pinned], {
     PATH: binWith(t, ['bash', 'dirname', 'kubectl']),
     KUBECONFIG: kubeconfig(t),
