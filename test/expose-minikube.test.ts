@@ -1,5 +1,6 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import t from 'tap';
@@ -84,6 +85,7 @@ t.test('refusals are one clear line, before any kubectl', async (t) => {
       /EXPOSE_PORT must be a whole number from 1024 to 65535 .*got '443'/,
     ],
     [['steps'], { DOMAIN, EXPOSE_PORT: '70000' }, /got '70000'/],
+    [['steps'], { DOMAIN, EXPOSE_PORT: '65536' }, /from 1024 to 65535 .*got '65536'/],
     [['steps'], { DOMAIN, EXPOSE_PORT: '1023' }, /from 1024 to 65535 .*got '1023'/],
     [['steps'], { DOMAIN, EXPOSE_PORT: 'abc' }, /got 'abc'/],
     [['forward'], { DOMAIN }, /^expose-minikube: usage: /],
@@ -151,6 +153,74 @@ t.test(
     t.notMatch(r.stdout, /port-forward/, 'no forward was started');
   },
 );
+
+t.test('the forward binds all interfaces and starts again when it ends, until a signal', async (t) => {
+  // The script reaches its forward only after the cluster answers (there is none here, nor a pretend
+  // one), so its two functions are cut out and run by bash -x with the script's own names, the real
+  // kubectl and a cluster whose port is closed: each port-forward ends at once, as when the ingress pod
+  // restarts, and the trace shows the command run each time.
+  const script = readFileSync(SCRIPT, 'utf8');
+  const fn = (name: string) =>
+    script.match(new RegExp(`^${name}\\(\\) \\{\\n[\\s\\S]*?^\\}\\n`, 'm'))?.[0] ?? `${name}() { false; }\n`;
+  const names = script.match(/^readonly (NAMESPACE|SERVICE)=.*$/gm) ?? [];
+  t.equal(names.length, 2, "the script's namespace and service names");
+  const port = await closedPort();
+  const bash = spawn(
+    'bash',
+    [
+      '-x',
+      '-c',
+      `set -euo pipefail\nsource scripts/lib.sh\n${names.join('\n')}\nPORT=${port} DOMAIN=${DOMAIN}\n${fn('forward')}${fn('in_background')}forward`,
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        KUBECONFIG: kubeconfig(t, `https://127.0.0.1:${await closedPort()}`),
+        KUBECACHEDIR: t.testdir(),
+      },
+    },
+  );
+  t.teardown(() => bash.kill('SIGKILL'));
+  const exited = once(bash, 'exit').then(([code]) => code as number | null);
+  let stderr = '';
+  const forwards = () => stderr.split('\n').filter((l) => /^\++ kubectl port-forward /.test(l));
+  /** Whichever comes first: `event` or `ms` milliseconds (then undefined). */
+  const within = <T>(event: Promise<T>, ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<undefined>((done) => {
+      timer = setTimeout(() => done(undefined), ms);
+    });
+    return Promise.race([event, bound]).finally(() => clearTimeout(timer));
+  };
+  // The second forward starts 3 s after the first ended: the loop's own pause. (Or the loop ended.)
+  await within(
+    Promise.race([
+      new Promise<void>((done) => {
+        bash.stderr.on('data', (d: Buffer) => {
+          stderr += d;
+          if (forwards().length >= 2) done();
+        });
+      }),
+      exited,
+    ]),
+    30_000,
+  );
+  bash.kill('SIGTERM');
+  const code = await within(exited, 15_000);
+  const expected = `+ kubectl port-forward --address 0.0.0.0 -n kourier-system svc/kourier ${port}:443`;
+  t.ok(forwards().length >= 2, `kubectl port-forward ran again after it ended (${forwards().length} times)`);
+  t.same(
+    [...new Set(forwards())],
+    [expected],
+    "each time Kourier's svc 443 to PORT on all interfaces (--address 0.0.0.0), not only loopback",
+  );
+  t.match(stderr, /: the port-forward ended .*starting it again in 3 s/, 'saying it restarts');
+  t.equal(code, 0, 'SIGTERM ends the loop within 15 s, and the forward returns');
+  t.match(stderr, `stopped; ${DOMAIN} is no longer reachable from outside`, 'saying it stopped');
+});
 
 t.test('make expose-minikube runs the script: its refusal without DOMAIN, DOMAIN passed on', async (t) => {
   const make = (args: string[], env: Record<string, string | undefined> = {}) => {

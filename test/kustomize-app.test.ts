@@ -1,6 +1,7 @@
 import cronParser from 'cron-parser';
 import t from 'tap';
 import { loadConfig } from '../functions/random-number/config.ts';
+import { createHttpServer } from '../functions/random-number/http-server.ts';
 import { AGENT_DEFAULTS as AGENT } from '../lib/contract.ts';
 import { ksvc, kustomize, type Manifest } from './helpers/kustomize.ts';
 import { startService } from './helpers/service.ts';
@@ -64,6 +65,9 @@ t.test('a pod survives between the agent polls, and a cold start fits in the req
   const times = cronParser.parseExpression(AGENT.schedule, { currentDate: new Date('2026-01-01T00:00:30Z') });
   const pollSeconds = (times.next().getTime() - times.prev().getTime()) / 1000;
   t.equal(pollSeconds, 60, "the agent's default schedule polls once a minute");
+  // The server as server.ts builds it: Node's requestTimeout on it is the app's bound on one request.
+  const appRequestTimeoutMs = createHttpServer({ fetch: () => new Response('') }).requestTimeout;
+  t.ok(appRequestTimeoutMs > 0, `the service bounds a request (${appRequestTimeoutMs} ms)`);
   for (const [name, svc] of Object.entries(overlays)) {
     const a = svc.spec.template.metadata.annotations;
     const window = seconds(a['autoscaling.knative.dev/window']);
@@ -73,6 +77,11 @@ t.test('a pod survives between the agent polls, and a cold start fits in the req
       window + retention >= pollSeconds * 1.5,
       `${name}: the last pod lives ${window + retention} s after a request, well past the next poll at ${pollSeconds} s`,
     );
+    t.equal(
+      svc.spec.template.spec.timeoutSeconds * 1000,
+      appRequestTimeoutMs,
+      `${name}: timeoutSeconds is the service's own request timeout (${appRequestTimeoutMs} ms)`,
+    );
     t.ok(
       AGENT.requestTimeoutMs <= svc.spec.template.spec.timeoutSeconds * 1000,
       `${name}: Knative keeps a request (cold start included) at least as long as the agent waits`,
@@ -81,6 +90,11 @@ t.test('a pod survives between the agent polls, and a cold start fits in the req
 });
 
 t.test('the probe paths are ones the built service answers 200 to', async (t) => {
+  for (const [name, svc] of Object.entries(overlays)) {
+    // Readiness is the path that turns 503 while the service drains; liveness must not (a restart).
+    t.equal(container(svc).readinessProbe.httpGet.path, '/readyz', `${name}: readiness probes /readyz`);
+    t.equal(container(svc).livenessProbe.httpGet.path, '/healthz', `${name}: liveness probes /healthz`);
+  }
   const service = await startService(t);
   for (const [name, svc] of Object.entries(overlays)) {
     for (const probe of ['readinessProbe', 'livenessProbe']) {

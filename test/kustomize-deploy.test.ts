@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   binWith,
   closedPort,
@@ -16,15 +16,27 @@ import {
   runScript,
   validateManifest,
 } from './helpers/kustomize.ts';
+import { tlsCert } from './helpers/tls.ts';
 
 // `make deploy-knative` without a cluster: what `make -n` shows, and how each missing piece is
 // reported. No test here reaches a cluster: kubeconfigs are empty or point at a closed local port.
 
 const IMAGE = 'ghcr.io/acme/random-number:1.4.2';
+const container = (svc: Manifest): Manifest => svc.spec.template.spec.containers[0];
 
 function makeN(...args: string[]): string[] {
   const out = execFileSync('make', ['-n', ...args], { cwd: ROOT, encoding: 'utf8' });
   return out.trim().split('\n');
+}
+
+/** The `kubectl wait` line: on a timeout it must say why the Service is not Ready, in its namespace. */
+function waitsOrExplains(t: Test, lines: string[], namespace: string) {
+  const wait = lines.find((l) => l.startsWith('kubectl wait ksvc/random-number ')) ?? '';
+  t.match(
+    wait,
+    new RegExp(`--timeout=\\S+ \\|\\| scripts/deploy-knative\\.sh not-ready ${namespace}$`),
+    `a wait that times out runs not-ready ${namespace}`,
+  );
 }
 
 /** Index of the first line containing `text` at or after `from`, or -1. */
@@ -60,6 +72,7 @@ t.test('make -n deploy-knative (minikube) shows the secret, build, apply, wait a
     'every minikube step, in order',
   );
   t.equal(lineOf(lines, 'docker'), -1, 'no docker build or push for minikube');
+  waitsOrExplains(t, lines, 'default');
 });
 
 t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applies that image', async (t) => {
@@ -78,6 +91,7 @@ t.test('make -n deploy-knative OVERLAY=cloud IMAGE=... builds, pushes and applie
     'every cloud step, in order',
   );
   t.equal(lineOf(lines, 'minikube image build'), -1, 'no minikube build for cloud');
+  waitsOrExplains(t, lines, 'random-number');
   const arm = makeN('deploy-knative', 'OVERLAY=cloud', `IMAGE=${IMAGE}`, 'PLATFORM=linux/arm64');
   t.not(
     lineOf(arm, `docker build --platform 'linux/arm64' -t '${IMAGE}' .`),
@@ -100,6 +114,7 @@ t.test('make -n deploy-knative with IMAGE by digest deploys it as pushed: no bui
     'check, Secret, apply, wait',
   );
   t.equal(lineOf(lines, 'docker'), -1, 'no docker build or push (Docker refuses to tag a digest)');
+  waitsOrExplains(t, lines, 'random-number');
   const r = deployScript(['check', 'cloud', pinned], {
     PATH: binWith(t, ['bash', 'dirname', 'kubectl']),
     KUBECONFIG: kubeconfig(t),
@@ -199,6 +214,42 @@ t.test('make -n undeploy-knative removes what deploy created', async (t) => {
   );
 });
 
+t.test('undeploy selects the DomainMapping and the ClusterDomainClaim by labels they carry', async (t) => {
+  // The selectors as make runs them; every object of those kinds that a deploy with DOMAIN applies
+  // must match, or undeploy leaves it (and the claim keeps the domain from any other namespace).
+  const lines = makeN('undeploy-knative', 'OVERLAY=cloud');
+  const selector = (prefix: string) => {
+    const line = lines.find((l) => l.startsWith(prefix)) ?? '';
+    const labels = / -l (\S+)/.exec(line)?.[1] ?? '';
+    t.ok(labels, `${prefix.trim()}: by label selector (${labels})`);
+    return Object.fromEntries(labels.split(',').map((kv) => kv.split('=')));
+  };
+  const kinds: Record<string, Record<string, string>> = {
+    DomainMapping: selector('kubectl delete domainmappings.serving.knative.dev '),
+    ClusterDomainClaim: selector('kubectl delete clusterdomainclaims.networking.internal.knative.dev '),
+  };
+  const cases: [string, Record<string, string>][] = [
+    ['cloud', { DOMAIN: 'numbers.example.org' }],
+    ['cloud', { DOMAIN: 'numbers.example.org', TLS: 'own' }],
+    ['minikube', { DOMAIN: 'numbers.example.org' }],
+  ];
+  for (const [overlay, env] of cases) {
+    const r = deployScript(['render', overlay, ...(overlay === 'cloud' ? [IMAGE] : [])], {
+      ...env,
+      CERTS_DIR: t.testdir(),
+    });
+    const objs = parseManifests(r.stdout);
+    const label = `${overlay} ${JSON.stringify(env)}`;
+    for (const [kind, wanted] of Object.entries(kinds)) {
+      const found = objs.filter((o) => o.kind === kind);
+      t.equal(found.length, 1, `${label}: one ${kind} rendered`);
+      for (const obj of found) {
+        t.has(obj.metadata.labels ?? {}, wanted, `${label}: the ${kind} carries ${JSON.stringify(wanted)}`);
+      }
+    }
+  }
+});
+
 t.test('make undeploy-knative goes on when the ClusterDomainClaims cannot be deleted', async (t) => {
   // Without cluster-admin the claims' delete is Forbidden; a refused connection stands in for any
   // failure of that one command here: the line as make runs it, with its shell flags.
@@ -270,6 +321,21 @@ t.test('render with a namespace adds the rollout annotation, never the token', a
   r = deployScript(['render', 'minikube', '', 'default'], env);
   t.notMatch(r.stdout + r.stderr, good, 'the token appears in no output');
 
+  // cloud by tag: the ID of the image make built and pushed, from `docker image inspect` (no docker
+  // here: the attempt shows in the trace, and its failure stops the render).
+  r = runScript('bash', ['-x', DEPLOY_SCRIPT, 'render', 'cloud', IMAGE, 'random-number'], {
+    ...none,
+    PATH: env.PATH,
+  });
+  t.not(r.status, 0, `cloud by tag without docker: fails (${r.status})`);
+  t.same(
+    r.stderr.split('\n').filter((l) => /^\++ docker /.test(l)),
+    [`++ docker image inspect --format '{{.Id}}' ${IMAGE}`],
+    "it asks docker for the built image's ID",
+  );
+  t.match(r.stderr, /docker: command not found/, 'and stops when there is none');
+  t.equal(r.stdout, '', 'printing no manifests');
+
   // minikube: the ID of the image built, from `minikube image ls` (not installed here).
   r = deployScript(['render', 'minikube', '', 'default'], { ...none, PATH: env.PATH });
   t.equal(r.status, 1, 'minikube without minikube image ls: fails');
@@ -318,6 +384,93 @@ t.test('the Secret steps write by server-side apply and drop the last-applied co
     new RegExp(`server ${server.replaceAll('.', '\\.')} was refused`),
     'so does the annotate',
   );
+});
+
+t.test('the Secret pipelines make exactly the Secrets the Service and the DomainMapping read', async (t) => {
+  // Their pipelines, cut from the script and run by bash with `apply_secret` replaced by `cat`: what
+  // would reach the cluster comes out on stdout. The whole steps first make sure the namespace exists,
+  // which needs an API server (there is none here), so only the pipelines run; kubectl creates the
+  // Secrets with --dry-run=client and labels with --local, and the empty kubeconfig names no cluster.
+  const script = readFileSync(DEPLOY_SCRIPT, 'utf8');
+  const names = script.match(/^readonly (TLS_)?SECRET=.*$/gm) ?? [];
+  t.equal(names.length, 2, "the script's two Secret names");
+  const token = script.match(
+    /^ +[^\n]*"\$API_TOKEN" \|\n[\s\S]*?apply_secret "\$SECRET" "\$namespace"\n/m,
+  )?.[0];
+  const tls = script.match(
+    /^ +kubectl create secret tls [\s\S]*?apply_secret "\$TLS_SECRET" "\$namespace"\n/m,
+  )?.[0];
+  t.ok(token && tls, 'both pipelines found');
+  const cloud = kustomize('kustomize/overlays/cloud');
+  const namespace: string = ksvc(cloud).metadata.namespace;
+  const certs = t.testdir();
+  const domain = 'numbers.example.org';
+  t.equal(tlsCert(certs, [domain]).status, 0, 'a certificate from make tls-cert');
+  const pipe = (body: string, env: Record<string, string>) => {
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `set -euo pipefail\nsource scripts/lib.sh\n${names.join('\n')}\napply_secret() { cat; }\nnamespace=${namespace}\n${body}`,
+      ],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, KUBECONFIG: kubeconfig(t), ...env },
+        timeout: 60_000,
+      },
+    );
+    t.equal(r.status, 0, `the pipeline runs${r.stderr ? `: ${r.stderr}` : ''}`);
+    return parseManifests(r.stdout);
+  };
+
+  const apiToken = 'tok-9a8b7c6d-never-printed-5e4f3a2b1c0d';
+  const [tokenSecret, ...moreToken] = pipe(token ?? 'false', { API_TOKEN: apiToken });
+  t.same(moreToken, [], 'token: one object');
+  const envToken = container(ksvc(cloud)).env.find((e: Manifest) => e.name === 'API_TOKEN')?.valueFrom
+    ?.secretKeyRef;
+  t.equal(tokenSecret?.kind, 'Secret', 'token: a Secret');
+  t.equal(tokenSecret?.metadata.name, envToken?.name, 'token: the one the Service reads');
+  t.equal(tokenSecret?.metadata.namespace, namespace, `token: in the namespace given (${namespace})`);
+  t.same(Object.keys(tokenSecret?.data ?? {}), [envToken?.key], 'token: under the key the Service reads');
+  t.equal(
+    Buffer.from(tokenSecret?.data?.[envToken?.key] ?? '', 'base64').toString('latin1'),
+    apiToken,
+    'token: exactly API_TOKEN, with no newline',
+  );
+
+  const [tlsSecret, ...moreTls] = pipe(tls ?? 'false', { DOMAIN: domain, CERTS_DIR: certs });
+  t.same(moreTls, [], 'TLS: one object');
+  const mapping = parseManifests(
+    deployScript(['render', 'cloud', IMAGE], { DOMAIN: domain, TLS: 'own', CERTS_DIR: certs }).stdout,
+  ).find((o) => o.kind === 'DomainMapping');
+  t.equal(tlsSecret?.kind, 'Secret', 'TLS: a Secret');
+  t.equal(tlsSecret?.type, 'kubernetes.io/tls', 'TLS: of type kubernetes.io/tls');
+  t.equal(tlsSecret?.metadata.name, mapping?.spec.tls.secretName, 'TLS: the one the DomainMapping names');
+  t.equal(
+    tlsSecret?.metadata.namespace,
+    mapping?.metadata.namespace,
+    `TLS: in the DomainMapping's namespace (${namespace}), not default`,
+  );
+  t.equal(tlsSecret?.metadata.namespace, namespace, 'TLS: which is the cloud overlay namespace');
+  t.same(
+    tlsSecret?.metadata.labels,
+    {
+      'app.kubernetes.io/name': 'random-number',
+      'networking.internal.knative.dev/certificate-uid': tlsSecret?.metadata.name,
+    },
+    'TLS: labelled for undeploy and with the certificate-uid Kourier filters on',
+  );
+  for (const [field, file] of [
+    ['tls.crt', `${domain}.crt`],
+    ['tls.key', `${domain}.key`],
+  ]) {
+    t.equal(
+      Buffer.from(tlsSecret?.data?.[field as string] ?? '', 'base64').toString(),
+      readFileSync(join(certs, file as string), 'utf8'),
+      `TLS: ${field} is ${file}`,
+    );
+  }
 });
 
 t.test('setup-minikube starts a Kubernetes Knative accepts and checks a reused one', async (t) => {
@@ -417,6 +570,12 @@ t.test('check names every missing piece and contacts no cluster', async (t) => {
     KUBECONFIG: empty,
   });
   t.match(r.stderr, /uses :latest/, 'cloud with :latest: refused');
+
+  r = deployScript(['check', 'minikube'], { PATH: kubectlOnly, KUBECONFIG: empty, API_TOKEN: 'has a space' });
+  t.equal(r.status, 1, 'a token the service would refuse: fails');
+  t.match(r.stderr, /must be a Bearer token/, 'check reports the token with the other problems');
+  t.match(r.stderr, /kubectl has no current context/, 'and goes on to the rest');
+  t.notMatch(r.stderr, /has a space/, 'without echoing the token');
 
   r = deployScript(['check', 'minikube'], { PATH: noTools });
   t.match(r.stderr, /kubectl is not installed/, 'no kubectl: says so');

@@ -82,6 +82,12 @@ t.test('scale to zero with the KPA, bounded in every overlay', async (t) => {
     const a = annotations(ksvc(objs));
     t.equal(a['autoscaling.knative.dev/class'], 'kpa.autoscaling.knative.dev', `${name}: KPA class`);
     t.equal(a['autoscaling.knative.dev/min-scale'], '0', `${name}: min-scale "0" (scales to zero)`);
+    t.equal(a['autoscaling.knative.dev/metric'], 'concurrency', `${name}: scales on concurrency (KPA)`);
+    t.equal(
+      a['autoscaling.knative.dev/initial-scale'],
+      '1',
+      `${name}: initial-scale "1" (a new revision starts one pod, so the wait for Ready proves it runs)`,
+    );
     max[name] = Number(a['autoscaling.knative.dev/max-scale']);
     t.ok(Number.isInteger(max[name]) && (max[name] ?? 0) >= 1, `${name}: max-scale is a positive integer`);
     t.ok(Number(a['autoscaling.knative.dev/target']) > 0, `${name}: a concurrency target is set`);
@@ -119,10 +125,14 @@ t.test('restricted Pod Security Standard for the container, matching the image u
     t.notOk(svc.spec.template.spec.volumes, `${name}: no volumes (nothing to write)`);
   }
   const ns = find(rendered.cloud ?? [], 'Namespace')[0];
-  t.equal(
-    ns?.metadata.labels['pod-security.kubernetes.io/enforce'],
-    'restricted',
-    'cloud: its namespace enforces the restricted profile',
+  t.same(
+    ns?.metadata.labels,
+    {
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/warn': 'restricted',
+      'pod-security.kubernetes.io/audit': 'restricted',
+    },
+    'cloud: its namespace enforces the restricted profile, and warns and audits against it',
   );
 });
 
@@ -342,6 +352,9 @@ t.test('the cloud image is a pinned registry image, never :latest', async (t) =>
     ['', /IMAGE is required/],
     ['random-number:1.0.0', /names no registry/],
     ['ghcr.io/acme/random-number@sha256:abc', /malformed digest/],
+    [`ghcr.io/acme/random-number@sha256:${'0'.repeat(65)}`, /malformed digest: expected @sha256:<64 hex/],
+    ['ghcr.io/acme/random-number:1.0.0 --privileged', /contains spaces or quotes/],
+    ['ghcr.io/acme/random-number:1.0.0"', /contains spaces or quotes/],
   ] as const) {
     const r = deployScript(['render', 'cloud', bad]);
     t.equal(r.status, 1, `render refuses IMAGE '${bad}'`);

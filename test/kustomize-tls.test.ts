@@ -156,6 +156,41 @@ t.test('make -n deploy-knative shows the TLS Secret step before the DomainMappin
 });
 
 t.test(
+  'the TLS Secret the script writes and undeploy deletes is the one the DomainMapping names',
+  async (t) => {
+    const [mapping] = find(
+      render('minikube', { DOMAIN, TLS: 'own', CERTS_DIR: t.testdir() }),
+      'DomainMapping',
+    );
+    const name: string = mapping?.spec.tls.secretName;
+    t.ok(name, `the own-tls component names Secret ${name}`);
+    // Read, not run: the step that creates it first makes sure the namespace exists, which needs an API
+    // server (test/kustomize-deploy.test.ts runs its pipeline alone, with whatever name the script has).
+    const script = readFileSync(DEPLOY_SCRIPT, 'utf8');
+    t.match(
+      script,
+      new RegExp(`^readonly TLS_SECRET=${name}$`, 'm'),
+      `the deploy script's TLS Secret is ${name}`,
+    );
+    t.match(
+      script,
+      /^ {2}kubectl create secret tls "\$TLS_SECRET" /m,
+      'and its tls-secret step creates that one (the trace line it prints is not enough)',
+    );
+    for (const overlay of ['minikube', 'cloud']) {
+      const line = makeN('undeploy-knative', `OVERLAY=${overlay}`)
+        .split('\n')
+        .find((l) => l.startsWith('kubectl delete secret '));
+      t.match(
+        line,
+        new RegExp(`^kubectl delete secret (\\S+ )*${name} `),
+        `${overlay}: undeploy deletes ${name}`,
+      );
+    }
+  },
+);
+
+t.test(
   'check and tls-secret refuse a missing, foreign, expired or mismatched certificate before the cluster',
   async (t) => {
     const dir = t.testdir();

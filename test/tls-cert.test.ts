@@ -57,6 +57,8 @@ t.test('makes a CA and a certificate that verifies for DOMAIN only', async (t) =
   t.match(text, /CA:FALSE/, 'not a CA');
   const days = (notAfter(crt).getTime() - Date.now()) / DAY_MS;
   t.ok(days > 390 && days <= 397, `valid at most 397 days (${days.toFixed(1)})`);
+  const caDays = (notAfter(ca).getTime() - Date.now()) / DAY_MS;
+  t.ok(caDays > 3649 && caDays <= 3650, `the CA is valid 10 years, 3650 days (${caDays.toFixed(1)})`);
   const caText = openssl(['x509', '-in', ca, '-noout', '-text']);
   t.match(caText, /CA:TRUE, pathlen:0/, 'the CA signs leaves only');
   t.match(
@@ -126,6 +128,18 @@ t.test('a re-run keeps everything; a subdomain reuses the CA; another domain get
     verifies(join(dir, 'ca.crt'), join(dir, `${sub}.crt`), sub).ok,
     'the new certificate verifies against it',
   );
+
+  // A name that merely ends with DOMAIN is another domain, not a subdomain: the CA's name constraint
+  // would make its certificate fail to verify, so the script must not issue one from this CA.
+  const lookalike = `x${DOMAIN}`;
+  const near = tlsCert(dir, [lookalike]);
+  t.equal(near.status, 1, `${lookalike} (DOMAIN's text at its end, but not under it): refused`);
+  t.match(
+    near.stderr,
+    /^tls-cert: \S+ca\.crt may vouch for numbers\.example\.org; xnumbers\.example\.org needs a CA for itself alone: /,
+    "naming the CA's one domain and the name asked for",
+  );
+  t.notOk(existsSync(join(dir, `${lookalike}.crt`)), `no certificate written for ${lookalike}`);
 
   const r = tlsCert(dir, ['other.example.net']);
   t.equal(r.status, 1, 'another domain with this CA: refused');
@@ -206,6 +220,14 @@ t.test('renews a certificate that expires within 30 days, and only then', async 
   t.equal(r.status, 0, '31 days left: succeeds');
   t.equal(serialOf(crt), serial31, '31 days left: the certificate is kept');
 
+  // Just inside the 30-day window (29.5 days left, so a window cut to 29 days would keep it): renewed.
+  reissue(dir, DOMAIN, -1, 29.5);
+  const serial29 = serialOf(crt);
+  r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 0, '29.5 days left: succeeds');
+  t.not(serialOf(crt), serial29, '29.5 days left: a new certificate was issued');
+  t.match(r.stderr, /expires within 30 days/, '29.5 days left: and says why');
+
   // 10 days left: a real short-lived certificate from the same CA and key.
   reissue(dir, DOMAIN, -1, 10);
   const serial10 = serialOf(crt);
@@ -237,6 +259,36 @@ t.test('a certificate that no longer fits its CA or key is reissued', async (t) 
   t.equal(r.status, 0, 'succeeds');
   t.match(r.stderr, /does not verify for numbers\.example\.org against/, 'says why it reissues');
   t.ok(verifies(join(dir, 'ca.crt'), crt, DOMAIN).ok, 'the new one verifies against this CA');
+});
+
+t.test('a key that no longer belongs to the certificate makes a re-run reissue both', async (t) => {
+  const dir = t.testdir();
+  t.equal(tlsCert(dir, [DOMAIN]).status, 0, 'first run');
+  const crt = join(dir, `${DOMAIN}.crt`);
+  const key = join(dir, `${DOMAIN}.key`);
+  const serial = serialOf(crt);
+  // Another P-256 key in DOMAIN.key: the certificate still verifies for DOMAIN, only the pair is broken.
+  openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
+  t.not(
+    openssl(['x509', '-in', crt, '-noout', '-pubkey']),
+    openssl(['pkey', '-in', key, '-pubout']),
+    'before: the certificate is not for the key beside it',
+  );
+  const r = tlsCert(dir, [DOMAIN]);
+  t.equal(r.status, 0, 'succeeds');
+  t.match(
+    r.stderr,
+    /^tls-cert: issuing a certificate for numbers\.example\.org: it does not match \S+numbers\.example\.org\.key\n$/,
+    'says why it reissues',
+  );
+  t.not(serialOf(crt), serial, 'a new certificate');
+  t.equal(
+    openssl(['x509', '-in', crt, '-noout', '-pubkey']),
+    openssl(['pkey', '-in', key, '-pubout']),
+    'after: DOMAIN.key is the key of DOMAIN.crt',
+  );
+  t.ok(verifies(join(dir, 'ca.crt'), crt, DOMAIN).ok, 'and it verifies for DOMAIN');
+  t.equal(mode(key), 0o600, 'the key is 0600');
 });
 
 t.test('a CA close to expiry is not silently replaced', async (t) => {
