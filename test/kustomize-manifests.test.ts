@@ -270,10 +270,10 @@ t.test(
       'base: app.kubernetes.io/name label',
     );
     t.equal(svc.metadata.labels['app.kubernetes.io/part-of'], 'random-number', 'base: part-of label');
-    t.equal(
-      svc.spec.template.metadata.labels['app.kubernetes.io/name'],
-      'random-number',
-      'base: pods carry app.kubernetes.io/name too',
+    t.same(
+      svc.spec.template.metadata.labels,
+      { 'app.kubernetes.io/name': 'random-number', 'app.kubernetes.io/part-of': 'random-number' },
+      'base: pods carry app.kubernetes.io/name and part-of too (Knative copies neither from the Service)',
     );
   },
 );

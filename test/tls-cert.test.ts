@@ -55,6 +55,11 @@ t.test('makes a CA and a certificate that verifies for DOMAIN only', async (t) =
   t.match(text, /DNS:numbers\.example\.org/, 'subjectAltName DNS:DOMAIN');
   t.match(text, /TLS Web Server Authentication/, 'extendedKeyUsage serverAuth');
   t.match(text, /CA:FALSE/, 'not a CA');
+  t.match(
+    text,
+    /X509v3 Key Usage: critical\s+Digital Signature\n/,
+    'keyUsage digitalSignature alone, critical (the key signs TLS handshakes, nothing else)',
+  );
   const days = (notAfter(crt).getTime() - Date.now()) / DAY_MS;
   t.ok(days > 390 && days <= 397, `valid at most 397 days (${days.toFixed(1)})`);
   const caDays = (notAfter(ca).getTime() - Date.now()) / DAY_MS;
