@@ -473,6 +473,36 @@ t.test('the Secret pipelines make exactly the Secrets the Service and the Domain
   }
 });
 
+t.test(
+  "setup-minikube's ConfigMap patches: Kourier as the ingress, and the registry deploy-knative checks for",
+  async (t) => {
+    // Source checks: the patches need a cluster to run, and there is none here (nor a pretend one).
+    const text = readFileSync(join(ROOT, 'scripts/setup-minikube.sh'), 'utf8');
+    const patch = (map: string) =>
+      JSON.parse(
+        text.match(
+          new RegExp(`configmap/${map} -n knative-serving --type merge \\\\\n\\s+-p '([^']+)'`),
+        )?.[1] ?? '{}',
+      ) as { data?: Record<string, string> };
+    // Kourier's class, as its kourier.yaml and Knative's docs name it: any other leaves every route unserved.
+    t.same(
+      patch('config-network').data,
+      { 'ingress-class': 'kourier.ingress.networking.knative.dev' },
+      'Kourier',
+    );
+    const registries =
+      patch('config-deployment').data?.['registries-skipping-tag-resolving']?.split(',') ?? [];
+    // random-number:dev is docker.io/library/random-number:dev, which Knative's resolver names index.docker.io.
+    t.ok(registries.includes('index.docker.io'), "minikube's image is never looked up on Docker Hub");
+    const script = readFileSync(join(ROOT, 'scripts/deploy-knative.sh'), 'utf8');
+    t.match(
+      script,
+      /== \*,index\.docker\.io,\* \]\]/,
+      "and deploy-knative's check looks for that very entry",
+    );
+  },
+);
+
 t.test('setup-minikube starts a Kubernetes Knative accepts and checks a reused one', async (t) => {
   const text = readFileSync(join(ROOT, 'scripts/setup-minikube.sh'), 'utf8');
   const pinned = text.match(/KUBERNETES_VERSION="\$\{KUBERNETES_VERSION:-v1\.(\d+)\.\d+\}"/);
