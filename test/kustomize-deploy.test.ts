@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import {
@@ -298,6 +298,17 @@ t.test('render with a namespace adds the rollout annotation, never the token', a
   t.equal(ksvc(objs).spec.template.spec.containers[0].image, pinned, 'and IMAGE');
   r = deployScript(['render', 'cloud', pinned], none);
   t.equal(rollout(parseManifests(r.stdout)), undefined, 'without a namespace (by hand, tests): none');
+  // Every deploy renders in a temporary copy of kustomize/: none may pile up in /tmp.
+  const tmp = t.testdir({});
+  r = deployScript(['render', 'cloud', pinned, 'random-number'], { ...none, TMPDIR: tmp });
+  t.equal(r.status, 0, `renders with TMPDIR=${tmp}`);
+  t.same(readdirSync(tmp), [], 'and leaves nothing behind in TMPDIR');
+  r = deployScript(['render', 'cloud', 'ghcr.io/acme/random-number:latest', 'random-number'], {
+    ...none,
+    TMPDIR: tmp,
+  });
+  t.not(r.status, 0, 'a refused render ...');
+  t.same(readdirSync(tmp), [], '... leaves nothing behind either');
 
   // With a token: the Secret's resourceVersion, which needs the cluster; this one refuses.
   const server = `127.0.0.1:${await closedPort()}`;
